@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs every Debian package splitinfer needs to build, test and run the demo.
+# Idempotent: installs only what is missing and says what it installs. Debian packages only;
+# nothing else is downloaded. Run as root (or with sudo available) on Debian 12.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git
+  # LibTorch (CPU) and the Python side used only by tools/export_torchscript.py
+  libtorch-dev python3-torch python3-torchvision
+  # real data
+  dataset-fashion-mnist
+  # codecs
+  zlib1g-dev liblzma-dev libzstd-dev libpng-dev
+  # transport and metrics
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
+  # config, CLI, JSON, images
+  libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libopencv-dev
+  # tests, benchmarks, plots
+  libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "install-deps: error: not root and no sudo; install as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine has empty package lists; an update is cheap next to the install itself.
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

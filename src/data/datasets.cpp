@@ -1,0 +1,38 @@
+#include "data/datasets.h"
+
+#include <filesystem>
+
+#include "data/fashion_mnist.h"
+#include "data/image_folder.h"
+
+namespace splitinfer::data {
+
+Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& kind, const std::string& dir, Split split,
+                                             int64_t image_size) {
+  if (kind == "fmnist") {
+    SI_ASSIGN_OR_RETURN(InMemoryDataset d, LoadFashionMnist(split, dir.empty() ? kFashionMnistDefaultDir : dir));
+    return std::unique_ptr<Dataset>(std::make_unique<InMemoryDataset>(std::move(d)));
+  }
+  if (dir.empty()) return InvalidArgument("dataset '" + kind + "' needs a directory (data.dir / --data DIR)");
+  if (kind == "imagefolder") {
+    ImageFolderOptions o;
+    o.height = o.width = image_size > 0 ? image_size : 224;
+    namespace fs = std::filesystem;
+    std::string sub = split == Split::kTrain ? "train" : "test";
+    if (split == Split::kTest && !fs::exists(fs::path(dir) / sub) && fs::exists(fs::path(dir) / "val")) sub = "val";
+    return LoadImageFolder((fs::path(dir) / sub).string(), o);
+  }
+  if (kind == "tinyimagenet") {
+    ImageFolderOptions o;
+    o.height = o.width = image_size > 0 ? image_size : 64;
+    return LoadTinyImageNet(dir, split, o);
+  }
+  return InvalidArgument("unknown dataset '" + kind + "'; known: fmnist, imagefolder, tinyimagenet");
+}
+
+Normalization DefaultNormalization(const std::string& kind) {
+  if (kind == "fmnist") return FashionMnistNormalization();
+  return {{0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
+}
+
+}  // namespace splitinfer::data

@@ -1,0 +1,184 @@
+#include "models/checkpoint.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "models/zoo/zoo.h"
+
+namespace splitinfer::models {
+namespace {
+constexpr const char* kMetaKey = "splitinfer_meta";
+
+std::string JsonPathFor(const std::string& path) {
+  return std::filesystem::path(path).replace_extension(".json").string();
+}
+}  // namespace
+
+nlohmann::json MetaToJson(const CheckpointMeta& m) {
+  return {{"format", "splitinfer-checkpoint"},
+          {"format_version", kCheckpointFormatVersion},
+          {"model", m.model},
+          {"options",
+           {{"num_classes", m.options.num_classes},
+            {"in_channels", m.options.in_channels},
+            {"width", m.options.width},
+            {"depth", m.options.depth}}},
+          {"input_shape", m.input_shape},
+          {"normalization", {{"mean", m.norm_mean}, {"std", m.norm_std}}},
+          {"class_names", m.class_names},
+          {"dataset", m.dataset},
+          {"top1", m.top1},
+          {"epochs", m.epochs},
+          {"train_config", m.train_config}};
+}
+
+Result<CheckpointMeta> MetaFromJson(const nlohmann::json& j, const std::string& origin) {
+  try {
+    if (j.value("format", "") != "splitinfer-checkpoint") {
+      return DataLoss(origin + " is not a splitinfer checkpoint (no 'format: splitinfer-checkpoint' in its metadata)");
+    }
+    const int version = j.at("format_version").get<int>();
+    if (version > kCheckpointFormatVersion) {
+      return Unimplemented(origin + " has checkpoint format version " + std::to_string(version) +
+                           "; this build reads up to " + std::to_string(kCheckpointFormatVersion) +
+                           " (upgrade splitinfer)");
+    }
+    CheckpointMeta m;
+    m.model = j.at("model").get<std::string>();
+    const auto& o = j.at("options");
+    m.options.num_classes = o.at("num_classes").get<int64_t>();
+    m.options.in_channels = o.at("in_channels").get<int64_t>();
+    m.options.width = o.at("width").get<int64_t>();
+    m.options.depth = o.value("depth", int64_t{0});
+    m.input_shape = j.at("input_shape").get<std::vector<int64_t>>();
+    m.norm_mean = j.at("normalization").at("mean").get<std::vector<double>>();
+    m.norm_std = j.at("normalization").at("std").get<std::vector<double>>();
+    m.class_names = j.at("class_names").get<std::vector<std::string>>();
+    m.dataset = j.value("dataset", "");
+    m.top1 = j.value("top1", -1.0);
+    m.epochs = j.value("epochs", int64_t{0});
+    m.train_config = j.value("train_config", nlohmann::json::object());
+    if (m.input_shape.size() != 3 || m.norm_mean.size() != static_cast<size_t>(m.options.in_channels) ||
+        m.norm_std.size() != m.norm_mean.size()) {
+      return DataLoss(origin + ": inconsistent metadata (input_shape must be [C,H,W], one mean/std per channel)");
+    }
+    return m;
+  } catch (const nlohmann::json::exception& e) {
+    return DataLoss(origin + ": malformed checkpoint metadata: " + e.what());
+  }
+}
+
+Status SaveCheckpoint(const std::string& path, BlockChain& model, const CheckpointMeta& meta) {
+  const std::string json_text = MetaToJson(meta).dump(2);
+  try {
+    torch::serialize::OutputArchive archive;
+    model->save(archive);
+    archive.write(kMetaKey, c10::IValue(json_text));
+    // Write to a temporary name and rename, so an interrupted save never leaves a torn file.
+    const std::string tmp = path + ".tmp";
+    archive.save_to(tmp);
+    std::filesystem::rename(tmp, path);
+  } catch (const c10::Error& e) {
+    return IoError("cannot write checkpoint " + path + ": " + e.what_without_backtrace());
+  } catch (const std::filesystem::filesystem_error& e) {
+    return IoError("cannot write checkpoint " + path + ": " + e.what());
+  }
+  std::ofstream out(JsonPathFor(path));
+  out << json_text << "\n";
+  if (!out) return IoError("cannot write " + JsonPathFor(path));
+  return Status::Ok();
+}
+
+namespace {
+Result<CheckpointMeta> ReadMetaFromArchive(torch::serialize::InputArchive& archive, const std::string& path) {
+  c10::IValue v;
+  if (!archive.try_read(kMetaKey, v) || !v.isString()) {
+    return DataLoss(path + " has no splitinfer metadata; it is not a checkpoint written by `splitinfer train`");
+  }
+  nlohmann::json j = nlohmann::json::parse(v.toStringRef(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return DataLoss(path + ": checkpoint metadata is not valid JSON");
+  return MetaFromJson(j, path);
+}
+
+Result<torch::serialize::InputArchive> OpenArchive(const std::string& path, const torch::Device& device) {
+  if (!std::filesystem::exists(path)) return NotFound("checkpoint " + path + " not found");
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path, device);
+  } catch (const c10::Error& e) {
+    return DataLoss("cannot read checkpoint " + path + ": not a LibTorch archive or corrupt (" +
+                    e.what_without_backtrace() + ")");
+  }
+  return archive;
+}
+
+// Walks the module tree beside the archive's nested sub-archives (Module::save writes one per
+// child), checking every tensor's presence and shape before copying it in. LibTorch's own
+// Module::load would silently *replace* a parameter of another shape, and for a missing key
+// names only the first one behind a backtrace.
+Status LoadModuleChecked(torch::nn::Module& module, torch::serialize::InputArchive& archive,
+                         const std::string& prefix, const std::string& path, const std::string& model_name) {
+  auto mismatch = [&](const std::string& what) {
+    return Mismatch(path + " does not fit model " + model_name + ": " + what +
+                    " (a checkpoint of another model, width or depth?)");
+  };
+  torch::NoGradGuard no_grad;
+  for (bool buffers : {false, true}) {
+    auto items = buffers ? module.named_buffers(/*recurse=*/false) : module.named_parameters(/*recurse=*/false);
+    for (auto& item : items) {
+      torch::Tensor t;
+      const std::string name = prefix + item.key();
+      if (!archive.try_read(item.key(), t, /*is_buffer=*/buffers)) return mismatch("no tensor '" + name + "'");
+      if (t.sizes() != item.value().sizes()) {
+        std::stringstream ss;
+        ss << "'" << name << "' has shape " << t.sizes() << ", the model expects " << item.value().sizes();
+        return mismatch(ss.str());
+      }
+      item.value().copy_(t);
+    }
+  }
+  for (auto& child : module.named_children()) {
+    torch::serialize::InputArchive sub;
+    if (!archive.try_read(child.key(), sub)) return mismatch("no sub-module '" + prefix + child.key() + "'");
+    SI_RETURN_IF_ERROR(LoadModuleChecked(*child.value(), sub, prefix + child.key() + ".", path, model_name));
+  }
+  return Status::Ok();
+}
+}  // namespace
+
+Result<CheckpointMeta> ReadCheckpointMeta(const std::string& path) {
+  SI_ASSIGN_OR_RETURN(auto archive, OpenArchive(path, torch::kCPU));
+  return ReadMetaFromArchive(archive, path);
+}
+
+Result<LoadedModel> LoadCheckpoint(const std::string& path, const torch::Device& device) {
+  SI_ASSIGN_OR_RETURN(auto archive, OpenArchive(path, torch::kCPU));
+  SI_ASSIGN_OR_RETURN(CheckpointMeta meta, ReadMetaFromArchive(archive, path));
+  SI_ASSIGN_OR_RETURN(BlockChain model, CreateModel(meta.model, meta.options));
+  SI_RETURN_IF_ERROR(LoadModuleChecked(*model, archive, "", path, meta.model));
+  model->to(device);
+  model->eval();
+  return LoadedModel{model, meta};
+}
+
+Status CopyWeights(torch::nn::Module& dst, const torch::nn::Module& src, const std::string& origin) {
+  torch::NoGradGuard no_grad;
+  auto src_params = src.named_parameters(true);
+  auto src_buffers = src.named_buffers(true);
+  for (auto& p : dst.named_parameters(true)) {
+    const auto* s = src_params.find(p.key());
+    if (s == nullptr || s->sizes() != p.value().sizes()) return Mismatch(origin + ": parameter '" + p.key() + "' differs");
+    p.value().copy_(*s);
+  }
+  for (auto& b : dst.named_buffers(true)) {
+    const auto* s = src_buffers.find(b.key());
+    if (s == nullptr || s->sizes() != b.value().sizes()) return Mismatch(origin + ": buffer '" + b.key() + "' differs");
+    b.value().copy_(*s);
+  }
+  return Status::Ok();
+}
+
+}  // namespace splitinfer::models

@@ -1,0 +1,53 @@
+// Checkpoints: one self-describing file per trained model.
+//
+// FILE.pt is a LibTorch archive holding the weights ("<block>.<param>") and, under the key
+// "splitinfer_meta", a JSON string with everything needed to rebuild and use the model (name,
+// options, input normalisation, class names, accuracy, the training config). FILE.json beside
+// it holds the same JSON for people. Loading rebuilds the architecture from the metadata and
+// checks every tensor's name and shape, so a checkpoint of another model is a MISMATCH error.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/split_model.h"
+
+namespace splitinfer::models {
+
+inline constexpr int kCheckpointFormatVersion = 1;
+
+struct CheckpointMeta {
+  std::string model;  // zoo name
+  ModelOptions options;
+  std::vector<int64_t> input_shape;  // {C, H, W}
+  std::vector<double> norm_mean, norm_std;
+  std::vector<std::string> class_names;
+  std::string dataset;
+  double top1 = -1.0;  // test-set top-1 in percent at save time (-1 = not measured)
+  int64_t epochs = 0;
+  nlohmann::json train_config;  // the config used, verbatim
+};
+
+nlohmann::json MetaToJson(const CheckpointMeta& meta);
+Result<CheckpointMeta> MetaFromJson(const nlohmann::json& j, const std::string& origin);
+
+// Writes `path` and `path` with extension .json. Creates no directories.
+Status SaveCheckpoint(const std::string& path, BlockChain& model, const CheckpointMeta& meta);
+
+struct LoadedModel {
+  BlockChain model{nullptr};
+  CheckpointMeta meta;
+};
+// NOT_FOUND (missing file), DATA_LOSS (not a splitinfer checkpoint / corrupt), MISMATCH
+// (weights do not fit the architecture the metadata names). The model is in eval mode.
+Result<LoadedModel> LoadCheckpoint(const std::string& path, const torch::Device& device);
+
+// Reads only the metadata (cheap; no model is built).
+Result<CheckpointMeta> ReadCheckpointMeta(const std::string& path);
+
+// Copies the weights of `src` into `dst`, requiring identical names and shapes.
+Status CopyWeights(torch::nn::Module& dst, const torch::nn::Module& src, const std::string& origin);
+
+}  // namespace splitinfer::models

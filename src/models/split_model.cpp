@@ -1,0 +1,37 @@
+#include "models/split_model.h"
+
+#include <torch/torch.h>
+
+namespace splitinfer::models {
+
+Result<SplitPoint> SplitModel::find_split(const std::string& name) const {
+  std::string valid;
+  for (const auto& s : split_points()) {
+    if (s.name == name) return s;
+    valid += (valid.empty() ? "" : ", ") + s.name;
+  }
+  return NotFound("unknown split point '" + name + "' for model " + model_name() +
+                  "; valid split points: " + valid);
+}
+
+void BlockChainImpl::add_any(const std::string& name, torch::nn::AnyModule module, bool split_after) {
+  names_.push_back(name);
+  blocks_.push_back(std::move(module));
+  if (split_after) splits_.push_back({name, static_cast<int64_t>(names_.size()) - 1});
+}
+
+torch::Tensor BlockChainImpl::run_blocks(const torch::Tensor& x, int64_t begin, int64_t end) {
+  TORCH_CHECK(begin >= 0 && begin <= end && end <= num_blocks(), "block range [", begin, ", ", end,
+              ") outside 0..", num_blocks());
+  torch::Tensor h = x;
+  for (int64_t i = begin; i < end; ++i) h = blocks_[i].forward(h);
+  return h;
+}
+
+int64_t BlockChainImpl::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace splitinfer::models

@@ -1,0 +1,104 @@
+// splitinfer models: networks as ordered chains of named blocks that can be cut.
+//
+//   input -> block 0 -> block 1 -> ... -> block k | block k+1 -> ... -> block n-1 -> logits
+//            \________ head(x, k): node ________/   \_______ tail(f, k): server ______/
+//
+// A split point names a block k: blocks 0..k run on the node, k+1..n-1 on the server. The
+// contract every implementation keeps (and tests/models checks for every model and split):
+// tail(head(x, s), s) equals forward(x) exactly in eval mode, because both run the very same
+// block modules in the very same order.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/any.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include "core/status.h"
+
+namespace splitinfer::models {
+
+struct SplitPoint {
+  std::string name;  // e.g. "stem", "layer1", "encoder_3"
+  int64_t block = 0;  // index of the last block that runs on the node
+};
+
+// Anything that can be cut: native LibTorch chains and imported TorchScript chains.
+class SplitModel {
+ public:
+  virtual ~SplitModel() = default;
+
+  virtual std::string model_name() const = 0;
+  virtual std::vector<std::string> block_names() const = 0;
+  virtual std::vector<SplitPoint> split_points() const = 0;
+  // Runs blocks [begin, end) on x. begin <= end <= num_blocks().
+  virtual torch::Tensor run_blocks(const torch::Tensor& x, int64_t begin, int64_t end) = 0;
+  virtual void set_eval() = 0;
+  virtual void to_device(const torch::Device& device) = 0;
+
+  int64_t num_blocks() const { return static_cast<int64_t>(block_names().size()); }
+  torch::Tensor forward_all(const torch::Tensor& x) { return run_blocks(x, 0, num_blocks()); }
+  torch::Tensor head(const torch::Tensor& x, const SplitPoint& s) { return run_blocks(x, 0, s.block + 1); }
+  torch::Tensor tail(const torch::Tensor& f, const SplitPoint& s) {
+    return run_blocks(f, s.block + 1, num_blocks());
+  }
+  // NOT_FOUND naming the valid split points when `name` is not one of them.
+  Result<SplitPoint> find_split(const std::string& name) const;
+};
+
+// A native model: blocks registered as named children, so parameters(), train(), to() and
+// torch::save see the whole network, and checkpoints key parameters by "<block>.<param>".
+class BlockChainImpl : public torch::nn::Module, public SplitModel {
+ public:
+  explicit BlockChainImpl(std::string model_name) : model_name_(std::move(model_name)) {}
+
+  // Appends a block. `split_after` marks "cut after this block" as a named split point.
+  template <typename ModuleHolder>
+  void add(const std::string& name, ModuleHolder module, bool split_after) {
+    register_module(name, module.ptr());
+    add_any(name, torch::nn::AnyModule(std::move(module)), split_after);
+  }
+
+  std::string model_name() const override { return model_name_; }
+  std::vector<std::string> block_names() const override { return names_; }
+  std::vector<SplitPoint> split_points() const override { return splits_; }
+  torch::Tensor run_blocks(const torch::Tensor& x, int64_t begin, int64_t end) override;
+  void set_eval() override { eval(); }
+  void to_device(const torch::Device& device) override { to(device); }
+  torch::Tensor forward(const torch::Tensor& x) { return forward_all(x); }
+
+  int64_t parameter_count() const;
+
+ private:
+  void add_any(const std::string& name, torch::nn::AnyModule module, bool split_after);
+
+  std::string model_name_;
+  std::vector<std::string> names_;
+  std::vector<torch::nn::AnyModule> blocks_;
+  std::vector<SplitPoint> splits_;
+};
+TORCH_MODULE(BlockChain);
+
+// nn::Sequential with a plain forward(Tensor) so that it can be stored in an AnyModule (the
+// stock one's forward is a template). Children keep Sequential's names: "0", "1", ...
+class SequentialBlockImpl : public torch::nn::SequentialImpl {
+ public:
+  using SequentialImpl::SequentialImpl;
+  torch::Tensor forward(torch::Tensor x) { return SequentialImpl::forward(std::move(x)); }
+};
+TORCH_MODULE(SequentialBlock);
+
+// Shared by the zoo: options every architecture understands.
+struct ModelOptions {
+  int64_t num_classes = 1000;
+  int64_t in_channels = 3;
+  int64_t width = 0;  // architecture-specific base width; 0 = the architecture's default
+  int64_t depth = 0;  // architecture-specific blocks per stage; 0 = the architecture's default
+};
+
+}  // namespace splitinfer::models

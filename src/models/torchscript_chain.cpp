@@ -1,0 +1,118 @@
+#include "models/torchscript_chain.h"
+
+#include <exception>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <torch/script.h>
+
+namespace splitinfer::models {
+namespace {
+
+// Scripting may mangle class names ("...linear.___torch_mangle_7.Linear") when two instances
+// of one Python class get different TorchScript types; drop those segments before comparing.
+std::string UnmangledTypeName(const torch::jit::Module& m) {
+  const auto& qualified = m.type()->name();
+  if (!qualified) return "";
+  std::string name;
+  for (const auto& atom : qualified->atoms()) {
+    if (atom.rfind("___torch_mangle_", 0) == 0) continue;
+    name += (name.empty() ? "" : ".") + atom;
+  }
+  return name;
+}
+
+constexpr const char* kLinear = "__torch__.torch.nn.modules.linear.Linear";
+constexpr const char* kSequential = "__torch__.torch.nn.modules.container.Sequential";
+constexpr const char* kDropout = "__torch__.torch.nn.modules.dropout.Dropout";
+
+// torchvision's forward() flattens between the global pool and the classifier in code, not in
+// a child: before `fc` (a Linear: ResNet, RegNet) or before `classifier` (a Sequential opening
+// with [Dropout,] Linear: EfficientNet, MobileNetV3, VGG, AlexNet). Such a child gets the
+// flatten, so a directly scripted torchvision model cuts and runs like its forward().
+bool WantsFlatInput(const torch::jit::Module& child) {
+  const std::string type = UnmangledTypeName(child);
+  if (type == kLinear) return true;
+  if (type != kSequential) return false;
+  for (const auto& layer : child.children()) {
+    const std::string layer_type = UnmangledTypeName(layer);
+    if (layer_type != kDropout) return layer_type == kLinear;
+  }
+  return false;
+}
+
+class TorchScriptChain : public SplitModel {
+ public:
+  TorchScriptChain(std::string name, torch::jit::Module module)
+      : name_(std::move(name)), module_(std::move(module)) {
+    for (const auto& child : module_.named_children()) {
+      names_.push_back(child.name);
+      blocks_.push_back(child.value);
+      flatten_before_.push_back(WantsFlatInput(child.value));
+    }
+    for (size_t i = 0; i + 1 < names_.size(); ++i) splits_.push_back({names_[i], static_cast<int64_t>(i)});
+  }
+
+  std::string model_name() const override { return name_; }
+  std::vector<std::string> block_names() const override { return names_; }
+  std::vector<SplitPoint> split_points() const override { return splits_; }
+
+  torch::Tensor run_blocks(const torch::Tensor& x, int64_t begin, int64_t end) override {
+    TORCH_CHECK(begin >= 0 && begin <= end && end <= num_blocks(), "block range [", begin, ", ", end,
+                ") outside 0..", num_blocks());
+    torch::Tensor h = x;
+    for (int64_t i = begin; i < end; ++i) {
+      if (flatten_before_[i] && h.dim() > 2) h = h.flatten(/*start_dim=*/1);
+      try {
+        h = blocks_[i].forward({h}).toTensor();
+      } catch (const c10::Error&) {
+        throw;
+      } catch (const std::exception& e) {
+        // The interpreter throws std::runtime_error (JITException); rethrow as c10::Error so
+        // callers convert one exception type at their stage boundary, as for native chains.
+        TORCH_CHECK(false, "TorchScript block '", names_[i], "' of ", name_, " failed: ", e.what());
+      }
+    }
+    return h;
+  }
+
+  void set_eval() override { module_.eval(); }
+  void to_device(const torch::Device& device) override { module_.to(device); }
+
+ private:
+  std::string name_;
+  torch::jit::Module module_;  // owns the children below (jit modules are shared handles)
+  std::vector<std::string> names_;
+  std::vector<torch::jit::Module> blocks_;
+  std::vector<bool> flatten_before_;
+  std::vector<SplitPoint> splits_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SplitModel>> LoadTorchScriptChain(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return NotFound("TorchScript file not found: " + path);
+  }
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, torch::kCPU);
+  } catch (const c10::Error& e) {
+    return DataLoss("cannot read TorchScript file " + path +
+                    " (not a torch.jit.save archive, truncated, or from a newer PyTorch): " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return DataLoss("cannot read TorchScript file " + path + ": " + e.what());
+  }
+  if (module.named_children().size() == 0) {
+    return InvalidArgument("TorchScript module in " + path +
+                           " has no child modules to split (export it with tools/export_torchscript.py)");
+  }
+  const std::string name = std::filesystem::path(path).stem().string();
+  return std::unique_ptr<SplitModel>(std::make_unique<TorchScriptChain>(name, std::move(module)));
+}
+
+}  // namespace splitinfer::models

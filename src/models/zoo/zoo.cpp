@@ -1,0 +1,45 @@
+#include "models/zoo/zoo.h"
+
+#include <functional>
+#include <map>
+
+namespace splitinfer::models {
+namespace {
+
+using Factory = std::function<BlockChain(const ModelOptions&)>;
+
+const std::map<std::string, Factory>& Registry() {
+  static const std::map<std::string, Factory> registry = {
+      {"resnet_fmnist", MakeResNetFmnist},   {"resnet18", MakeResNet18},
+      {"resnet50", MakeResNet50},            {"convnext_tiny", MakeConvNeXtTiny},
+      {"efficientnet_v2_s", MakeEfficientNetV2S}, {"vit_b_16", MakeViTB16},
+  };
+  return registry;
+}
+
+}  // namespace
+
+std::vector<std::string> ModelNames() {
+  std::vector<std::string> names;
+  for (const auto& [name, factory] : Registry()) names.push_back(name);
+  return names;
+}
+
+Result<BlockChain> CreateModel(const std::string& name, const ModelOptions& options) {
+  auto it = Registry().find(name);
+  if (it == Registry().end()) {
+    std::string known;
+    for (const auto& n : ModelNames()) known += (known.empty() ? "" : ", ") + n;
+    return NotFound("unknown model '" + name + "'; known models: " + known);
+  }
+  if (options.num_classes < 1 || options.in_channels < 1 || options.width < 0 || options.depth < 0) {
+    return InvalidArgument("model options out of range: num_classes and in_channels must be >= 1, width and depth >= 0");
+  }
+  // Only resnet_fmnist is a family; the ImageNet models are fixed torchvision architectures.
+  if (name != "resnet_fmnist" && (options.width != 0 || options.depth != 0)) {
+    return InvalidArgument("model " + name + " has a fixed architecture; width and depth must be 0 (unset)");
+  }
+  return it->second(options);
+}
+
+}  // namespace splitinfer::models

@@ -1,0 +1,31 @@
+// The model zoo: every architecture splitinfer can cut, built as a BlockChain.
+//
+// ImageNet architectures match torchvision's parameter counts exactly (tests/models checks
+// each), so weights exported from torchvision line up by shape. Split points: after the stem
+// and after each stage (ViT: after patch embedding and after each encoder layer).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "models/split_model.h"
+
+namespace splitinfer::models {
+
+// NOT_FOUND listing the known names for an unknown model.
+Result<BlockChain> CreateModel(const std::string& name, const ModelOptions& options);
+std::vector<std::string> ModelNames();
+
+// Small residual network for 28x28 grayscale (Fashion-MNIST). Blocks: stem (conv3x3 stride 2
+// -> width x 14 x 14), stage1 (width, 14x14), stage2 (2*width, 7x7), stage3 (4*width, 4x4),
+// classifier. `depth` = basic blocks per stage (default 1).
+BlockChain MakeResNetFmnist(const ModelOptions& options);
+
+// torchvision-equivalent ImageNet architectures (224x224 RGB input).
+BlockChain MakeResNet18(const ModelOptions& options);         // 11,689,512 params
+BlockChain MakeResNet50(const ModelOptions& options);         // 25,557,032 params
+BlockChain MakeConvNeXtTiny(const ModelOptions& options);     // 28,589,128 params
+BlockChain MakeEfficientNetV2S(const ModelOptions& options);  // 21,458,488 params
+BlockChain MakeViTB16(const ModelOptions& options);           // 86,567,656 params
+
+}  // namespace splitinfer::models

@@ -1,0 +1,208 @@
+#include "train/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace splitinfer::train {
+namespace {
+
+// Reads one YAML map, remembering which keys were consumed, so leftovers are reported.
+class MapReader {
+ public:
+  MapReader(YAML::Node node, std::string path, std::string origin)
+      : node_(std::move(node)), path_(std::move(path)), origin_(std::move(origin)) {}
+
+  Status check_is_map() const {
+    if (!node_.IsMap()) return InvalidArgument(where() + " must be a mapping");
+    return Status::Ok();
+  }
+
+  template <typename T>
+  Status get(const std::string& key, T* out) {
+    known_.insert(key);
+    YAML::Node v = node_[key];
+    if (!v) return Status::Ok();
+    try {
+      *out = v.as<T>();
+    } catch (const YAML::Exception&) {
+      return InvalidArgument(origin_ + ": " + qualified(key) + " has a value of the wrong type ('" + Dump(v) + "')");
+    }
+    return Status::Ok();
+  }
+
+  // A nested mapping; an absent one reads as an empty map (all defaults).
+  Result<MapReader> child(const std::string& key) {
+    known_.insert(key);
+    YAML::Node v = node_[key];
+    MapReader r(v ? v : YAML::Node(YAML::NodeType::Map), qualified(key), origin_);
+    SI_RETURN_IF_ERROR(r.check_is_map());
+    return r;
+  }
+
+  Status finish() const {
+    for (const auto& kv : node_) {
+      const auto key = kv.first.as<std::string>();
+      if (!known_.count(key)) {
+        std::string valid;
+        for (const auto& k : known_) valid += (valid.empty() ? "" : ", ") + k;
+        return InvalidArgument(origin_ + ": unknown config key '" + qualified(key) + "'; valid keys " +
+                               (path_.empty() ? "at the top level" : "under '" + path_ + "'") + ": " + valid);
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  static std::string Dump(const YAML::Node& n) {
+    std::stringstream ss;
+    ss << n;
+    return ss.str();
+  }
+  std::string qualified(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  std::string where() const { return origin_ + ": " + (path_.empty() ? "the document" : "'" + path_ + "'"); }
+
+  YAML::Node node_;
+  std::string path_, origin_;
+  std::set<std::string> known_;
+};
+
+Status OneOf(const std::string& origin, const std::string& key, const std::string& value,
+             std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (const char* a : allowed) {
+    if (value == a) return Status::Ok();
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  return InvalidArgument(origin + ": " + key + " = '" + value + "' is not one of: " + list);
+}
+
+}  // namespace
+
+Result<TrainConfig> ParseTrainConfig(const std::string& yaml_text, const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(origin + ": not valid YAML: " + e.what());
+  }
+  if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  TrainConfig c;
+  MapReader top(root, "", origin);
+  SI_RETURN_IF_ERROR(top.check_is_map());
+
+  SI_ASSIGN_OR_RETURN(MapReader model, top.child("model"));
+  SI_RETURN_IF_ERROR(model.get("name", &c.model.name));
+  SI_RETURN_IF_ERROR(model.get("num_classes", &c.model.options.num_classes));
+  SI_RETURN_IF_ERROR(model.get("in_channels", &c.model.options.in_channels));
+  SI_RETURN_IF_ERROR(model.get("width", &c.model.options.width));
+  SI_RETURN_IF_ERROR(model.get("depth", &c.model.options.depth));
+  SI_RETURN_IF_ERROR(model.finish());
+
+  SI_ASSIGN_OR_RETURN(MapReader data, top.child("data"));
+  SI_RETURN_IF_ERROR(data.get("dataset", &c.data.dataset));
+  SI_RETURN_IF_ERROR(data.get("dir", &c.data.dir));
+  SI_RETURN_IF_ERROR(data.get("limit_train", &c.data.limit_train));
+  SI_RETURN_IF_ERROR(data.get("limit_test", &c.data.limit_test));
+  SI_RETURN_IF_ERROR(data.get("image_size", &c.data.image_size));
+  SI_RETURN_IF_ERROR(data.finish());
+  SI_RETURN_IF_ERROR(OneOf(origin, "data.dataset", c.data.dataset, {"fmnist", "imagefolder", "tinyimagenet"}));
+
+  SI_ASSIGN_OR_RETURN(MapReader aug, top.child("augment"));
+  SI_RETURN_IF_ERROR(aug.get("crop_padding", &c.augment.crop_padding));
+  SI_RETURN_IF_ERROR(aug.get("flip_probability", &c.augment.flip_probability));
+  SI_RETURN_IF_ERROR(aug.finish());
+
+  SI_ASSIGN_OR_RETURN(MapReader opt, top.child("optimizer"));
+  SI_RETURN_IF_ERROR(opt.get("name", &c.optimizer.name));
+  SI_RETURN_IF_ERROR(opt.get("lr", &c.optimizer.lr));
+  SI_RETURN_IF_ERROR(opt.get("momentum", &c.optimizer.momentum));
+  SI_RETURN_IF_ERROR(opt.get("nesterov", &c.optimizer.nesterov));
+  SI_RETURN_IF_ERROR(opt.get("weight_decay", &c.optimizer.weight_decay));
+  SI_RETURN_IF_ERROR(opt.finish());
+  SI_RETURN_IF_ERROR(OneOf(origin, "optimizer.name", c.optimizer.name, {"sgd", "adamw"}));
+
+  SI_ASSIGN_OR_RETURN(MapReader sched, top.child("schedule"));
+  SI_RETURN_IF_ERROR(sched.get("name", &c.schedule.name));
+  SI_RETURN_IF_ERROR(sched.get("warmup_fraction", &c.schedule.warmup_fraction));
+  SI_RETURN_IF_ERROR(sched.get("final_lr_fraction", &c.schedule.final_lr_fraction));
+  SI_RETURN_IF_ERROR(sched.finish());
+  SI_RETURN_IF_ERROR(OneOf(origin, "schedule.name", c.schedule.name, {"onecycle", "cosine", "constant"}));
+
+  SI_RETURN_IF_ERROR(top.get("epochs", &c.epochs));
+  SI_RETURN_IF_ERROR(top.get("batch_size", &c.batch_size));
+  SI_RETURN_IF_ERROR(top.get("eval_batch_size", &c.eval_batch_size));
+  SI_RETURN_IF_ERROR(top.get("label_smoothing", &c.label_smoothing));
+  SI_RETURN_IF_ERROR(top.get("amp", &c.amp));
+  SI_RETURN_IF_ERROR(top.get("seed", &c.seed));
+  SI_RETURN_IF_ERROR(top.get("threads", &c.threads));
+  SI_RETURN_IF_ERROR(top.finish());
+
+  auto range = [&](const std::string& key, double v, double lo, double hi) -> Status {
+    if (v < lo || v > hi) {
+      return OutOfRange(origin + ": " + key + " = " + std::to_string(v) + " outside [" + std::to_string(lo) + ", " +
+                        std::to_string(hi) + "]");
+    }
+    return Status::Ok();
+  };
+  SI_RETURN_IF_ERROR(range("epochs", c.epochs, 1, 100000));
+  SI_RETURN_IF_ERROR(range("batch_size", c.batch_size, 1, 65536));
+  SI_RETURN_IF_ERROR(range("eval_batch_size", c.eval_batch_size, 1, 65536));
+  SI_RETURN_IF_ERROR(range("optimizer.lr", c.optimizer.lr, 0, 100));
+  SI_RETURN_IF_ERROR(range("optimizer.weight_decay", c.optimizer.weight_decay, 0, 1));
+  SI_RETURN_IF_ERROR(range("label_smoothing", c.label_smoothing, 0, 0.99));
+  SI_RETURN_IF_ERROR(range("schedule.warmup_fraction", c.schedule.warmup_fraction, 0, 1));
+  SI_RETURN_IF_ERROR(range("augment.crop_padding", c.augment.crop_padding, 0, 64));
+  SI_RETURN_IF_ERROR(range("augment.flip_probability", c.augment.flip_probability, 0, 1));
+  SI_RETURN_IF_ERROR(range("threads", c.threads, 0, 1024));
+  return c;
+}
+
+Result<TrainConfig> LoadTrainConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("config file " + path + " not found or not readable");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseTrainConfig(ss.str(), path);
+}
+
+nlohmann::json ToJson(const TrainConfig& c) {
+  return {
+      {"model",
+       {{"name", c.model.name},
+        {"num_classes", c.model.options.num_classes},
+        {"in_channels", c.model.options.in_channels},
+        {"width", c.model.options.width},
+        {"depth", c.model.options.depth}}},
+      {"data",
+       {{"dataset", c.data.dataset},
+        {"dir", c.data.dir},
+        {"limit_train", c.data.limit_train},
+        {"limit_test", c.data.limit_test},
+        {"image_size", c.data.image_size}}},
+      {"augment", {{"crop_padding", c.augment.crop_padding}, {"flip_probability", c.augment.flip_probability}}},
+      {"optimizer",
+       {{"name", c.optimizer.name},
+        {"lr", c.optimizer.lr},
+        {"momentum", c.optimizer.momentum},
+        {"nesterov", c.optimizer.nesterov},
+        {"weight_decay", c.optimizer.weight_decay}}},
+      {"schedule",
+       {{"name", c.schedule.name},
+        {"warmup_fraction", c.schedule.warmup_fraction},
+        {"final_lr_fraction", c.schedule.final_lr_fraction}}},
+      {"epochs", c.epochs},
+      {"batch_size", c.batch_size},
+      {"eval_batch_size", c.eval_batch_size},
+      {"label_smoothing", c.label_smoothing},
+      {"amp", c.amp},
+      {"seed", c.seed},
+      {"threads", c.threads},
+  };
+}
+
+}  // namespace splitinfer::train

@@ -1,0 +1,64 @@
+// Training configuration (YAML). Unknown keys are errors that name the key and the keys that
+// are valid there: a typo must never silently train with a default.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/status.h"
+#include "data/transforms.h"
+#include "models/split_model.h"
+
+namespace splitinfer::train {
+
+struct ModelConfig {
+  std::string name = "resnet_fmnist";
+  models::ModelOptions options{/*num_classes=*/10, /*in_channels=*/1, /*width=*/0, /*depth=*/0};
+};
+
+struct DataConfig {
+  std::string dataset = "fmnist";  // fmnist | imagefolder | tinyimagenet
+  std::string dir;                 // empty = the dataset's default location
+  int64_t limit_train = 0;         // 0 = all (small values for tests and smoke runs)
+  int64_t limit_test = 0;
+  int64_t image_size = 0;          // folder datasets: resize to this square size (0 = 224/64 default)
+};
+
+struct OptimizerConfig {
+  std::string name = "sgd";  // sgd | adamw
+  double lr = 0.1;
+  double momentum = 0.9;
+  bool nesterov = true;
+  double weight_decay = 5e-4;
+};
+
+struct ScheduleConfig {
+  std::string name = "onecycle";  // onecycle | cosine | constant
+  double warmup_fraction = 0.15;  // onecycle: fraction of steps rising to lr; cosine: linear warm-up
+  double final_lr_fraction = 1e-3;
+};
+
+struct TrainConfig {
+  ModelConfig model;
+  DataConfig data;
+  data::AugmentOptions augment{/*crop_padding=*/2, /*flip_probability=*/0.5};
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  int64_t epochs = 30;
+  int64_t batch_size = 128;
+  int64_t eval_batch_size = 500;
+  double label_smoothing = 0.0;
+  bool amp = true;  // mixed precision (bf16 autocast) where the device has it (CUDA)
+  uint64_t seed = 0;
+  int64_t threads = 0;  // 0 = LibTorch's default
+};
+
+// Parses YAML text; `origin` names the file in error messages.
+Result<TrainConfig> ParseTrainConfig(const std::string& yaml_text, const std::string& origin);
+Result<TrainConfig> LoadTrainConfig(const std::string& path);
+
+nlohmann::json ToJson(const TrainConfig& config);
+
+}  // namespace splitinfer::train

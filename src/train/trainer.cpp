@@ -1,0 +1,255 @@
+#include "train/trainer.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "core/progress.h"
+#include "data/datasets.h"
+#include "data/transforms.h"
+#include "eval/evaluate.h"
+#include "models/checkpoint.h"
+#include "models/device.h"
+#include "models/zoo/zoo.h"
+#include "train/schedule.h"
+
+namespace splitinfer::train {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kStateFile = "state.pt";
+constexpr const char* kCheckpointFile = "checkpoint.pt";
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& c, std::vector<torch::Tensor> params) {
+  if (c.name == "adamw") {
+    return std::make_unique<torch::optim::AdamW>(std::move(params),
+                                                 torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
+  }
+  return std::make_unique<torch::optim::SGD>(
+      std::move(params),
+      torch::optim::SGDOptions(c.lr).momentum(c.momentum).nesterov(c.nesterov && c.momentum > 0).weight_decay(
+          c.weight_decay));
+}
+
+void SetLearningRate(torch::optim::Optimizer& opt, double lr) {
+  for (auto& group : opt.param_groups()) group.options().set_lr(lr);
+}
+
+// A permutation of [0, n) for one epoch, from its own generator (resumable, reproducible).
+std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed * 1000003ULL + static_cast<uint64_t>(epoch));
+  auto perm = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64));
+  return std::vector<int64_t>(perm.data_ptr<int64_t>(), perm.data_ptr<int64_t>() + n);
+}
+
+std::string Fixed(double v, int digits) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
+  return b;
+}
+
+// Limits a dataset for smoke runs and tests without copying folder datasets.
+class LimitedDataset : public data::Dataset {
+ public:
+  LimitedDataset(std::unique_ptr<data::Dataset> inner, int64_t limit)
+      : inner_(std::move(inner)), n_(limit > 0 ? std::min(limit, inner_->size()) : inner_->size()) {}
+  int64_t size() const override { return n_; }
+  Result<torch::Tensor> image(int64_t i) const override { return inner_->image(i); }
+  int64_t label(int64_t i) const override { return inner_->label(i); }
+  std::vector<std::string> class_names() const override { return inner_->class_names(); }
+  std::vector<int64_t> image_shape() const override { return inner_->image_shape(); }
+  std::string name() const override { return inner_->name(); }
+  Result<std::pair<torch::Tensor, torch::Tensor>> batch(const std::vector<int64_t>& idx) const override {
+    for (int64_t i : idx) {
+      if (i < 0 || i >= n_) return OutOfRange("example index " + std::to_string(i) + " outside 0.." + std::to_string(n_ - 1));
+    }
+    return inner_->batch(idx);
+  }
+
+ private:
+  std::unique_ptr<data::Dataset> inner_;
+  int64_t n_;
+};
+
+Result<std::unique_ptr<data::Dataset>> Open(const DataConfig& c, data::Split split) {
+  SI_ASSIGN_OR_RETURN(auto d, data::OpenDataset(c.dataset, c.dir, split, c.image_size));
+  const int64_t limit = split == data::Split::kTrain ? c.limit_train : c.limit_test;
+  return std::unique_ptr<data::Dataset>(std::make_unique<LimitedDataset>(std::move(d), limit));
+}
+
+}  // namespace
+
+Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options) {
+  if (options.out_dir.empty()) return InvalidArgument("no output directory (--out DIR)");
+  std::error_code ec;
+  fs::create_directories(options.out_dir, ec);
+  if (ec) return IoError("cannot create " + options.out_dir + ": " + ec.message());
+
+  models::ConfigureThreads(static_cast<int>(config.threads));
+  SI_ASSIGN_OR_RETURN(auto train_set, Open(config.data, data::Split::kTrain));
+  SI_ASSIGN_OR_RETURN(auto test_set, Open(config.data, data::Split::kTest));
+  if (train_set->num_classes() != config.model.options.num_classes) {
+    return InvalidArgument("model.num_classes = " + std::to_string(config.model.options.num_classes) + " but dataset " +
+                           train_set->name() + " has " + std::to_string(train_set->num_classes()) + " classes");
+  }
+  if (train_set->image_shape()[0] != config.model.options.in_channels) {
+    return InvalidArgument("model.in_channels = " + std::to_string(config.model.options.in_channels) +
+                           " but dataset images have " + std::to_string(train_set->image_shape()[0]) + " channels");
+  }
+  const data::Normalization norm = data::DefaultNormalization(config.data.dataset);
+
+  torch::manual_seed(config.seed);
+  SI_ASSIGN_OR_RETURN(models::BlockChain model, models::CreateModel(config.model.name, config.model.options));
+  model->to(options.device);
+  auto optimizer = MakeOptimizer(config.optimizer, model->parameters());
+
+  const nlohmann::json config_json = ToJson(config);
+  const std::string state_path = (fs::path(options.out_dir) / kStateFile).string();
+  int64_t start_epoch = 0;
+  if (!options.restart && fs::exists(state_path)) {
+    try {
+      torch::serialize::InputArchive state;
+      state.load_from(state_path, options.device);
+      c10::IValue saved_config, epochs_done;
+      if (!state.try_read("config", saved_config) || !state.try_read("epochs_done", epochs_done)) {
+        return DataLoss(state_path + " is not a splitinfer training state; delete it or pass --restart");
+      }
+      if (nlohmann::json::parse(saved_config.toStringRef()) != config_json) {
+        return Mismatch(state_path + " was written with a different config; use another --out, or --restart to "
+                        "discard it");
+      }
+      torch::serialize::InputArchive model_archive, opt_archive;
+      state.read("model", model_archive);
+      state.read("optimizer", opt_archive);
+      model->load(model_archive);
+      optimizer->load(opt_archive);
+      start_epoch = epochs_done.toInt();
+    } catch (const c10::Error& e) {
+      return DataLoss("cannot resume from " + state_path + ": " + e.what_without_backtrace() +
+                      "; delete it or pass --restart");
+    }
+    std::fprintf(stderr, "train: resuming from %s after epoch %lld\n", state_path.c_str(),
+                 static_cast<long long>(start_epoch));
+  }
+  {
+    std::ofstream cfg(fs::path(options.out_dir) / "config.json");
+    cfg << config_json.dump(2) << "\n";
+  }
+
+  const int64_t n = train_set->size();
+  const int64_t steps_per_epoch = (n + config.batch_size - 1) / config.batch_size;
+  const int64_t total_steps = steps_per_epoch * config.epochs;
+  const bool amp = config.amp && options.device.is_cuda();
+  TrainResult result;
+  result.epochs_done = start_epoch;
+  int64_t epochs_this_run = 0;
+  eval::EvalOptions eval_options;
+  eval_options.batch_size = config.eval_batch_size;
+  eval_options.device = options.device;
+
+  for (int64_t epoch = start_epoch; epoch < config.epochs; ++epoch) {
+    if (options.stop_after_epochs > 0 && epochs_this_run >= options.stop_after_epochs) break;
+    model->train();
+    // Everything random in this epoch derives from (seed, epoch), so resuming is exact.
+    torch::manual_seed(config.seed * 7919ULL + static_cast<uint64_t>(epoch));
+    auto aug_gen = at::make_generator<at::CPUGeneratorImpl>(config.seed * 104729ULL + static_cast<uint64_t>(epoch));
+    const auto order = EpochOrder(n, config.seed, epoch);
+    ProgressBar bar(stderr, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.epochs),
+                    steps_per_epoch, 60.0);
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    for (int64_t step = 0; step < steps_per_epoch; ++step) {
+      const int64_t begin = step * config.batch_size, end = std::min(n, begin + config.batch_size);
+      std::vector<int64_t> idx(order.begin() + begin, order.begin() + end);
+      SI_ASSIGN_OR_RETURN(auto batch, train_set->batch(idx));
+      auto x = data::TrainTransform(batch.first, norm, config.augment, aug_gen).to(options.device);
+      auto y = batch.second.to(options.device);
+      SetLearningRate(*optimizer, LearningRate(config.schedule, config.optimizer.lr,
+                                               epoch * steps_per_epoch + step, total_steps));
+      optimizer->zero_grad();
+      torch::Tensor logits;
+      if (amp) {
+        at::autocast::set_enabled(true);
+        at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+        logits = model->forward(x).to(torch::kFloat32);
+        at::autocast::set_enabled(false);
+        at::autocast::clear_cache();
+      } else {
+        logits = model->forward(x);
+      }
+      auto loss = torch::nn::functional::cross_entropy(
+          logits, y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(config.label_smoothing));
+      loss.backward();
+      optimizer->step();
+      const double l = loss.item<double>();
+      if (!std::isfinite(l)) {
+        return Internal("training diverged at epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step) +
+                        " (loss " + std::to_string(l) + "); lower optimizer.lr");
+      }
+      loss_sum += l * static_cast<double>(end - begin);
+      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+      seen += end - begin;
+      if (options.progress) {
+        bar.update(step + 1, seen,
+                   "loss " + Fixed(loss_sum / seen, 4) + " acc " + Fixed(100.0 * correct / seen, 2) + "%");
+      }
+    }
+    SI_ASSIGN_OR_RETURN(auto ev, eval::Evaluate(*model, *test_set, norm, std::nullopt, eval_options));
+    result.top1 = ev.top1;
+    if (options.progress) {
+      bar.finish("loss " + Fixed(loss_sum / seen, 4) + " train acc " + Fixed(100.0 * correct / seen, 2) +
+                 "% test top1 " + Fixed(ev.top1, 2) + "%");
+    }
+    // Save the resumable state after every epoch (atomically: write, then rename).
+    try {
+      torch::serialize::OutputArchive state, model_archive, opt_archive;
+      model->save(model_archive);
+      optimizer->save(opt_archive);
+      state.write("model", model_archive);
+      state.write("optimizer", opt_archive);
+      state.write("config", c10::IValue(config_json.dump()));
+      state.write("epochs_done", c10::IValue(epoch + 1));
+      state.save_to(state_path + ".tmp");
+      fs::rename(state_path + ".tmp", state_path);
+    } catch (const std::exception& e) {
+      return IoError("cannot write " + state_path + ": " + e.what());
+    }
+    nlohmann::json line = {{"epoch", epoch + 1},      {"train_loss", loss_sum / seen},
+                           {"train_acc", 100.0 * correct / seen}, {"test_top1", ev.top1},
+                           {"lr", LearningRate(config.schedule, config.optimizer.lr, (epoch + 1) * steps_per_epoch - 1,
+                                               total_steps)}};
+    std::ofstream(fs::path(options.out_dir) / "log.jsonl", std::ios::app) << line.dump() << "\n";
+    result.epochs_done = epoch + 1;
+    ++epochs_this_run;
+  }
+
+  if (result.epochs_done < config.epochs) return result;  // stopped early; resumable
+
+  model->eval();
+  if (start_epoch == config.epochs) {  // nothing trained in this run: measure the loaded model
+    SI_ASSIGN_OR_RETURN(auto ev, eval::Evaluate(*model, *test_set, norm, std::nullopt, eval_options));
+    result.top1 = ev.top1;
+  }
+  models::CheckpointMeta meta;
+  meta.model = config.model.name;
+  meta.options = config.model.options;
+  meta.input_shape = train_set->image_shape();
+  meta.norm_mean = norm.mean;
+  meta.norm_std = norm.std;
+  meta.class_names = train_set->class_names();
+  meta.dataset = config.data.dataset;
+  meta.top1 = result.top1;
+  meta.epochs = config.epochs;
+  meta.train_config = config_json;
+  result.checkpoint = (fs::path(options.out_dir) / kCheckpointFile).string();
+  model->to(torch::kCPU);  // checkpoints are device-neutral
+  SI_RETURN_IF_ERROR(models::SaveCheckpoint(result.checkpoint, model, meta));
+  result.finished = true;
+  return result;
+}
+
+}  // namespace splitinfer::train

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Bad input at the command line: each case must exit non-zero with exactly one error line that
+# names the problem, and never crash. Also checks that train -> eval works end to end on a tiny
+# run. Usage: cli_errors_test.sh path/to/splitinfer
+set -u
+BIN=$1
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+pass=0 fail=0
+
+check_error() {  # name, expected substring, command...
+  local name=$1 want=$2; shift 2
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  local lines; lines=$(grep -c . "$TMP/err")
+  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$want" "$TMP/err" && [ "$lines" -eq 1 ]; then
+    pass=$((pass + 1)); echo "ok   $name"
+  else
+    fail=$((fail + 1)); echo "FAIL $name (rc=$rc, want '$want', $lines stderr line(s)):"; cat "$TMP/err"
+  fi
+}
+
+# A tiny model to evaluate: 1 epoch on 256 images.
+cat > "$TMP/tiny.yaml" <<YAML
+model: {name: resnet_fmnist, num_classes: 10, in_channels: 1, width: 4}
+data: {dataset: fmnist, limit_train: 256, limit_test: 100}
+epochs: 1
+batch_size: 64
+YAML
+if "$BIN" train --config "$TMP/tiny.yaml" --out "$TMP/run" >"$TMP/train.out" 2>&1 && [ -f "$TMP/run/checkpoint.pt" ]; then
+  pass=$((pass + 1)); echo "ok   train tiny"
+else
+  fail=$((fail + 1)); echo "FAIL train tiny"; cat "$TMP/train.out"
+fi
+CKPT="$TMP/run/checkpoint.pt"
+json=$("$BIN" eval --checkpoint "$CKPT" --split stem --json --limit 100 2>/dev/null)
+if echo "$json" | grep -q '"split":"stem"' && echo "$json" | grep -q '"images":100' && echo "$json" | grep -q '"top1":'; then
+  pass=$((pass + 1)); echo "ok   eval --json"
+else
+  fail=$((fail + 1)); echo "FAIL eval --json: $json"
+fi
+
+printf 'model: {name: resnet_fmnist}\noptimiser: {lr: 0.1}\n' > "$TMP/typo.yaml"
+check_error "unknown config key" "unknown config key 'optimiser'" "$BIN" train --config "$TMP/typo.yaml" --out "$TMP/x"
+check_error "missing config" "NOT_FOUND: config file" "$BIN" train --config "$TMP/none.yaml" --out "$TMP/x"
+check_error "unknown split" "unknown split point 'layer9'" "$BIN" eval --checkpoint "$CKPT" --split layer9
+check_error "missing dataset" "apt-get install dataset-fashion-mnist" "$BIN" eval --checkpoint "$CKPT" --data "$TMP/nodata"
+check_error "missing checkpoint" "NOT_FOUND: checkpoint" "$BIN" eval --checkpoint "$TMP/none.pt"
+echo "not a checkpoint" > "$TMP/junk.pt"
+check_error "corrupt checkpoint" "DATA_LOSS" "$BIN" eval --checkpoint "$TMP/junk.pt"
+check_error "cuda on cpu build" "FAILED_PRECONDITION" "$BIN" eval --checkpoint "$CKPT" --device cuda
+check_error "bad device" "unknown device 'gpu'" "$BIN" eval --checkpoint "$CKPT" --device gpu
+mkdir -p "$TMP/imgs/train/a" "$TMP/imgs/test/a"
+printf 'model: {name: resnet_fmnist, num_classes: 10}\ndata: {dataset: imagefolder, dir: %s}\n' "$TMP/none" > "$TMP/nf.yaml"
+check_error "missing image folder" "NOT_FOUND" "$BIN" train --config "$TMP/nf.yaml" --out "$TMP/y"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

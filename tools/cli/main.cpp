@@ -1,0 +1,172 @@
+// The `splitinfer` command: parses arguments, calls the library, prints. No logic lives here
+// that a library test could not reach.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "data/datasets.h"
+#include "eval/evaluate.h"
+#include "models/checkpoint.h"
+#include "models/device.h"
+#include "models/zoo/zoo.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace si = splitinfer;
+
+namespace {
+
+struct TrainArgs {
+  std::string config, out, device = "cpu";
+  bool restart = false;
+  int64_t seed = -1, epochs = 0, stop_after = 0;
+};
+
+si::Status RunTrain(const TrainArgs& a) {
+  SI_ASSIGN_OR_RETURN(si::train::TrainConfig config, si::train::LoadTrainConfig(a.config));
+  if (a.seed >= 0) config.seed = static_cast<uint64_t>(a.seed);
+  if (a.epochs > 0) config.epochs = a.epochs;
+  SI_ASSIGN_OR_RETURN(torch::Device device, si::models::ParseDevice(a.device));
+  si::train::TrainOptions options;
+  options.out_dir = a.out;
+  options.device = device;
+  options.restart = a.restart;
+  options.stop_after_epochs = a.stop_after;
+  SI_ASSIGN_OR_RETURN(si::train::TrainResult r, si::train::Train(config, options));
+  if (r.finished) {
+    std::printf("trained %s for %lld epochs: test top1 %.2f%%; checkpoint %s\n", config.model.name.c_str(),
+                static_cast<long long>(r.epochs_done), r.top1, r.checkpoint.c_str());
+  } else {
+    std::printf("stopped after epoch %lld of %lld (test top1 %.2f%%); run the same command again to resume\n",
+                static_cast<long long>(r.epochs_done), static_cast<long long>(config.epochs), r.top1);
+  }
+  return si::Status::Ok();
+}
+
+struct EvalArgs {
+  std::string checkpoint, split, device = "cpu", data_dir;
+  bool json = false, progress = false;
+  int64_t limit = 0, batch_size = 500;
+  int threads = 0;
+};
+
+si::Status RunEval(const EvalArgs& a) {
+  si::models::ConfigureThreads(a.threads);
+  SI_ASSIGN_OR_RETURN(torch::Device device, si::models::ParseDevice(a.device));
+  SI_ASSIGN_OR_RETURN(si::models::LoadedModel loaded, si::models::LoadCheckpoint(a.checkpoint, device));
+  std::optional<si::models::SplitPoint> split;
+  if (!a.split.empty()) {
+    SI_ASSIGN_OR_RETURN(si::models::SplitPoint s, loaded.model->find_split(a.split));
+    split = s;
+  }
+  const auto& meta = loaded.meta;
+  std::string dir = a.data_dir;
+  if (dir.empty() && meta.train_config.contains("data")) dir = meta.train_config["data"].value("dir", "");
+  SI_ASSIGN_OR_RETURN(auto dataset, si::data::OpenDataset(meta.dataset, dir, si::data::Split::kTest,
+                                                          meta.input_shape.size() == 3 ? meta.input_shape[2] : 0));
+  if (dataset->image_shape() != meta.input_shape) {
+    return si::Mismatch("checkpoint expects images of shape " + nlohmann::json(meta.input_shape).dump() +
+                        " but dataset " + dataset->name() + " has " + nlohmann::json(dataset->image_shape()).dump());
+  }
+  si::eval::EvalOptions options;
+  options.batch_size = a.batch_size;
+  options.limit = a.limit;
+  options.device = device;
+  options.progress = a.progress;
+  const si::data::Normalization norm{meta.norm_mean, meta.norm_std};
+  SI_ASSIGN_OR_RETURN(si::eval::EvalResult r, si::eval::Evaluate(*loaded.model, *dataset, norm, split, options));
+  if (a.json) {
+    nlohmann::json j = {{"model", meta.model},
+                        {"checkpoint", a.checkpoint},
+                        {"split", split ? nlohmann::json(split->name) : nlohmann::json(nullptr)},
+                        {"top1", r.top1},
+                        {"images", r.images},
+                        {"seconds", r.seconds}};
+    if (r.top5 >= 0) j["top5"] = r.top5;
+    if (split) {
+      j["feature_shape"] = r.feature_shape;
+      j["feature_float_bytes"] = r.feature_float_bytes;
+    }
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("model %s on %s: top1 %.2f%%", meta.model.c_str(), dataset->name().c_str(), r.top1);
+    if (r.top5 >= 0) std::printf(", top5 %.2f%%", r.top5);
+    std::printf(" over %lld images in %.1f s\n", static_cast<long long>(r.images), r.seconds);
+    if (split) {
+      std::printf("split after '%s': node runs blocks 0..%lld, feature %s = %lld float bytes per image\n",
+                  split->name.c_str(), static_cast<long long>(split->block),
+                  nlohmann::json(r.feature_shape).dump().c_str(), static_cast<long long>(r.feature_float_bytes));
+    }
+  }
+  return si::Status::Ok();
+}
+
+si::Status RunModels(bool params) {
+  for (const auto& name : si::models::ModelNames()) {
+    si::models::ModelOptions o;
+    if (name == "resnet_fmnist") o = {/*num_classes=*/10, /*in_channels=*/1, 0, 0};
+    SI_ASSIGN_OR_RETURN(si::models::BlockChain m, si::models::CreateModel(name, o));
+    std::printf("%-18s", name.c_str());
+    if (params) std::printf(" %12lld params ", static_cast<long long>(m->parameter_count()));
+    std::printf(" splits:");
+    for (const auto& s : m->split_points()) std::printf(" %s", s.name.c_str());
+    std::printf("\n");
+  }
+  return si::Status::Ok();
+}
+
+int Report(const si::Status& s) {
+  if (s.ok()) return 0;
+  std::fprintf(stderr, "splitinfer: error: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"splitinfer: run one DNN across an IoT node and a server"};
+  app.require_subcommand(1);
+
+  TrainArgs train_args;
+  auto* train = app.add_subcommand("train", "train a zoo model (resumable: rerun to continue)");
+  train->add_option("--config", train_args.config, "YAML config, e.g. configs/fmnist_resnet.yaml")->required();
+  train->add_option("--out", train_args.out, "output directory (checkpoint.pt, state.pt, log.jsonl)")->required();
+  train->add_option("--device", train_args.device, "cpu | cuda | cuda:N");
+  train->add_option("--seed", train_args.seed, "overrides the config's seed");
+  train->add_option("--epochs", train_args.epochs, "overrides the config's epochs");
+  train->add_option("--stop-after", train_args.stop_after, "stop (resumably) after this many epochs in this run");
+  train->add_flag("--restart", train_args.restart, "ignore an existing state.pt in --out");
+
+  EvalArgs eval_args;
+  auto* eval = app.add_subcommand("eval", "top-1/top-5 of a checkpoint on its test set");
+  eval->add_option("--checkpoint", eval_args.checkpoint, "checkpoint .pt written by `splitinfer train`")->required();
+  eval->add_option("--split", eval_args.split, "run head and tail separately, cut after this block");
+  eval->add_option("--device", eval_args.device, "cpu | cuda | cuda:N");
+  eval->add_option("--data", eval_args.data_dir, "dataset directory (default: the checkpoint's)");
+  eval->add_option("--limit", eval_args.limit, "evaluate only the first N test images");
+  eval->add_option("--batch-size", eval_args.batch_size, "images per forward pass")->check(CLI::Range(1, 65536));
+  eval->add_option("--threads", eval_args.threads, "CPU threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  eval->add_flag("--json", eval_args.json, "print one JSON object");
+  eval->add_flag("--progress", eval_args.progress, "progress bar on stderr");
+
+  bool params = false;
+  auto* list = app.add_subcommand("models", "list the model zoo with split points");
+  list->add_flag("--params", params, "also build each model and count its parameters");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*train) return Report(RunTrain(train_args));
+    if (*eval) return Report(RunEval(eval_args));
+    if (*list) return Report(RunModels(params));
+  } catch (const c10::Error& e) {
+    // Library code converts LibTorch errors at stage boundaries; this is the last net.
+    return Report(si::Internal(std::string("LibTorch: ") + e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return Report(si::Internal(e.what()));
+  }
+  return 0;
+}
