@@ -14,6 +14,16 @@ const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kOutOfRange: return "OUT_OF_RANGE";
     case ErrorCode::kIo: return "IO_ERROR";
     case ErrorCode::kMismatch: return "MISMATCH";
+    case ErrorCode::kFrameTruncated: return "FRAME_TRUNCATED";
+    case ErrorCode::kFrameBadMagic: return "FRAME_BAD_MAGIC";
+    case ErrorCode::kFrameBadVersion: return "FRAME_BAD_VERSION";
+    case ErrorCode::kFrameBadShape: return "FRAME_BAD_SHAPE";
+    case ErrorCode::kFrameBadField: return "FRAME_BAD_FIELD";
+    case ErrorCode::kFrameLengthOverrun: return "FRAME_LENGTH_OVERRUN";
+    case ErrorCode::kFrameCrcMismatch: return "FRAME_CRC_MISMATCH";
+    case ErrorCode::kFrameSideInfo: return "FRAME_SIDE_INFO";
+    case ErrorCode::kFramePayload: return "FRAME_PAYLOAD";
+    case ErrorCode::kFrameSymbolRange: return "FRAME_SYMBOL_RANGE";
   }
   return "UNKNOWN";
 }

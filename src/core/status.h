@@ -24,6 +24,18 @@ enum class ErrorCode : int {
   kOutOfRange = 7,          // a number outside its documented limits
   kIo = 8,                  // the OS refused a read or write
   kMismatch = 9,            // two artifacts that must agree do not (checkpoint vs model)
+  // Frame decoding (docs/bitstream_format.md): one code per way a frame can be bad, so that
+  // tests, logs and the server's replies can say exactly which.
+  kFrameTruncated = 20,       // the buffer ends inside the header, side info, payload or CRC
+  kFrameBadMagic = 21,        // not a splitinfer frame
+  kFrameBadVersion = 22,      // a version this build does not decode
+  kFrameBadShape = 23,        // rank, a dimension, the element count or the region tiling is outside its limits
+  kFrameBadField = 24,        // an enum or flag value that is not defined (bits, coder, granularity, ...)
+  kFrameLengthOverrun = 25,   // a declared length runs past the end of the buffer, or bytes are left over
+  kFrameCrcMismatch = 26,     // the CRC32C does not match
+  kFrameSideInfo = 27,        // side information has the wrong size or non-finite values
+  kFramePayload = 28,         // the lossless payload does not decode to the declared symbol count
+  kFrameSymbolRange = 29,     // a decoded symbol does not fit in the declared bit width
 };
 
 const char* ErrorCodeName(ErrorCode code);

@@ -42,6 +42,7 @@ Result<EvalResult> Evaluate(models::SplitModel& model, const data::Dataset& data
           r.feature_shape.assign(f.sizes().begin() + 1, f.sizes().end());
           r.feature_float_bytes = f[0].numel() * static_cast<int64_t>(sizeof(float));
         }
+        if (options.feature_sink) options.feature_sink(f);
         logits = model.tail(f, *split);
       } else {
         logits = model.forward_all(x);

@@ -4,6 +4,7 @@
 // and server take, and the feature shape and float bytes at the cut are reported.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,9 @@ struct EvalOptions {
   int64_t limit = 0;  // 0 = the whole dataset
   torch::Device device = torch::kCPU;
   bool progress = false;  // a progress bar on stderr
+  // With a split: called with each batch's features at the cut (float [B, ...], on the
+  // evaluation device), e.g. to dump them for codec development.
+  std::function<void(const torch::Tensor&)> feature_sink;
 };
 
 struct EvalResult {

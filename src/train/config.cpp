@@ -140,6 +140,7 @@ Result<TrainConfig> ParseTrainConfig(const std::string& yaml_text, const std::st
   SI_RETURN_IF_ERROR(top.get("amp", &c.amp));
   SI_RETURN_IF_ERROR(top.get("seed", &c.seed));
   SI_RETURN_IF_ERROR(top.get("threads", &c.threads));
+  SI_RETURN_IF_ERROR(top.get("init_checkpoint", &c.init_checkpoint));
   SI_RETURN_IF_ERROR(top.finish());
 
   auto range = [&](const std::string& key, double v, double lo, double hi) -> Status {
@@ -202,6 +203,7 @@ nlohmann::json ToJson(const TrainConfig& c) {
       {"amp", c.amp},
       {"seed", c.seed},
       {"threads", c.threads},
+      {"init_checkpoint", c.init_checkpoint},
   };
 }
 

@@ -52,7 +52,10 @@ struct TrainConfig {
   double label_smoothing = 0.0;
   bool amp = true;  // mixed precision (bf16 autocast) where the device has it (CUDA)
   uint64_t seed = 0;
-  int64_t threads = 0;  // 0 = LibTorch's default
+  int64_t threads = 0;  // 0 = every core
+  // Start from this checkpoint's weights instead of random ones (a second, fine-tuning stage).
+  // Relative paths are relative to the working directory. The model must match.
+  std::string init_checkpoint;
 };
 
 // Parses YAML text; `origin` names the file in error messages.

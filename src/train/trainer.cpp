@@ -104,6 +104,17 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
 
   torch::manual_seed(config.seed);
   SI_ASSIGN_OR_RETURN(models::BlockChain model, models::CreateModel(config.model.name, config.model.options));
+  if (!config.init_checkpoint.empty()) {
+    SI_ASSIGN_OR_RETURN(models::LoadedModel init, models::LoadCheckpoint(config.init_checkpoint, torch::kCPU));
+    if (init.meta.model != config.model.name || init.meta.options.width != config.model.options.width ||
+        init.meta.options.depth != config.model.options.depth ||
+        init.meta.options.num_classes != config.model.options.num_classes) {
+      return Mismatch("init_checkpoint " + config.init_checkpoint + " holds " + init.meta.model + " (width " +
+                      std::to_string(init.meta.options.width) + ", depth " + std::to_string(init.meta.options.depth) +
+                      "), not the configured model");
+    }
+    SI_RETURN_IF_ERROR(models::CopyWeights(*model, *init.model, config.init_checkpoint));
+  }
   model->to(options.device);
   auto optimizer = MakeOptimizer(config.optimizer, model->parameters());
 

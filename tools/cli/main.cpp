@@ -10,10 +10,12 @@
 
 #include "data/datasets.h"
 #include "eval/evaluate.h"
+#include "eval/features.h"
 #include "models/checkpoint.h"
 #include "models/device.h"
 #include "models/zoo/zoo.h"
 #include "train/config.h"
+#include "tools/cli/codec_cmd.h"
 #include "train/trainer.h"
 
 namespace si = splitinfer;
@@ -48,7 +50,7 @@ si::Status RunTrain(const TrainArgs& a) {
 }
 
 struct EvalArgs {
-  std::string checkpoint, split, device = "cpu", data_dir;
+  std::string checkpoint, split, device = "cpu", data_dir, dump_features;
   bool json = false, progress = false;
   int64_t limit = 0, batch_size = 500;
   int threads = 0;
@@ -78,7 +80,13 @@ si::Status RunEval(const EvalArgs& a) {
   options.device = device;
   options.progress = a.progress;
   const si::data::Normalization norm{meta.norm_mean, meta.norm_std};
+  std::vector<torch::Tensor> dumped;
+  if (!a.dump_features.empty()) {
+    if (!split) return si::InvalidArgument("--dump-features needs --split: features are taken at the cut");
+    options.feature_sink = [&dumped](const torch::Tensor& f) { dumped.push_back(f.to(torch::kCPU).clone()); };
+  }
   SI_ASSIGN_OR_RETURN(si::eval::EvalResult r, si::eval::Evaluate(*loaded.model, *dataset, norm, split, options));
+  if (!dumped.empty()) SI_RETURN_IF_ERROR(si::eval::SaveFeatures(a.dump_features, torch::cat(dumped)));
   if (a.json) {
     nlohmann::json j = {{"model", meta.model},
                         {"checkpoint", a.checkpoint},
@@ -150,6 +158,9 @@ int main(int argc, char** argv) {
   eval->add_option("--limit", eval_args.limit, "evaluate only the first N test images");
   eval->add_option("--batch-size", eval_args.batch_size, "images per forward pass")->check(CLI::Range(1, 65536));
   eval->add_option("--threads", eval_args.threads, "CPU threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  eval->add_option("--dump-features", eval_args.dump_features,
+                   "with --split: save the features at the cut (FILE.pt: a LibTorch tensor; otherwise raw "
+                   "little-endian float32 with FILE.json giving the shape)");
   eval->add_flag("--json", eval_args.json, "print one JSON object");
   eval->add_flag("--progress", eval_args.progress, "progress bar on stderr");
 
@@ -157,11 +168,15 @@ int main(int argc, char** argv) {
   auto* list = app.add_subcommand("models", "list the model zoo with split points");
   list->add_flag("--params", params, "also build each model and count its parameters");
 
+  CLI::App* codec = nullptr;
+  auto run_codec = si::cli::AddCodecCommands(app, &codec);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*train) return Report(RunTrain(train_args));
     if (*eval) return Report(RunEval(eval_args));
     if (*list) return Report(RunModels(params));
+    if (*codec) return Report(run_codec());
   } catch (const c10::Error& e) {
     // Library code converts LibTorch errors at stage boundaries; this is the last net.
     return Report(si::Internal(std::string("LibTorch: ") + e.what_without_backtrace()));

@@ -1,0 +1,110 @@
+// The round-trip sweep: decode(encode(x)) equals the quantizer's reconstruction bit for bit for
+// every bits x granularity x reconstruction x params-in-frame x coder, on random shapes.
+#include "codec/feature_codec.h"
+
+#include <gtest/gtest.h>
+
+#include "test_seed.h"
+
+#include <random>
+
+#include <torch/torch.h>
+
+namespace splitinfer::codec {
+namespace {
+
+using ::splitinfer::testing::TestSeed;
+
+struct Case {
+  int bits;
+  Granularity granularity;
+  Reconstruction reconstruction;
+  bool dynamic;
+  CoderId coder;
+};
+
+std::string Name(const Case& c) {
+  return std::to_string(c.bits) + "bit/" + GranularityName(c.granularity) + "/" +
+         (c.reconstruction == Reconstruction::kCentroid ? "centroid" : "level") + "/" +
+         (c.dynamic ? "dynamic" : "static") + "/" + CoderName(c.coder);
+}
+
+TEST(FeatureCodecTest, RoundTripSweepIsBitExact) {
+  std::mt19937_64 rng(TestSeed());
+  torch::manual_seed(static_cast<int64_t>(TestSeed() & 0x7fffffff));
+  int cases = 0;
+  for (int bits = 1; bits <= 8; ++bits) {
+    for (auto g : {Granularity::kTensor, Granularity::kChannel, Granularity::kRegion}) {
+      for (auto recon : {Reconstruction::kLevel, Reconstruction::kCentroid}) {
+        for (bool dynamic : {false, true}) {
+          for (auto coder : {CoderId::kNone, CoderId::kLzma, CoderId::kZstd, CoderId::kCabac}) {
+            const Case c{bits, g, recon, dynamic, coder};
+            std::uniform_int_distribution<int> side(1, 12);
+            const std::vector<int64_t> dims = {side(rng), side(rng), side(rng)};
+            QuantSpec spec;
+            spec.bits = bits;
+            spec.granularity = g;
+            spec.reconstruction = recon;
+            spec.params_in_frame = dynamic;
+            spec.range = static_cast<RangeKind>(rng() % 3);
+            spec.region[0] = 1 + rng() % 4, spec.region[1] = 1 + rng() % 5, spec.region[2] = 1 + rng() % 5;
+            auto samples = torch::randn({6, dims[0], dims[1], dims[2]});
+            if (spec.range == RangeKind::kZeroBased) samples = torch::relu(samples);
+            auto quant = Calibrate(spec, samples);
+            ASSERT_TRUE(quant.ok()) << Name(c) << ": " << quant.status().ToString();
+            FeatureCodec codec{quant.value(), coder, {}, /*pipeline_id=*/7};
+            auto x = samples[5];
+            auto encoded = EncodeFeature(codec, x);
+            ASSERT_TRUE(encoded.ok()) << Name(c) << ": " << encoded.status().ToString();
+            auto decoded = DecodeFeature(codec, encoded->frame.data(), encoded->frame.size());
+            ASSERT_TRUE(decoded.ok()) << Name(c) << ": " << decoded.status().ToString();
+            auto reference = Reconstruct(codec, x);
+            ASSERT_TRUE(reference.ok());
+            ASSERT_TRUE(torch::equal(decoded.value(), reference.value())) << Name(c) << " seed " << TestSeed();
+            ++cases;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(cases, 8 * 3 * 2 * 2 * 4);
+}
+
+FeatureCodec SmallCodec(uint32_t pipeline_id, int bits = 1) {
+  QuantSpec spec;
+  spec.bits = bits;
+  auto q = Calibrate(spec, torch::relu(torch::randn({4, 8, 6, 6}))).value();
+  return FeatureCodec{q, CoderId::kCabac, {}, pipeline_id};
+}
+
+TEST(FeatureCodecTest, FrameForAnotherPipelineIsAMismatch) {
+  auto a = SmallCodec(1), b = SmallCodec(2);
+  auto frame = EncodeFeature(a, torch::relu(torch::randn({8, 6, 6}))).value().frame;
+  auto r = DecodeFeature(b, frame.data(), frame.size());
+  ASSERT_EQ(r.status().code(), ErrorCode::kMismatch);
+  EXPECT_NE(r.status().message().find("pipeline 1"), std::string::npos);
+}
+
+TEST(FeatureCodecTest, FrameWithOtherBitsIsAMismatch) {
+  auto a = SmallCodec(1, 1), b = SmallCodec(1, 2);
+  auto frame = EncodeFeature(a, torch::relu(torch::randn({8, 6, 6}))).value().frame;
+  EXPECT_EQ(DecodeFeature(b, frame.data(), frame.size()).status().code(), ErrorCode::kMismatch);
+}
+
+TEST(FeatureCodecTest, WrongShapeFeatureIsAMismatch) {
+  auto a = SmallCodec(1);
+  EXPECT_EQ(EncodeFeature(a, torch::zeros({8, 6, 5})).status().code(), ErrorCode::kMismatch);
+}
+
+TEST(FeatureCodecTest, CorruptFramesGiveFrameCodesNotCrashes) {
+  auto a = SmallCodec(3);
+  auto frame = EncodeFeature(a, torch::relu(torch::randn({8, 6, 6}))).value().frame;
+  auto truncated = DecodeFeature(a, frame.data(), frame.size() / 2);
+  EXPECT_EQ(truncated.status().code(), ErrorCode::kFrameTruncated);
+  auto flipped = frame;
+  flipped[frame.size() / 2] ^= 0x40;
+  EXPECT_EQ(DecodeFeature(a, flipped.data(), flipped.size()).status().code(), ErrorCode::kFrameCrcMismatch);
+}
+
+}  // namespace
+}  // namespace splitinfer::codec

@@ -1,0 +1,83 @@
+// libFuzzer target: the server's view of an untrusted frame (docs/bitstream_format.md).
+//
+// ParseFrame must return a kFrame* code or a frame whose views lie inside the input and which
+// re-serialises to exactly the input (every value has one encoding); the payload of a parsed
+// frame must decode or fail with kFramePayload / kFrameSymbolRange, never crash, never read or
+// write out of bounds (ASan), never allocate beyond what the limits allow (-rss_limit_mb).
+//
+// Build with -DSPLITINFER_FUZZ=ON (clang); without it, frame_fuzz_replay runs the stored corpus
+// (tests/fuzz/corpus/frame) as a ctest case. Each input runs twice: as given (the CRC usually
+// fails: the parser's structural checks) and with a corrected CRC (side info and decoders).
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "codec/frame/frame.h"
+#include "core/bytes.h"
+#include "fuzz_common.h"
+
+namespace {
+
+using namespace splitinfer;
+using namespace splitinfer::codec;
+
+[[noreturn]] void Fail(const char* what, const Status& s) {
+  std::fprintf(stderr, "frame_fuzz: %s: %s\n", what, s.ToString().c_str());
+  std::abort();
+}
+
+// One frame through the server's path; aborts on any broken invariant.
+void CheckFrame(const uint8_t* data, size_t size) {
+  // A small server: 1 Mi symbols, 4 MiB frames, so that each input runs in microseconds.
+  FrameLimits limits;
+  limits.max_elements = uint64_t{1} << 20;
+  limits.max_frame_bytes = size_t{1} << 22;
+
+  Result<FrameView> parsed = ParseFrame(data, size, limits);
+  if (!parsed.ok()) {
+    const ErrorCode c = parsed.status().code();
+    if (c < ErrorCode::kFrameTruncated || c > ErrorCode::kFrameSideInfo) Fail("unexpected parse error", parsed.status());
+    return;
+  }
+  const FrameView& v = parsed.value();
+  if (v.side_info != data + (size - 4 - v.payload_size - v.side_info_size) || v.payload != v.side_info + v.side_info_size ||
+      v.payload + v.payload_size + 4 != data + size) {
+    Fail("views do not tile the input", Status::Ok());
+  }
+
+  // Parsing inverts writing.
+  Result<std::vector<uint8_t>> rewritten =
+      WriteFrame(v.header, v.side_info, v.side_info_size, v.payload, v.payload_size);
+  if (!rewritten.ok()) Fail("a parsed header does not write", rewritten.status());
+  if (rewritten->size() != size || std::memcmp(rewritten->data(), data, size) != 0) {
+    Fail("re-written frame differs from the input", Status::Ok());
+  }
+
+  const SymbolGeometry g = GeometryOf(v.header);
+  if (g.count() > limits.max_elements) Fail("geometry over the element limit", Status::Ok());
+  std::vector<uint8_t> symbols(g.count());
+  CoderOptions options;
+  options.cabac_model = splitinfer_fuzz::CabacModelFor(g);
+  const Status s = DecodeFrameSymbols(v, options, symbols.data());
+  if (!s.ok() && s.code() != ErrorCode::kFramePayload && s.code() != ErrorCode::kFrameSymbolRange &&
+      s.code() != ErrorCode::kFailedPrecondition) {
+    Fail("unexpected payload error", s);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  CheckFrame(data, size);
+  // A mutated frame almost never carries a matching CRC, which would stop every input at the
+  // CRC check. So each input is also tried with its last 4 bytes replaced by the right CRC: that
+  // copy reaches the side-info checks and the payload decoders.
+  if (size >= 4) {
+    std::vector<uint8_t> signed_copy(data, data + size);
+    const uint32_t crc = Crc32c(signed_copy.data(), size - 4);
+    for (int i = 0; i < 4; ++i) signed_copy[size - 4 + i] = static_cast<uint8_t>(crc >> (8 * i));
+    CheckFrame(signed_copy.data(), size);
+  }
+  return 0;
+}
