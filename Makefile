@@ -7,6 +7,8 @@ CMAKE_ARGS ?=
 # ccache must be told that PCH-using compiles are safe to cache.
 export CCACHE_SLOPPINESS = pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_DIR ?= $(HOME)/.cache/splitinfer-ccache
+# Relative paths in the cache key, so a fresh clone elsewhere (CI) hits the same cache.
+export CCACHE_BASEDIR = $(CURDIR)
 
 .PHONY: all deps configure build test demo clean
 

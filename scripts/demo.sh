@@ -27,3 +27,12 @@ echo "\$ $BIN eval --checkpoint $CKPT --split $SPLIT --json"
 echo
 echo "The split run matches the whole-network accuracy exactly; the feature above is what the node"
 echo "would send as float32, before any compression."
+echo
+echo "-- what the codec makes of that feature: 1-bit per-tensor quantization, then each lossless coder"
+echo "   (calibrated on 500 test-set stem maps, measured on 500 others; frame bytes include header and CRC)"
+mkdir -p runs/demo
+"$BIN" eval --checkpoint "$CKPT" --split "$SPLIT" --limit 1000 --dump-features runs/demo/stem.f32 >/dev/null
+for coder in none lzma zstd cabac cabac-trained; do
+  echo "\$ $BIN codec bench --input runs/demo/stem.f32 --bits 1 --clip mse --coder $coder --limit 1000 --repeats 1"
+  "$BIN" codec bench --input runs/demo/stem.f32 --bits 1 --clip mse --coder "$coder" --limit 1000 --repeats 1
+done
