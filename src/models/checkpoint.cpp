@@ -114,6 +114,7 @@ Result<torch::serialize::InputArchive> OpenArchive(const std::string& path, cons
   }
   return archive;
 }
+}  // namespace
 
 // Walks the module tree beside the archive's nested sub-archives (Module::save writes one per
 // child), checking every tensor's presence and shape before copying it in. LibTorch's own
@@ -147,7 +148,12 @@ Status LoadModuleChecked(torch::nn::Module& module, torch::serialize::InputArchi
   }
   return Status::Ok();
 }
-}  // namespace
+
+torch::Tensor ExampleInput(const CheckpointMeta& meta, int64_t n, const torch::Device& device) {
+  std::vector<int64_t> shape{n};
+  shape.insert(shape.end(), meta.input_shape.begin(), meta.input_shape.end());
+  return torch::zeros(shape, device);
+}
 
 Result<CheckpointMeta> ReadCheckpointMeta(const std::string& path) {
   SI_ASSIGN_OR_RETURN(auto archive, OpenArchive(path, torch::kCPU));

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <torch/serialize/input-archive.h>
 
 #include "models/split_model.h"
 
@@ -44,8 +45,17 @@ struct LoadedModel {
 // (weights do not fit the architecture the metadata names). The model is in eval mode.
 Result<LoadedModel> LoadCheckpoint(const std::string& path, const torch::Device& device);
 
+// A batch of `n` zero images of the checkpoint's input shape: for probing feature shapes.
+torch::Tensor ExampleInput(const CheckpointMeta& meta, int64_t n, const torch::Device& device);
+
 // Reads only the metadata (cheap; no model is built).
 Result<CheckpointMeta> ReadCheckpointMeta(const std::string& path);
+
+// Loads `module`'s parameters and buffers from `archive` (as written by Module::save), checking
+// every name and shape first: MISMATCH naming the first tensor that is missing or differs.
+// `path` and `what` only name things in the message.
+Status LoadModuleChecked(torch::nn::Module& module, torch::serialize::InputArchive& archive,
+                         const std::string& prefix, const std::string& path, const std::string& what);
 
 // Copies the weights of `src` into `dst`, requiring identical names and shapes.
 Status CopyWeights(torch::nn::Module& dst, const torch::nn::Module& src, const std::string& origin);

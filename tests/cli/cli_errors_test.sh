@@ -40,6 +40,37 @@ else
   fail=$((fail + 1)); echo "FAIL eval --json: $json"
 fi
 
+# The study on the tiny model (one PTQ cell), then the pipeline it wrote through eval --pipeline.
+cat > "$TMP/study.yaml" <<YAML
+model: $CKPT
+data: {dataset: fmnist, limit_train: 256, limit_test: 100}
+coders: [cabac]
+image_baselines: false
+ptq: {splits: [stem], bits: [2], granularity: [tensor], calibration_images: 64}
+YAML
+if "$BIN" experiment --config "$TMP/study.yaml" --out "$TMP/study" --threads 1 >"$TMP/study.out" 2>&1 &&
+   [ -f "$TMP/study/report.md" ] && grep -q ptq_stem_b2_tensor "$TMP/study/results.csv"; then
+  pass=$((pass + 1)); echo "ok   experiment"
+else
+  fail=$((fail + 1)); echo "FAIL experiment"; cat "$TMP/study.out"
+fi
+PIPE="$TMP/study/runs/ptq_stem_b2_tensor/pipeline.yaml"
+json=$("$BIN" eval --pipeline "$PIPE" --json --limit 100 2>/dev/null)
+if echo "$json" | grep -q '"pipeline":"ptq_stem_b2_tensor"' && echo "$json" | grep -q '"images":100' &&
+   echo "$json" | grep -q '"bytes_per_image":' && echo "$json" | grep -q '"float_top1":'; then
+  pass=$((pass + 1)); echo "ok   eval --pipeline --json"
+else
+  fail=$((fail + 1)); echo "FAIL eval --pipeline --json: $json"
+fi
+check_error "eval without a model" "eval needs --checkpoint FILE or --pipeline FILE" "$BIN" eval
+check_error "pipeline with split" "drop --checkpoint, --split" "$BIN" eval --pipeline "$PIPE" --split stem
+check_error "missing pipeline" "NOT_FOUND: pipeline file" "$BIN" eval --pipeline "$TMP/none.yaml"
+sed 's/^quantizer:/quantiser:/' "$PIPE" > "$TMP/study/runs/ptq_stem_b2_tensor/typo.yaml"
+check_error "pipeline key typo" "unknown key 'quantiser'" "$BIN" eval --pipeline "$TMP/study/runs/ptq_stem_b2_tensor/typo.yaml"
+check_error "missing study config" "NOT_FOUND: study config" "$BIN" experiment --config "$TMP/none.yaml" --out "$TMP/s2"
+printf 'model: %s\nruns:\n  - {name: x, method: tcl, tcl_lamda: 2}\n' "$CKPT" > "$TMP/study_typo.yaml"
+check_error "study run key typo" "unknown key 'tcl_lamda'" "$BIN" experiment --config "$TMP/study_typo.yaml" --out "$TMP/s2"
+
 printf 'model: {name: resnet_fmnist}\noptimiser: {lr: 0.1}\n' > "$TMP/typo.yaml"
 check_error "unknown config key" "unknown config key 'optimiser'" "$BIN" train --config "$TMP/typo.yaml" --out "$TMP/x"
 check_error "missing config" "NOT_FOUND: config file" "$BIN" train --config "$TMP/none.yaml" --out "$TMP/x"

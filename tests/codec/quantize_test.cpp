@@ -192,5 +192,39 @@ TEST(QuantizeTest, JsonRoundTripAndValidation) {
   EXPECT_EQ(QuantParamsFromJson(nlohmann::json{{"format", "x"}}, "t").status().code(), ErrorCode::kDataLoss);
 }
 
+// SimulateBatch is what training sees; it must equal the per-image codec path bit for bit for
+// every granularity and reconstruction, including partial edge tiles and outliers.
+TEST(QuantizeTest, SimulateBatchEqualsPerImageDequantizeQuantize) {
+  torch::manual_seed(11);
+  auto x = torch::relu(torch::randn({6, 10, 9, 7}) * 2.0);
+  x.index_put_({0, 0, 0, 0}, 40.0f);  // beyond every clip
+  for (Granularity g : {Granularity::kTensor, Granularity::kChannel, Granularity::kRegion}) {
+    for (auto recon : {Reconstruction::kLevel, Reconstruction::kCentroid}) {
+      for (int bits : {1, 3, 8}) {
+        QuantSpec spec = Spec(bits, g);
+        spec.region[0] = 4, spec.region[1] = 4, spec.region[2] = 3;
+        spec.reconstruction = recon;
+        spec.clip = ClipMethod::kMse;
+        auto p = Calibrate(spec, x).value();
+        auto batch = SimulateBatch(p, x);
+        ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+        for (int64_t i = 0; i < x.size(0); ++i) {
+          auto q = Quantize(p, x[i]).value();
+          auto one = Dequantize(p, q.symbols.data(), q.symbols.size(), nullptr, 0).value();
+          ASSERT_TRUE(torch::equal(one, (*batch)[i]))
+              << "granularity " << GranularityName(g) << " bits " << bits << " image " << i;
+        }
+      }
+    }
+  }
+  QuantSpec dyn = Spec(2);
+  dyn.params_in_frame = true;
+  EXPECT_EQ(SimulateBatch(Calibrate(dyn, x).value(), x).status().code(), ErrorCode::kInvalidArgument);
+  auto p = Calibrate(Spec(2), x).value();
+  auto wrong = SimulateBatch(p, torch::zeros({2, 10, 9, 6}));
+  EXPECT_EQ(wrong.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(wrong.status().message().find("[10,9,7]"), std::string::npos) << wrong.status().message();
+}
+
 }  // namespace
 }  // namespace splitinfer::codec

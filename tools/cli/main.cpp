@@ -9,7 +9,10 @@
 #include <torch/torch.h>
 
 #include "data/datasets.h"
+#include "bottleneck/pipeline.h"
 #include "eval/evaluate.h"
+#include "eval/experiment.h"
+#include "eval/pipeline_eval.h"
 #include "eval/features.h"
 #include "models/checkpoint.h"
 #include "models/device.h"
@@ -50,13 +53,99 @@ si::Status RunTrain(const TrainArgs& a) {
 }
 
 struct EvalArgs {
+  std::string pipeline;
   std::string checkpoint, split, device = "cpu", data_dir, dump_features;
   bool json = false, progress = false;
   int64_t limit = 0, batch_size = 500;
   int threads = 0;
 };
 
+si::Result<std::unique_ptr<si::data::Dataset>> TestSetFor(const si::models::CheckpointMeta& meta,
+                                                           const std::string& data_dir) {
+  std::string dir = data_dir;
+  if (dir.empty() && meta.train_config.contains("data")) dir = meta.train_config["data"].value("dir", "");
+  SI_ASSIGN_OR_RETURN(auto dataset, si::data::OpenDataset(meta.dataset, dir, si::data::Split::kTest,
+                                                          meta.input_shape.size() == 3 ? meta.input_shape[2] : 0));
+  if (dataset->image_shape() != meta.input_shape) {
+    return si::Mismatch("checkpoint expects images of shape " + nlohmann::json(meta.input_shape).dump() +
+                        " but dataset " + dataset->name() + " has " + nlohmann::json(dataset->image_shape()).dump());
+  }
+  return dataset;
+}
+
+// eval --pipeline: the wire path (real frames) against the float reference model.
+si::Status RunEvalPipeline(const EvalArgs& a) {
+  si::models::ConfigureThreads(a.threads);
+  SI_ASSIGN_OR_RETURN(torch::Device device, si::models::ParseDevice(a.device));
+  SI_ASSIGN_OR_RETURN(auto pipeline, si::bottleneck::Pipeline::Load(a.pipeline, device));
+  SI_ASSIGN_OR_RETURN(auto dataset, TestSetFor(pipeline.model_meta(), a.data_dir));
+  si::eval::PipelineEvalOptions po;
+  po.batch_size = a.batch_size;
+  po.limit = a.limit;
+  po.device = device;
+  po.progress = a.progress;
+  SI_ASSIGN_OR_RETURN(auto r, si::eval::EvaluatePipeline(pipeline, *dataset, po));
+  const auto& spec = pipeline.spec();
+  const std::string reference = spec.Resolve(spec.reference_model.empty() ? spec.model : spec.reference_model);
+  SI_ASSIGN_OR_RETURN(auto ref, si::models::LoadCheckpoint(reference, device));
+  si::eval::EvalOptions eo;
+  eo.batch_size = a.batch_size;
+  eo.limit = a.limit;
+  eo.device = device;
+  SI_ASSIGN_OR_RETURN(auto fr, si::eval::Evaluate(*ref.model, *dataset, {ref.meta.norm_mean, ref.meta.norm_std},
+                                                  std::nullopt, eo));
+  const auto& q = pipeline.codec().quant;
+  if (a.json) {
+    nlohmann::json j = {{"pipeline", spec.name},
+                        {"file", a.pipeline},
+                        {"split", spec.split},
+                        {"bits", q.spec.bits},
+                        {"coder", r.coders[0].coder},
+                        {"top1", r.top1},
+                        {"images", r.images},
+                        {"bytes_per_image", r.coders[0].bytes_per_image},
+                        {"header_bytes", r.coders[0].header_bytes},
+                        {"wire_shape", r.wire_shape},
+                        {"float_top1", fr.top1},
+                        {"seconds", r.seconds}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("pipeline %s (split %s, %d bit, %s): top1 %.2f%% over %lld images, %.1f bytes per image on the wire "
+                "(header %.1f); float model %.2f%%\n",
+                spec.name.c_str(), spec.split.c_str(), q.spec.bits, r.coders[0].coder.c_str(), r.top1,
+                static_cast<long long>(r.images), r.coders[0].bytes_per_image, r.coders[0].header_bytes, fr.top1);
+  }
+  return si::Status::Ok();
+}
+
+struct StudyArgs {
+  std::string config, out, device = "cpu", only;
+  int threads = 0;
+};
+
+si::Status RunExperiment(const StudyArgs& a, const std::string& command) {
+  SI_ASSIGN_OR_RETURN(auto config, si::eval::LoadStudyConfig(a.config));
+  SI_ASSIGN_OR_RETURN(torch::Device device, si::models::ParseDevice(a.device));
+  si::eval::StudyOptions o;
+  o.out_dir = a.out;
+  o.device = device;
+  o.command = command;
+  o.threads = a.threads;
+  o.only = a.only;
+  SI_RETURN_IF_ERROR(si::eval::RunStudy(config, o));
+  std::printf("study written to %s (results.csv, results.json, report.md, plots/)\n", a.out.c_str());
+  return si::Status::Ok();
+}
+
 si::Status RunEval(const EvalArgs& a) {
+  if (!a.pipeline.empty()) {
+    if (!a.checkpoint.empty() || !a.split.empty() || !a.dump_features.empty()) {
+      return si::InvalidArgument("--pipeline names the model and split itself; drop --checkpoint, --split and "
+                                 "--dump-features");
+    }
+    return RunEvalPipeline(a);
+  }
+  if (a.checkpoint.empty()) return si::InvalidArgument("eval needs --checkpoint FILE or --pipeline FILE");
   si::models::ConfigureThreads(a.threads);
   SI_ASSIGN_OR_RETURN(torch::Device device, si::models::ParseDevice(a.device));
   SI_ASSIGN_OR_RETURN(si::models::LoadedModel loaded, si::models::LoadCheckpoint(a.checkpoint, device));
@@ -66,14 +155,7 @@ si::Status RunEval(const EvalArgs& a) {
     split = s;
   }
   const auto& meta = loaded.meta;
-  std::string dir = a.data_dir;
-  if (dir.empty() && meta.train_config.contains("data")) dir = meta.train_config["data"].value("dir", "");
-  SI_ASSIGN_OR_RETURN(auto dataset, si::data::OpenDataset(meta.dataset, dir, si::data::Split::kTest,
-                                                          meta.input_shape.size() == 3 ? meta.input_shape[2] : 0));
-  if (dataset->image_shape() != meta.input_shape) {
-    return si::Mismatch("checkpoint expects images of shape " + nlohmann::json(meta.input_shape).dump() +
-                        " but dataset " + dataset->name() + " has " + nlohmann::json(dataset->image_shape()).dump());
-  }
+  SI_ASSIGN_OR_RETURN(auto dataset, TestSetFor(meta, a.data_dir));
   si::eval::EvalOptions options;
   options.batch_size = a.batch_size;
   options.limit = a.limit;
@@ -151,7 +233,9 @@ int main(int argc, char** argv) {
 
   EvalArgs eval_args;
   auto* eval = app.add_subcommand("eval", "top-1/top-5 of a checkpoint on its test set");
-  eval->add_option("--checkpoint", eval_args.checkpoint, "checkpoint .pt written by `splitinfer train`")->required();
+  eval->add_option("--checkpoint", eval_args.checkpoint, "checkpoint .pt written by `splitinfer train`");
+  eval->add_option("--pipeline", eval_args.pipeline,
+                   "pipeline YAML (e.g. models/fmnist_best.yaml): evaluate the wire path, real frames included");
   eval->add_option("--split", eval_args.split, "run head and tail separately, cut after this block");
   eval->add_option("--device", eval_args.device, "cpu | cuda | cuda:N");
   eval->add_option("--data", eval_args.data_dir, "dataset directory (default: the checkpoint's)");
@@ -168,6 +252,14 @@ int main(int argc, char** argv) {
   auto* list = app.add_subcommand("models", "list the model zoo with split points");
   list->add_flag("--params", params, "also build each model and count its parameters");
 
+  StudyArgs study_args;
+  auto* experiment = app.add_subcommand("experiment", "run the rate-accuracy study grid (resumable: rerun to continue)");
+  experiment->add_option("--config", study_args.config, "study YAML, e.g. configs/fmnist_study.yaml")->required();
+  experiment->add_option("--out", study_args.out, "output directory (results.*, report.md, plots/, runs/)")->required();
+  experiment->add_option("--device", study_args.device, "cpu | cuda | cuda:N");
+  experiment->add_option("--threads", study_args.threads, "CPU threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  experiment->add_option("--only", study_args.only, "run only the runs whose name contains this text");
+
   CLI::App* codec = nullptr;
   auto run_codec = si::cli::AddCodecCommands(app, &codec);
 
@@ -176,6 +268,11 @@ int main(int argc, char** argv) {
     if (*train) return Report(RunTrain(train_args));
     if (*eval) return Report(RunEval(eval_args));
     if (*list) return Report(RunModels(params));
+    if (*experiment) {
+      std::string command = "splitinfer";
+      for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+      return Report(RunExperiment(study_args, command));
+    }
     if (*codec) return Report(run_codec());
   } catch (const c10::Error& e) {
     // Library code converts LibTorch errors at stage boundaries; this is the last net.

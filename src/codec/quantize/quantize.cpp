@@ -426,6 +426,47 @@ Result<torch::Tensor> Dequantize(const QuantParams& p, const uint8_t* symbols, s
   return out;
 }
 
+Result<torch::Tensor> SimulateBatch(const QuantParams& p, const torch::Tensor& batch) {
+  if (p.spec.params_in_frame) {
+    return InvalidArgument("SimulateBatch needs calibrated (static) quantizer params; these send ranges per frame");
+  }
+  const int64_t rank = static_cast<int64_t>(p.dims.size());
+  bool dims_ok = batch.dim() == rank + 1;
+  for (int64_t i = 0; dims_ok && i < rank; ++i) dims_ok = batch.size(i + 1) == static_cast<int64_t>(p.dims[i]);
+  if (!dims_ok) {
+    return InvalidArgument("batch shape " + c10::str(batch.sizes()) + " does not match the quantizer's per-image dims " +
+                           DimsText(p.dims) + " (expected [N, dims...])");
+  }
+  const Tiling t = MakeTiling(p.spec, p.dims);
+  const int levels = p.levels();
+  // Per-element region index, lower bound and inverse step: the codec's ForEachRun order.
+  std::vector<int64_t> region(t.count());
+  ForEachRun(t, [&](uint64_t r, uint64_t off, uint32_t len) {
+    std::fill_n(region.begin() + static_cast<std::ptrdiff_t>(off), len, static_cast<int64_t>(r));
+  });
+  std::vector<float> lo(t.regions()), inv(t.regions());
+  for (uint64_t r = 0; r < t.regions(); ++r) {
+    lo[r] = p.lo[r];
+    inv[r] = Inverse({p.lo[r], p.hi[r]}, levels);
+  }
+  const auto dev = batch.device();
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+  auto region_t = torch::from_blob(region.data(), {static_cast<int64_t>(region.size())}, torch::kInt64).to(dev);
+  auto lo_e = torch::from_blob(lo.data(), {static_cast<int64_t>(lo.size())}, f32).to(dev).index_select(0, region_t);
+  auto inv_e = torch::from_blob(inv.data(), {static_cast<int64_t>(inv.size())}, f32).to(dev).index_select(0, region_t);
+  std::vector<float> tables = StaticTables(p);
+  auto table_t = torch::from_blob(tables.data(), {static_cast<int64_t>(tables.size())}, f32).to(dev);
+
+  torch::NoGradGuard no_grad;
+  const int64_t n = batch.size(0);
+  auto x = batch.detach().to(torch::kFloat32).reshape({n, static_cast<int64_t>(t.count())});
+  // Same float operations in the same order as QuantizeOne; NaN maps to symbol 0 there too.
+  auto v = torch::nan_to_num((x - lo_e) * inv_e + 0.5f, /*nan=*/0.0);
+  auto q = torch::floor(v).clamp(0, levels - 1).to(torch::kInt64);
+  auto index = region_t.unsqueeze(0) * levels + q;
+  return table_t.index_select(0, index.reshape({-1})).reshape(batch.sizes());
+}
+
 // ---------------------------------------------------------------- names and JSON
 
 Result<Granularity> GranularityFromName(const std::string& n) {

@@ -72,6 +72,12 @@ Result<QuantizedMap> Quantize(const QuantParams& params, const torch::Tensor& fe
 Result<torch::Tensor> Dequantize(const QuantParams& params, const uint8_t* symbols, size_t count,
                                  const uint8_t* side_info, size_t side_info_size);
 
+// Dequantize(Quantize(x)) for a whole batch [N, dims...] of static params, as tensor ops on the
+// batch's device. It equals the per-image codec path bit for bit (tests/codec checks it), so
+// training can see exactly what the server will see without coding each image. No gradient.
+// INVALID_ARGUMENT for dynamic params (their ranges depend on each frame) or other dims.
+Result<torch::Tensor> SimulateBatch(const QuantParams& params, const torch::Tensor& batch);
+
 nlohmann::json ToJson(const QuantParams& params);
 Result<QuantParams> QuantParamsFromJson(const nlohmann::json& j, const std::string& origin);
 

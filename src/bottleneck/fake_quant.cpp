@@ -1,0 +1,88 @@
+#include "bottleneck/fake_quant.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+namespace splitinfer::bottleneck {
+
+torch::Tensor RoundSte(const torch::Tensor& v) { return v + (torch::round(v) - v).detach(); }
+
+torch::Tensor FakeQuantize(const torch::Tensor& x, const torch::Tensor& lo, const torch::Tensor& hi, int bits) {
+  TORCH_CHECK(bits >= 1 && bits <= 8, "FakeQuantize: bits must be 1..8, got ", bits);
+  const double max_q = static_cast<double>((1 << bits) - 1);
+  // A floor on the span keeps a collapsing learned clip from dividing by zero.
+  auto span = (hi - lo).clamp_min(1e-6);
+  auto step = span / max_q;
+  // torch::min/max with tensors pass the gradient to whichever side is selected: PACT's
+  // gradient for the clip comes from the elements that were clipped.
+  auto xc = torch::max(torch::min(x, hi), lo);
+  // floor(v + 0.5) as in the codec (round-half-up rather than torch's half-to-even).
+  auto v = (xc - lo) / step;
+  auto q = v + (torch::floor(v + 0.5) - v).detach();
+  return lo + q * step;
+}
+
+torch::Tensor ClusteringLoss(const torch::Tensor& x, const torch::Tensor& lo, const torch::Tensor& hi, int bits) {
+  TORCH_CHECK(bits >= 1 && bits <= 8, "ClusteringLoss: bits must be 1..8, got ", bits);
+  const double max_q = static_cast<double>((1 << bits) - 1);
+  auto step = (hi - lo).clamp_min(1e-6) / max_q;
+  // Which level is nearest is a discrete choice (no gradient); the distance to it moves x and,
+  // through the level's position, a learned range.
+  auto q = torch::floor((x.detach() - lo.detach()) / step.detach() + 0.5).clamp(0, max_q);
+  // In units of the step, so that one λ means the same pull at every bit width and feature scale.
+  return ((x - (lo + q * step)) / step.detach()).pow(2).mean();
+}
+
+torch::Tensor ClusteringLoss(const torch::Tensor& x, double lo, double hi, int bits) {
+  TORCH_CHECK(hi > lo, "ClusteringLoss: empty range [", lo, ", ", hi, "]");
+  auto o = x.options().requires_grad(false);
+  return ClusteringLoss(x, torch::full({}, lo, o), torch::full({}, hi, o), bits);
+}
+
+Result<LambdaSchedule> LambdaScheduleFromName(const std::string& name) {
+  if (name == "constant") return LambdaSchedule::kConstant;
+  if (name == "linear") return LambdaSchedule::kLinear;
+  if (name == "exponential") return LambdaSchedule::kExponential;
+  if (name == "step") return LambdaSchedule::kStep;
+  return InvalidArgument("unknown lambda schedule '" + name + "'; use constant, linear, exponential or step");
+}
+
+const char* LambdaScheduleName(LambdaSchedule s) {
+  switch (s) {
+    case LambdaSchedule::kConstant: return "constant";
+    case LambdaSchedule::kLinear: return "linear";
+    case LambdaSchedule::kExponential: return "exponential";
+    case LambdaSchedule::kStep: return "step";
+  }
+  return "?";
+}
+
+double ClusteringWeight(LambdaSchedule schedule, double lambda, double t) {
+  t = std::min(1.0, std::max(0.0, t));
+  switch (schedule) {
+    case LambdaSchedule::kConstant: return lambda;
+    case LambdaSchedule::kLinear: return lambda * t;
+    case LambdaSchedule::kExponential: return lambda * std::expm1(5.0 * t) / std::expm1(5.0);
+    case LambdaSchedule::kStep: return lambda * std::min(1.0, std::floor(t * 4.0) / 3.0);
+  }
+  return lambda;
+}
+
+LearnedClipImpl::LearnedClipImpl(double init_hi) {
+  hi_ = register_parameter("hi", torch::full({1}, init_hi > 0 ? init_hi : 1.0));
+}
+
+torch::Tensor LearnedClipImpl::forward(const torch::Tensor& x, int bits) {
+  auto lo = torch::zeros({1}, hi_.options());
+  return FakeQuantize(x, lo, hi_.abs() + 1e-6, bits);
+}
+
+double LearnedClipImpl::hi() const { return std::abs(hi_.item<double>()) + 1e-6; }
+
+void LearnedClipImpl::set_hi(double v) {
+  torch::NoGradGuard g;
+  hi_.fill_(v);
+}
+
+}  // namespace splitinfer::bottleneck

@@ -1,0 +1,262 @@
+#include "bottleneck/pipeline.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+#include <yaml-cpp/yaml.h>
+
+#include "core/bytes.h"
+
+namespace splitinfer::bottleneck {
+namespace fs = std::filesystem;
+
+std::string PipelineSpec::Resolve(const std::string& p) const {
+  if (p.empty() || fs::path(p).is_absolute() || base_dir.empty()) return p;
+  return (fs::path(base_dir) / p).lexically_normal().string();
+}
+
+uint32_t DerivePipelineId(const std::string& name, const std::string& split) {
+  const std::string key = name + "/" + split;
+  // 7 bits: the id is a one-byte varint on the wire (at 30 bytes per frame, four more bytes of
+  // a full CRC would be 13 %). It guards against a frame reaching the wrong pipeline, which a
+  // deployment runs a handful of, not against forgery (the CRC32C covers corruption).
+  return Crc32c(reinterpret_cast<const uint8_t*>(key.data()), key.size()) & 0x7Fu;
+}
+
+Result<PipelineSpec> ParsePipelineSpec(const std::string& text, const std::string& origin, const std::string& base_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(origin + ": not valid YAML (" + e.what() + ")");
+  }
+  if (!root.IsMap()) return InvalidArgument(origin + ": a pipeline file is a YAML mapping (name: ..., model: ..., ...)");
+  static const std::set<std::string> kKeys = {"name",        "model", "server_model", "split", "bottleneck",
+                                              "compensator", "quantizer", "bits", "coder", "coder_level",
+                                              "pipeline_id", "reference_model"};
+  PipelineSpec s;
+  s.base_dir = base_dir;
+  try {
+    for (const auto& kv : root) {
+      const std::string key = kv.first.as<std::string>();
+      if (!kKeys.count(key)) {
+        return InvalidArgument(origin + ": unknown key '" + key +
+                               "'; valid keys: name, model, server_model, split, bottleneck, compensator, quantizer, "
+                               "bits, coder, coder_level, pipeline_id, reference_model");
+      }
+    }
+    auto str = [&](const char* k) { return root[k] ? root[k].as<std::string>() : std::string(); };
+    s.name = str("name");
+    s.model = str("model");
+    s.server_model = str("server_model");
+    s.split = str("split");
+    s.bottleneck = str("bottleneck");
+    s.compensator = str("compensator");
+    s.quantizer = str("quantizer");
+    s.reference_model = str("reference_model");
+    if (root["coder"]) s.coder = root["coder"].as<std::string>();
+    if (root["bits"]) s.bits = root["bits"].as<int>();
+    if (root["coder_level"]) s.coder_level = root["coder_level"].as<int>();
+    if (root["pipeline_id"]) s.pipeline_id = root["pipeline_id"].as<int64_t>();
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(origin + ": " + e.what());
+  }
+  for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"model", &s.model},
+                                   {"split", &s.split}}) {
+    if (value->empty()) return InvalidArgument(origin + ": missing required key '" + key + "'");
+  }
+  if (s.quantizer.empty() && s.bottleneck.empty()) {
+    return InvalidArgument(origin + ": missing required key 'quantizer' (only a shared autoencoder's pipeline may omit "
+                           "it: its clip for each bit width is part of the artifact)");
+  }
+  if (s.name.empty()) s.name = fs::path(origin).stem().string();
+  if (s.bits < 0 || s.bits > 8) return InvalidArgument(origin + ": bits must be 1..8, got " + std::to_string(s.bits));
+  if (s.pipeline_id < -1 || s.pipeline_id > 0xFFFFFFFFLL) {
+    return InvalidArgument(origin + ": pipeline_id must be 0..4294967295");
+  }
+  SI_RETURN_IF_ERROR(codec::CoderFromName(s.coder).status());
+  return s;
+}
+
+Result<PipelineSpec> LoadPipelineSpec(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("pipeline file " + path + " not found");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParsePipelineSpec(ss.str(), path, fs::path(path).parent_path().string());
+}
+
+Status SavePipelineSpec(const std::string& path, const PipelineSpec& s) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << s.name;
+  out << YAML::Key << "model" << YAML::Value << s.model;
+  if (!s.server_model.empty()) out << YAML::Key << "server_model" << YAML::Value << s.server_model;
+  out << YAML::Key << "split" << YAML::Value << s.split;
+  if (!s.bottleneck.empty()) out << YAML::Key << "bottleneck" << YAML::Value << s.bottleneck;
+  if (!s.compensator.empty()) out << YAML::Key << "compensator" << YAML::Value << s.compensator;
+  out << YAML::Key << "quantizer" << YAML::Value << s.quantizer;
+  if (s.bits > 0) out << YAML::Key << "bits" << YAML::Value << s.bits;
+  out << YAML::Key << "coder" << YAML::Value << s.coder;
+  if (s.coder_level >= 0) out << YAML::Key << "coder_level" << YAML::Value << s.coder_level;
+  if (s.pipeline_id >= 0) out << YAML::Key << "pipeline_id" << YAML::Value << s.pipeline_id;
+  if (!s.reference_model.empty()) out << YAML::Key << "reference_model" << YAML::Value << s.reference_model;
+  out << YAML::EndMap;
+  std::ofstream f(path + ".tmp");
+  f << "# splitinfer pipeline (see src/bottleneck/pipeline.h)\n" << out.c_str() << "\n";
+  f.close();
+  if (!f) return IoError("cannot write " + path);
+  std::error_code ec;
+  fs::rename(path + ".tmp", path, ec);
+  if (ec) return IoError("cannot write " + path + ": " + ec.message());
+  return Status::Ok();
+}
+
+Result<Pipeline> Pipeline::Load(const std::string& path, const torch::Device& device) {
+  SI_ASSIGN_OR_RETURN(PipelineSpec spec, LoadPipelineSpec(path));
+  return FromSpec(spec, device);
+}
+
+Result<Pipeline> Pipeline::FromSpec(const PipelineSpec& spec, const torch::Device& device) {
+  Pipeline p;
+  p.spec_ = spec;
+  p.device_ = device;
+  SI_ASSIGN_OR_RETURN(p.node_, models::LoadCheckpoint(spec.Resolve(spec.model), device));
+  if (!spec.server_model.empty()) {
+    SI_ASSIGN_OR_RETURN(p.server_, models::LoadCheckpoint(spec.Resolve(spec.server_model), device));
+    if (p.server_.meta.model != p.node_.meta.model || p.server_.meta.options.width != p.node_.meta.options.width) {
+      return Mismatch(spec.Resolve(spec.server_model) + " holds " + p.server_.meta.model + ", but the node model is " +
+                      p.node_.meta.model + " of another architecture or width");
+    }
+  } else {
+    p.server_ = p.node_;
+  }
+  SI_ASSIGN_OR_RETURN(p.split_, p.node_.model->find_split(spec.split));
+  p.norm_.mean = p.node_.meta.norm_mean;
+  p.norm_.std = p.node_.meta.norm_std;
+
+  // The per-image feature shape at the split, from one dummy forward pass.
+  {
+    torch::NoGradGuard g;
+    auto f = p.node_.model->head(models::ExampleInput(p.node_.meta, 1, device), p.split_);
+    p.split_shape_.assign(f.sizes().begin() + 1, f.sizes().end());
+  }
+  if (!spec.bottleneck.empty()) {
+    const std::string path = spec.Resolve(spec.bottleneck);
+    SI_ASSIGN_OR_RETURN(auto meta, ReadArtifactMeta(path));
+    const std::string kind = meta.value("kind", "");
+    if (kind == "autoencoder") {
+      SI_ASSIGN_OR_RETURN(p.ae_, LoadAutoencoder(path));
+      if (p.ae_->options().channels != p.split_shape_[0]) {
+        return Mismatch(path + " encodes " + std::to_string(p.ae_->options().channels) + " channels, but split '" +
+                        spec.split + "' has " + std::to_string(p.split_shape_[0]));
+      }
+      p.ae_->to(device);
+    } else if (kind == "shared_autoencoder") {
+      SI_ASSIGN_OR_RETURN(p.shared_, LoadSharedAutoencoder(path));
+      SI_ASSIGN_OR_RETURN(p.shared_point_, p.shared_->point_index(spec.split));
+      if (p.shared_->options().points[p.shared_point_].channels != p.split_shape_[0]) {
+        return Mismatch(path + ": point '" + spec.split + "' channel count differs from the model's");
+      }
+      if (spec.bits == 0) return InvalidArgument(spec.name + ": a shared autoencoder needs `bits:` (the run-time choice)");
+      SI_RETURN_IF_ERROR(p.shared_->bits_index(spec.bits).status());
+      p.shared_->to(device);
+    } else {
+      return Mismatch(path + " holds a " + kind + ", not an autoencoder (bottleneck: expects autoencoder or "
+                      "shared_autoencoder)");
+    }
+  }
+  if (!spec.compensator.empty()) {
+    SI_ASSIGN_OR_RETURN(p.comp_, LoadCompensator(spec.Resolve(spec.compensator)));
+    p.comp_->to(device);
+  }
+
+  // Quantizer: calibrated for what goes on the wire (the latent when there is an encoder). A
+  // shared autoencoder carries a learned clip per (point, bits), so the node can switch.
+  std::vector<uint32_t> wire_dims;
+  {
+    torch::NoGradGuard g;
+    p.set_eval_all();
+    auto f = p.NodeFeatures(models::ExampleInput(p.node_.meta, 1, device));
+    wire_dims.assign(f.sizes().begin() + 1, f.sizes().end());
+  }
+  if (spec.quantizer.empty()) {
+    if (p.shared_.is_empty()) return InvalidArgument(spec.name + ": no quantizer file and no shared autoencoder");
+    auto& q = p.codec_.quant;
+    q.spec.bits = spec.bits;
+    q.spec.range = codec::RangeKind::kZeroBased;
+    q.spec.granularity = codec::Granularity::kTensor;
+    q.dims = wire_dims;
+    q.lo = {0.0f};
+    q.hi = {static_cast<float>(p.shared_->clip_hi(p.shared_point_, spec.bits))};
+  } else {
+  const std::string qpath = spec.Resolve(spec.quantizer);
+  std::ifstream qin(qpath);
+  if (!qin) return NotFound("quantizer file " + qpath + " not found");
+  auto qjson = nlohmann::json::parse(qin, nullptr, /*allow_exceptions=*/false);
+  if (qjson.is_discarded()) return DataLoss(qpath + " is not valid JSON");
+  SI_ASSIGN_OR_RETURN(p.codec_.quant, codec::QuantParamsFromJson(qjson, qpath));
+  if (spec.bits != 0 && spec.bits != p.codec_.quant.spec.bits) {
+    return Mismatch(spec.name + ": bits " + std::to_string(spec.bits) + " but " + qpath + " quantizes to " +
+                    std::to_string(p.codec_.quant.spec.bits) + " bits");
+  }
+  if (wire_dims != p.codec_.quant.dims) {
+    return Mismatch(qpath + " was calibrated for features of another shape than this pipeline sends");
+  }
+  }
+  SI_ASSIGN_OR_RETURN(p.codec_.coder, codec::CoderFromName(spec.coder));
+  if (p.codec_.coder == codec::CoderId::kCabacTrained) {
+    return Unimplemented(spec.name + ": coder cabac-trained needs a trained context model, which pipelines cannot "
+                         "name yet; use cabac");
+  }
+  p.codec_.coder_options.level = spec.coder_level;
+  p.codec_.pipeline_id = spec.pipeline_id >= 0 ? static_cast<uint32_t>(spec.pipeline_id)
+                                               : DerivePipelineId(spec.name, spec.split);
+  return p;
+}
+
+void Pipeline::set_eval_all() {
+  node_.model->eval();
+  server_.model->eval();
+  if (!ae_.is_empty()) ae_->eval();
+  if (!shared_.is_empty()) shared_->eval();
+  if (!comp_.is_empty()) comp_->eval();
+}
+
+torch::Tensor Pipeline::NodeFeatures(const torch::Tensor& images) {
+  auto f = node_.model->head(images, split_);
+  if (!ae_.is_empty()) return ae_->encode(f);
+  if (!shared_.is_empty()) return shared_->encode(f, shared_point_);
+  return f;
+}
+
+torch::Tensor Pipeline::ServerLogits(const torch::Tensor& dequantized) {
+  auto f = dequantized.to(device_);
+  if (!comp_.is_empty()) f = comp_->forward(f);
+  if (!ae_.is_empty()) f = ae_->decode(f, split_shape_[1], split_shape_[2]);
+  if (!shared_.is_empty()) f = shared_->decode(f, shared_point_);
+  return server_.model->tail(f, split_);
+}
+
+int64_t Pipeline::node_extra_params() const {
+  if (!ae_.is_empty()) return ParameterCount(*ae_->encoder);
+  if (!shared_.is_empty()) {
+    return ParameterCount(*shared_->core_encoder) + ParameterCount(*shared_->in_adapters->ptr(shared_point_));
+  }
+  return 0;
+}
+
+int64_t Pipeline::server_extra_params() const {
+  int64_t n = comp_.is_empty() ? 0 : ParameterCount(*comp_);
+  if (!ae_.is_empty()) n += ParameterCount(*ae_->decoder_in) + ParameterCount(*ae_->decoder_out);
+  if (!shared_.is_empty()) {
+    n += ParameterCount(*shared_->core_decoder) + ParameterCount(*shared_->out_adapters->ptr(shared_point_));
+  }
+  return n;
+}
+
+}  // namespace splitinfer::bottleneck

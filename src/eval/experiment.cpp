@@ -1,0 +1,292 @@
+#include "eval/experiment.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <torch/torch.h>
+#include <yaml-cpp/yaml.h>
+
+#include "bottleneck/pipeline.h"
+#include "core/progress.h"
+#include "data/datasets.h"
+#include "eval/evaluate.h"
+#include "eval/image_baseline.h"
+#include "eval/pipeline_eval.h"
+#include "eval/report.h"
+#include "models/checkpoint.h"
+#include "models/device.h"
+#include "train/loop.h"
+
+namespace splitinfer::eval {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string Scalar(const YAML::Node& n) { return n.as<std::string>(); }
+
+// Expands `split`, `bits` and `granularity` lists of one run node into one node per combination.
+std::vector<std::pair<std::string, YAML::Node>> Expand(const std::string& name, const YAML::Node& run) {
+  std::vector<std::pair<std::string, YAML::Node>> out{{name, YAML::Clone(run)}};
+  for (const char* key : {"split", "bits", "granularity"}) {
+    if (!run[key] || !run[key].IsSequence()) continue;
+    std::vector<std::pair<std::string, YAML::Node>> next;
+    for (const auto& [n, node] : out) {
+      for (const auto& v : run[key]) {
+        YAML::Node copy = YAML::Clone(node);
+        copy[key] = YAML::Clone(v);
+        const std::string tag = std::string(key) == "bits" ? "b" + Scalar(v) : Scalar(v);
+        next.emplace_back(n + "_" + tag, copy);
+      }
+    }
+    out = std::move(next);
+  }
+  return out;
+}
+
+std::string Machine() {
+  std::ifstream cpu("/proc/cpuinfo");
+  std::string line, model = "unknown CPU";
+  while (std::getline(cpu, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  return std::to_string(std::thread::hardware_concurrency()) + " cores, " + model;
+}
+
+}  // namespace
+
+Result<StudyConfig> ParseStudyConfig(const std::string& text, const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(origin + ": not valid YAML (" + e.what() + ")");
+  }
+  if (!root.IsMap()) return InvalidArgument(origin + ": a study config is a YAML mapping");
+  static const std::set<std::string> kKeys = {"model", "data", "coders", "image_baselines", "eval_batch_size", "ptq", "runs"};
+  StudyConfig c;
+  try {
+    for (const auto& kv : root) {
+      const auto key = kv.first.as<std::string>();
+      if (!kKeys.count(key)) {
+        return InvalidArgument(origin + ": unknown key '" + key +
+                               "'; valid keys: model, data, coders, image_baselines, eval_batch_size, ptq, runs");
+      }
+    }
+    if (!root["model"]) return InvalidArgument(origin + ": missing required key 'model' (the float checkpoint)");
+    c.model = root["model"].as<std::string>();
+    if (root["data"]) {
+      static const std::set<std::string> kData = {"dataset", "dir", "limit_train", "limit_test", "image_size"};
+      for (const auto& kv : root["data"]) {
+        if (!kData.count(kv.first.as<std::string>())) {
+          return InvalidArgument(origin + ": unknown key 'data." + kv.first.as<std::string>() +
+                                 "'; valid keys: dataset, dir, limit_train, limit_test, image_size");
+        }
+      }
+      const auto d = root["data"];
+      if (d["dataset"]) c.data.dataset = d["dataset"].as<std::string>();
+      if (d["dir"]) c.data.dir = d["dir"].as<std::string>();
+      if (d["limit_train"]) c.data.limit_train = d["limit_train"].as<int64_t>();
+      if (d["limit_test"]) c.data.limit_test = d["limit_test"].as<int64_t>();
+      if (d["image_size"]) c.data.image_size = d["image_size"].as<int64_t>();
+    }
+    if (root["coders"]) c.coders = root["coders"].as<std::vector<std::string>>();
+    for (const auto& name : c.coders) {
+      SI_ASSIGN_OR_RETURN(auto id, codec::CoderFromName(name));
+      if (id == codec::CoderId::kCabacTrained) {
+        return InvalidArgument(origin + ": coder cabac-trained needs a trained context model; use cabac in studies");
+      }
+    }
+    if (c.coders.empty()) return InvalidArgument(origin + ": coders must name at least one lossless coder");
+    if (root["image_baselines"]) c.image_baselines = root["image_baselines"].as<bool>();
+    if (root["eval_batch_size"]) c.eval_batch_size = root["eval_batch_size"].as<int64_t>();
+
+    if (root["ptq"]) {
+      const auto p = root["ptq"];
+      static const std::set<std::string> kPtq = {"splits", "bits", "granularity", "clip", "region", "reconstruction",
+                                                 "calibration_images"};
+      for (const auto& kv : p) {
+        if (!kPtq.count(kv.first.as<std::string>())) {
+          return InvalidArgument(origin + ": unknown key 'ptq." + kv.first.as<std::string>() +
+                                 "'; valid keys: splits, bits, granularity, clip, region, reconstruction, "
+                                 "calibration_images");
+        }
+      }
+      YAML::Node run;
+      run["method"] = "ptq";
+      run["split"] = p["splits"] ? p["splits"] : YAML::Node("stem");
+      run["bits"] = p["bits"] ? p["bits"] : YAML::Node(1);
+      run["granularity"] = p["granularity"] ? p["granularity"] : YAML::Node("tensor");
+      for (const char* k : {"clip", "region", "reconstruction", "calibration_images"}) {
+        if (p[k]) run[k] = p[k];
+      }
+      // Always expand as lists so the names carry split, bits and granularity.
+      for (const char* k : {"split", "bits", "granularity"}) {
+        if (!run[k].IsSequence()) {
+          YAML::Node seq(YAML::NodeType::Sequence);
+          seq.push_back(run[k]);
+          run[k] = seq;
+        }
+      }
+      for (auto& [name, node] : Expand("ptq", run)) {
+        SI_ASSIGN_OR_RETURN(auto m, train::ParseMethodConfig(YAML::Dump(node), origin + ": " + name));
+        c.runs.push_back({name, m});
+      }
+    }
+    if (root["runs"]) {
+      if (!root["runs"].IsSequence()) return InvalidArgument(origin + ": runs is a list of run mappings");
+      std::set<std::string> names;
+      for (const auto& r : root["runs"]) {
+        if (!r.IsMap() || !r["name"]) return InvalidArgument(origin + ": every run needs a name");
+        const std::string base = r["name"].as<std::string>();
+        YAML::Node node = YAML::Clone(r);
+        node.remove("name");
+        for (auto& [name, n] : Expand(base, node)) {
+          if (!names.insert(name).second) return InvalidArgument(origin + ": two runs are named '" + name + "'");
+          SI_ASSIGN_OR_RETURN(auto m, train::ParseMethodConfig(YAML::Dump(n), origin + ": run " + name));
+          c.runs.push_back({name, m});
+        }
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(origin + ": " + e.what());
+  }
+  return c;
+}
+
+Result<StudyConfig> LoadStudyConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("study config " + path + " not found");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseStudyConfig(ss.str(), path);
+}
+
+Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
+  if (options.out_dir.empty()) return InvalidArgument("no output directory (--out DIR)");
+  std::error_code ec;
+  fs::create_directories(fs::path(options.out_dir) / "runs", ec);
+  if (ec) return IoError("cannot create " + options.out_dir + ": " + ec.message());
+  models::ConfigureThreads(options.threads);
+  const std::string log_path = (fs::path(options.out_dir) / "results.jsonl").string();
+  SI_ASSIGN_OR_RETURN(auto rows, ReadRows(log_path));
+  std::set<std::string> done;
+  for (const auto& r : rows) done.insert(r.run);
+  auto append = [&](const ResultRow& r) -> Status {
+    SI_RETURN_IF_ERROR(AppendRow(log_path, r));
+    rows.push_back(r);
+    done.insert(r.run);
+    return Status::Ok();
+  };
+
+  SI_ASSIGN_OR_RETURN(auto test_set, train::OpenSplit(config.data, data::Split::kTest));
+  SI_ASSIGN_OR_RETURN(auto base, models::LoadCheckpoint(config.model, options.device));
+  data::Normalization norm{base.meta.norm_mean, base.meta.norm_std};
+
+  // The float reference, measured here (not copied from the checkpoint's metadata).
+  double float_top1 = 0;
+  for (const auto& r : rows) {
+    if (r.method == "float" && r.split.empty()) float_top1 = r.top1;
+  }
+  if (!done.count("float")) {
+    EvalOptions eo;
+    eo.batch_size = config.eval_batch_size;
+    eo.device = options.device;
+    SI_ASSIGN_OR_RETURN(auto ev, Evaluate(*base.model, *test_set, norm, std::nullopt, eo));
+    float_top1 = ev.top1;
+    ResultRow r;
+    r.run = "float";
+    r.method = "float";
+    r.coder = "none";
+    r.top1 = ev.top1;
+    r.float_top1 = ev.top1;
+    r.images = ev.images;
+    SI_RETURN_IF_ERROR(append(r));
+    std::fprintf(stderr, "study: float model top-1 %.2f%% on %lld images\n", ev.top1, static_cast<long long>(ev.images));
+  }
+  if (config.image_baselines && !done.count("input_png")) {
+    auto b = MeasureLosslessImages(*test_set, 0);
+    if (b.ok()) {
+      for (const auto& [method, bytes] : {std::pair<std::string, double>{"input_png", b.value().png_bytes},
+                                          {"input_webp", b.value().webp_bytes}}) {
+        ResultRow r;
+        r.run = method;
+        r.method = method;
+        r.coder = method.substr(6);
+        r.top1 = float_top1;
+        r.float_top1 = float_top1;
+        r.bytes_per_image = bytes;
+        r.images = b.value().images;
+        SI_RETURN_IF_ERROR(append(r));
+      }
+    } else {
+      std::fprintf(stderr, "study: input-image baselines skipped: %s\n", b.status().ToString().c_str());
+    }
+  }
+
+  std::vector<const StudyRun*> todo;
+  for (const auto& run : config.runs) {
+    if (options.only.empty() || run.name.find(options.only) != std::string::npos) todo.push_back(&run);
+  }
+  ProgressBar bar(stderr, "study", static_cast<int64_t>(todo.size()), 0.0);
+  int64_t finished = 0;
+  for (const StudyRun* run : todo) {
+    const std::string run_dir = (fs::path(options.out_dir) / "runs" / run->name).string();
+    train::MethodInputs in;
+    in.base_checkpoint = config.model;
+    in.data = config.data;
+    in.out_dir = run_dir;
+    in.device = options.device;
+    in.progress = options.progress;
+    SI_ASSIGN_OR_RETURN(auto out, train::RunMethod(run->method, in));
+    for (const auto& path : out.pipelines) {
+      SI_ASSIGN_OR_RETURN(auto pipeline, bottleneck::Pipeline::Load(path, options.device));
+      const std::string name = pipeline.spec().name;
+      if (done.count(name)) continue;
+      PipelineEvalOptions po;
+      po.batch_size = config.eval_batch_size;
+      po.device = options.device;
+      po.extra_coders = config.coders;
+      SI_ASSIGN_OR_RETURN(auto ev, EvaluatePipeline(pipeline, *test_set, po));
+      for (const auto& cb : ev.coders) {
+        if (std::find(config.coders.begin(), config.coders.end(), cb.coder) == config.coders.end()) continue;
+        ResultRow r;
+        r.run = name;
+        r.method = run->method.method;
+        r.split = pipeline.spec().split;
+        r.bits = pipeline.codec().quant.spec.bits;
+        r.granularity = codec::GranularityName(pipeline.codec().quant.spec.granularity);
+        r.coder = cb.coder;
+        r.top1 = ev.top1;
+        r.float_top1 = float_top1;
+        r.bytes_per_image = cb.bytes_per_image;
+        r.header_bytes = cb.header_bytes;
+        r.order0_bytes = ev.order0_bytes;
+        r.images = ev.images;
+        r.node_params = pipeline.node_extra_params();
+        r.server_params = pipeline.server_extra_params();
+        r.train_seconds = out.train_seconds;
+        r.pipeline = fs::relative(fs::absolute(path), fs::absolute(options.out_dir)).string();
+        SI_RETURN_IF_ERROR(append(r));
+      }
+      std::fprintf(stderr, "study: %s top-1 %.2f%% (float %.2f%%), %.1f bytes/image with %s\n", name.c_str(), ev.top1,
+                   float_top1, ev.coders[0].bytes_per_image, ev.coders[0].coder.c_str());
+    }
+    bar.update(++finished, finished, run->name);
+    SI_RETURN_IF_ERROR(WriteCsv((fs::path(options.out_dir) / "results.csv").string(), rows));
+  }
+  bar.finish("done");
+  SI_RETURN_IF_ERROR(WriteCsv((fs::path(options.out_dir) / "results.csv").string(), rows));
+  SI_RETURN_IF_ERROR(WriteJson((fs::path(options.out_dir) / "results.json").string(), rows));
+  ReportOptions ro;
+  ro.command = options.command;
+  ro.machine = Machine() + (options.device.is_cuda() ? " + CUDA GPU" : ", no GPU used");
+  return WriteReport(options.out_dir, rows, ro);
+}
+
+}  // namespace splitinfer::eval

@@ -1,0 +1,64 @@
+// The rate-accuracy study: one command runs a grid of (split point x method x bits x quantizer
+// granularity x lossless coder) on the shipped model and writes the table, report and plots.
+//
+//   config (YAML) -> cells: float, input baselines, ptq grid, trained runs (expanded lists)
+//     -> each cell: train (train/methods, resumable) -> pipelines -> wire-path evaluation
+//        (eval/pipeline_eval: real frames, every coder) -> rows appended to OUT/results.jsonl
+//   -> OUT/results.csv, results.json, report.md, plots/*.svg (eval/report)
+//
+// Killing and re-running the same command continues: finished pipelines are read back from
+// results.jsonl and trained artifacts from OUT/runs/<run>/.
+//
+//   model: models/resnet_fmnist.pt
+//   data: {dataset: fmnist}              # dir, limit_train, limit_test as in training configs
+//   coders: [none, lzma, zstd, cabac]
+//   image_baselines: true
+//   ptq: {splits: [stem, stage1], bits: [1, 2, 4, 8], granularity: [tensor, channel, region],
+//         clip: mse, region: [8, 7, 7]}
+//   runs:
+//     - {name: tcl, method: tcl, split: stem, bits: [1, 2, 3], epochs: 3, tcl_lambda: 1.0}
+//   (run keys: see train/methods.h; split, bits and granularity may be lists)
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "core/status.h"
+#include "train/config.h"
+#include "train/methods.h"
+
+namespace splitinfer::eval {
+
+struct StudyRun {
+  std::string name;
+  train::MethodConfig method;
+};
+
+struct StudyConfig {
+  std::string model;  // the float checkpoint every method starts from
+  train::DataConfig data;
+  std::vector<std::string> coders{"none", "lzma", "zstd", "cabac"};
+  bool image_baselines = true;
+  int64_t eval_batch_size = 500;
+  std::vector<StudyRun> runs;  // ptq grid first, then the trained runs, in file order
+};
+
+// Unknown keys are INVALID_ARGUMENT naming them; list values expand into one run per
+// combination, named <name>_<split>_b<bits>_<granularity> for the keys that were lists.
+Result<StudyConfig> ParseStudyConfig(const std::string& yaml_text, const std::string& origin);
+Result<StudyConfig> LoadStudyConfig(const std::string& path);
+
+struct StudyOptions {
+  std::string out_dir;
+  torch::Device device = torch::kCPU;
+  std::string command;  // printed in the report
+  bool progress = true;
+  int threads = 0;
+  std::string only;  // run only runs whose name contains this (empty = all)
+};
+
+Status RunStudy(const StudyConfig& config, const StudyOptions& options);
+
+}  // namespace splitinfer::eval

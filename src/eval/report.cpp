@@ -1,0 +1,687 @@
+#include "eval/report.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <system_error>
+#include <utility>
+
+namespace splitinfer::eval {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Study order: references first, then the codecs roughly from cheapest to most trained, then
+// the input-image baselines. Anything else sorts after these, alphabetically.
+const std::vector<std::string> kMethodOrder = {"float", "ptq", "tail", "tcl", "qat", "ae", "qcnet",
+                                               "shared_ae", "per_point_ae", "input_png", "input_webp"};
+const std::vector<std::string> kCoderOrder = {"none", "lzma", "zstd", "cabac", "png", "webp"};
+// Byte budgets of the summary table: the link rates the study cares about make 32..256 bytes
+// per image the interesting range for 28x28 inputs.
+const double kBudgets[] = {32, 64, 128, 256};
+// A bad JSON value is quoted in the error, cut to this many characters (a line can be long).
+constexpr size_t kMaxQuoted = 60;
+
+size_t Rank(const std::vector<std::string>& order, const std::string& name) {
+  return static_cast<size_t>(std::find(order.begin(), order.end(), name) - order.begin());
+}
+
+// Canonical order first, unknown names after them alphabetically.
+bool CanonicalLess(const std::vector<std::string>& order, const std::string& a, const std::string& b) {
+  const size_t ra = Rank(order, a), rb = Rank(order, b);
+  if (ra != rb) return ra < rb;
+  return a < b;
+}
+
+bool IsInputBaseline(const std::string& method) { return method.rfind("input_", 0) == 0; }
+
+std::string Quoted(const json& v) {
+  std::string s = v.dump();
+  if (s.size() > kMaxQuoted) s = s.substr(0, kMaxQuoted) + "...";
+  return s;
+}
+
+// --- JSON ---------------------------------------------------------------------------------
+
+Status GetString(const json& j, const char* key, bool required, std::string* out, const std::string& origin) {
+  auto it = j.find(key);
+  if (it == j.end()) return required ? DataLoss(origin + ": missing key \"" + key + "\"") : Status::Ok();
+  if (!it->is_string()) return DataLoss(origin + ": key \"" + key + "\" must be a string, got " + Quoted(*it));
+  *out = it->get<std::string>();
+  return Status::Ok();
+}
+
+Status GetInt(const json& j, const char* key, bool required, int64_t* out, const std::string& origin) {
+  auto it = j.find(key);
+  if (it == j.end()) return required ? DataLoss(origin + ": missing key \"" + key + "\"") : Status::Ok();
+  const bool fits = it->is_number_integer() &&
+                    !(it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX));
+  if (!fits) return DataLoss(origin + ": key \"" + key + "\" must be an integer, got " + Quoted(*it));
+  *out = it->get<int64_t>();
+  return Status::Ok();
+}
+
+Status GetDouble(const json& j, const char* key, bool required, double* out, const std::string& origin) {
+  auto it = j.find(key);
+  if (it == j.end()) return required ? DataLoss(origin + ": missing key \"" + key + "\"") : Status::Ok();
+  if (!it->is_number() || !std::isfinite(it->get<double>())) {
+    return DataLoss(origin + ": key \"" + key + "\" must be a finite number, got " + Quoted(*it));
+  }
+  *out = it->get<double>();
+  return Status::Ok();
+}
+
+// The limits a row must satisfy, shared by the writer (INVALID_ARGUMENT: our bug) and the
+// reader (DATA_LOSS: a damaged log). Returns "" when the row is fine.
+std::string RowProblem(const ResultRow& r) {
+  if (r.run.empty()) return "key \"run\" must not be empty";
+  if (r.method.empty()) return "key \"method\" must not be empty";
+  if (r.bits < 0 || r.bits > 32) return "key \"bits\" must be in [0, 32], got " + std::to_string(r.bits);
+  const std::pair<const char*, double> percents[] = {{"top1", r.top1}, {"float_top1", r.float_top1}};
+  for (const auto& [key, v] : percents) {
+    if (!std::isfinite(v) || v < 0 || v > 100) {
+      return std::string("key \"") + key + "\" must be a percentage in [0, 100]";
+    }
+  }
+  const std::pair<const char*, double> sizes[] = {{"bytes_per_image", r.bytes_per_image},
+                                                  {"header_bytes", r.header_bytes},
+                                                  {"order0_bytes", r.order0_bytes},
+                                                  {"train_seconds", r.train_seconds}};
+  for (const auto& [key, v] : sizes) {
+    if (!std::isfinite(v) || v < 0) return std::string("key \"") + key + "\" must be a finite number >= 0";
+  }
+  const std::pair<const char*, int64_t> counts[] = {
+      {"images", r.images}, {"node_params", r.node_params}, {"server_params", r.server_params}};
+  for (const auto& [key, v] : counts) {
+    if (v < 0) return std::string("key \"") + key + "\" must be >= 0";
+  }
+  return "";
+}
+
+// --- files --------------------------------------------------------------------------------
+
+Status WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return IoError("cannot open " + path + " for writing: " + std::strerror(errno));
+  out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  out.close();
+  if (!out) return IoError("cannot write " + path + ": " + std::strerror(errno));
+  return Status::Ok();
+}
+
+Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return IoError("cannot open " + path + ": " + std::strerror(errno));
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return IoError("cannot read " + path + ": " + std::strerror(errno));
+  return content;
+}
+
+// A run killed inside AppendRow leaves a line without its newline. Appending after it would
+// fuse the next row onto it and turn a harmless tail into corruption in the middle of the log,
+// so the fragment is cut off (or, if it is complete JSON that only lacks the newline, ended).
+Status RepairLastLine(const std::string& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) return IoError("cannot stat " + path + ": " + ec.message());
+  if (size == 0) return Status::Ok();
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return IoError("cannot open " + path + ": " + std::strerror(errno));
+    in.seekg(-1, std::ios::end);
+    char last = 0;
+    if (!in.get(last)) return IoError("cannot read " + path);
+    if (last == '\n') return Status::Ok();
+  }
+  SI_ASSIGN_OR_RETURN(const std::string content, ReadFile(path));
+  const size_t nl = content.rfind('\n');
+  const size_t keep = nl == std::string::npos ? 0 : nl + 1;
+  if (json::accept(content.substr(keep))) {
+    std::ofstream out(path, std::ios::binary | std::ios::app);
+    out << '\n';
+    out.close();
+    if (!out) return IoError("cannot append to " + path + ": " + std::strerror(errno));
+    return Status::Ok();
+  }
+  std::cerr << "warning: " << path << ": dropping a partial last line (" << content.size() - keep
+            << " bytes) left by an interrupted write\n";
+  fs::resize_file(path, keep, ec);
+  if (ec) return IoError("cannot truncate " + path + ": " + ec.message());
+  return Status::Ok();
+}
+
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) {
+    if (c == '"') q += '"';
+    q += c;
+  }
+  return q + "\"";
+}
+
+// Shortest text that reads back to the same double.
+std::string Num(double v) { return json(v).dump(); }
+
+// --- markdown -----------------------------------------------------------------------------
+
+std::string Fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+std::string Cell(const std::string& s) {
+  if (s.empty()) return "-";
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += "\\|";
+    else if (c == '\n' || c == '\r') out += ' ';
+    else out += c;
+  }
+  return out;
+}
+
+std::string BitsCell(int bits) { return bits == 0 ? "-" : std::to_string(bits); }
+std::string DropCell(const ResultRow& r) { return r.float_top1 > 0 ? Fixed(r.float_top1 - r.top1, 2) : "n/a"; }
+
+// The full table's order; splits keep the order in which rows first name them, which is the
+// model's depth order in the study (alphabetical would put layer10 before layer2).
+std::vector<ResultRow> SortedRows(const std::vector<ResultRow>& rows) {
+  std::map<std::string, size_t> split_rank;
+  for (const auto& r : rows) split_rank.emplace(r.split, split_rank.size());
+  std::vector<ResultRow> sorted = rows;
+  std::stable_sort(sorted.begin(), sorted.end(), [&](const ResultRow& a, const ResultRow& b) {
+    if (a.method != b.method) return CanonicalLess(kMethodOrder, a.method, b.method);
+    if (a.split != b.split) return split_rank[a.split] < split_rank[b.split];
+    if (a.bits != b.bits) return a.bits < b.bits;
+    if (a.granularity != b.granularity) return a.granularity < b.granularity;
+    if (a.coder != b.coder) return CanonicalLess(kCoderOrder, a.coder, b.coder);
+    return a.run < b.run;
+  });
+  return sorted;
+}
+
+// Highest top-1, ties to the smaller frame; rows must already be in report order.
+const ResultRow* Best(const std::vector<ResultRow>& sorted, double budget) {
+  const ResultRow* best = nullptr;
+  for (const auto& r : sorted) {
+    if (budget > 0 && (r.bytes_per_image <= 0 || r.bytes_per_image > budget)) continue;
+    if (best == nullptr || r.top1 > best->top1 || (r.top1 == best->top1 && r.bytes_per_image < best->bytes_per_image)) {
+      best = &r;
+    }
+  }
+  return best;
+}
+
+std::string SummaryTable(const std::vector<ResultRow>& sorted) {
+  std::ostringstream md;
+  md << "| budget | method | split | bits | coder | top-1 % | drop pp | bytes/image |\n"
+     << "| --- | --- | --- | ---: | --- | ---: | ---: | ---: |\n";
+  std::vector<std::pair<std::string, double>> lines;
+  for (double b : kBudgets) lines.emplace_back("<= " + Fixed(b, 0) + " B", b);
+  lines.emplace_back("overall", 0);
+  for (const auto& [label, budget] : lines) {
+    const ResultRow* r = Best(sorted, budget);
+    if (r == nullptr) {
+      md << "| " << label << " | (nothing within budget) | | | | | | |\n";
+      continue;
+    }
+    md << "| " << label << " | " << Cell(r->method) << " | " << Cell(r->split) << " | " << BitsCell(r->bits) << " | "
+       << Cell(r->coder) << " | " << Fixed(r->top1, 2) << " | " << DropCell(*r) << " | "
+       << Fixed(r->bytes_per_image, 1) << " |\n";
+  }
+  return md.str();
+}
+
+std::string FullTable(const std::vector<ResultRow>& sorted) {
+  std::ostringstream md;
+  md << "| run | method | split | bits | granularity | coder | top-1 % | drop pp | bytes/image | header B | order-0 B "
+        "| node params | server params |\n"
+     << "| --- | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const auto& r : sorted) {
+    md << "| " << Cell(r.run) << " | " << Cell(r.method) << " | " << Cell(r.split) << " | " << BitsCell(r.bits)
+       << " | " << Cell(r.granularity) << " | " << Cell(r.coder) << " | " << Fixed(r.top1, 2) << " | "
+       << DropCell(r) << " | " << Fixed(r.bytes_per_image, 1) << " | " << Fixed(r.header_bytes, 1) << " | "
+       << Fixed(r.order0_bytes, 1) << " | " << r.node_params << " | " << r.server_params << " |\n";
+  }
+  return md.str();
+}
+
+// --- plots --------------------------------------------------------------------------------
+
+// A gnuplot single-quoted string: only the quote itself needs escaping (doubled).
+std::string GpQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') q += '\'';
+    q += c;
+  }
+  return q + "'";
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') q += "'\\''";
+    else q += c;
+  }
+  return q + "'";
+}
+
+std::string G(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+struct Series {
+  std::string title;
+  std::string style;  // gnuplot "with ..." clause
+  std::vector<std::pair<double, double>> points;
+  std::vector<std::string> notes;  // one per point, written as a comment in the .dat file
+};
+
+struct Plot {
+  std::string name;     // file stem under plots/
+  std::string caption;  // alt text in report.md
+  std::string setup;    // gnuplot commands after terminal/output
+  std::vector<Series> series;
+  std::optional<std::pair<std::string, double>> hline;  // (title, y)
+  std::string empty_reason;  // why there is nothing to plot
+};
+
+bool HasPoints(const Plot& p) {
+  return std::any_of(p.series.begin(), p.series.end(), [](const Series& s) { return !s.points.empty(); });
+}
+
+// The float model's accuracy: the best "float" row, else the first recorded float_top1.
+std::optional<double> FloatTop1(const std::vector<ResultRow>& rows) {
+  std::optional<double> best;
+  for (const auto& r : rows) {
+    if (r.method == "float" && (!best || r.top1 > *best)) best = r.top1;
+  }
+  if (best) return best;
+  for (const auto& r : rows) {
+    if (r.float_top1 > 0) return r.float_top1;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> Methods(const std::vector<ResultRow>& rows) {
+  std::vector<std::string> methods;
+  for (const auto& r : rows) {
+    if (std::find(methods.begin(), methods.end(), r.method) == methods.end()) methods.push_back(r.method);
+  }
+  std::sort(methods.begin(), methods.end(),
+            [](const std::string& a, const std::string& b) { return CanonicalLess(kMethodOrder, a, b); });
+  return methods;
+}
+
+Plot AccuracyVsBytes(const std::vector<ResultRow>& sorted) {
+  Plot p;
+  p.name = "accuracy_vs_bytes";
+  p.caption = "Top-1 accuracy vs bytes per image";
+  p.setup =
+      "set title 'Top-1 accuracy vs bytes per image (smallest coder per run)'\n"
+      "set xlabel 'bytes per image (log scale)'\nset ylabel 'top-1 (%)'\n"
+      "set logscale x 2\nset format x '%g'\nset grid\nset key outside right top\n";
+  // Per run, the coder with the smallest frame: coders never change accuracy, so the others
+  // are dominated points that would only clutter the plot.
+  std::map<std::string, const ResultRow*> best_per_run;
+  for (const auto& r : sorted) {
+    if (r.bytes_per_image <= 0) continue;  // no measured size: cannot sit on a log axis
+    auto [it, inserted] = best_per_run.emplace(r.run, &r);
+    if (!inserted && r.bytes_per_image < it->second->bytes_per_image) it->second = &r;
+  }
+  for (const auto& method : Methods(sorted)) {
+    Series s;
+    s.title = method;
+    s.style = IsInputBaseline(method) ? "points pt 5 ps 1.6" : "points pt 7 ps 1.1";
+    for (const auto& r : sorted) {
+      auto it = best_per_run.find(r.run);
+      if (r.method != method || it == best_per_run.end() || it->second != &r) continue;
+      s.points.emplace_back(r.bytes_per_image, r.top1);
+      s.notes.push_back(r.run + " " + r.coder);
+    }
+    if (!s.points.empty()) p.series.push_back(std::move(s));
+  }
+  if (auto f = FloatTop1(sorted)) p.hline = std::make_pair("float model (" + Fixed(*f, 2) + " %)", *f);
+  p.empty_reason = "no row has a measured bytes_per_image";
+  return p;
+}
+
+Plot AccuracyVsBits(const std::vector<ResultRow>& sorted) {
+  Plot p;
+  p.name = "accuracy_vs_bits";
+  p.caption = "Top-1 accuracy vs bits";
+  p.setup =
+      "set title 'Best top-1 accuracy per method and bit width'\n"
+      "set xlabel 'bits per value'\nset ylabel 'top-1 (%)'\n"
+      "set xrange [0.5:8.5]\nset xtics 1\nset grid\nset key outside right top\n";
+  for (const auto& method : Methods(sorted)) {
+    std::map<int, const ResultRow*> best;
+    for (const auto& r : sorted) {
+      if (r.method != method || r.bits < 1 || r.bits > 8) continue;
+      auto [it, inserted] = best.emplace(r.bits, &r);
+      if (!inserted && r.top1 > it->second->top1) it->second = &r;
+    }
+    Series s;
+    s.title = method;
+    s.style = "linespoints pt 7 ps 1.1";
+    for (const auto& [bits, r] : best) {
+      s.points.emplace_back(bits, r->top1);
+      s.notes.push_back(r->run + " " + r->coder);
+    }
+    if (!s.points.empty()) p.series.push_back(std::move(s));
+  }
+  if (auto f = FloatTop1(sorted)) p.hline = std::make_pair("float model (" + Fixed(*f, 2) + " %)", *f);
+  p.empty_reason = "no row has 1..8 bits";
+  return p;
+}
+
+Plot BytesPerCoder(const std::vector<ResultRow>& rows) {
+  Plot p;
+  p.name = "bytes_per_coder";
+  p.caption = "Bytes per image per lossless coder";
+  p.empty_reason = "no ptq rows with 1..8 bits and a measured size";
+  // One split and one granularity, so that the series differ only by coder.
+  const ResultRow* first = nullptr;
+  for (const auto& r : rows) {
+    if (r.method == "ptq" && r.bits >= 1 && r.bits <= 8 && r.bytes_per_image > 0) {
+      first = &r;
+      break;
+    }
+  }
+  if (first == nullptr) return p;
+  const std::string split = first->split;
+  auto in_split = [&](const ResultRow& r) {
+    return r.method == "ptq" && r.split == split && r.bits >= 1 && r.bits <= 8 && r.bytes_per_image > 0;
+  };
+  const bool has_tensor = std::any_of(rows.begin(), rows.end(),
+                                      [&](const ResultRow& r) { return in_split(r) && r.granularity == "tensor"; });
+  std::vector<std::string> coders;
+  std::map<std::pair<std::string, int>, std::pair<double, int>> sums;  // (coder, bits) -> (sum, n)
+  for (const auto& r : rows) {
+    if (!in_split(r) || (has_tensor && r.granularity != "tensor")) continue;
+    if (std::find(coders.begin(), coders.end(), r.coder) == coders.end()) coders.push_back(r.coder);
+    auto& [sum, n] = sums[{r.coder, r.bits}];
+    sum += r.bytes_per_image;
+    ++n;
+  }
+  std::sort(coders.begin(), coders.end(),
+            [](const std::string& a, const std::string& b) { return CanonicalLess(kCoderOrder, a, b); });
+  for (const auto& coder : coders) {
+    Series s;
+    s.title = coder;
+    s.style = "linespoints pt 7 ps 1.1";
+    for (const auto& [key, sn] : sums) {
+      if (key.first != coder) continue;
+      s.points.emplace_back(key.second, sn.first / sn.second);
+      s.notes.push_back(std::to_string(sn.second) + " row(s)");
+    }
+    p.series.push_back(std::move(s));
+  }
+  const std::string scope = "ptq, split " + (split.empty() ? std::string("-") : split) + ", granularity " +
+                            (has_tensor ? std::string("tensor") : std::string("any"));
+  p.setup = "set title " + GpQuote("Mean bytes per image per coder (" + scope + ")") +
+            " noenhanced\n"
+            "set xlabel 'bits per value'\nset ylabel 'bytes per image (log scale)'\n"
+            "set xrange [0.5:8.5]\nset xtics 1\nset logscale y 2\nset format y '%g'\nset grid\n"
+            "set key outside right top\n";
+  return p;
+}
+
+// Writes NAME.dat and NAME.gp under plot_dir (absolute); returns the script's path.
+Result<std::string> WritePlotFiles(const fs::path& plot_dir, const Plot& p) {
+  const std::string dat = (plot_dir / (p.name + ".dat")).string();
+  const std::string gp = (plot_dir / (p.name + ".gp")).string();
+  const std::string svg = (plot_dir / (p.name + ".svg")).string();
+  std::ostringstream data;
+  data << "# " << p.caption << ": one block per series (gnuplot 'index'), columns x y\n";
+  for (size_t i = 0; i < p.series.size(); ++i) {
+    if (i > 0) data << "\n\n";
+    data << "# block " << i << ": " << p.series[i].title << "\n";
+    for (size_t k = 0; k < p.series[i].points.size(); ++k) {
+      std::string note = p.series[i].notes[k];
+      std::replace(note.begin(), note.end(), '\n', ' ');  // a comment must stay on its line
+      std::replace(note.begin(), note.end(), '\r', ' ');
+      data << G(p.series[i].points[k].first) << " " << G(p.series[i].points[k].second) << "  # " << note << "\n";
+    }
+  }
+  SI_RETURN_IF_ERROR(WriteFile(dat, data.str()));
+
+  std::ostringstream script;
+  // Absolute paths, so the script works from any working directory (and we never chdir).
+  script << "# Re-plot with: gnuplot " << gp << "\n"
+         << "set terminal svg size 900,600 dynamic enhanced\n"
+         << "set output " << GpQuote(svg) << "\n"
+         << p.setup;
+  std::vector<std::string> items;
+  for (size_t i = 0; i < p.series.size(); ++i) {
+    // noenhanced: method names like shared_ae would otherwise print with a subscript.
+    items.push_back(GpQuote(dat) + " index " + std::to_string(i) + " using 1:2 with " + p.series[i].style +
+                    " title " + GpQuote(p.series[i].title) + " noenhanced");
+  }
+  if (p.hline) {
+    items.push_back(G(p.hline->second) + " with lines dt 2 lw 1.5 lc rgb 'black' title " + GpQuote(p.hline->first) +
+                    " noenhanced");
+  }
+  script << "plot ";
+  for (size_t i = 0; i < items.size(); ++i) script << (i > 0 ? ", \\\n     " : "") << items[i];
+  script << "\nunset output\n";
+  SI_RETURN_IF_ERROR(WriteFile(gp, script.str()));
+  return gp;
+}
+
+std::optional<std::string> FindOnPath(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  if (path == nullptr) return std::nullopt;
+  std::stringstream dirs(path);
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    const fs::path candidate = fs::path(dir.empty() ? "." : dir) / program;
+    std::error_code ec;
+    if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  return std::nullopt;
+}
+
+Status RunGnuplot(const std::string& gnuplot, const std::string& script, const std::string& svg) {
+  const std::string cmd = ShellQuote(gnuplot) + " " + ShellQuote(script) + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return Internal("cannot start gnuplot for " + script + ": " + std::strerror(errno));
+  std::string output;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
+  const int status = ::pclose(pipe);
+  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    const std::string how = status != -1 && WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status))
+                                                              : std::string("abnormal termination");
+    if (output.size() > 2000) output = "..." + output.substr(output.size() - 2000);
+    return Internal("gnuplot failed on " + script + " (" + how + "): " + output);
+  }
+  std::error_code ec;
+  if (!fs::is_regular_file(svg, ec) || fs::file_size(svg, ec) == 0) {
+    return Internal("gnuplot ran " + script + " but wrote no " + svg);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+nlohmann::json ToJson(const ResultRow& r) {
+  return {{"run", r.run},
+          {"method", r.method},
+          {"split", r.split},
+          {"bits", r.bits},
+          {"granularity", r.granularity},
+          {"coder", r.coder},
+          {"top1", r.top1},
+          {"float_top1", r.float_top1},
+          {"bytes_per_image", r.bytes_per_image},
+          {"header_bytes", r.header_bytes},
+          {"order0_bytes", r.order0_bytes},
+          {"images", r.images},
+          {"node_params", r.node_params},
+          {"server_params", r.server_params},
+          {"train_seconds", r.train_seconds},
+          {"pipeline", r.pipeline}};
+}
+
+Result<ResultRow> RowFromJson(const nlohmann::json& j, const std::string& origin) {
+  if (!j.is_object()) return DataLoss(origin + ": a result row must be a JSON object, got " + Quoted(j));
+  ResultRow r;
+  int64_t bits = 0;
+  SI_RETURN_IF_ERROR(GetString(j, "run", true, &r.run, origin));
+  SI_RETURN_IF_ERROR(GetString(j, "method", true, &r.method, origin));
+  SI_RETURN_IF_ERROR(GetString(j, "split", true, &r.split, origin));
+  SI_RETURN_IF_ERROR(GetInt(j, "bits", true, &bits, origin));
+  SI_RETURN_IF_ERROR(GetString(j, "granularity", true, &r.granularity, origin));
+  SI_RETURN_IF_ERROR(GetString(j, "coder", true, &r.coder, origin));
+  SI_RETURN_IF_ERROR(GetDouble(j, "top1", true, &r.top1, origin));
+  SI_RETURN_IF_ERROR(GetDouble(j, "float_top1", true, &r.float_top1, origin));
+  SI_RETURN_IF_ERROR(GetDouble(j, "bytes_per_image", true, &r.bytes_per_image, origin));
+  SI_RETURN_IF_ERROR(GetInt(j, "images", true, &r.images, origin));
+  SI_RETURN_IF_ERROR(GetDouble(j, "header_bytes", false, &r.header_bytes, origin));
+  SI_RETURN_IF_ERROR(GetDouble(j, "order0_bytes", false, &r.order0_bytes, origin));
+  SI_RETURN_IF_ERROR(GetInt(j, "node_params", false, &r.node_params, origin));
+  SI_RETURN_IF_ERROR(GetInt(j, "server_params", false, &r.server_params, origin));
+  SI_RETURN_IF_ERROR(GetDouble(j, "train_seconds", false, &r.train_seconds, origin));
+  SI_RETURN_IF_ERROR(GetString(j, "pipeline", false, &r.pipeline, origin));
+  if (bits < 0 || bits > 32) return DataLoss(origin + ": key \"bits\" must be in [0, 32], got " + std::to_string(bits));
+  r.bits = static_cast<int>(bits);
+  const std::string problem = RowProblem(r);
+  if (!problem.empty()) return DataLoss(origin + ": " + problem);
+  return r;
+}
+
+Status AppendRow(const std::string& jsonl_path, const ResultRow& row) {
+  const std::string problem = RowProblem(row);
+  if (!problem.empty()) {
+    return InvalidArgument("cannot log result row \"" + row.run + "\" to " + jsonl_path + ": " + problem);
+  }
+  std::error_code ec;
+  const bool exists = fs::exists(jsonl_path, ec);
+  if (ec) return IoError("cannot stat " + jsonl_path + ": " + ec.message());
+  if (exists) SI_RETURN_IF_ERROR(RepairLastLine(jsonl_path));
+  // One write of the whole line: a kill can only leave a prefix of it, which both the reader
+  // and the next append recognise by the missing newline.
+  const std::string line = ToJson(row).dump() + "\n";
+  std::ofstream out(jsonl_path, std::ios::binary | std::ios::app);
+  if (!out) return IoError("cannot open " + jsonl_path + " for appending: " + std::strerror(errno));
+  out.write(line.data(), static_cast<std::streamsize>(line.size()));
+  out.close();
+  if (!out) return IoError("cannot append to " + jsonl_path + ": " + std::strerror(errno));
+  return Status::Ok();
+}
+
+Result<std::vector<ResultRow>> ReadRows(const std::string& jsonl_path) {
+  std::error_code ec;
+  const bool exists = fs::exists(jsonl_path, ec);
+  if (ec) return IoError("cannot stat " + jsonl_path + ": " + ec.message());
+  std::vector<ResultRow> rows;
+  if (!exists) return rows;
+  if (fs::is_directory(jsonl_path, ec)) return IoError(jsonl_path + " is a directory, not a results log");
+  SI_ASSIGN_OR_RETURN(const std::string content, ReadFile(jsonl_path));
+  size_t pos = 0;
+  for (int64_t line_no = 1; pos < content.size(); ++line_no) {
+    const size_t nl = content.find('\n', pos);
+    const bool terminated = nl != std::string::npos;
+    std::string line = content.substr(pos, terminated ? nl - pos : std::string::npos);
+    pos = terminated ? nl + 1 : content.size();
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    const std::string origin = jsonl_path + " line " + std::to_string(line_no);
+    const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) {
+      if (!terminated) {
+        std::cerr << "warning: " << origin << ": skipping a truncated last line (" << line.size()
+                  << " bytes; an interrupted run's partial write)\n";
+        break;
+      }
+      return DataLoss(origin + ": not valid JSON; the results log is corrupt (fix or delete that line)");
+    }
+    SI_ASSIGN_OR_RETURN(ResultRow row, RowFromJson(j, origin));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+Status WriteCsv(const std::string& path, const std::vector<ResultRow>& rows) {
+  std::ostringstream csv;
+  csv << "run,method,split,bits,granularity,coder,top1,float_top1,bytes_per_image,header_bytes,order0_bytes,images,"
+         "node_params,server_params,train_seconds,pipeline\n";
+  for (const auto& r : rows) {
+    csv << CsvField(r.run) << ',' << CsvField(r.method) << ',' << CsvField(r.split) << ',' << r.bits << ','
+        << CsvField(r.granularity) << ',' << CsvField(r.coder) << ',' << Num(r.top1) << ',' << Num(r.float_top1)
+        << ',' << Num(r.bytes_per_image) << ',' << Num(r.header_bytes) << ',' << Num(r.order0_bytes) << ','
+        << r.images << ',' << r.node_params << ',' << r.server_params << ',' << Num(r.train_seconds) << ','
+        << CsvField(r.pipeline) << '\n';
+  }
+  return WriteFile(path, csv.str());
+}
+
+Status WriteJson(const std::string& path, const std::vector<ResultRow>& rows) {
+  json array = json::array();
+  for (const auto& r : rows) array.push_back(ToJson(r));
+  return WriteFile(path, array.dump(2) + "\n");
+}
+
+Status WriteReport(const std::string& out_dir, const std::vector<ResultRow>& rows, const ReportOptions& options) {
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) return IoError("cannot create report directory " + out_dir + ": " + ec.message());
+  const std::vector<ResultRow> sorted = SortedRows(rows);
+
+  std::ostringstream md;
+  md << "# " << options.title << "\n\n";
+  if (!options.command.empty()) md << "Command:\n\n```\n" << options.command << "\n```\n\n";
+  if (!options.machine.empty()) md << "Machine: " << options.machine << "\n\n";
+  md << rows.size() << " result rows. Top-1 is in percent on the test set; \"drop\" is the float model's top-1 "
+     << "minus the row's, in percentage points; bytes are per image on the wire, frame header included.\n\n";
+  md << "## Best accuracy per byte budget\n\n" << SummaryTable(sorted) << "\n";
+  md << "## All results\n\n" << FullTable(sorted) << "\n";
+
+  md << "## Plots\n\n";
+  if (!options.plots) {
+    md << "Plots skipped: turned off for this report.\n";
+  } else {
+    const fs::path plot_dir = fs::absolute(fs::path(out_dir) / "plots").lexically_normal();
+    fs::create_directories(plot_dir, ec);
+    if (ec) return IoError("cannot create plot directory " + plot_dir.string() + ": " + ec.message());
+    const std::optional<std::string> gnuplot = FindOnPath("gnuplot");
+    if (!gnuplot) {
+      md << "Plots skipped: gnuplot is not on PATH (apt-get install gnuplot-nox); the scripts and data are in "
+            "plots/ (run `gnuplot plots/NAME.gp`).\n\n";
+    }
+    for (const Plot& plot : {AccuracyVsBytes(sorted), AccuracyVsBits(sorted), BytesPerCoder(rows)}) {
+      if (!HasPoints(plot)) {
+        md << "No " << plot.name << " plot: " << plot.empty_reason << ".\n\n";
+        continue;
+      }
+      SI_ASSIGN_OR_RETURN(const std::string script, WritePlotFiles(plot_dir, plot));
+      if (!gnuplot) continue;
+      SI_RETURN_IF_ERROR(RunGnuplot(*gnuplot, script, (plot_dir / (plot.name + ".svg")).string()));
+      md << "![" << plot.caption << "](plots/" << plot.name << ".svg)\n\n";
+    }
+  }
+  return WriteFile((fs::path(out_dir) / "report.md").string(), md.str());
+}
+
+}  // namespace splitinfer::eval

@@ -1,0 +1,91 @@
+// Results of the rate-accuracy study: one row per (grid cell, lossless coder), a resumable
+// JSON-lines log, CSV/JSON exports and the human report (report.md + gnuplot SVGs).
+//
+// The study appends a row as soon as a cell finishes, so a run killed after hours resumes from
+// the log instead of starting over; that is why ReadRows forgives a truncated last line (the
+// write the kill interrupted) but nothing else. Every plot ships with its .gp script and .dat
+// data so anyone can re-plot or restyle without re-running the study. No LibTorch here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+
+namespace splitinfer::eval {
+
+struct ResultRow {
+  std::string run;          // grid cell's run name, e.g. "tcl_b2"; unique together with coder
+  std::string method;       // float | ptq | tail | tcl | qat | ae | qcnet | shared_ae | per_point_ae | input_png | input_webp
+  std::string split;        // split point name; "" for input-image baselines
+  int bits = 0;             // 0 = float / not quantized
+  std::string granularity;  // tensor | channel | region | "" (n/a)
+  std::string coder;        // none | lzma | zstd | cabac | png | webp
+  double top1 = 0;          // percent on the full test set
+  double float_top1 = 0;    // the float model's top-1 (percent), for the "drop" column; 0 = unknown
+  double bytes_per_image = 0;  // mean frame bytes on the wire, header included
+  double header_bytes = 0;     // mean header + side-info bytes per frame
+  double order0_bytes = 0;     // order-0 entropy estimate of the coded symbols per image (bytes)
+  int64_t images = 0;
+  int64_t node_params = 0;     // parameters the method adds on the node (encoder)
+  int64_t server_params = 0;   // parameters the method adds on the server (decoder / compensator)
+  double train_seconds = 0;
+  std::string pipeline;        // path of the pipeline YAML for trained cells ("" if none)
+};
+
+// One JSON object whose keys are the field names above.
+nlohmann::json ToJson(const ResultRow& r);
+// DATA_LOSS naming `origin` and the missing or mistyped key. run, method, split, bits,
+// granularity, coder, top1, float_top1, bytes_per_image and images are required; the cost and
+// provenance keys (header_bytes, order0_bytes, node_params, server_params, train_seconds,
+// pipeline) default to 0 / "" so that logs written before a key existed still load.
+Result<ResultRow> RowFromJson(const nlohmann::json& j, const std::string& origin);
+
+// Appends one JSON line (the study's resumable log), creating the file if needed. If the file
+// ends in a partial line (a run killed mid-write) that line is cut off first, with a warning on
+// stderr, so the new row does not fuse with it. INVALID_ARGUMENT for a non-finite number;
+// IO error naming the path on failure.
+Status AppendRow(const std::string& jsonl_path, const ResultRow& row);
+// Reads a results.jsonl in file order (duplicates are not merged). A missing file is an empty
+// vector; blank lines are ignored; a corrupt line is DATA_LOSS naming the file and line number,
+// except a last line that has no newline and is not valid JSON (a run killed mid-write), which
+// is skipped with a warning on stderr.
+Result<std::vector<ResultRow>> ReadRows(const std::string& jsonl_path);
+
+// A header line with the field names, then one line per row (RFC 4180: fields holding a comma,
+// quote or line break are quoted, quotes doubled; numbers in shortest round-trip form).
+Status WriteCsv(const std::string& path, const std::vector<ResultRow>& rows);
+// A JSON array of ToJson(row), pretty-printed.
+Status WriteJson(const std::string& path, const std::vector<ResultRow>& rows);
+
+struct ReportOptions {
+  std::string title = "Rate-accuracy study";
+  std::string command;      // the exact command that produced it, printed at the top of report.md
+  std::string machine;      // e.g. "2-core x86-64 CPU, no GPU" (printed)
+  bool plots = true;
+};
+
+// Writes OUT/report.md and, with plots on and gnuplot on PATH,
+// OUT/plots/{accuracy_vs_bytes,accuracy_vs_bits,bytes_per_coder}.{svg,gp,dat}.
+// report.md: title, command, machine; "best accuracy at <= 32/64/128/256 bytes per image and
+// overall" (rows without a measured size, bytes_per_image <= 0, count only for "overall"); the
+// full table sorted by method (study order: float, ptq, tail, tcl, ..., then unknown methods
+// alphabetically), split (in order of first appearance: the model's depth order in the study), bits,
+// granularity, coder, run; the plots as relative markdown images.
+// Plots:
+//  - accuracy_vs_bytes: top-1 vs bytes per image (log x), one series per method with, per run,
+//    only its smallest-bytes coder; the input baselines stand out; the float model's top-1 (the
+//    best "float" row, else the first non-zero float_top1) as a dashed horizontal line;
+//  - accuracy_vs_bits: best top-1 per method and bits (1..8);
+//  - bytes_per_coder: mean bytes per image per coder and bits (log y) over the ptq rows of the
+//    first split (in row order) that has ptq rows, granularity "tensor" if it has any.
+// A plot with no data is skipped with a line in report.md. Without gnuplot the .gp/.dat files
+// are still written (so the plots can be made elsewhere) and report.md says the plots were
+// skipped; with plots off nothing under plots/ is written. A gnuplot that exits non-zero is
+// INTERNAL naming the script and quoting its output; an unwritable file is IO naming the path.
+Status WriteReport(const std::string& out_dir, const std::vector<ResultRow>& rows, const ReportOptions& options);
+
+}  // namespace splitinfer::eval

@@ -1,0 +1,837 @@
+#include "train/methods.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <set>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+#include <yaml-cpp/yaml.h>
+
+#include "bottleneck/modules.h"
+#include "bottleneck/pipeline.h"
+#include "core/progress.h"
+#include "data/transforms.h"
+#include "models/checkpoint.h"
+#include "models/device.h"
+#include "train/loop.h"
+#include "train/schedule.h"
+
+namespace splitinfer::train {
+namespace fs = std::filesystem;
+namespace F = torch::nn::functional;
+using bottleneck::Pipeline;
+using bottleneck::PipelineSpec;
+
+// ------------------------------------------------------------------------------ config
+
+namespace {
+
+const std::set<std::string> kMethods = {"ptq", "tail", "tcl", "qat", "ae", "qcnet", "shared_ae", "per_point_ae"};
+
+const char* kMethodKeys =
+    "method, split, points, bits, bit_widths, granularity, clip, percentile, region, reconstruction, "
+    "calibration_images, epochs, batch_size, optimizer, lr, weight_decay, schedule, finetune_head, finetune_tail, "
+    "kd_weight, kd_temperature, tcl_lambda, tcl_schedule, tcl_learn_levels, latent_channels, downsample, "
+    "recon_weight, warmup_epochs, shared_width, compensator_hidden, seed";
+
+}  // namespace
+
+Result<MethodConfig> ParseMethodConfig(const std::string& text, const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(origin + ": not valid YAML (" + e.what() + ")");
+  }
+  if (!root.IsMap()) return InvalidArgument(origin + ": a run is a YAML mapping (method: ..., split: ..., ...)");
+  std::set<std::string> keys;
+  {
+    std::string all = kMethodKeys;
+    size_t pos = 0;
+    while (pos < all.size()) {
+      size_t end = all.find(", ", pos);
+      if (end == std::string::npos) end = all.size();
+      keys.insert(all.substr(pos, end - pos));
+      pos = end + 2;
+    }
+  }
+  MethodConfig c;
+  try {
+    for (const auto& kv : root) {
+      const auto key = kv.first.as<std::string>();
+      if (!keys.count(key)) return InvalidArgument(origin + ": unknown key '" + key + "'; valid keys: " + kMethodKeys);
+    }
+    if (root["method"]) c.method = root["method"].as<std::string>();
+    if (!kMethods.count(c.method)) {
+      return InvalidArgument(origin + ": unknown method '" + c.method +
+                             "'; use ptq, tail, tcl, qat, ae, qcnet, shared_ae or per_point_ae");
+    }
+    if (root["split"]) c.split = root["split"].as<std::string>();
+    if (root["points"]) c.points = root["points"].as<std::vector<std::string>>();
+    if (root["bits"]) c.bits = root["bits"].as<int>();
+    if (root["bit_widths"]) c.bit_widths = root["bit_widths"].as<std::vector<int>>();
+    if (root["granularity"]) {
+      SI_ASSIGN_OR_RETURN(c.quant.granularity, codec::GranularityFromName(root["granularity"].as<std::string>()));
+    }
+    c.quant.clip = codec::ClipMethod::kMse;
+    if (root["clip"]) {
+      SI_ASSIGN_OR_RETURN(c.quant.clip, codec::ClipFromName(root["clip"].as<std::string>()));
+    }
+    if (root["percentile"]) c.quant.percentile = root["percentile"].as<double>();
+    if (root["region"]) {
+      const auto r = root["region"].as<std::vector<uint32_t>>();
+      if (r.size() != 3) return InvalidArgument(origin + ": region is [C, H, W]");
+      for (int i = 0; i < 3; ++i) c.quant.region[i] = r[i];
+    } else {
+      c.quant.region[0] = 8, c.quant.region[1] = 7, c.quant.region[2] = 7;
+    }
+    if (root["reconstruction"]) {
+      const auto r = root["reconstruction"].as<std::string>();
+      if (r != "level" && r != "centroid") return InvalidArgument(origin + ": reconstruction is level or centroid");
+      c.quant.reconstruction = r == "centroid" ? codec::Reconstruction::kCentroid : codec::Reconstruction::kLevel;
+    }
+    if (root["calibration_images"]) c.calibration_images = root["calibration_images"].as<int64_t>();
+    if (root["epochs"]) c.epochs = root["epochs"].as<int64_t>();
+    if (root["batch_size"]) c.batch_size = root["batch_size"].as<int64_t>();
+    if (root["optimizer"]) c.optimizer.name = root["optimizer"].as<std::string>();
+    if (root["lr"]) c.optimizer.lr = root["lr"].as<double>();
+    if (root["weight_decay"]) c.optimizer.weight_decay = root["weight_decay"].as<double>();
+    if (root["schedule"]) c.schedule.name = root["schedule"].as<std::string>();
+    if (root["finetune_head"]) c.finetune_head = root["finetune_head"].as<bool>();
+    if (root["finetune_tail"]) c.finetune_tail = root["finetune_tail"].as<bool>();
+    if (root["kd_weight"]) c.kd_weight = root["kd_weight"].as<double>();
+    if (root["kd_temperature"]) c.kd_temperature = root["kd_temperature"].as<double>();
+    if (root["tcl_lambda"]) c.tcl_lambda = root["tcl_lambda"].as<double>();
+    if (root["tcl_schedule"]) {
+      SI_ASSIGN_OR_RETURN(c.tcl_schedule, bottleneck::LambdaScheduleFromName(root["tcl_schedule"].as<std::string>()));
+    }
+    if (root["tcl_learn_levels"]) c.tcl_learn_levels = root["tcl_learn_levels"].as<bool>();
+    if (root["latent_channels"]) c.latent_channels = root["latent_channels"].as<int64_t>();
+    if (root["downsample"]) c.downsample = root["downsample"].as<bool>();
+    if (root["recon_weight"]) c.recon_weight = root["recon_weight"].as<double>();
+    if (root["warmup_epochs"]) c.warmup_epochs = root["warmup_epochs"].as<int64_t>();
+    if (root["shared_width"]) c.shared_width = root["shared_width"].as<int64_t>();
+    if (root["compensator_hidden"]) c.compensator_hidden = root["compensator_hidden"].as<int64_t>();
+    if (root["seed"]) c.seed = root["seed"].as<uint64_t>();
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(origin + ": " + e.what());
+  }
+  c.quant.bits = c.bits;
+  SI_RETURN_IF_ERROR(codec::ValidateSpec(c.quant));
+  if (c.optimizer.name != "sgd" && c.optimizer.name != "adamw") {
+    return InvalidArgument(origin + ": optimizer is sgd or adamw, got '" + c.optimizer.name + "'");
+  }
+  if (c.schedule.name != "cosine" && c.schedule.name != "onecycle" && c.schedule.name != "constant") {
+    return InvalidArgument(origin + ": schedule is cosine, onecycle or constant");
+  }
+  if (c.epochs < 0 || c.warmup_epochs < 0 || c.batch_size < 1 || c.calibration_images < 1) {
+    return InvalidArgument(origin + ": epochs and warmup_epochs must be >= 0, batch_size and calibration_images >= 1");
+  }
+  if (c.latent_channels < 1 || c.shared_width < 1 || c.compensator_hidden < 1) {
+    return InvalidArgument(origin + ": latent_channels, shared_width and compensator_hidden must be >= 1");
+  }
+  for (int b : c.bit_widths) {
+    if (b < 1 || b > 8) return InvalidArgument(origin + ": bit_widths entries must be 1..8");
+  }
+  if ((c.method == "shared_ae" || c.method == "per_point_ae") && c.points.empty()) {
+    return InvalidArgument(origin + ": method " + c.method + " needs `points:` (the split points it serves)");
+  }
+  return c;
+}
+
+nlohmann::json ToJson(const MethodConfig& c) {
+  return {{"method", c.method},
+          {"split", c.split},
+          {"points", c.points},
+          {"bits", c.bits},
+          {"bit_widths", c.bit_widths},
+          {"granularity", codec::GranularityName(c.quant.granularity)},
+          {"clip", codec::ClipName(c.quant.clip)},
+          {"percentile", c.quant.percentile},
+          {"region", {c.quant.region[0], c.quant.region[1], c.quant.region[2]}},
+          {"reconstruction", c.quant.reconstruction == codec::Reconstruction::kCentroid ? "centroid" : "level"},
+          {"calibration_images", c.calibration_images},
+          {"epochs", c.epochs},
+          {"batch_size", c.batch_size},
+          {"optimizer", c.optimizer.name},
+          {"lr", c.optimizer.lr},
+          {"weight_decay", c.optimizer.weight_decay},
+          {"schedule", c.schedule.name},
+          {"finetune_head", c.finetune_head},
+          {"finetune_tail", c.finetune_tail},
+          {"kd_weight", c.kd_weight},
+          {"kd_temperature", c.kd_temperature},
+          {"tcl_lambda", c.tcl_lambda},
+          {"tcl_schedule", bottleneck::LambdaScheduleName(c.tcl_schedule)},
+          {"tcl_learn_levels", c.tcl_learn_levels},
+          {"latent_channels", c.latent_channels},
+          {"downsample", c.downsample},
+          {"recon_weight", c.recon_weight},
+          {"warmup_epochs", c.warmup_epochs},
+          {"shared_width", c.shared_width},
+          {"compensator_hidden", c.compensator_hidden},
+          {"seed", c.seed}};
+}
+
+// ------------------------------------------------------------------------------ machinery
+
+namespace {
+
+using LossFn = std::function<std::pair<torch::Tensor, torch::Tensor>(const torch::Tensor& x, const torch::Tensor& y,
+                                                                     double t, int64_t step)>;
+
+// One training stage: which parameters move, how modes are set, and the loss. Everything in
+// `root` is saved after each epoch so that a killed run resumes where it stopped.
+struct Stage {
+  std::string name;
+  int64_t epochs = 0;
+  std::vector<torch::Tensor> params;
+  torch::nn::Module* root = nullptr;
+  std::function<void()> set_modes;
+  LossFn loss;  // returns {loss, logits or undefined}
+  std::function<nlohmann::json()> epoch_info;  // optional: extra fields for the epoch's log line
+};
+
+// A module that owns (registers) whatever a method trains, for saving and resuming together.
+struct BundleImpl : torch::nn::Module {
+  template <typename M>
+  void hold(const std::string& name, M module) {
+    register_module(name, module.ptr());
+  }
+  void hold_param(const std::string& name, const torch::Tensor& t) { register_parameter(name, t); }
+};
+TORCH_MODULE(Bundle);
+
+struct Ctx {
+  const MethodConfig& c;
+  const MethodInputs& in;
+  std::unique_ptr<data::Dataset> train_set;
+  data::Normalization norm;
+  models::LoadedModel teacher;  // the float model, frozen
+  models::SplitPoint split;
+  std::vector<int64_t> split_shape;  // per image
+  std::string name;                  // the run's name (its folder)
+  double seconds = 0;
+};
+
+std::string OutPath(const Ctx& ctx, const std::string& file) { return (fs::path(ctx.in.out_dir) / file).string(); }
+
+// A path written into a pipeline file: relative to the pipeline's folder.
+std::string RelativeToOut(const Ctx& ctx, const std::string& path) {
+  return fs::relative(fs::absolute(path), fs::absolute(ctx.in.out_dir)).string();
+}
+
+void Freeze(torch::nn::Module& m) {
+  for (auto& p : m.parameters()) p.set_requires_grad(false);
+}
+
+std::vector<torch::Tensor> BlockParams(models::BlockChain& model, int64_t begin, int64_t end) {
+  std::vector<torch::Tensor> out;
+  auto children = model->named_children();
+  for (int64_t i = begin; i < end && i < static_cast<int64_t>(children.size()); ++i) {
+    for (auto& p : children[i].value()->parameters()) out.push_back(p);
+  }
+  return out;
+}
+
+void SetBlocksTrain(models::BlockChain& model, int64_t begin, int64_t end, bool train) {
+  auto children = model->named_children();
+  for (int64_t i = begin; i < end && i < static_cast<int64_t>(children.size()); ++i) children[i].value()->train(train);
+}
+
+torch::Tensor KdLoss(const torch::Tensor& student, const torch::Tensor& teacher, double temperature) {
+  auto log_p = F::log_softmax(student / temperature, F::LogSoftmaxFuncOptions(1));
+  auto q = F::softmax(teacher / temperature, F::SoftmaxFuncOptions(1));
+  return F::kl_div(log_p, q, F::KLDivFuncOptions().reduction(torch::kBatchMean)) * temperature * temperature;
+}
+
+torch::Tensor TaskLoss(const Ctx& ctx, const torch::Tensor& logits, const torch::Tensor& y,
+                       const std::function<torch::Tensor()>& teacher_logits) {
+  auto loss = F::cross_entropy(logits, y);
+  if (ctx.c.kd_weight > 0) loss = loss + ctx.c.kd_weight * KdLoss(logits, teacher_logits(), ctx.c.kd_temperature);
+  return loss;
+}
+
+// Features of the first n training images (no augmentation) through fn, on the CPU.
+Result<torch::Tensor> Collect(Ctx& ctx, const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
+  torch::NoGradGuard g;
+  const int64_t n = std::min(ctx.c.calibration_images, ctx.train_set->size());
+  std::vector<torch::Tensor> parts;
+  for (int64_t b = 0; b < n; b += 250) {
+    std::vector<int64_t> idx;
+    for (int64_t i = b; i < std::min(n, b + 250); ++i) idx.push_back(i);
+    SI_ASSIGN_OR_RETURN(auto batch, ctx.train_set->batch(idx));
+    parts.push_back(fn(data::ToFloatNormalized(batch.first, ctx.norm).to(ctx.in.device)).to(torch::kCPU));
+  }
+  return torch::cat(parts);
+}
+
+Result<codec::QuantParams> CalibrateWith(Ctx& ctx, const codec::QuantSpec& spec,
+                                          const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
+  SI_ASSIGN_OR_RETURN(auto samples, Collect(ctx, fn));
+  return codec::Calibrate(spec, samples);
+}
+
+// A static per-tensor zero-based quantizer over [0, hi] (what QAT and the autoencoders learn).
+codec::QuantParams TensorParams(int bits, double hi, const std::vector<int64_t>& dims) {
+  codec::QuantParams q;
+  q.spec.bits = bits;
+  q.spec.range = codec::RangeKind::kZeroBased;
+  q.spec.granularity = codec::Granularity::kTensor;
+  q.dims.assign(dims.begin(), dims.end());
+  q.lo = {0.0f};
+  q.hi = {static_cast<float>(hi)};
+  return q;
+}
+
+Status WriteJson(const std::string& path, const nlohmann::json& j) {
+  std::ofstream f(path + ".tmp");
+  f << j.dump(2) << "\n";
+  f.close();
+  if (!f) return IoError("cannot write " + path);
+  std::error_code ec;
+  fs::rename(path + ".tmp", path, ec);
+  if (ec) return IoError("cannot write " + path + ": " + ec.message());
+  return Status::Ok();
+}
+
+Status SaveModel(Ctx& ctx, models::BlockChain& model, const std::string& file) {
+  models::CheckpointMeta meta = ctx.teacher.meta;
+  meta.top1 = -1;  // measured by the pipeline evaluation, not here
+  meta.train_config = {{"method", ToJson(ctx.c)}, {"base_checkpoint", ctx.in.base_checkpoint}};
+  model->to(torch::kCPU);
+  auto st = models::SaveCheckpoint(OutPath(ctx, file), model, meta);
+  model->to(ctx.in.device);
+  return st;
+}
+
+PipelineSpec BaseSpec(const Ctx& ctx, const std::string& split) {
+  PipelineSpec s;
+  s.name = ctx.name;
+  s.model = RelativeToOut(ctx, ctx.in.base_checkpoint);
+  s.reference_model = s.model;
+  s.split = split;
+  s.coder = "cabac";
+  return s;
+}
+
+Status RunStage(Ctx& ctx, const Stage& stage) {
+  if (stage.epochs == 0) return Status::Ok();
+  const MethodConfig& c = ctx.c;
+  auto optimizer = MakeOptimizer(c.optimizer, stage.params);
+  const std::string state_path = OutPath(ctx, stage.name + ".state.pt");
+  const std::string config_text = ToJson(c).dump();
+  int64_t start = 0;
+  if (fs::exists(state_path)) {
+    try {
+      torch::serialize::InputArchive state;
+      state.load_from(state_path, ctx.in.device);
+      c10::IValue saved_config, done;
+      if (!state.try_read("config", saved_config) || !state.try_read("epochs_done", done)) {
+        return DataLoss(state_path + " is not a splitinfer method state; delete it to retrain");
+      }
+      if (saved_config.toStringRef() != config_text) {
+        return Mismatch(state_path + " was written with other method settings; delete " + ctx.in.out_dir +
+                        " to retrain with the new ones");
+      }
+      torch::serialize::InputArchive root_archive, opt_archive;
+      state.read("root", root_archive);
+      state.read("optimizer", opt_archive);
+      SI_RETURN_IF_ERROR(models::LoadModuleChecked(*stage.root, root_archive, "", state_path, stage.name));
+      optimizer->load(opt_archive);
+      start = done.toInt();
+    } catch (const c10::Error& e) {
+      return DataLoss("cannot resume from " + state_path + ": " + e.what_without_backtrace() + "; delete it to retrain");
+    }
+  }
+  const int64_t n = ctx.train_set->size();
+  const int64_t steps_per_epoch = (n + c.batch_size - 1) / c.batch_size;
+  const int64_t total = steps_per_epoch * stage.epochs;
+  for (int64_t epoch = start; epoch < stage.epochs; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    stage.set_modes();
+    torch::manual_seed(c.seed * 7919ULL + static_cast<uint64_t>(epoch));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed * 104729ULL + static_cast<uint64_t>(epoch));
+    const auto order = EpochOrder(n, c.seed, epoch);
+    ProgressBar bar(stderr, ctx.name + " " + stage.name + " " + std::to_string(epoch + 1) + "/" +
+                                std::to_string(stage.epochs),
+                    steps_per_epoch, 60.0);
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0, scored = 0;
+    for (int64_t step = 0; step < steps_per_epoch; ++step) {
+      const int64_t b = step * c.batch_size, e = std::min(n, b + c.batch_size);
+      std::vector<int64_t> idx(order.begin() + b, order.begin() + e);
+      SI_ASSIGN_OR_RETURN(auto batch, ctx.train_set->batch(idx));
+      auto x = data::TrainTransform(batch.first, ctx.norm, c.augment, gen).to(ctx.in.device);
+      auto y = batch.second.to(ctx.in.device);
+      const int64_t global = epoch * steps_per_epoch + step;
+      SetLearningRate(*optimizer, LearningRate(c.schedule, c.optimizer.lr, global, total));
+      optimizer->zero_grad();
+      torch::Tensor loss, logits;
+      try {
+        std::tie(loss, logits) = stage.loss(x, y, static_cast<double>(global) / static_cast<double>(total), global);
+        loss.backward();
+      } catch (const c10::Error& err) {
+        return Internal(ctx.name + " " + stage.name + ": " + err.what_without_backtrace());
+      }
+      optimizer->step();
+      const double l = loss.item<double>();
+      if (!std::isfinite(l)) {
+        return Internal(ctx.name + " " + stage.name + " diverged at epoch " + std::to_string(epoch + 1) + " (loss " +
+                        std::to_string(l) + "); lower lr");
+      }
+      loss_sum += l * static_cast<double>(e - b);
+      seen += e - b;
+      if (logits.defined()) {
+        correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+        scored += e - b;
+      }
+      if (ctx.in.progress) {
+        bar.update(step + 1, seen, "loss " + std::to_string(loss_sum / seen).substr(0, 6) +
+                                       (scored ? " acc " + std::to_string(100.0 * correct / scored).substr(0, 5) + "%" : ""));
+      }
+    }
+    if (ctx.in.progress) bar.finish("loss " + std::to_string(loss_sum / seen).substr(0, 6));
+    try {
+      torch::serialize::OutputArchive state, root_archive, opt_archive;
+      stage.root->save(root_archive);
+      optimizer->save(opt_archive);
+      state.write("root", root_archive);
+      state.write("optimizer", opt_archive);
+      state.write("config", c10::IValue(config_text));
+      state.write("epochs_done", c10::IValue(epoch + 1));
+      state.save_to(state_path + ".tmp");
+      fs::rename(state_path + ".tmp", state_path);
+    } catch (const std::exception& err) {
+      return IoError("cannot write " + state_path + ": " + err.what());
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ctx.seconds += secs;
+    nlohmann::json line = {{"stage", stage.name}, {"epoch", epoch + 1}, {"loss", loss_sum / seen}, {"seconds", secs}};
+    if (scored) line["train_acc"] = 100.0 * correct / scored;
+    if (stage.epoch_info) line.update(stage.epoch_info());
+    std::ofstream(OutPath(ctx, "log.jsonl"), std::ios::app) << line.dump() << "\n";
+  }
+  return Status::Ok();
+}
+
+Result<models::BlockChain> LoadCopy(Ctx& ctx) {
+  SI_ASSIGN_OR_RETURN(auto m, models::LoadCheckpoint(ctx.in.base_checkpoint, ctx.in.device));
+  return m.model;
+}
+
+torch::Tensor HeadNoGrad(Ctx& ctx, models::BlockChain& model, const torch::Tensor& x) {
+  torch::NoGradGuard g;
+  return model->head(x, ctx.split);
+}
+
+// ------------------------------------------------------------------------------ methods
+
+// A pipeline whose node and server both run a fine-tuned copy of the model (TCL, QAT).
+Result<std::vector<PipelineSpec>> FineTunedModelPipeline(Ctx& ctx, models::BlockChain& model,
+                                                         const codec::QuantParams& quant) {
+  SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "quant.json"), codec::ToJson(quant)));
+  SI_RETURN_IF_ERROR(SaveModel(ctx, model, "model.pt"));
+  PipelineSpec s = BaseSpec(ctx, ctx.c.split);
+  s.model = "model.pt";
+  s.quantizer = "quant.json";
+  return std::vector<PipelineSpec>{s};
+}
+
+
+Result<std::vector<PipelineSpec>> Ptq(Ctx& ctx) {
+  SI_ASSIGN_OR_RETURN(auto quant, CalibrateWith(ctx, ctx.c.quant, [&](const torch::Tensor& x) {
+                        return ctx.teacher.model->head(x, ctx.split);
+                      }));
+  SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "quant.json"), codec::ToJson(quant)));
+  PipelineSpec s = BaseSpec(ctx, ctx.c.split);
+  s.quantizer = "quant.json";
+  return std::vector<PipelineSpec>{s};
+}
+
+Result<std::vector<PipelineSpec>> Tail(Ctx& ctx, bool with_compensator) {
+  const MethodConfig& c = ctx.c;
+  SI_ASSIGN_OR_RETURN(auto quant, CalibrateWith(ctx, c.quant, [&](const torch::Tensor& x) {
+                        return ctx.teacher.model->head(x, ctx.split);
+                      }));
+  SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "quant.json"), codec::ToJson(quant)));
+  SI_ASSIGN_OR_RETURN(auto model, LoadCopy(ctx));
+  const int64_t cut = ctx.split.block + 1, nblocks = model->num_blocks();
+  Freeze(*model);
+  bottleneck::Compensator comp{nullptr};
+  Bundle root;
+  root->hold("model", model);
+  if (with_compensator) {
+    comp = bottleneck::Compensator(bottleneck::CompensatorOptions{ctx.split_shape[0], c.compensator_hidden, true});
+    comp->to(ctx.in.device);
+    root->hold("compensator", comp);
+  }
+  auto dequantized = [&](const torch::Tensor& x) {
+    auto f = ctx.teacher.model->head(x, ctx.split);  // frozen: teacher and node are the same
+    return std::make_pair(f, codec::SimulateBatch(quant, f).value());
+  };
+  auto teacher_logits = [&](const torch::Tensor& f) {
+    return [&ctx, f]() {
+      torch::NoGradGuard g;
+      return ctx.teacher.model->tail(f, ctx.split);
+    };
+  };
+  if (with_compensator) {
+    // QCNet stage 1: the compensator learns to reconstruct the float features.
+    Stage recon{"reconstruct", c.warmup_epochs, comp->parameters(), root.get(),
+                [&] { comp->train(); },
+                [&](const torch::Tensor& x, const torch::Tensor&, double, int64_t) {
+                  torch::Tensor f, d;
+                  {
+                    torch::NoGradGuard g;
+                    std::tie(f, d) = dequantized(x);
+                  }
+                  return std::make_pair(F::mse_loss(comp->forward(d), f), torch::Tensor());
+                }};
+    SI_RETURN_IF_ERROR(RunStage(ctx, recon));
+  }
+  std::vector<torch::Tensor> params;
+  if (with_compensator) params = comp->parameters();
+  if (c.finetune_tail || !with_compensator) {
+    for (auto& p : BlockParams(model, cut, nblocks)) {
+      p.set_requires_grad(true);
+      params.push_back(p);
+    }
+  }
+  Stage joint{"finetune", c.epochs, params, root.get(),
+              [&] {
+                model->eval();
+                SetBlocksTrain(model, cut, nblocks, c.finetune_tail || !with_compensator);
+                if (with_compensator) comp->train();
+              },
+              [&](const torch::Tensor& x, const torch::Tensor& y, double, int64_t) {
+                torch::Tensor f, d;
+                {
+                  torch::NoGradGuard g;
+                  std::tie(f, d) = dequantized(x);
+                }
+                auto logits = model->tail(with_compensator ? comp->forward(d) : d, ctx.split);
+                return std::make_pair(TaskLoss(ctx, logits, y, teacher_logits(f)), logits);
+              }};
+  SI_RETURN_IF_ERROR(RunStage(ctx, joint));
+  PipelineSpec s = BaseSpec(ctx, c.split);
+  s.quantizer = "quant.json";
+  if (c.finetune_tail || !with_compensator) {
+    SI_RETURN_IF_ERROR(SaveModel(ctx, model, "server.pt"));
+    s.server_model = "server.pt";
+  }
+  if (with_compensator) {
+    comp->to(torch::kCPU);
+    SI_RETURN_IF_ERROR(bottleneck::SaveArtifact(
+        OutPath(ctx, "compensator.pt"), *comp,
+        {{"kind", "compensator"}, {"options", bottleneck::ToJson(comp->options())}, {"split", c.split},
+         {"bits", c.bits}}));
+    s.compensator = "compensator.pt";
+  }
+  return std::vector<PipelineSpec>{s};
+}
+
+Result<std::vector<PipelineSpec>> Tcl(Ctx& ctx) {
+  const MethodConfig& c = ctx.c;
+  // The levels the clustering loss pulls toward: the targeted quantizer's, per tensor (or per
+  // channel), calibrated on the float model's features.
+  codec::QuantSpec level_spec = c.quant;
+  if (level_spec.granularity == codec::Granularity::kRegion) level_spec.granularity = codec::Granularity::kTensor;
+  level_spec.reconstruction = codec::Reconstruction::kLevel;
+  SI_ASSIGN_OR_RETURN(auto levels, CalibrateWith(ctx, level_spec, [&](const torch::Tensor& x) {
+                        return ctx.teacher.model->head(x, ctx.split);
+                      }));
+  std::vector<int64_t> shape{1};
+  if (level_spec.granularity == codec::Granularity::kChannel) {
+    shape.push_back(static_cast<int64_t>(levels.lo.size()));
+    for (size_t i = 1; i < ctx.split_shape.size(); ++i) shape.push_back(1);
+  }
+  auto lo = torch::tensor(levels.lo).reshape(shape).to(ctx.in.device);
+  auto hi = torch::tensor(levels.hi).reshape(shape).to(ctx.in.device).set_requires_grad(c.tcl_learn_levels);
+  SI_ASSIGN_OR_RETURN(auto model, LoadCopy(ctx));
+  Bundle root;
+  root->hold("model", model);
+  root->hold_param("levels_hi", hi);
+  auto params = model->parameters();
+  if (c.tcl_learn_levels) params.push_back(hi);
+  double last_lambda = 0, cluster_sum = 0;
+  int64_t cluster_steps = 0;
+  Stage stage{"tcl", c.epochs, params, root.get(), [&] { model->train(); },
+              [&](const torch::Tensor& x, const torch::Tensor& y, double t, int64_t) {
+                auto f = model->head(x, ctx.split);
+                auto logits = model->tail(f, ctx.split);
+                last_lambda = bottleneck::ClusteringWeight(c.tcl_schedule, c.tcl_lambda, t);
+                auto loss = TaskLoss(ctx, logits, y, [&] {
+                  torch::NoGradGuard g;
+                  return ctx.teacher.model->forward_all(x);
+                });
+                auto cluster = bottleneck::ClusteringLoss(f, lo, hi, c.bits);
+                cluster_sum += cluster.item<double>();
+                ++cluster_steps;
+                loss = loss + last_lambda * cluster;
+                return std::make_pair(loss, logits);
+              }};
+  stage.epoch_info = [&] {
+    nlohmann::json j = {{"cluster_loss", cluster_sum / std::max<int64_t>(cluster_steps, 1)}, {"lambda", last_lambda}};
+    cluster_sum = 0, cluster_steps = 0;
+    return j;
+  };
+  SI_RETURN_IF_ERROR(RunStage(ctx, stage));
+  model->eval();
+  // Afterwards: plain PTQ of the fine-tuned features with the configured quantizer.
+  SI_ASSIGN_OR_RETURN(auto quant, CalibrateWith(ctx, c.quant, [&](const torch::Tensor& x) {
+                        return model->head(x, ctx.split);
+                      }));
+  return FineTunedModelPipeline(ctx, model, quant);
+}
+
+Result<std::vector<PipelineSpec>> Qat(Ctx& ctx) {
+  const MethodConfig& c = ctx.c;
+  codec::QuantSpec init_spec;
+  init_spec.bits = c.bits;
+  init_spec.clip = codec::ClipMethod::kMse;
+  SI_ASSIGN_OR_RETURN(auto init, CalibrateWith(ctx, init_spec, [&](const torch::Tensor& x) {
+                        return ctx.teacher.model->head(x, ctx.split);
+                      }));
+  SI_ASSIGN_OR_RETURN(auto model, LoadCopy(ctx));
+  bottleneck::LearnedClip clip(init.hi[0]);
+  clip->to(ctx.in.device);
+  Bundle root;
+  root->hold("model", model);
+  root->hold("clip", clip);
+  auto params = model->parameters();
+  params.push_back(clip->parameters()[0]);
+  Stage stage{"qat", c.epochs, params, root.get(), [&] { model->train(); },
+              [&](const torch::Tensor& x, const torch::Tensor& y, double, int64_t) {
+                auto logits = model->tail(clip->forward(model->head(x, ctx.split), c.bits), ctx.split);
+                auto loss = TaskLoss(ctx, logits, y, [&] {
+                  torch::NoGradGuard g;
+                  return ctx.teacher.model->forward_all(x);
+                });
+                return std::make_pair(loss, logits);
+              }};
+  SI_RETURN_IF_ERROR(RunStage(ctx, stage));
+  return FineTunedModelPipeline(ctx, model, TensorParams(c.bits, clip->hi(), ctx.split_shape));
+}
+
+Result<std::vector<PipelineSpec>> Ae(Ctx& ctx) {
+  const MethodConfig& c = ctx.c;
+  SI_ASSIGN_OR_RETURN(auto model, LoadCopy(ctx));
+  const int64_t cut = ctx.split.block + 1, nblocks = model->num_blocks();
+  Freeze(*model);
+  bottleneck::Autoencoder ae(
+      bottleneck::AutoencoderOptions{ctx.split_shape[0], c.latent_channels, c.downsample, /*relu_output=*/true});
+  ae->to(ctx.in.device);
+  Bundle root;
+  root->hold("model", model);
+  root->hold("ae", ae);
+  const int64_t h = ctx.split_shape[1], w = ctx.split_shape[2];
+  auto through = [&](const torch::Tensor& f) { return ae->decode(ae->clip->forward(ae->encode(f), c.bits), h, w); };
+  Stage warm{"reconstruct", c.warmup_epochs, ae->parameters(), root.get(), [&] { ae->train(); },
+             [&](const torch::Tensor& x, const torch::Tensor&, double, int64_t) {
+               auto f = HeadNoGrad(ctx, ctx.teacher.model, x);
+               return std::make_pair(F::mse_loss(through(f), f), torch::Tensor());
+             }};
+  SI_RETURN_IF_ERROR(RunStage(ctx, warm));
+  auto params = ae->parameters();
+  if (c.finetune_head) {
+    for (auto& p : BlockParams(model, 0, cut)) p.set_requires_grad(true), params.push_back(p);
+  }
+  if (c.finetune_tail) {
+    for (auto& p : BlockParams(model, cut, nblocks)) p.set_requires_grad(true), params.push_back(p);
+  }
+  Stage joint{"finetune", c.epochs, params, root.get(),
+              [&] {
+                model->eval();
+                SetBlocksTrain(model, 0, cut, c.finetune_head);
+                SetBlocksTrain(model, cut, nblocks, c.finetune_tail);
+                ae->train();
+              },
+              [&](const torch::Tensor& x, const torch::Tensor& y, double, int64_t) {
+                auto f = c.finetune_head ? model->head(x, ctx.split) : HeadNoGrad(ctx, model, x);
+                auto fh = through(f);
+                auto logits = model->tail(fh, ctx.split);
+                auto loss = TaskLoss(ctx, logits, y, [&] {
+                  torch::NoGradGuard g;
+                  return ctx.teacher.model->forward_all(x);
+                });
+                if (c.recon_weight > 0) loss = loss + c.recon_weight * F::mse_loss(fh, f.detach());
+                return std::make_pair(loss, logits);
+              }};
+  SI_RETURN_IF_ERROR(RunStage(ctx, joint));
+  std::vector<int64_t> latent{c.latent_channels, c.downsample ? (h + 1) / 2 : h, c.downsample ? (w + 1) / 2 : w};
+  SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "quant.json"), codec::ToJson(TensorParams(c.bits, ae->clip->hi(), latent))));
+  ae->to(torch::kCPU);
+  SI_RETURN_IF_ERROR(bottleneck::SaveArtifact(OutPath(ctx, "autoencoder.pt"), *ae,
+                                              {{"kind", "autoencoder"}, {"options", bottleneck::ToJson(ae->options())},
+                                               {"split", c.split}, {"bits", c.bits}}));
+  PipelineSpec s = BaseSpec(ctx, c.split);
+  s.bottleneck = "autoencoder.pt";
+  s.quantizer = "quant.json";
+  if (c.finetune_head) {
+    SI_RETURN_IF_ERROR(SaveModel(ctx, model, "model.pt"));
+    s.model = "model.pt";
+  } else if (c.finetune_tail) {
+    SI_RETURN_IF_ERROR(SaveModel(ctx, model, "server.pt"));
+    s.server_model = "server.pt";
+  }
+  return std::vector<PipelineSpec>{s};
+}
+
+// One SharedAutoencoder over `points` (shared_ae), or one per point (per_point_ae: width = the
+// point's channels, trained alone). Head and tail stay frozen, so every point keeps serving the
+// shipped model; bit widths are drawn per batch so any of them works at run time.
+Result<std::vector<PipelineSpec>> SharedAe(Ctx& ctx, bool per_point) {
+  const MethodConfig& c = ctx.c;
+  struct Point {
+    models::SplitPoint split;
+    int64_t channels;
+  };
+  std::vector<Point> points;
+  for (const auto& name : c.points) {
+    SI_ASSIGN_OR_RETURN(auto sp, ctx.teacher.model->find_split(name));
+    torch::NoGradGuard g;
+    auto f = ctx.teacher.model->head(models::ExampleInput(ctx.teacher.meta, 1, ctx.in.device), sp);
+    if (f.dim() != 4) return InvalidArgument("split point '" + name + "' is not a convolutional feature map");
+    points.push_back({sp, f.size(1)});
+  }
+  std::vector<std::vector<size_t>> groups;  // which points each autoencoder serves
+  if (per_point) {
+    for (size_t i = 0; i < points.size(); ++i) groups.push_back({i});
+  } else {
+    std::vector<size_t> all(points.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    groups.push_back(all);
+  }
+  std::vector<PipelineSpec> specs;
+  for (const auto& group : groups) {
+    bottleneck::SharedAutoencoderOptions o;
+    for (size_t i : group) o.points.push_back({points[i].split.name, points[i].channels});
+    o.width = per_point ? points[group[0]].channels : c.shared_width;
+    o.latent_channels = c.latent_channels;
+    o.bit_widths = c.bit_widths;
+    bottleneck::SharedAutoencoder sae(o);
+    sae->to(ctx.in.device);
+    const std::string tag = per_point ? "_" + points[group[0]].split.name : "";
+    Bundle root;
+    root->hold("shared", sae);
+    Stage stage{"train" + tag, c.epochs, sae->parameters(), root.get(), [&] { sae->train(); },
+                [&](const torch::Tensor& x, const torch::Tensor& y, double, int64_t step) {
+                  // Points take turns; the bit width is drawn per batch from a generator seeded
+                  // by the step, so resuming draws the same widths.
+                  const size_t k = static_cast<size_t>(step) % group.size();
+                  std::mt19937 rng(static_cast<uint32_t>(c.seed * 31 + static_cast<uint64_t>(step)));
+                  const int bits = c.bit_widths[rng() % c.bit_widths.size()];
+                  const auto& sp = points[group[k]].split;
+                  torch::Tensor f;
+                  {
+                    torch::NoGradGuard g;
+                    f = ctx.teacher.model->head(x, sp);
+                  }
+                  auto fh = sae->decode(sae->quantize(sae->encode(f, k), k, bits), k);
+                  auto logits = ctx.teacher.model->tail(fh, sp);
+                  auto loss = TaskLoss(ctx, logits, y, [&] {
+                    torch::NoGradGuard g;
+                    return ctx.teacher.model->tail(f, sp);
+                  });
+                  if (c.recon_weight > 0) loss = loss + c.recon_weight * F::mse_loss(fh, f);
+                  return std::make_pair(loss, logits);
+                }};
+    SI_RETURN_IF_ERROR(RunStage(ctx, stage));
+    sae->to(torch::kCPU);
+    const std::string file = "autoencoder" + tag + ".pt";
+    SI_RETURN_IF_ERROR(bottleneck::SaveArtifact(
+        OutPath(ctx, file), *sae,
+        {{"kind", "shared_autoencoder"}, {"options", bottleneck::ToJson(o)}, {"parameters", bottleneck::ParameterCount(*sae)}}));
+    sae->to(ctx.in.device);
+    for (size_t i : group) {
+      for (int bits : c.bit_widths) {
+        PipelineSpec s = BaseSpec(ctx, points[i].split.name);
+        s.name = ctx.name + "_" + points[i].split.name + "_b" + std::to_string(bits);
+        s.bottleneck = file;
+        s.bits = bits;
+        specs.push_back(s);
+      }
+    }
+  }
+  return specs;
+}
+
+}  // namespace
+
+Result<MethodOutput> RunMethod(const MethodConfig& c, const MethodInputs& in) {
+  if (in.out_dir.empty()) return InvalidArgument("no output directory for the method's artifacts");
+  std::error_code ec;
+  fs::create_directories(in.out_dir, ec);
+  if (ec) return IoError("cannot create " + in.out_dir + ": " + ec.message());
+  const std::string done_path = (fs::path(in.out_dir) / "done.json").string();
+  const std::string config_text = ToJson(c).dump();
+  if (fs::exists(done_path)) {
+    std::ifstream f(done_path);
+    auto j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded() && j.value("config", nlohmann::json()).dump() == config_text) {
+      MethodOutput out;
+      for (const auto& p : j.at("pipelines")) out.pipelines.push_back((fs::path(in.out_dir) / p.get<std::string>()).string());
+      out.train_seconds = j.value("train_seconds", 0.0);
+      return out;
+    }
+    return Mismatch(done_path + " belongs to other method settings; delete " + in.out_dir + " to retrain");
+  }
+
+  SI_ASSIGN_OR_RETURN(auto teacher, models::LoadCheckpoint(in.base_checkpoint, in.device));
+  Freeze(*teacher.model);
+  Ctx ctx{c, in, nullptr, {}, teacher, {}, {}, fs::path(in.out_dir).filename().string(), 0};
+  SI_ASSIGN_OR_RETURN(ctx.train_set, OpenSplit(in.data, data::Split::kTrain));
+  ctx.norm.mean = teacher.meta.norm_mean;
+  ctx.norm.std = teacher.meta.norm_std;
+  if (c.method != "shared_ae" && c.method != "per_point_ae") {
+    SI_ASSIGN_OR_RETURN(ctx.split, teacher.model->find_split(c.split));
+    torch::NoGradGuard g;
+    auto f = teacher.model->head(models::ExampleInput(teacher.meta, 1, in.device), ctx.split);
+    ctx.split_shape.assign(f.sizes().begin() + 1, f.sizes().end());
+    if ((c.method == "ae" || c.method == "qcnet") && f.dim() != 4) {
+      return InvalidArgument("method " + c.method + " needs a convolutional feature map at split '" + c.split + "'");
+    }
+  }
+  // Per-run seeds: the method's own generator state, independent of earlier runs in a study.
+  torch::manual_seed(c.seed);
+  Result<std::vector<PipelineSpec>> specs = InvalidArgument("unknown method " + c.method);
+  if (c.method == "ptq") specs = Ptq(ctx);
+  else if (c.method == "tail") specs = Tail(ctx, /*with_compensator=*/false);
+  else if (c.method == "qcnet") specs = Tail(ctx, /*with_compensator=*/true);
+  else if (c.method == "tcl") specs = Tcl(ctx);
+  else if (c.method == "qat") specs = Qat(ctx);
+  else if (c.method == "ae") specs = Ae(ctx);
+  else if (c.method == "shared_ae") specs = SharedAe(ctx, /*per_point=*/false);
+  else if (c.method == "per_point_ae") specs = SharedAe(ctx, /*per_point=*/true);
+  if (!specs.ok()) return specs.status();
+
+  MethodOutput out;
+  nlohmann::json names = nlohmann::json::array();
+  for (const auto& s : specs.value()) {
+    const std::string file = (specs.value().size() == 1 ? std::string("pipeline") : s.name) + ".yaml";
+    SI_RETURN_IF_ERROR(bottleneck::SavePipelineSpec((fs::path(in.out_dir) / file).string(), s));
+    out.pipelines.push_back((fs::path(in.out_dir) / file).string());
+    names.push_back(file);
+  }
+  // Training time over all runs (a resumed stage counts only the epochs it ran now, so sum the log).
+  double seconds = 0;
+  {
+    std::ifstream log((fs::path(in.out_dir) / "log.jsonl").string());
+    std::string line;
+    while (std::getline(log, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded()) seconds += j.value("seconds", 0.0);
+    }
+  }
+  out.train_seconds = seconds;
+  SI_RETURN_IF_ERROR(WriteJson(done_path, {{"config", ToJson(c)}, {"pipelines", names}, {"train_seconds", seconds}}));
+  return out;
+}
+
+}  // namespace splitinfer::train

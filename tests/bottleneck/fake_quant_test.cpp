@@ -1,0 +1,87 @@
+#include "bottleneck/fake_quant.h"
+
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "codec/quantize/quantize.h"
+#include "test_seed.h"
+
+namespace splitinfer::bottleneck {
+namespace {
+
+TEST(FakeQuantTest, ForwardEqualsTheCodecsReconstruction) {
+  const uint32_t seed = testing::TestSeed();
+  torch::manual_seed(seed);
+  auto x = torch::relu(torch::randn({4, 8, 6, 6}) * 1.5);
+  for (int bits : {1, 2, 3, 8}) {
+    codec::QuantSpec spec;
+    spec.bits = bits;
+    spec.clip = codec::ClipMethod::kMse;
+    auto params = codec::Calibrate(spec, x);
+    ASSERT_TRUE(params.ok()) << params.status().ToString();
+    auto expected = codec::SimulateBatch(*params, x);
+    ASSERT_TRUE(expected.ok());
+    auto got = FakeQuantize(x, torch::zeros({}), torch::full({}, params->hi[0]), bits);
+    // Same formula; only the step's float rounding may differ at exact bin edges.
+    EXPECT_LT((got - *expected).abs().max().item<float>(), 1e-5) << "bits " << bits << " seed " << seed;
+  }
+}
+
+TEST(FakeQuantTest, StraightThroughInsideTheRangeAndPactGradientForTheClip) {
+  auto x = torch::tensor({0.1f, 0.4f, 0.9f, 3.0f}).set_requires_grad(true);
+  auto hi = torch::full({}, 1.0f).set_requires_grad(true);
+  auto y = FakeQuantize(x, torch::zeros({}), hi, 2);
+  y.sum().backward();
+  auto gx = x.grad();
+  EXPECT_FLOAT_EQ(gx[0].item<float>(), 1.0f);
+  EXPECT_FLOAT_EQ(gx[2].item<float>(), 1.0f);
+  EXPECT_FLOAT_EQ(gx[3].item<float>(), 0.0f);  // clipped: the gradient goes to the clip instead
+  EXPECT_GT(hi.grad().item<float>(), 0.5f);
+}
+
+TEST(FakeQuantTest, ClusteringLossIsZeroOnLevelsAndPullsTowardThem) {
+  auto on = torch::tensor({0.0f, 1.0f / 3, 2.0f / 3, 1.0f});
+  EXPECT_NEAR(ClusteringLoss(on, 0.0, 1.0, 2).item<float>(), 0.0f, 1e-10);
+  auto off = torch::tensor({0.1f, 0.5f}).set_requires_grad(true);
+  auto loss = ClusteringLoss(off, 0.0, 1.0, 1);  // levels 0 and 1
+  EXPECT_NEAR(loss.item<float>(), (0.01f + 0.25f) / 2, 1e-6);  // step 1: distances in steps
+  // 0.5 on the grid {0, 2/3, 4/3, 2} is a quarter step from 2/3.
+  EXPECT_NEAR(ClusteringLoss(torch::tensor({0.5f}), 0.0, 2.0, 2).item<float>(), 0.0625f, 1e-5);
+  loss.backward();
+  EXPECT_GT(off.grad()[0].item<float>(), 0.0f);  // 0.1 moves down toward 0
+}
+
+TEST(FakeQuantTest, LambdaSchedulesGrowWithTime) {
+  EXPECT_DOUBLE_EQ(ClusteringWeight(LambdaSchedule::kConstant, 2.0, 0.3), 2.0);
+  EXPECT_DOUBLE_EQ(ClusteringWeight(LambdaSchedule::kLinear, 2.0, 0.25), 0.5);
+  EXPECT_DOUBLE_EQ(ClusteringWeight(LambdaSchedule::kExponential, 2.0, 0.0), 0.0);
+  EXPECT_NEAR(ClusteringWeight(LambdaSchedule::kExponential, 2.0, 1.0), 2.0, 1e-12);
+  EXPECT_LT(ClusteringWeight(LambdaSchedule::kExponential, 2.0, 0.5), 1.0);  // slow start
+  EXPECT_DOUBLE_EQ(ClusteringWeight(LambdaSchedule::kStep, 3.0, 0.1), 0.0);
+  EXPECT_DOUBLE_EQ(ClusteringWeight(LambdaSchedule::kStep, 3.0, 0.6), 2.0);
+  EXPECT_DOUBLE_EQ(ClusteringWeight(LambdaSchedule::kStep, 3.0, 1.0), 3.0);
+  auto bad = LambdaScheduleFromName("cubic");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("linear"), std::string::npos);
+}
+
+TEST(FakeQuantTest, LearnedClipLearnsARange) {
+  // Values spread on [0, 4]; starting the clip at 0.5 loses most of them, so minimising the
+  // reconstruction error must grow it.
+  torch::manual_seed(3);
+  auto x = torch::rand({4096}) * 4;
+  LearnedClip clip(0.5);
+  torch::optim::Adam opt(clip->parameters(), torch::optim::AdamOptions(0.05));
+  for (int i = 0; i < 200; ++i) {
+    opt.zero_grad();
+    auto loss = (clip->forward(x, 3) - x).pow(2).mean();
+    loss.backward();
+    opt.step();
+  }
+  EXPECT_GT(clip->hi(), 3.0);
+}
+
+}  // namespace
+}  // namespace splitinfer::bottleneck

@@ -1,0 +1,112 @@
+#include "eval/experiment.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "eval/report.h"
+#include "train/trainer.h"
+
+namespace splitinfer::eval {
+namespace {
+namespace fs = std::filesystem;
+
+TEST(StudyConfigTest, ListsExpandIntoNamedRuns) {
+  auto c = ParseStudyConfig(R"(
+model: m.pt
+coders: [lzma, cabac]
+ptq: {splits: [stem, stage1], bits: [1, 2], granularity: [tensor, region]}
+runs:
+  - {name: tcl, method: tcl, split: stem, bits: [1, 2, 3], epochs: 3}
+  - {name: ae, method: ae, split: stage3, bits: 2, latent_channels: 8}
+)",
+                            "study.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->runs.size(), 8u + 3u + 1u);
+  EXPECT_EQ(c->runs[0].name, "ptq_stem_b1_tensor");
+  EXPECT_EQ(c->runs[7].name, "ptq_stage1_b2_region");
+  EXPECT_EQ(c->runs[7].method.quant.granularity, codec::Granularity::kRegion);
+  EXPECT_EQ(c->runs[8].name, "tcl_b1");
+  EXPECT_EQ(c->runs[10].method.bits, 3);
+  EXPECT_EQ(c->runs[10].method.epochs, 3);
+  EXPECT_EQ(c->runs[11].name, "ae");
+  EXPECT_EQ(c->runs[11].method.latent_channels, 8);
+}
+
+TEST(StudyConfigTest, ErrorsNameWhatIsWrong) {
+  auto typo = ParseStudyConfig("model: m.pt\ncoder: [lzma]\n", "s.yaml");
+  EXPECT_EQ(typo.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(typo.status().message().find("'coder'"), std::string::npos);
+  EXPECT_NE(ParseStudyConfig("coders: [lzma]\n", "s").status().message().find("'model'"), std::string::npos);
+  EXPECT_NE(ParseStudyConfig("model: m\ncoders: [rar]\n", "s").status().message().find("zstd"), std::string::npos);
+  auto run_typo = ParseStudyConfig("model: m\nruns:\n  - {name: x, method: ae, latent: 4}\n", "s");
+  EXPECT_NE(run_typo.status().message().find("run x"), std::string::npos);
+  EXPECT_NE(run_typo.status().message().find("'latent'"), std::string::npos);
+  auto dup = ParseStudyConfig("model: m\nruns:\n  - {name: x, method: ptq}\n  - {name: x, method: ptq}\n", "s");
+  EXPECT_NE(dup.status().message().find("two runs"), std::string::npos);
+  EXPECT_NE(ParseStudyConfig("model: m\nptq: {split: [stem]}\n", "s").status().message().find("ptq.split"),
+            std::string::npos);
+  EXPECT_EQ(LoadStudyConfig("/nonexistent.yaml").status().code(), ErrorCode::kNotFound);
+}
+
+TEST(StudyConfigTest, ShippedStudyConfigParses) {
+  auto c = LoadStudyConfig(std::string(SPLITINFER_SOURCE_DIR) + "/configs/fmnist_study.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_GT(c->runs.size(), 20u);
+}
+
+// The whole study on a tiny model: rows for every cell and coder, the report, and a rerun that
+// resumes instead of repeating work.
+TEST(StudyTest, RunsWritesTheReportAndResumes) {
+  const fs::path dir = fs::temp_directory_path() / ("si_study_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  train::TrainConfig tc;
+  tc.model.options = {10, 1, /*width=*/8, /*depth=*/1};
+  tc.data.limit_train = 1024;
+  tc.data.limit_test = 200;
+  tc.epochs = 1;
+  tc.batch_size = 64;
+  tc.threads = 1;
+  train::TrainOptions to;
+  to.out_dir = (dir / "base").string();
+  to.progress = false;
+  auto base = train::Train(tc, to);
+  ASSERT_TRUE(base.ok()) << base.status().ToString();
+
+  auto config = ParseStudyConfig("model: " + base->checkpoint + R"(
+data: {limit_train: 256, limit_test: 200}
+coders: [none, cabac]
+ptq: {splits: [stem], bits: [2], granularity: [tensor]}
+runs:
+  - {name: tail, method: tail, split: stage2, bits: 1, epochs: 1, batch_size: 64, calibration_images: 128}
+)",
+                                 "tiny study");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  StudyOptions o;
+  o.out_dir = (dir / "study").string();
+  o.command = "splitinfer experiment --config tiny";
+  o.progress = false;
+  o.threads = 1;
+  ASSERT_TRUE(RunStudy(*config, o).ok());
+  auto rows = ReadRows((dir / "study" / "results.jsonl").string());
+  ASSERT_TRUE(rows.ok());
+  // float + PNG + WebP + 2 cells x 2 coders.
+  ASSERT_EQ(rows->size(), 7u);
+  for (const auto& r : *rows) {
+    EXPECT_EQ(r.images, 200) << r.run;
+    if (r.method == "ptq" || r.method == "tail") {
+      EXPECT_GT(r.bytes_per_image, r.header_bytes);
+      EXPECT_FALSE(r.pipeline.empty());
+    }
+  }
+  for (const char* f : {"results.csv", "results.json", "report.md", "plots/accuracy_vs_bytes.svg"}) {
+    EXPECT_TRUE(fs::exists(dir / "study" / f)) << f;
+  }
+  ASSERT_TRUE(RunStudy(*config, o).ok());
+  EXPECT_EQ(ReadRows((dir / "study" / "results.jsonl").string())->size(), 7u);  // resumed, nothing repeated
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace splitinfer::eval

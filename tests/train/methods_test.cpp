@@ -1,0 +1,235 @@
+// Every compression-aware method on a tiny model and real Fashion-MNIST: the loss goes down,
+// the pipeline it writes loads and runs on real frames, and each method's contract holds (QCNet
+// leaves the node untouched, the shared autoencoder switches bit width at run time, ...).
+#include "train/methods.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "bottleneck/pipeline.h"
+#include "eval/pipeline_eval.h"
+#include "models/checkpoint.h"
+#include "train/loop.h"
+#include "train/trainer.h"
+
+namespace splitinfer::train {
+namespace {
+namespace fs = std::filesystem;
+
+class MethodsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(fs::temp_directory_path() / ("si_methods_" + std::to_string(::getpid())));
+    fs::remove_all(*dir_);
+    TrainConfig c;
+    c.model.options = {10, 1, /*width=*/8, /*depth=*/1};
+    c.data.limit_train = 2048;
+    c.data.limit_test = 300;
+    c.epochs = 2;
+    c.batch_size = 64;
+    c.optimizer.lr = 0.1;
+    c.threads = 1;
+    TrainOptions o;
+    o.out_dir = (*dir_ / "base").string();
+    o.progress = false;
+    auto r = Train(c, o);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    base_ = new std::string(r->checkpoint);
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+    delete base_;
+  }
+
+  static MethodInputs Inputs(const std::string& name) {
+    MethodInputs in;
+    in.base_checkpoint = *base_;
+    in.data.limit_train = 512;
+    in.data.limit_test = 300;
+    in.out_dir = (*dir_ / name).string();
+    in.progress = false;
+    return in;
+  }
+  static MethodConfig Config(const std::string& yaml) {
+    auto c = ParseMethodConfig(yaml + "\nepochs: 2\nbatch_size: 64\ncalibration_images: 256\nlr: 0.003", "test");
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return *c;
+  }
+  // Losses of one stage, per epoch, from the method's log.
+  static std::vector<double> Losses(const std::string& dir, const std::string& stage) {
+    std::ifstream in(fs::path(dir) / "log.jsonl");
+    std::vector<double> out;
+    for (std::string l; std::getline(in, l);) {
+      auto j = nlohmann::json::parse(l);
+      if (j["stage"] == stage) out.push_back(j["loss"].get<double>());
+    }
+    return out;
+  }
+  // Runs the pipeline on real frames over 300 test images.
+  static eval::PipelineEvalResult Evaluate(const std::string& pipeline_path) {
+    auto p = bottleneck::Pipeline::Load(pipeline_path, torch::kCPU);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    DataConfig d;
+    d.limit_test = 300;
+    auto test = OpenSplit(d, data::Split::kTest).value();
+    eval::PipelineEvalOptions o;
+    o.batch_size = 100;
+    o.extra_coders = {"none"};
+    auto r = eval::EvaluatePipeline(*p, *test, o);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return *r;
+  }
+  static void ExpectDecreasing(const std::vector<double>& losses) {
+    ASSERT_EQ(losses.size(), 2u);
+    EXPECT_LT(losses[1], losses[0]);
+  }
+
+  static fs::path* dir_;
+  static std::string* base_;
+};
+fs::path* MethodsTest::dir_ = nullptr;
+std::string* MethodsTest::base_ = nullptr;
+
+TEST_F(MethodsTest, PtqCalibratesAndSendsFrames) {
+  auto out = RunMethod(Config("method: ptq\nsplit: stem\nbits: 2\ngranularity: region"), Inputs("ptq"));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_EQ(out->pipelines.size(), 1u);
+  auto r = Evaluate(out->pipelines[0]);
+  EXPECT_EQ(r.wire_shape, (std::vector<int64_t>{8, 14, 14}));
+  EXPECT_GT(r.top1, 30.0);  // 2-bit features of a 2-epoch model: well above chance (10 %)
+  ASSERT_EQ(r.coders.size(), 2u);
+  EXPECT_LT(r.coders[0].bytes_per_image, r.coders[1].bytes_per_image);  // cabac beats no coding
+  EXPECT_EQ(r.coders[1].bytes_per_image - r.coders[1].header_bytes, 8 * 14 * 14 * 2 / 8);  // packed 2-bit payload
+}
+
+TEST_F(MethodsTest, TailFineTuneLearnsOnDequantizedFeatures) {
+  auto out = RunMethod(Config("method: tail\nsplit: stem\nbits: 1\ngranularity: channel"), Inputs("tail"));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ExpectDecreasing(Losses(Inputs("tail").out_dir, "finetune"));
+  auto spec = bottleneck::LoadPipelineSpec(out->pipelines[0]).value();
+  EXPECT_EQ(spec.server_model, "server.pt");
+  EXPECT_GT(Evaluate(out->pipelines[0]).top1, 20.0);
+}
+
+TEST_F(MethodsTest, QcnetKeepsTheNodeExactlyAsItWas) {
+  std::ifstream before_file(*base_, std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(before_file)), {});
+  auto out = RunMethod(Config("method: qcnet\nsplit: stem\nbits: 1\nwarmup_epochs: 2\nkd_weight: 1.0"), Inputs("qcnet"));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ExpectDecreasing(Losses(Inputs("qcnet").out_dir, "reconstruct"));
+  ExpectDecreasing(Losses(Inputs("qcnet").out_dir, "finetune"));
+  // The node runs the shipped checkpoint itself, byte for byte, and nothing else.
+  auto spec = bottleneck::LoadPipelineSpec(out->pipelines[0]).value();
+  EXPECT_EQ(fs::canonical(spec.Resolve(spec.model)), fs::canonical(*base_));
+  std::ifstream after_file(*base_, std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(after_file)), {}), before);
+  EXPECT_TRUE(spec.bottleneck.empty());
+  EXPECT_EQ(spec.compensator, "compensator.pt");
+  auto p = bottleneck::Pipeline::Load(out->pipelines[0], torch::kCPU).value();
+  EXPECT_EQ(p.node_extra_params(), 0);
+  EXPECT_GT(p.server_extra_params(), 0);
+  auto base = models::LoadCheckpoint(*base_, torch::kCPU).value();
+  torch::NoGradGuard g;
+  auto x = torch::randn({3, 1, 28, 28});
+  EXPECT_TRUE(torch::equal(p.NodeFeatures(x), base.model->head(x, base.model->find_split("stem").value())));
+  EXPECT_GT(Evaluate(out->pipelines[0]).top1, 20.0);
+}
+
+TEST_F(MethodsTest, TclPullsFeaturesOntoTheLevels) {
+  auto out = RunMethod(Config("method: tcl\nsplit: stem\nbits: 2\ntcl_lambda: 5\ntcl_schedule: exponential"),
+                       Inputs("tcl"));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ExpectDecreasing(Losses(Inputs("tcl").out_dir, "tcl"));
+  auto spec = bottleneck::LoadPipelineSpec(out->pipelines[0]).value();
+  EXPECT_EQ(spec.model, "model.pt");  // the node's head was fine-tuned
+  EXPECT_GT(Evaluate(out->pipelines[0]).top1, 20.0);
+}
+
+TEST_F(MethodsTest, QatLearnsAClipAndExportsIt) {
+  auto out = RunMethod(Config("method: qat\nsplit: stage2\nbits: 2"), Inputs("qat"));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ExpectDecreasing(Losses(Inputs("qat").out_dir, "qat"));
+  auto p = bottleneck::Pipeline::Load(out->pipelines[0], torch::kCPU).value();
+  EXPECT_EQ(p.codec().quant.spec.bits, 2);
+  EXPECT_GT(p.codec().quant.hi[0], 0.0f);
+  EXPECT_GT(Evaluate(out->pipelines[0]).top1, 20.0);
+}
+
+TEST_F(MethodsTest, AutoencoderSendsItsQuantizedLatent) {
+  auto out = RunMethod(Config("method: ae\nsplit: stage2\nbits: 2\nlatent_channels: 4\n"
+                              "warmup_epochs: 2"),
+                       Inputs("ae"));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ExpectDecreasing(Losses(Inputs("ae").out_dir, "reconstruct"));
+  ExpectDecreasing(Losses(Inputs("ae").out_dir, "finetune"));
+  auto r = Evaluate(out->pipelines[0]);
+  EXPECT_EQ(r.wire_shape, (std::vector<int64_t>{4, 7, 7}));  // 16 channels -> 4 on the wire
+  EXPECT_EQ(r.coders[1].bytes_per_image - r.coders[1].header_bytes, 4 * 7 * 7 * 2 / 8);
+  EXPECT_GT(r.top1, 20.0);
+  auto spec = bottleneck::LoadPipelineSpec(out->pipelines[0]).value();
+  EXPECT_EQ(spec.server_model, "server.pt");  // the tail was fine-tuned with the decoder
+}
+
+TEST_F(MethodsTest, SharedAutoencoderSwitchesBitWidthAtRunTime) {
+  auto out = RunMethod(Config("method: shared_ae\npoints: [stem, stage2, stage3]\nbit_widths: [1, 2, 4]\n"
+                              "shared_width: 16\nlatent_channels: 4"),
+                       Inputs("shared"));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ExpectDecreasing(Losses(Inputs("shared").out_dir, "train"));
+  ASSERT_EQ(out->pipelines.size(), 9u);  // 3 points x 3 bit widths, one artifact
+  std::set<std::string> artifacts;
+  for (const auto& path : out->pipelines) {
+    auto spec = bottleneck::LoadPipelineSpec(path).value();
+    artifacts.insert(spec.bottleneck);
+    EXPECT_TRUE(spec.quantizer.empty());  // the clip per (point, bits) is in the artifact
+  }
+  EXPECT_EQ(artifacts.size(), 1u);
+  // The same node switches 1 -> 4 bits: four times the payload, same latent shape.
+  auto b1 = Evaluate(out->pipelines[6]);
+  auto b4 = Evaluate(out->pipelines[8]);
+  EXPECT_EQ(b1.wire_shape, (std::vector<int64_t>{4, 4, 4}));
+  EXPECT_EQ(b1.wire_shape, b4.wire_shape);
+  EXPECT_EQ(b1.coders[1].bytes_per_image - b1.coders[1].header_bytes, 4 * 4 * 4 / 8);
+  EXPECT_EQ(b4.coders[1].bytes_per_image - b4.coders[1].header_bytes, 4 * 4 * 4 * 4 / 8);
+  auto p = bottleneck::Pipeline::Load(out->pipelines[8], torch::kCPU).value();
+  EXPECT_EQ(p.codec().quant.spec.bits, 4);
+}
+
+TEST_F(MethodsTest, FinishedMethodIsNotRetrainedAndChangedSettingsAreRefused) {
+  auto in = Inputs("resume");
+  auto c = Config("method: tail\nsplit: stage3\nbits: 2");
+  ASSERT_TRUE(RunMethod(c, in).ok());
+  const auto lines = Losses(in.out_dir, "finetune").size();
+  fs::remove(fs::path(in.out_dir) / "done.json");  // as if killed after the last epoch
+  auto again = RunMethod(c, in);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(Losses(in.out_dir, "finetune").size(), lines);  // no epoch ran again
+  c.bits = 3;
+  c.quant.bits = 3;
+  auto changed = RunMethod(c, in);
+  ASSERT_FALSE(changed.ok());
+  EXPECT_EQ(changed.status().code(), ErrorCode::kMismatch);
+  EXPECT_NE(changed.status().message().find("delete"), std::string::npos);
+}
+
+TEST(MethodConfigTest, UnknownKeysAndBadValuesAreNamed) {
+  auto typo = ParseMethodConfig("method: tcl\ntcl_lamda: 2", "run x");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_EQ(typo.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(typo.status().message().find("tcl_lamda"), std::string::npos);
+  EXPECT_NE(typo.status().message().find("tcl_lambda"), std::string::npos);
+  EXPECT_NE(ParseMethodConfig("method: magic", "r").status().message().find("qcnet"), std::string::npos);
+  EXPECT_EQ(ParseMethodConfig("method: ptq\nbits: 9", "r").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(ParseMethodConfig("method: shared_ae", "r").status().message().find("points"), std::string::npos);
+  EXPECT_NE(ParseMethodConfig("method: tcl\ntcl_schedule: cubic", "r").status().message().find("exponential"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace splitinfer::train
