@@ -332,6 +332,48 @@ std::vector<std::string> Methods(const std::vector<ResultRow>& rows) {
   return methods;
 }
 
+// Per method, its most accurate row set against shipping the input image losslessly (the
+// cheapest input baseline): the study's "does splitting pay at all" question, answered per
+// method, including where it does not.
+std::string MethodsVsInput(const std::vector<ResultRow>& sorted) {
+  const ResultRow* input = nullptr;
+  for (const auto& r : sorted) {
+    if (IsInputBaseline(r.method) && r.bytes_per_image > 0 &&
+        (input == nullptr || r.bytes_per_image < input->bytes_per_image)) {
+      input = &r;
+    }
+  }
+  std::ostringstream md;
+  if (input == nullptr) return "No input-image baseline in this study.\n";
+  md << "The cheapest lossless input image is " << Cell(input->method) << ": " << Fixed(input->bytes_per_image, 1)
+     << " bytes at " << Fixed(input->top1, 2) << " % (the float model on the server).\n\n"
+     << "| method | split | bits | coder | top-1 % | drop pp | bytes/image | vs the input image |\n"
+     << "| --- | --- | ---: | --- | ---: | ---: | ---: | --- |\n";
+  for (const auto& method : Methods(sorted)) {
+    if (method == "float" || IsInputBaseline(method)) continue;
+    std::vector<ResultRow> mine;
+    for (const auto& r : sorted) {
+      if (r.method == method && r.bytes_per_image > 0) mine.push_back(r);
+    }
+    const ResultRow* best = Best(mine, 0);
+    if (best == nullptr) continue;
+    std::string verdict;
+    const double delta = best->top1 - input->top1;
+    if (best->bytes_per_image >= input->bytes_per_image) {
+      verdict = "does not beat it: more bytes";
+    } else if (delta >= 0) {
+      verdict = "beats it: " + Fixed(input->bytes_per_image / best->bytes_per_image, 1) + "x fewer bytes, no accuracy lost";
+    } else {
+      verdict = "does not beat it at equal accuracy: " + Fixed(input->bytes_per_image / best->bytes_per_image, 1) +
+                "x fewer bytes but " + Fixed(-delta, 2) + " pp less accurate";
+    }
+    md << "| " << Cell(method) << " | " << Cell(best->split) << " | " << BitsCell(best->bits) << " | "
+       << Cell(best->coder) << " | " << Fixed(best->top1, 2) << " | " << DropCell(*best) << " | "
+       << Fixed(best->bytes_per_image, 1) << " | " << verdict << " |\n";
+  }
+  return md.str();
+}
+
 Plot AccuracyVsBytes(const std::vector<ResultRow>& sorted) {
   Plot p;
   p.name = "accuracy_vs_bytes";
@@ -656,6 +698,7 @@ Status WriteReport(const std::string& out_dir, const std::vector<ResultRow>& row
   md << rows.size() << " result rows. Top-1 is in percent on the test set; \"drop\" is the float model's top-1 "
      << "minus the row's, in percentage points; bytes are per image on the wire, frame header included.\n\n";
   md << "## Best accuracy per byte budget\n\n" << SummaryTable(sorted) << "\n";
+  md << "## Each method against sending the input image\n\n" << MethodsVsInput(sorted) << "\n";
   md << "## All results\n\n" << FullTable(sorted) << "\n";
 
   md << "## Plots\n\n";

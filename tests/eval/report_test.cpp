@@ -306,6 +306,13 @@ TEST(WriteReportTest, TablesAndPlots) {
   EXPECT_NE(md.find("| <= 32 B | tcl | layer1 | 1 | lzma | 88.50 | 2.75 | 30.0 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| <= 64 B | shared_ae | layer1 | 2 | lzma | 89.75 | 1.50 | 60.0 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| overall | float | - | - | none | 91.25 | 0.00 | 0.0 |"), std::string::npos) << md;
+  // Each method's most accurate row against the cheapest lossless input image (WebP, 290 B).
+  EXPECT_NE(md.find("The cheapest lossless input image is input_webp: 290.0 bytes at 91.25 %"), std::string::npos) << md;
+  EXPECT_NE(md.find("| ptq | stem | 8 | lzma | 91.00 | 0.25 | 790.0 | does not beat it: more bytes |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| tcl | layer1 | 1 | lzma | 88.50 | 2.75 | 30.0 | does not beat it at equal accuracy: 9.7x fewer "
+                    "bytes but 2.75 pp less accurate |"),
+            std::string::npos) << md;
   // Full table: every row, in study order (float first, then ptq, ..., the input baselines last).
   for (const auto& r : SyntheticRows()) EXPECT_NE(md.find("| " + r.run + " |"), std::string::npos) << r.run;
   EXPECT_LT(md.find("| float | float |"), md.find("| ptq_stem_b1 | ptq |"));

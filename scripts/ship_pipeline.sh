@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Copies a pipeline written by `splitinfer experiment` (OUT/runs/<run>/<pipeline>.yaml) into
+# models/ as models/NAME.yaml + models/NAME/ (its artifacts), rewriting the paths so that the
+# shipped file is self-contained. Artifacts that are the shipped float model itself stay shared.
+#   scripts/ship_pipeline.sh runs/fmnist_study/runs/ae16_b2/pipeline.yaml fmnist_best
+set -euo pipefail
+SRC=$1 NAME=$2
+SRC_DIR=$(cd "$(dirname "$SRC")" && pwd)
+DEST=models/$NAME
+BASE=$(cd models && pwd)/resnet_fmnist.pt
+mkdir -p "$DEST"
+{
+  echo "# splitinfer pipeline shipped from $SRC (see docs/results.md)"
+  while IFS= read -r line; do
+    case "$line" in
+      '#'*) continue ;;
+      model:*|server_model:*|bottleneck:*|compensator:*|quantizer:*|reference_model:*)
+        key=${line%%:*}
+        val=${line#*: }
+        abs=$(cd "$SRC_DIR" && realpath "$val")
+        if [ "$abs" = "$BASE" ]; then
+          echo "$key: resnet_fmnist.pt"
+        else
+          cp "$abs" "$DEST/"
+          json=${abs%.*}.json
+          if [ -f "$json" ] && [ "$json" != "$abs" ]; then cp "$json" "$DEST/"; fi
+          echo "$key: $NAME/$(basename "$abs")"
+        fi ;;
+      name:*) echo "name: $NAME" ;;
+      *) echo "$line" ;;
+    esac
+  done < "$SRC"
+} > "models/$NAME.yaml"
+echo "wrote models/$NAME.yaml and $DEST/:"
+ls -l "$DEST"
