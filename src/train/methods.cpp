@@ -216,7 +216,6 @@ struct Ctx {
   models::SplitPoint split;
   std::vector<int64_t> split_shape;  // per image
   std::string name;                  // the run's name (its folder)
-  double seconds = 0;
 };
 
 std::string OutPath(const Ctx& ctx, const std::string& file) { return (fs::path(ctx.in.out_dir) / file).string(); }
@@ -411,7 +410,6 @@ Status RunStage(Ctx& ctx, const Stage& stage) {
       return IoError("cannot write " + state_path + ": " + err.what());
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    ctx.seconds += secs;
     nlohmann::json line = {{"stage", stage.name}, {"epoch", epoch + 1}, {"loss", loss_sum / seen}, {"seconds", secs}};
     if (scored) line["train_acc"] = 100.0 * correct / scored;
     if (stage.epoch_info) line.update(stage.epoch_info());
@@ -785,7 +783,7 @@ Result<MethodOutput> RunMethod(const MethodConfig& c, const MethodInputs& in) {
 
   SI_ASSIGN_OR_RETURN(auto teacher, models::LoadCheckpoint(in.base_checkpoint, in.device));
   Freeze(*teacher.model);
-  Ctx ctx{c, in, nullptr, {}, teacher, {}, {}, fs::path(in.out_dir).filename().string(), 0};
+  Ctx ctx{c, in, nullptr, {}, teacher, {}, {}, fs::path(in.out_dir).filename().string()};
   SI_ASSIGN_OR_RETURN(ctx.train_set, OpenSplit(in.data, data::Split::kTrain));
   ctx.norm.mean = teacher.meta.norm_mean;
   ctx.norm.std = teacher.meta.norm_std;
