@@ -14,6 +14,10 @@ const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kOutOfRange: return "OUT_OF_RANGE";
     case ErrorCode::kIo: return "IO_ERROR";
     case ErrorCode::kMismatch: return "MISMATCH";
+    case ErrorCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
+    case ErrorCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
+    case ErrorCode::kUnavailable: return "UNAVAILABLE";
+    case ErrorCode::kUnauthenticated: return "UNAUTHENTICATED";
     case ErrorCode::kFrameTruncated: return "FRAME_TRUNCATED";
     case ErrorCode::kFrameBadMagic: return "FRAME_BAD_MAGIC";
     case ErrorCode::kFrameBadVersion: return "FRAME_BAD_VERSION";

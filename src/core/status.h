@@ -24,6 +24,11 @@ enum class ErrorCode : int {
   kOutOfRange = 7,          // a number outside its documented limits
   kIo = 8,                  // the OS refused a read or write
   kMismatch = 9,            // two artifacts that must agree do not (checkpoint vs model)
+  // The runtime (src/runtime): requests across the wire.
+  kDeadlineExceeded = 10,   // a request's deadline passed before it was answered
+  kResourceExhausted = 11,  // the server is full (in-flight limit) or a request exceeds a size limit
+  kUnavailable = 12,        // the peer cannot be reached (not started, restarting, network down)
+  kUnauthenticated = 13,    // a request without the server's bearer token
   // Frame decoding (docs/bitstream_format.md): one code per way a frame can be bad, so that
   // tests, logs and the server's replies can say exactly which.
   kFrameTruncated = 20,       // the buffer ends inside the header, side info, payload or CRC
@@ -66,6 +71,10 @@ inline Status Internal(std::string m) { return {ErrorCode::kInternal, std::move(
 inline Status OutOfRange(std::string m) { return {ErrorCode::kOutOfRange, std::move(m)}; }
 inline Status IoError(std::string m) { return {ErrorCode::kIo, std::move(m)}; }
 inline Status Mismatch(std::string m) { return {ErrorCode::kMismatch, std::move(m)}; }
+inline Status DeadlineExceeded(std::string m) { return {ErrorCode::kDeadlineExceeded, std::move(m)}; }
+inline Status ResourceExhausted(std::string m) { return {ErrorCode::kResourceExhausted, std::move(m)}; }
+inline Status Unavailable(std::string m) { return {ErrorCode::kUnavailable, std::move(m)}; }
+inline Status Unauthenticated(std::string m) { return {ErrorCode::kUnauthenticated, std::move(m)}; }
 
 // Either a value or a non-OK Status. Accessing value() of an error is a programming error.
 template <typename T>

@@ -38,6 +38,11 @@ TEST(StatusTest, CodesArePinned) {
   EXPECT_EQ(static_cast<int>(ErrorCode::kDataLoss), 4);
   EXPECT_EQ(static_cast<int>(ErrorCode::kMismatch), 9);
   EXPECT_STREQ(ErrorCodeName(ErrorCode::kMismatch), "MISMATCH");
+  EXPECT_EQ(static_cast<int>(ErrorCode::kDeadlineExceeded), 10);
+  EXPECT_EQ(static_cast<int>(ErrorCode::kResourceExhausted), 11);
+  EXPECT_EQ(static_cast<int>(ErrorCode::kUnavailable), 12);
+  EXPECT_EQ(static_cast<int>(ErrorCode::kUnauthenticated), 13);
+  EXPECT_STREQ(ErrorCodeName(ErrorCode::kResourceExhausted), "RESOURCE_EXHAUSTED");
 }
 
 TEST(ResultTest, ValueAndPropagation) {

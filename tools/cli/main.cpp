@@ -19,6 +19,7 @@
 #include "models/zoo/zoo.h"
 #include "train/config.h"
 #include "tools/cli/codec_cmd.h"
+#include "tools/cli/runtime_cmd.h"
 #include "train/trainer.h"
 
 namespace si = splitinfer;
@@ -263,6 +264,9 @@ int main(int argc, char** argv) {
   CLI::App* codec = nullptr;
   auto run_codec = si::cli::AddCodecCommands(app, &codec);
 
+  std::function<bool()> runtime_selected;
+  auto run_runtime = si::cli::AddRuntimeCommands(app, &runtime_selected);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*train) return Report(RunTrain(train_args));
@@ -274,6 +278,7 @@ int main(int argc, char** argv) {
       return Report(RunExperiment(study_args, command));
     }
     if (*codec) return Report(run_codec());
+    if (runtime_selected()) return Report(run_runtime());
   } catch (const c10::Error& e) {
     // Library code converts LibTorch errors at stage boundaries; this is the last net.
     return Report(si::Internal(std::string("LibTorch: ") + e.what_without_backtrace()));

@@ -1,0 +1,327 @@
+#include "runtime/node.h"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+#include <torch/torch.h>
+
+#include "bottleneck/pipeline.h"
+#include "core/progress.h"
+#include "data/datasets.h"
+#include "data/transforms.h"
+#include "runtime/png.h"
+#include "runtime/proto/inference.grpc.pb.h"
+#include "runtime/wire.h"
+
+namespace splitinfer::runtime {
+
+using Clock = std::chrono::steady_clock;
+
+LatencyStats Summarise(std::vector<double> s) {
+  LatencyStats r;
+  if (s.empty()) return r;
+  std::sort(s.begin(), s.end());
+  auto at = [&](double q) {
+    // Nearest rank: the smallest value with at least q of the samples at or below it.
+    const size_t k = static_cast<size_t>(std::ceil(q * static_cast<double>(s.size())));
+    return s[std::min(s.size() - 1, k == 0 ? 0 : k - 1)];
+  };
+  r.median_ms = at(0.5) * 1e3;
+  r.p95_ms = at(0.95) * 1e3;
+  double sum = 0;
+  for (double v : s) sum += v;
+  r.mean_ms = sum / static_cast<double>(s.size()) * 1e3;
+  return r;
+}
+
+nlohmann::json NodeReport::ToJson() const {
+  auto stats = [](const LatencyStats& s) {
+    return nlohmann::json{{"median_ms", s.median_ms}, {"p95_ms", s.p95_ms}, {"mean_ms", s.mean_ms}};
+  };
+  return {{"mode", mode},
+          {"model", model},
+          {"server", server_address},
+          {"images", images},
+          {"top1", top1},
+          {"bytes_per_image", frame_bytes_per_image},
+          {"message_bytes_per_image", message_bytes_per_image},
+          {"rate_bytes_per_s", rate_bytes_per_s},
+          {"rtt_ms", rtt_s * 1e3},
+          {"threads", threads},
+          {"retries", retries},
+          {"seconds", seconds},
+          {"latency",
+           {{"node_compute", stats(node_compute)},
+            {"encode", stats(encode)},
+            {"transmit", stats(transmit)},
+            {"server", stats(server)},
+            {"total", stats(total)}}}};
+}
+
+namespace {
+
+Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("file " + path + " not found");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool Retryable(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE || s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+}
+
+class Client {
+ public:
+  Client(std::shared_ptr<grpc::Channel> channel, const NodeOptions& o)
+      : stub_(inference::GRPCInferenceService::NewStub(channel)), o_(o) {}
+
+  // One call with retries: UNAVAILABLE (server restarting) and RESOURCE_EXHAUSTED (busy) back
+  // off exponentially from 50 ms to 2 s; any other error is final.
+  template <typename Req, typename Resp, typename Call>
+  Status Do(const Req& req, Resp* resp, Call call, bool wait_for_ready) {
+    double backoff = 0.05;
+    for (int attempt = 0;; ++attempt) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                           std::chrono::duration<double>(o_.deadline_s)));
+      ctx.set_wait_for_ready(wait_for_ready);
+      if (!o_.token.empty()) ctx.AddMetadata("authorization", "Bearer " + o_.token);
+      grpc::Status s = call(&ctx, req, resp);
+      if (s.ok()) return Status::Ok();
+      if (!Retryable(s) || attempt >= o_.max_retries) {
+        Status st = FromGrpc(s);
+        return Status(st.code(), "server " + o_.server + ": " + st.message() +
+                                     (attempt ? " (after " + std::to_string(attempt) + " retries)" : ""));
+      }
+      ++retries;
+      std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
+      backoff = std::min(2.0, backoff * 2);
+    }
+  }
+
+  Status Metadata(const std::string& model, inference::ModelMetadataResponse* out) {
+    inference::ModelMetadataRequest q;
+    q.set_name(model);
+    return Do(q, out, [&](grpc::ClientContext* c, const auto& r, auto* p) { return stub_->ModelMetadata(c, r, p); },
+              /*wait_for_ready=*/true);
+  }
+  Status Infer(const inference::ModelInferRequest& q, inference::ModelInferResponse* out) {
+    return Do(q, out, [&](grpc::ClientContext* c, const auto& r, auto* p) { return stub_->ModelInfer(c, r, p); },
+              /*wait_for_ready=*/false);
+  }
+
+  int64_t retries = 0;
+
+ private:
+  std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
+  const NodeOptions& o_;
+};
+
+// The handshake: everything a frame's meaning depends on must agree.
+Status CheckHandshake(const inference::ModelMetadataResponse& md, const bottleneck::Pipeline& p, bool frames) {
+  const auto& params = md.parameters();
+  auto proto = StringParam(params, param::kProtocol);
+  if (!proto || *proto != kProtocol) {
+    return FailedPrecondition("model '" + md.name() + "' is not served by a splitinfer server (no '" +
+                              std::string(param::kProtocol) + "' in its metadata)");
+  }
+  auto need_int = [&](const char* key, int64_t mine) -> Status {
+    auto v = IntParam(params, key);
+    if (!v || *v != mine) {
+      return FailedPrecondition(std::string("handshake: the server's ") + key + " is " +
+                                (v ? std::to_string(*v) : std::string("missing")) + ", this node's " +
+                                std::to_string(mine) + "; run the same release and pipeline file on both sides");
+    }
+    return Status::Ok();
+  };
+  auto need_str = [&](const char* key, const std::string& mine) -> Status {
+    auto v = StringParam(params, key);
+    if (!v || *v != mine) {
+      return FailedPrecondition(std::string("handshake: the server's ") + key + " is '" + (v ? *v : "missing") +
+                                "', this node's '" + mine + "'; load the same pipeline file on both sides");
+    }
+    return Status::Ok();
+  };
+  SI_RETURN_IF_ERROR(need_int(param::kProtocolVersion, kProtocolVersion));
+  if (!frames) return Status::Ok();
+  const auto& codec = p.codec();
+  SI_RETURN_IF_ERROR(need_int(param::kFrameVersion, codec::kFrameVersion));
+  SI_RETURN_IF_ERROR(need_str(param::kCodec, codec::CoderName(codec.coder)));
+  SI_RETURN_IF_ERROR(need_str(param::kModel, p.model_meta().model));
+  SI_RETURN_IF_ERROR(need_str(param::kSplit, p.spec().split));
+  SI_RETURN_IF_ERROR(need_int(param::kPipelineId, static_cast<int64_t>(codec.pipeline_id)));
+  std::vector<int64_t> dims(codec.quant.dims.begin(), codec.quant.dims.end());
+  SI_RETURN_IF_ERROR(need_str(param::kFeatureShape, ShapeString(dims)));
+  return Status::Ok();
+}
+
+// The BYTES input as Triton's raw form: 4-byte little-endian length, then the bytes.
+void AddBytesInput(inference::ModelInferRequest& q, const char* name, const std::vector<uint8_t>& element) {
+  auto* in = q.add_inputs();
+  in->set_name(name);
+  in->set_datatype("BYTES");
+  in->add_shape(1);
+  std::string raw;
+  raw.reserve(element.size() + 4);
+  const uint32_t n = static_cast<uint32_t>(element.size());
+  for (int b = 0; b < 4; ++b) raw.push_back(static_cast<char>((n >> (8 * b)) & 0xFF));
+  raw.append(reinterpret_cast<const char*>(element.data()), element.size());
+  q.add_raw_input_contents(std::move(raw));
+}
+
+Result<int64_t> TopClass(const inference::ModelInferResponse& r) {
+  for (int i = 0; i < r.outputs_size(); ++i) {
+    const auto& o = r.outputs(i);
+    if (o.name() != kOutputScores || i >= r.raw_output_contents_size()) continue;
+    const std::string& raw = r.raw_output_contents(i);
+    if (o.shape_size() != 2 || o.shape(0) != 1 || raw.size() != static_cast<size_t>(o.shape(1)) * 4 || o.shape(1) < 1) {
+      return DataLoss("the server's 'scores' output is malformed (shape and bytes disagree)");
+    }
+    const auto* f = reinterpret_cast<const float*>(raw.data());
+    return static_cast<int64_t>(std::max_element(f, f + o.shape(1)) - f);
+  }
+  return DataLoss("the server's reply has no 'scores' output");
+}
+
+}  // namespace
+
+Result<NodeReport> RunNode(const NodeOptions& o) {
+  if (o.mode != "split" && o.mode != "server-only" && o.mode != "node-only") {
+    return InvalidArgument("unknown mode '" + o.mode + "'; use split, server-only or node-only");
+  }
+  if (o.pipeline.empty()) return InvalidArgument("the node needs --pipeline FILE (the pipeline YAML it runs)");
+  const auto start = Clock::now();
+  if (o.threads > 0) torch::set_num_threads(o.threads);
+  torch::NoGradGuard no_grad;
+  SI_ASSIGN_OR_RETURN(auto pipeline, bottleneck::Pipeline::Load(o.pipeline, torch::kCPU));
+  const auto& spec = pipeline.spec();
+  models::LoadedModel full;
+  if (o.mode == "node-only") {
+    const std::string ref = spec.reference_model.empty() ? spec.model : spec.reference_model;
+    SI_ASSIGN_OR_RETURN(full, models::LoadCheckpoint(spec.Resolve(ref), torch::kCPU));
+  }
+  std::unique_ptr<data::Dataset> dataset;
+  if (o.data == "fmnist-test") {
+    SI_ASSIGN_OR_RETURN(dataset, data::OpenDataset("fmnist", o.data_dir, data::Split::kTest));
+  } else {
+    SI_ASSIGN_OR_RETURN(dataset, data::OpenDataset("imagefolder", o.data, data::Split::kTest,
+                                                   pipeline.model_meta().input_shape[1]));
+  }
+  if (dataset->image_shape() != pipeline.model_meta().input_shape) {
+    return Mismatch("the data's images are " + ShapeString(dataset->image_shape()) + " but the model takes " +
+                    ShapeString(pipeline.model_meta().input_shape));
+  }
+  NodeReport rep;
+  rep.mode = o.mode;
+  rep.model = o.model_name.empty() ? spec.name : o.model_name;
+  rep.server_address = o.mode == "node-only" ? "" : o.server;
+  rep.rate_bytes_per_s = o.link.rate_bytes_per_s;
+  rep.rtt_s = o.link.rtt_s;
+  rep.threads = o.threads;
+  std::unique_ptr<Client> client;
+  if (o.mode != "node-only") {
+    std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+    if (!o.tls_ca.empty()) {
+      SI_ASSIGN_OR_RETURN(auto ca, ReadFile(o.tls_ca));
+      grpc::SslCredentialsOptions so;
+      so.pem_root_certs = ca;
+      creds = grpc::SslCredentials(so);
+    }
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    client = std::make_unique<Client>(grpc::CreateCustomChannel(o.server, creds, args), o);
+    inference::ModelMetadataResponse md;
+    SI_RETURN_IF_ERROR(client->Metadata(rep.model, &md));
+    SI_RETURN_IF_ERROR(CheckHandshake(md, pipeline, o.mode == "split"));
+  }
+  LinkEmulator link(o.link);
+  const int64_t n = o.limit > 0 ? std::min(o.limit, dataset->size()) : dataset->size();
+  std::vector<double> t_node, t_encode, t_transmit, t_server, t_total;
+  double frame_bytes = 0, message_bytes = 0;
+  ProgressBar bar(stderr, "node " + o.mode, n, o.progress ? 0.5 : 1e9);
+  const auto& norm = pipeline.normalization();
+  const std::string coder = codec::CoderName(pipeline.codec().coder);
+  for (int64_t i = 0; i < n; ++i) {
+    SI_ASSIGN_OR_RETURN(auto example, dataset->batch({i}));
+    const auto t0 = Clock::now();
+    int64_t predicted = -1;
+    try {
+      if (o.mode == "node-only") {
+        auto logits = full.model->forward_all(data::ToFloatNormalized(example.first, norm));
+        predicted = logits.argmax(1).item<int64_t>();
+        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+        t_node.push_back(s);
+        t_encode.push_back(0);
+        t_transmit.push_back(0);
+        t_server.push_back(0);
+        t_total.push_back(s);
+      } else {
+        inference::ModelInferRequest q;
+        // Every byte here crosses the slow link: no id, no top-k strings; the handshake has
+        // already checked the protocol, and the frame carries its pipeline id and CRC.
+        q.set_model_name(rep.model);
+        q.add_outputs()->set_name(kOutputScores);
+        Clock::time_point t1;
+        if (o.mode == "split") {
+          auto features = pipeline.NodeFeatures(data::ToFloatNormalized(example.first, norm)).contiguous();
+          t1 = Clock::now();
+          SI_ASSIGN_OR_RETURN(auto enc, codec::EncodeFeature(pipeline.codec(), features[0]));
+          frame_bytes += static_cast<double>(enc.frame.size());
+          SetParam(*q.mutable_parameters(), param::kFrameVersion, static_cast<int64_t>(codec::kFrameVersion));
+          SetParam(*q.mutable_parameters(), param::kCodec, coder);
+          AddBytesInput(q, kInputFrame, enc.frame);
+        } else {
+          t1 = Clock::now();
+          const auto img = example.first[0].contiguous();
+          SI_ASSIGN_OR_RETURN(auto png, EncodePng(img.data_ptr<uint8_t>(), static_cast<int>(img.size(0)),
+                                                  static_cast<int>(img.size(1)), static_cast<int>(img.size(2))));
+          frame_bytes += static_cast<double>(png.size());
+          AddBytesInput(q, kInputImagePng, png);
+        }
+        const auto t2 = Clock::now();
+        // What the link carries: the serialised message and gRPC's 5-byte message prefix
+        // (HTTP/2 framing and compressed headers add a few tens of bytes more, not counted).
+        const uint64_t wire = q.ByteSizeLong() + 5;
+        message_bytes += static_cast<double>(wire);
+        link.Transmit(wire);
+        inference::ModelInferResponse r;
+        SI_RETURN_IF_ERROR(client->Infer(q, &r));
+        link.Receive(r.ByteSizeLong() + 5);
+        const auto t3 = Clock::now();
+        SI_ASSIGN_OR_RETURN(predicted, TopClass(r));
+        const double server_s = static_cast<double>(IntParam(r.parameters(), param::kServerUs).value_or(0)) * 1e-6;
+        t_node.push_back(std::chrono::duration<double>(t1 - t0).count());
+        t_encode.push_back(std::chrono::duration<double>(t2 - t1).count());
+        t_server.push_back(server_s);
+        t_transmit.push_back(std::max(0.0, std::chrono::duration<double>(t3 - t2).count() - server_s));
+        t_total.push_back(std::chrono::duration<double>(t3 - t0).count());
+      }
+    } catch (const c10::Error& e) {
+      return Internal(std::string("node compute failed: ") + e.what_without_backtrace());
+    }
+    if (predicted == example.second[0].item<int64_t>()) ++rep.correct;
+    if (o.progress) bar.update(i + 1, i + 1, "top1 " + std::to_string(100.0 * rep.correct / (i + 1)).substr(0, 5) + "%");
+  }
+  if (o.progress) bar.finish("");
+  rep.images = n;
+  rep.top1 = n ? 100.0 * static_cast<double>(rep.correct) / static_cast<double>(n) : 0;
+  rep.frame_bytes_per_image = n ? frame_bytes / n : 0;
+  rep.message_bytes_per_image = n ? message_bytes / n : 0;
+  rep.node_compute = Summarise(t_node);
+  rep.encode = Summarise(t_encode);
+  rep.transmit = Summarise(t_transmit);
+  rep.server = Summarise(t_server);
+  rep.total = Summarise(t_total);
+  rep.retries = client ? client->retries : 0;
+  rep.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return rep;
+}
+
+}  // namespace splitinfer::runtime

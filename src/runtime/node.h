@@ -1,0 +1,64 @@
+// runtime/node: `splitinfer node`. Runs the head (and encoder) of a pipeline on this machine,
+// sends each image's frame to the server over an (optionally emulated) link and reports
+// accuracy and per-image latency by stage.
+//
+//   image -> node compute (head [+ encoder]) -> encode (quantize, code, frame) -> transmit
+//         -> server (as it reports) -> reply;  total = all of it, per image, batch 1
+//
+// Modes: split (the pipeline), server-only (the image as PNG; the server runs the whole float
+// model), node-only (the whole float model here; nothing is sent). Before the first frame the
+// node checks the server's ModelMetadata (protocol, frame version, codec, split, pipeline id,
+// feature shape) against its own pipeline: a mismatch is FAILED_PRECONDITION naming both sides.
+// UNAVAILABLE and RESOURCE_EXHAUSTED replies are retried with exponential backoff and counted.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "runtime/link.h"
+
+namespace splitinfer::runtime {
+
+struct NodeOptions {
+  std::string server = "127.0.0.1:8001";
+  std::string pipeline;    // pipeline YAML (what the node runs; its name is the model asked for)
+  std::string model_name;  // override the model name asked of the server
+  std::string data = "fmnist-test";  // fmnist-test, or an image folder DIR (DIR/test or DIR/val)
+  std::string data_dir;              // Fashion-MNIST files, if not Debian's
+  int64_t limit = 0;                 // images (0 = all)
+  std::string mode = "split";        // split | server-only | node-only
+  LinkOptions link;
+  int threads = 1;  // LibTorch threads for the node's compute
+  std::string token;   // bearer token
+  std::string tls_ca;  // PEM root certificate: use TLS
+  int max_retries = 8;
+  double deadline_s = 30;  // per request
+  bool progress = true;
+};
+
+struct LatencyStats {
+  double median_ms = 0, p95_ms = 0, mean_ms = 0;
+};
+LatencyStats Summarise(std::vector<double> seconds);
+
+struct NodeReport {
+  std::string mode, model, server_address;
+  int64_t images = 0, correct = 0;
+  double top1 = 0;
+  double frame_bytes_per_image = 0;    // the frame (or PNG) alone
+  double message_bytes_per_image = 0;  // the whole serialised request, as the link carries it
+  LatencyStats node_compute, encode, transmit, server, total;
+  int64_t retries = 0;
+  double rate_bytes_per_s = 0, rtt_s = 0;
+  int threads = 1;
+  double seconds = 0;
+  nlohmann::json ToJson() const;
+};
+
+Result<NodeReport> RunNode(const NodeOptions& options);
+
+}  // namespace splitinfer::runtime

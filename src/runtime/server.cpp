@@ -1,0 +1,647 @@
+#include "runtime/server.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <torch/torch.h>
+#include <yaml-cpp/yaml.h>
+
+#include "bottleneck/pipeline.h"
+#include "data/transforms.h"
+#include "runtime/png.h"
+#include "runtime/proto/inference.grpc.pb.h"
+
+namespace fs = std::filesystem;
+
+namespace splitinfer::runtime {
+
+// ------------------------------------------------------------------------------- config
+
+namespace {
+
+Result<std::string> ReadText(const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  if (!in) return NotFound(what + " " + path + " not found");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+Result<ServerConfig> LoadServerConfig(const std::string& path) {
+  SI_ASSIGN_OR_RETURN(std::string text, ReadText(path, "server config"));
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ": not valid YAML (" + e.what() + ")");
+  }
+  if (!root.IsMap()) return InvalidArgument(path + ": a server config is a YAML mapping (pipelines: [...], ...)");
+  ServerConfig c;
+  const fs::path dir = fs::path(path).parent_path();
+  auto resolve = [&](const std::string& p) { return fs::path(p).is_absolute() ? p : (dir / p).string(); };
+  if (!root["pipelines"]) {
+    // A pipeline file: serve it alone. Its own parser reports its errors.
+    SI_RETURN_IF_ERROR(bottleneck::LoadPipelineSpec(path).status());
+    c.pipelines.push_back(path);
+    return c;
+  }
+  static const std::set<std::string> kKeys = {
+      "pipelines", "listen", "device", "threads", "max_batch", "max_wait_ms", "max_message_bytes", "max_in_flight",
+      "max_images_per_request", "default_deadline_s", "token_file", "tls_cert", "tls_key", "metrics"};
+  try {
+    for (const auto& kv : root) {
+      const auto key = kv.first.as<std::string>();
+      if (!kKeys.count(key)) {
+        return InvalidArgument(path + ": unknown key '" + key +
+                               "'; valid keys: pipelines, listen, device, threads, max_batch, max_wait_ms, "
+                               "max_message_bytes, max_in_flight, max_images_per_request, default_deadline_s, "
+                               "token_file, tls_cert, tls_key, metrics");
+      }
+    }
+    if (!root["pipelines"].IsSequence() || root["pipelines"].size() == 0) {
+      return InvalidArgument(path + ": 'pipelines' must be a non-empty list of pipeline YAML files");
+    }
+    for (const auto& p : root["pipelines"]) c.pipelines.push_back(resolve(p.as<std::string>()));
+    if (root["listen"]) c.listen = root["listen"].as<std::string>();
+    if (root["device"]) c.device = root["device"].as<std::string>();
+    if (root["threads"]) c.threads = root["threads"].as<int>();
+    if (root["max_batch"]) c.batch.max_batch = root["max_batch"].as<int64_t>();
+    if (root["max_wait_ms"]) {
+      c.batch.max_wait = std::chrono::microseconds(static_cast<int64_t>(root["max_wait_ms"].as<double>() * 1000));
+    }
+    if (root["max_message_bytes"]) c.max_message_bytes = root["max_message_bytes"].as<int64_t>();
+    if (root["max_in_flight"]) c.max_in_flight = root["max_in_flight"].as<int64_t>();
+    if (root["max_images_per_request"]) c.limits.max_batch = root["max_images_per_request"].as<uint64_t>();
+    if (root["default_deadline_s"]) c.default_deadline_s = root["default_deadline_s"].as<double>();
+    if (root["token_file"]) {
+      SI_ASSIGN_OR_RETURN(auto token, ReadText(resolve(root["token_file"].as<std::string>()), "token file"));
+      c.token = Trim(token);
+      if (c.token.empty()) return InvalidArgument(path + ": the token file is empty");
+    }
+    if (root["tls_cert"]) c.tls_cert = resolve(root["tls_cert"].as<std::string>());
+    if (root["tls_key"]) c.tls_key = resolve(root["tls_key"].as<std::string>());
+    if (root["metrics"]) c.metrics_listen = root["metrics"].as<std::string>();
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ": " + e.what());
+  }
+  if (c.batch.max_batch < 1 || c.batch.max_batch > 4096) return InvalidArgument(path + ": max_batch must be 1..4096");
+  if (c.batch.max_wait.count() < 0) return InvalidArgument(path + ": max_wait_ms must be >= 0");
+  if (c.max_in_flight < 1) return InvalidArgument(path + ": max_in_flight must be >= 1");
+  if (c.max_message_bytes < 1024) return InvalidArgument(path + ": max_message_bytes must be >= 1024");
+  if (c.tls_cert.empty() != c.tls_key.empty()) return InvalidArgument(path + ": give both tls_cert and tls_key, or neither");
+  return c;
+}
+
+// ------------------------------------------------------------------------------- core
+
+namespace {
+constexpr int kKindFeatures = 0;
+constexpr int kKindImage = 1;
+}  // namespace
+
+struct InferenceCore::Model {
+  std::string name;
+  bottleneck::Pipeline pipeline;
+  models::LoadedModel full;  // the float model, for images (server-only)
+  std::vector<int64_t> input_shape;
+  std::vector<std::string> labels;
+  codec::FrameLimits frame_limits;
+  std::unique_ptr<Batcher> batcher;
+};
+
+struct InferenceCore::Pending {
+  Model* model = nullptr;
+  std::string id;
+  std::vector<std::future<BatchOutput>> futures;
+  Clock::time_point start, deadline;
+  double decode_s = 0;
+  int64_t top_k = 5;
+  bool want_scores = true, want_classes = true;
+  InferenceCore* core = nullptr;
+  int64_t held = 0;  // in-flight slots this request holds
+  ~Pending() {
+    if (core) {
+      core->in_flight_ -= held;
+      if (core->metrics_) core->metrics_->InFlight(static_cast<double>(core->in_flight_.load()));
+    }
+  }
+};
+
+InferenceCore::InferenceCore(ServerConfig config, Metrics* metrics) : config_(std::move(config)), metrics_(metrics) {}
+InferenceCore::~InferenceCore() = default;
+
+Result<std::unique_ptr<InferenceCore>> InferenceCore::Create(const ServerConfig& config, Metrics* metrics) {
+  if (config.pipelines.empty()) return InvalidArgument("the server needs at least one pipeline");
+  std::unique_ptr<InferenceCore> core(new InferenceCore(config, metrics));
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(config.device);
+  } catch (const c10::Error&) {
+    return InvalidArgument("device '" + config.device + "' is not a device; use cpu, cuda or cuda:N");
+  }
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    return FailedPrecondition("device " + config.device + " asked for, but this LibTorch has no usable CUDA");
+  }
+  if (config.threads > 0) torch::set_num_threads(config.threads);
+  for (const auto& path : config.pipelines) {
+    auto m = std::make_unique<Model>();
+    SI_ASSIGN_OR_RETURN(m->pipeline, bottleneck::Pipeline::Load(path, device));
+    const auto& spec = m->pipeline.spec();
+    m->name = spec.name;
+    if (core->models_.count(m->name)) {
+      return InvalidArgument("two pipelines are named '" + m->name + "' (" + path + "); give each a unique name");
+    }
+    const std::string ref = spec.reference_model.empty() ? spec.model : spec.reference_model;
+    SI_ASSIGN_OR_RETURN(m->full, models::LoadCheckpoint(spec.Resolve(ref), device));
+    m->input_shape = m->pipeline.model_meta().input_shape;
+    m->labels = m->pipeline.model_meta().class_names;
+    // A frame for this pipeline has exactly its dims: anything larger is refused unread.
+    m->frame_limits.max_elements = 1;
+    for (uint32_t d : m->pipeline.codec().quant.dims) m->frame_limits.max_elements *= d;
+    m->frame_limits.max_frame_bytes = static_cast<size_t>(config.max_message_bytes);
+    Model* raw = m.get();
+    m->batcher = std::make_unique<Batcher>(config.batch, [raw](int kind, const torch::Tensor& batch) -> Result<torch::Tensor> {
+      if (kind == kKindFeatures) return raw->pipeline.ServerLogits(batch).to(torch::kCPU);
+      return raw->full.model->forward_all(batch.to(raw->full.model->parameters().front().device())).to(torch::kCPU);
+    });
+    core->models_[m->name] = std::move(m);
+  }
+  return core;
+}
+
+std::vector<std::string> InferenceCore::model_names() const {
+  std::vector<std::string> names;
+  for (const auto& [n, m] : models_) names.push_back(n);
+  return names;
+}
+
+Result<InferenceCore::Model*> InferenceCore::Find(const std::string& name, const std::string& version) {
+  std::string wanted = name;
+  if (wanted.empty() && models_.size() == 1) wanted = models_.begin()->first;
+  auto it = models_.find(wanted);
+  if (it == models_.end()) {
+    std::string list;
+    for (const auto& n : model_names()) list += (list.empty() ? "" : ", ") + n;
+    return NotFound("model '" + name + "' is not served here; served: " + list);
+  }
+  if (!version.empty() && version != "1") {
+    return NotFound("model '" + wanted + "' has only version 1, not '" + version + "'");
+  }
+  return it->second.get();
+}
+
+bool InferenceCore::ModelReady(const std::string& name, const std::string& version) {
+  return Find(name, version).ok();
+}
+
+void InferenceCore::Count(const std::string& model, const Status& s) {
+  if (metrics_) metrics_->Request(model, GrpcCodeName(GrpcCode(s.code())));
+}
+
+Status InferenceCore::Metadata(const inference::ModelMetadataRequest& request,
+                               inference::ModelMetadataResponse* response) {
+  SI_ASSIGN_OR_RETURN(Model * m, Find(request.name(), request.version()));
+  const auto& codec = m->pipeline.codec();
+  response->set_name(m->name);
+  response->add_versions("1");
+  response->set_platform(kPlatform);
+  auto add = [](auto* list, const std::string& name, const std::string& type, std::vector<int64_t> shape) {
+    auto* t = list->Add();
+    t->set_name(name);
+    t->set_datatype(type);
+    for (int64_t d : shape) t->add_shape(d);
+  };
+  std::vector<int64_t> image{-1};
+  image.insert(image.end(), m->input_shape.begin(), m->input_shape.end());
+  add(response->mutable_inputs(), kInputFrame, "BYTES", {-1});
+  add(response->mutable_inputs(), kInputImagePng, "BYTES", {-1});
+  add(response->mutable_inputs(), kInputImage, "UINT8", image);
+  const auto classes = static_cast<int64_t>(m->labels.size());
+  add(response->mutable_outputs(), kOutputScores, "FP32", {-1, classes});
+  add(response->mutable_outputs(), kOutputClasses, "BYTES", {-1, -1});
+  auto* p = response->mutable_parameters();
+  SetParam(*p, param::kProtocol, std::string(kProtocol));
+  SetParam(*p, param::kProtocolVersion, kProtocolVersion);
+  SetParam(*p, param::kFrameVersion, static_cast<int64_t>(codec::kFrameVersion));
+  SetParam(*p, param::kCodec, std::string(codec::CoderName(codec.coder)));
+  SetParam(*p, param::kModel, m->pipeline.model_meta().model);
+  SetParam(*p, param::kSplit, m->pipeline.spec().split);
+  SetParam(*p, param::kPipelineId, static_cast<int64_t>(codec.pipeline_id));
+  std::vector<int64_t> dims(codec.quant.dims.begin(), codec.quant.dims.end());
+  SetParam(*p, param::kFeatureShape, ShapeString(dims));
+  SetParam(*p, param::kBits, static_cast<int64_t>(codec.quant.spec.bits));
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const inference::ModelInferRequest& request,
+                                                                     Clock::time_point deadline) {
+  const auto start = Clock::now();
+  SI_ASSIGN_OR_RETURN(Model * m, Find(request.model_name(), request.model_version()));
+  auto pending = std::make_shared<Pending>();
+  pending->model = m;
+  pending->id = request.id();
+  pending->start = start;
+  pending->deadline = deadline;
+  const auto& params = request.parameters();
+  if (auto v = IntParam(params, param::kProtocolVersion); v && *v != kProtocolVersion) {
+    return FailedPrecondition("the client speaks splitinfer protocol " + std::to_string(*v) + ", this server " +
+                              std::to_string(kProtocolVersion) + "; use matching releases");
+  }
+  if (auto v = IntParam(params, param::kFrameVersion); v && *v != codec::kFrameVersion) {
+    return FailedPrecondition("the client sends frame version " + std::to_string(*v) + ", this server decodes " +
+                              std::to_string(codec::kFrameVersion) + "; use matching releases");
+  }
+  const std::string coder = codec::CoderName(m->pipeline.codec().coder);
+  if (auto v = StringParam(params, param::kCodec); v && *v != coder) {
+    return FailedPrecondition("the client codes frames with '" + *v + "' but pipeline '" + m->name + "' uses '" +
+                              coder + "'; load the same pipeline file on the node");
+  }
+  if (auto v = IntParam(params, param::kTopK)) {
+    if (*v < 1) return InvalidArgument("top_k must be >= 1, got " + std::to_string(*v));
+    pending->top_k = *v;
+  }
+  pending->top_k = std::min<int64_t>(pending->top_k, static_cast<int64_t>(m->labels.size()));
+  if (request.outputs_size() > 0) {
+    pending->want_scores = pending->want_classes = false;
+    for (const auto& o : request.outputs()) {
+      if (o.name() == kOutputScores) pending->want_scores = true;
+      else if (o.name() == kOutputClasses) pending->want_classes = true;
+      else return InvalidArgument("unknown output '" + o.name() + "'; this model has 'scores' and 'classes'");
+    }
+  }
+  if (request.inputs_size() != 1) {
+    return InvalidArgument("a request has exactly one input ('frame', 'image_png' or 'image'), got " +
+                           std::to_string(request.inputs_size()));
+  }
+  const auto& in = request.inputs(0);
+  std::vector<torch::Tensor> items;
+  int kind = kKindFeatures;
+  double bytes = 0;
+  const auto& norm = m->pipeline.normalization();
+  const int64_t c = m->input_shape[0], h = m->input_shape[1], w = m->input_shape[2];
+  auto normalise = [&](torch::Tensor u8_chw) { return data::ToFloatNormalized(u8_chw.unsqueeze(0), norm)[0]; };
+  // Count the images first, so that the in-flight limit is checked before anything is decoded.
+  int64_t n = 0;
+  std::vector<std::string_view> elements;
+  NumericInput numeric;
+  std::string storage;
+  if (in.name() == kInputFrame || in.name() == kInputImagePng) {
+    SI_ASSIGN_OR_RETURN(elements, BytesInput(request, 0, config_.limits));
+    n = static_cast<int64_t>(elements.size());
+  } else if (in.name() == kInputImage) {
+    SI_ASSIGN_OR_RETURN(numeric, NumericInputAt(request, 0, config_.limits, storage));
+    const auto& s = numeric.shape;
+    const bool batched = s.size() == 4;
+    if (!(s.size() == 3 || batched) || s[batched] != c || s[batched + 1] != h || s[batched + 2] != w) {
+      return InvalidArgument("input 'image' has shape [" + ShapeString(s) + "]; this model takes [N, " +
+                             ShapeString(m->input_shape) + "] or [" + ShapeString(m->input_shape) + "]");
+    }
+    n = batched ? s[0] : 1;
+    if (static_cast<uint64_t>(n) > config_.limits.max_batch) {
+      return ResourceExhausted("input 'image' has " + std::to_string(n) + " images; the server takes at most " +
+                               std::to_string(config_.limits.max_batch) + " per request");
+    }
+  } else {
+    return InvalidArgument("unknown input '" + in.name() + "'; use 'frame' (BYTES), 'image_png' (BYTES) or 'image' "
+                           "(UINT8/FP32)");
+  }
+  if (n == 0) return InvalidArgument("input '" + in.name() + "' holds no images");
+  const int64_t now_in_flight = in_flight_.fetch_add(n) + n;
+  pending->core = this;
+  pending->held = n;
+  if (metrics_) metrics_->InFlight(static_cast<double>(now_in_flight));
+  if (now_in_flight > config_.max_in_flight) {
+    return ResourceExhausted("server busy: " + std::to_string(now_in_flight - n) + " images in flight, limit " +
+                             std::to_string(config_.max_in_flight) + "; retry with backoff");
+  }
+  try {
+    if (in.name() == kInputFrame) {
+      const auto& codec = m->pipeline.codec();
+      for (size_t i = 0; i < elements.size(); ++i) {
+        const auto& e = elements[i];
+        bytes += static_cast<double>(e.size());
+        auto f = codec::DecodeFeature(codec, reinterpret_cast<const uint8_t*>(e.data()), e.size(), m->frame_limits);
+        if (!f.ok()) {
+          return Status(f.status().code(), "frame " + std::to_string(i) + ": " + f.status().message());
+        }
+        items.push_back(std::move(f).value());
+      }
+    } else if (in.name() == kInputImagePng) {
+      kind = kKindImage;
+      for (size_t i = 0; i < elements.size(); ++i) {
+        const auto& e = elements[i];
+        bytes += static_cast<double>(e.size());
+        SI_ASSIGN_OR_RETURN(auto info, PeekPng(e));
+        if (info.width != w || info.height != h) {
+          return InvalidArgument("image_png " + std::to_string(i) + " is " + std::to_string(info.width) + "x" +
+                                 std::to_string(info.height) + "; this model takes " + std::to_string(w) + "x" +
+                                 std::to_string(h));
+        }
+        SI_ASSIGN_OR_RETURN(auto px, DecodePng(e, static_cast<int>(c), static_cast<int>(h), static_cast<int>(w)));
+        auto t = torch::from_blob(px.data(), {c, h, w}, torch::kUInt8).clone();
+        items.push_back(normalise(t));
+      }
+    } else {
+      kind = kKindImage;
+      bytes = static_cast<double>(numeric.bytes.size());
+      auto flat = torch::from_blob(const_cast<char*>(numeric.bytes.data()), {n, c, h, w},
+                                   numeric.datatype == "UINT8" ? torch::kUInt8 : torch::kFloat32);
+      torch::Tensor u8;
+      if (numeric.datatype == "UINT8") {
+        u8 = flat.clone();
+      } else {
+        if (!torch::isfinite(flat).all().item<bool>()) return InvalidArgument("input 'image' has NaN or infinite values");
+        u8 = (flat.clamp(0, 1) * 255).round().to(torch::kUInt8);
+      }
+      for (int64_t i = 0; i < n; ++i) items.push_back(normalise(u8[i]));
+    }
+  } catch (const c10::Error& e) {
+    return Internal(std::string("decoding the input failed: ") + e.what_without_backtrace());
+  }
+  const auto decoded = Clock::now();
+  pending->decode_s = std::chrono::duration<double>(decoded - start).count();
+  if (metrics_) {
+    metrics_->Bytes(m->name, bytes);
+    metrics_->Images(m->name, in.name(), static_cast<double>(n));
+    metrics_->Stage(m->name, "decode", pending->decode_s);
+  }
+  for (auto& t : items) pending->futures.push_back(m->batcher->Submit(kind, std::move(t), deadline));
+  return pending;
+}
+
+Status InferenceCore::Finish(Pending& p, inference::ModelInferResponse* response) {
+  Model* m = p.model;
+  std::vector<torch::Tensor> rows;
+  BatchOutput last;
+  double queue_s = 0;
+  Status failed;
+  for (auto& f : p.futures) {
+    BatchOutput out = f.get();  // every item completes: the batcher answers expired ones itself
+    if (!out.status.ok()) {
+      if (failed.ok()) failed = out.status;
+      continue;
+    }
+    queue_s = std::max(queue_s, out.queue_s);
+    rows.push_back(out.logits);
+    last = out;
+  }
+  if (!failed.ok()) return failed;
+  const auto probs = torch::softmax(torch::stack(rows).to(torch::kFloat32), 1).contiguous();
+  const int64_t n = probs.size(0), classes = probs.size(1);
+  response->set_model_name(m->name);
+  response->set_model_version("1");
+  response->set_id(p.id);
+  if (p.want_scores) {
+    auto* o = response->add_outputs();
+    o->set_name(kOutputScores);
+    o->set_datatype("FP32");
+    o->add_shape(n);
+    o->add_shape(classes);
+    response->add_raw_output_contents(std::string(reinterpret_cast<const char*>(probs.data_ptr<float>()),
+                                                  static_cast<size_t>(n * classes) * sizeof(float)));
+  }
+  if (p.want_classes) {
+    auto* o = response->add_outputs();
+    o->set_name(kOutputClasses);
+    o->set_datatype("BYTES");
+    o->add_shape(n);
+    o->add_shape(p.top_k);
+    const auto top = probs.topk(p.top_k, 1);
+    const auto values = std::get<0>(top).contiguous(), indices = std::get<1>(top).contiguous();
+    std::string raw;
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t k = 0; k < p.top_k; ++k) {
+        const int64_t idx = indices[i][k].item<int64_t>();
+        char score[32];
+        std::snprintf(score, sizeof score, "%.6f", values[i][k].item<float>());
+        const std::string label = idx < static_cast<int64_t>(m->labels.size()) ? m->labels[idx] : "";
+        const std::string e = std::string(score) + ":" + std::to_string(idx) + ":" + label;
+        const uint32_t len = static_cast<uint32_t>(e.size());
+        for (int b = 0; b < 4; ++b) raw.push_back(static_cast<char>((len >> (8 * b)) & 0xFF));
+        raw += e;
+      }
+    }
+    response->add_raw_output_contents(raw);
+  }
+  const double total_s = std::chrono::duration<double>(Clock::now() - p.start).count();
+  auto* params = response->mutable_parameters();
+  auto us = [](double s) { return static_cast<int64_t>(s * 1e6); };
+  SetParam(*params, param::kServerUs, us(total_s));
+  SetParam(*params, param::kDecodeUs, us(p.decode_s));
+  SetParam(*params, param::kQueueUs, us(queue_s));
+  SetParam(*params, param::kComputeUs, us(last.compute_s));
+  SetParam(*params, param::kBatchSize, last.batch_size);
+  if (metrics_) {
+    metrics_->Batch(m->name, static_cast<double>(last.batch_size));
+    metrics_->Stage(m->name, "queue", queue_s);
+    metrics_->Stage(m->name, "compute", last.compute_s);
+    metrics_->Stage(m->name, "total", total_s);
+  }
+  return Status::Ok();
+}
+
+Status InferenceCore::Infer(const inference::ModelInferRequest& request, inference::ModelInferResponse* response,
+                            Clock::time_point deadline) {
+  auto pending = Begin(request, deadline);
+  Status s = pending.ok() ? Finish(*pending.value(), response) : pending.status();
+  Count(request.model_name(), s);
+  return s;
+}
+
+// ------------------------------------------------------------------------------- gRPC
+
+struct Server::Service final : public inference::GRPCInferenceService::Service {
+  InferenceCore* core = nullptr;
+  std::string token;
+  std::atomic<bool> ready{true};
+
+  // Requests without the token are UNAUTHENTICATED (health and reflection stay open, as
+  // load balancers probe them without credentials).
+  grpc::Status Authorize(grpc::ServerContext* ctx) const {
+    if (token.empty()) return grpc::Status::OK;
+    const auto& md = ctx->client_metadata();
+    auto it = md.find("authorization");
+    if (it == md.end() || std::string(it->second.data(), it->second.size()) != "Bearer " + token) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "missing or wrong bearer token: send metadata 'authorization: Bearer <token>'");
+    }
+    return grpc::Status::OK;
+  }
+
+  InferenceCore::Clock::time_point DeadlineOf(grpc::ServerContext* ctx) const {
+    const auto fallback = InferenceCore::Clock::now() + std::chrono::duration_cast<InferenceCore::Clock::duration>(
+                                                            std::chrono::duration<double>(core->config().default_deadline_s));
+    const auto d = ctx->deadline();  // system_clock; "infinite" when the client gave none
+    const auto left = d - std::chrono::system_clock::now();
+    if (left > std::chrono::hours(24 * 365)) return fallback;
+    return std::min(fallback, InferenceCore::Clock::now() + std::chrono::duration_cast<InferenceCore::Clock::duration>(left));
+  }
+
+  grpc::Status ServerLive(grpc::ServerContext* ctx, const inference::ServerLiveRequest*,
+                          inference::ServerLiveResponse* r) override {
+    if (auto s = Authorize(ctx); !s.ok()) return s;
+    r->set_live(true);
+    return grpc::Status::OK;
+  }
+  grpc::Status ServerReady(grpc::ServerContext* ctx, const inference::ServerReadyRequest*,
+                           inference::ServerReadyResponse* r) override {
+    if (auto s = Authorize(ctx); !s.ok()) return s;
+    r->set_ready(ready.load());
+    return grpc::Status::OK;
+  }
+  grpc::Status ModelReady(grpc::ServerContext* ctx, const inference::ModelReadyRequest* q,
+                          inference::ModelReadyResponse* r) override {
+    if (auto s = Authorize(ctx); !s.ok()) return s;
+    r->set_ready(ready.load() && core->ModelReady(q->name(), q->version()));
+    return grpc::Status::OK;
+  }
+  grpc::Status ServerMetadata(grpc::ServerContext* ctx, const inference::ServerMetadataRequest*,
+                              inference::ServerMetadataResponse* r) override {
+    if (auto s = Authorize(ctx); !s.ok()) return s;
+    r->set_name("splitinfer");
+    r->set_version(SPLITINFER_VERSION);
+    r->add_extensions("splitinfer_frames");
+    r->add_extensions("model_stream_infer");
+    return grpc::Status::OK;
+  }
+  grpc::Status ModelMetadata(grpc::ServerContext* ctx, const inference::ModelMetadataRequest* q,
+                             inference::ModelMetadataResponse* r) override {
+    if (auto s = Authorize(ctx); !s.ok()) return s;
+    return ToGrpc(core->Metadata(*q, r));
+  }
+  grpc::Status ModelInfer(grpc::ServerContext* ctx, const inference::ModelInferRequest* q,
+                          inference::ModelInferResponse* r) override {
+    if (auto s = Authorize(ctx); !s.ok()) return s;
+    return ToGrpc(core->Infer(*q, r, DeadlineOf(ctx)));
+  }
+
+  // Reads and writes run on two threads, so a node can keep many frames in flight: the reader
+  // decodes and queues each request (Begin), the writer answers them in order (Finish). At
+  // most kWindow requests wait for answers; beyond that the reader stops reading, which
+  // pushes back on the client through gRPC's flow control.
+  grpc::Status ModelStreamInfer(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>* stream) override {
+    if (auto s = Authorize(ctx); !s.ok()) return s;
+    constexpr size_t kWindow = 64;
+    struct Slot {
+      std::shared_ptr<InferenceCore::Pending> pending;
+      Status error;
+      std::string id, model;
+    };
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Slot> slots;
+    bool reading_done = false;
+    std::thread writer([&] {
+      for (;;) {
+        Slot slot;
+        {
+          std::unique_lock<std::mutex> lock(mu);
+          cv.wait(lock, [&] { return reading_done || !slots.empty(); });
+          if (slots.empty()) return;
+          slot = std::move(slots.front());
+          slots.pop_front();
+        }
+        cv.notify_all();
+        inference::ModelStreamInferResponse out;
+        Status s = slot.error;
+        if (s.ok()) s = core->Finish(*slot.pending, out.mutable_infer_response());
+        core->Count(slot.model, s);
+        if (!s.ok()) {
+          out.Clear();
+          out.set_error_message(ToGrpc(s).error_message());
+          out.mutable_infer_response()->set_id(slot.id);
+          out.mutable_infer_response()->set_model_name(slot.model);
+        }
+        slot.pending.reset();  // release the in-flight slots before the (possibly slow) write
+        stream->Write(out);    // a failed write means the client left; keep draining
+      }
+    });
+    inference::ModelInferRequest q;
+    while (stream->Read(&q)) {
+      Slot slot;
+      slot.id = q.id();
+      slot.model = q.model_name();
+      auto p = core->Begin(q, DeadlineOf(ctx));
+      if (p.ok()) slot.pending = std::move(p).value();
+      else slot.error = p.status();
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return slots.size() < kWindow; });
+      slots.push_back(std::move(slot));
+      lock.unlock();
+      cv.notify_all();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      reading_done = true;
+    }
+    cv.notify_all();
+    writer.join();
+    return grpc::Status::OK;
+  }
+};
+
+Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
+  std::unique_ptr<Server> s(new Server());
+  SI_ASSIGN_OR_RETURN(s->metrics_, Metrics::Create(config.metrics_listen));
+  SI_ASSIGN_OR_RETURN(s->core_, InferenceCore::Create(config, s->metrics_.get()));
+  s->service_ = std::make_unique<Service>();
+  s->service_->core = s->core_.get();
+  s->service_->token = config.token;
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (!config.tls_cert.empty()) {
+    SI_ASSIGN_OR_RETURN(auto cert, ReadText(config.tls_cert, "TLS certificate"));
+    SI_ASSIGN_OR_RETURN(auto key, ReadText(config.tls_key, "TLS key"));
+    grpc::SslServerCredentialsOptions opts;
+    opts.pem_key_cert_pairs.push_back({key, cert});
+    creds = grpc::SslServerCredentials(opts);
+  }
+  builder.AddListeningPort(config.listen, creds, &s->port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
+  builder.SetMaxSendMessageSize(64 << 20);
+  builder.RegisterService(s->service_.get());
+  s->server_ = builder.BuildAndStart();
+  if (!s->server_ || s->port_ == 0) {
+    return IoError("cannot listen on " + config.listen + " (in use, or not a HOST:PORT this machine has)");
+  }
+  s->server_->GetHealthCheckService()->SetServingStatus(true);
+  return s;
+}
+
+Server::~Server() {
+  if (server_) Shutdown(0);
+}
+
+void Server::Shutdown(double grace_s) {
+  if (!server_) return;
+  service_->ready = false;
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(grace_s)));
+  server_->Wait();
+  server_.reset();
+}
+
+void Server::Wait() {
+  if (server_) server_->Wait();
+}
+
+}  // namespace splitinfer::runtime

@@ -1,0 +1,101 @@
+// runtime/wire: splitinfer's use of the Open Inference Protocol (proto/inference.proto), shared
+// by the server, the node and the tests. No LibTorch. docs/wire_protocol.md is the reference.
+//
+//   node --ModelMetadata--> server        handshake: protocol, frame version, codec, split, shape
+//   node --ModelInfer{frame: BYTES[n]}--> server --> {scores: FP32[n, classes], classes: BYTES[n, k]}
+//
+// Status codes: a malformed request or frame is INVALID_ARGUMENT, a frame for another pipeline
+// or a protocol/version mismatch FAILED_PRECONDITION, an unknown model NOT_FOUND, a full server
+// or an over-limit request RESOURCE_EXHAUSTED; each with a message naming what and what to do.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <grpcpp/support/status.h>
+
+#include "core/status.h"
+#include "runtime/proto/inference.pb.h"
+
+namespace splitinfer::runtime {
+
+inline constexpr char kProtocol[] = "splitinfer";
+inline constexpr int64_t kProtocolVersion = 1;
+inline constexpr char kPlatform[] = "splitinfer_libtorch";
+
+// Input and output tensor names.
+inline constexpr char kInputFrame[] = "frame";         // BYTES [n]: one splitinfer frame per element
+inline constexpr char kInputImagePng[] = "image_png";  // BYTES [n]: one PNG image per element
+inline constexpr char kInputImage[] = "image";         // UINT8 (0..255) or FP32 (0..1) [n, C, H, W] or [C, H, W]
+inline constexpr char kOutputScores[] = "scores";      // FP32 [n, classes]: softmax probabilities
+inline constexpr char kOutputClasses[] = "classes";    // BYTES [n, k]: "score:index:label", best first
+
+// Parameter keys (ModelMetadataResponse.parameters, ModelInferRequest/Response.parameters).
+namespace param {
+inline constexpr char kProtocol[] = "protocol";                  // string "splitinfer"
+inline constexpr char kProtocolVersion[] = "protocol_version";   // int64
+inline constexpr char kFrameVersion[] = "frame_version";         // int64 (docs/bitstream_format.md)
+inline constexpr char kCodec[] = "codec";                        // string: none | lzma | zstd | cabac
+inline constexpr char kModel[] = "model";                        // string: the network (zoo name)
+inline constexpr char kSplit[] = "split";                        // string: split point name
+inline constexpr char kPipelineId[] = "pipeline_id";             // int64: the frames' pipeline id
+inline constexpr char kFeatureShape[] = "feature_shape";         // string "64x14x14": what is quantized
+inline constexpr char kBits[] = "bits";                          // int64
+inline constexpr char kTopK[] = "top_k";                         // request: int64, entries in "classes"
+// Response timings (microseconds, as measured inside the server for this request).
+inline constexpr char kServerUs[] = "server_us";    // receipt to reply
+inline constexpr char kDecodeUs[] = "decode_us";    // frame -> features
+inline constexpr char kQueueUs[] = "queue_us";      // waiting for a batch
+inline constexpr char kComputeUs[] = "compute_us";  // the batch's server-side network
+inline constexpr char kBatchSize[] = "batch_size";  // how many images that batch held
+}  // namespace param
+
+// Pinned ErrorCode -> gRPC status code (the table in docs/wire_protocol.md), and back.
+grpc::StatusCode GrpcCode(ErrorCode code);
+const char* GrpcCodeName(grpc::StatusCode code);  // "INVALID_ARGUMENT", as in the gRPC docs
+grpc::Status ToGrpc(const Status& status);
+Status FromGrpc(const grpc::Status& status);
+
+using Params = google::protobuf::Map<std::string, inference::InferParameter>;
+std::optional<int64_t> IntParam(const Params& params, const std::string& key);
+std::optional<std::string> StringParam(const Params& params, const std::string& key);
+void SetParam(Params& params, const std::string& key, int64_t value);
+void SetParam(Params& params, const std::string& key, const std::string& value);
+
+struct RequestLimits {
+  uint64_t max_elements_per_input = uint64_t{1} << 24;  // image values or frames in one input
+  uint64_t max_batch = 256;                             // images in one request
+};
+
+// The elements of BYTES input `index`, from contents.bytes_contents or raw_input_contents
+// (4-byte little-endian length before each element); views into `request`. Checks the element
+// count against the shape and the limits before building the list.
+Result<std::vector<std::string_view>> BytesInput(const inference::ModelInferRequest& request, int index,
+                                                 const RequestLimits& limits);
+
+// A numeric input (UINT8 or FP32) as raw little-endian bytes of exactly prod(shape) elements,
+// from raw_input_contents or the typed contents (copied into `storage`).
+struct NumericInput {
+  std::string datatype;
+  std::vector<int64_t> shape;
+  std::string_view bytes;
+};
+Result<NumericInput> NumericInputAt(const inference::ModelInferRequest& request, int index,
+                                    const RequestLimits& limits, std::string& storage);
+
+// PNG width, height and channels from the IHDR chunk, without decoding: the server checks them
+// against the model's input before it lets a decoder allocate anything.
+struct PngInfo {
+  uint32_t width = 0, height = 0;
+  int channels = 0;
+  int bit_depth = 0;
+};
+Result<PngInfo> PeekPng(std::string_view bytes);
+
+// "64x14x14"
+std::string ShapeString(const std::vector<int64_t>& shape);
+
+}  // namespace splitinfer::runtime

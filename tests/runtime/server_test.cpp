@@ -1,0 +1,318 @@
+// Server and node in one process on loopback: the shipped pipeline, real frames, real gRPC.
+#include "runtime/server.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+#include <torch/torch.h>
+
+#include "bottleneck/pipeline.h"
+#include "data/datasets.h"
+#include "data/transforms.h"
+#include "runtime/node.h"
+#include "runtime/proto/inference.grpc.pb.h"
+
+namespace splitinfer::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kPipeline = std::string(SPLITINFER_SOURCE_DIR) + "/models/fmnist_best.yaml";
+
+ServerConfig BaseConfig() {
+  ServerConfig c;
+  c.pipelines = {kPipeline};
+  c.listen = "127.0.0.1:0";
+  c.batch.max_batch = 8;
+  c.batch.max_wait = std::chrono::milliseconds(2);
+  c.threads = 1;
+  return c;
+}
+
+std::unique_ptr<Server> StartOrDie(const ServerConfig& c) {
+  auto s = Server::Start(c);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? std::move(s).value() : nullptr;
+}
+
+std::unique_ptr<inference::GRPCInferenceService::Stub> StubFor(int port) {
+  return inference::GRPCInferenceService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+}
+
+// Frames of the first `n` test images, made the way the node makes them.
+class Frames {
+ public:
+  static Frames& Get() {
+    static Frames f;
+    return f;
+  }
+  bottleneck::Pipeline pipeline;
+  std::vector<std::vector<uint8_t>> frames;
+
+ private:
+  Frames() {
+    torch::NoGradGuard g;
+    pipeline = bottleneck::Pipeline::Load(kPipeline, torch::kCPU).value();
+    auto data = data::OpenDataset("fmnist", "", data::Split::kTest).value();
+    auto batch = data->batch({0, 1, 2, 3}).value();
+    auto f = pipeline.NodeFeatures(data::ToFloatNormalized(batch.first, pipeline.normalization())).contiguous();
+    for (int64_t i = 0; i < f.size(0); ++i) frames.push_back(codec::EncodeFeature(pipeline.codec(), f[i]).value().frame);
+  }
+};
+
+inference::ModelInferRequest FrameRequest(const std::vector<std::vector<uint8_t>>& frames,
+                                          const std::string& model = "fmnist_best") {
+  inference::ModelInferRequest q;
+  q.set_model_name(model);
+  auto* in = q.add_inputs();
+  in->set_name("frame");
+  in->set_datatype("BYTES");
+  in->add_shape(static_cast<int64_t>(frames.size()));
+  for (const auto& f : frames) in->mutable_contents()->add_bytes_contents(std::string(f.begin(), f.end()));
+  return q;
+}
+
+grpc::Status Call(inference::GRPCInferenceService::Stub& stub, const inference::ModelInferRequest& q,
+                  inference::ModelInferResponse* r = nullptr, const std::string& token = "") {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  inference::ModelInferResponse local;
+  return stub.ModelInfer(&ctx, q, r ? r : &local);
+}
+
+void ExpectError(const grpc::Status& s, grpc::StatusCode code, const std::string& text) {
+  EXPECT_EQ(s.error_code(), code) << s.error_message();
+  EXPECT_NE(s.error_message().find(text), std::string::npos) << "'" << text << "' not in: " << s.error_message();
+}
+
+NodeOptions NodeFor(int port, const std::string& mode, int64_t limit) {
+  NodeOptions o;
+  o.server = "127.0.0.1:" + std::to_string(port);
+  o.pipeline = kPipeline;
+  o.mode = mode;
+  o.limit = limit;
+  o.progress = false;
+  return o;
+}
+
+TEST(ServerTest, NodeRunsEveryModeOverLoopback) {
+  auto server = StartOrDie(BaseConfig());
+  ASSERT_TRUE(server);
+  auto split = RunNode(NodeFor(server->port(), "split", 40));
+  ASSERT_TRUE(split.ok()) << split.status().ToString();
+  EXPECT_EQ(split->images, 40);
+  EXPECT_GE(split->top1, 85.0);  // the pipeline's 93.95 % on all 10,000; 40 images vary
+  EXPECT_GT(split->frame_bytes_per_image, 20.0);
+  EXPECT_LT(split->frame_bytes_per_image, 80.0);
+  EXPECT_GT(split->message_bytes_per_image, split->frame_bytes_per_image);
+  EXPECT_GT(split->server.median_ms, 0.0);
+  EXPECT_GE(split->total.median_ms, split->node_compute.median_ms);
+
+  auto server_only = RunNode(NodeFor(server->port(), "server-only", 20));
+  ASSERT_TRUE(server_only.ok()) << server_only.status().ToString();
+  EXPECT_GE(server_only->top1, 85.0);
+  EXPECT_GT(server_only->frame_bytes_per_image, 200.0);  // a 28x28 PNG
+
+  auto node_only = RunNode(NodeFor(0, "node-only", 20));
+  ASSERT_TRUE(node_only.ok()) << node_only.status().ToString();
+  EXPECT_EQ(node_only->frame_bytes_per_image, 0.0);
+  EXPECT_EQ(node_only->top1, server_only->top1);  // the same float model, here or there
+
+  const std::string metrics = server->metrics().Scrape();
+  EXPECT_NE(metrics.find("splitinfer_requests_total{code=\"OK\",model=\"fmnist_best\"} 60"), std::string::npos)
+      << metrics.substr(0, 2000);
+  EXPECT_NE(metrics.find("splitinfer_batch_size_count"), std::string::npos);
+}
+
+TEST(ServerTest, MetadataIsTheHandshake) {
+  auto server = StartOrDie(BaseConfig());
+  ASSERT_TRUE(server);
+  auto stub = StubFor(server->port());
+  grpc::ClientContext ctx;
+  inference::ModelMetadataRequest q;
+  q.set_name("fmnist_best");
+  inference::ModelMetadataResponse r;
+  ASSERT_TRUE(stub->ModelMetadata(&ctx, q, &r).ok());
+  EXPECT_EQ(r.platform(), "splitinfer_libtorch");
+  EXPECT_EQ(StringParam(r.parameters(), "split").value(), "stage3");
+  EXPECT_EQ(StringParam(r.parameters(), "codec").value(), "cabac");
+  EXPECT_EQ(StringParam(r.parameters(), "feature_shape").value(), "8x4x4");
+  EXPECT_EQ(IntParam(r.parameters(), "frame_version").value(), 1);
+
+  // A node whose pipeline differs (here: its frames' pipeline id) refuses before sending.
+  const fs::path dir = fs::temp_directory_path() / ("si_handshake_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path models = fs::path(SPLITINFER_SOURCE_DIR) / "models";
+  std::ofstream(dir / "other.yaml") << "name: fmnist_best\nmodel: " << (models / "fmnist_best/model.pt").string()
+                                    << "\nsplit: stage3\nbottleneck: " << (models / "fmnist_best/autoencoder.pt").string()
+                                    << "\nquantizer: " << (models / "fmnist_best/quant.json").string()
+                                    << "\ncoder: cabac\npipeline_id: 99\n";
+  auto o = NodeFor(server->port(), "split", 5);
+  o.pipeline = (dir / "other.yaml").string();
+  auto rep = RunNode(o);
+  EXPECT_EQ(rep.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(rep.status().message().find("pipeline_id"), std::string::npos) << rep.status().message();
+  fs::remove_all(dir);
+}
+
+TEST(ServerTest, BadRequestsGetSpecificErrorsAndTheServerKeepsServing) {
+  auto config = BaseConfig();
+  config.max_message_bytes = 64 << 10;
+  auto server = StartOrDie(config);
+  ASSERT_TRUE(server);
+  auto stub = StubFor(server->port());
+  const auto& frames = Frames::Get();
+  auto good = frames.frames[0];
+
+  auto truncated = good;
+  truncated.resize(good.size() - 7);
+  ExpectError(Call(*stub, FrameRequest({truncated})), grpc::StatusCode::INVALID_ARGUMENT, "frame 0");
+
+  auto corrupt = good;
+  corrupt[corrupt.size() - 6] ^= 0x40;  // a payload byte: the CRC no longer matches
+  ExpectError(Call(*stub, FrameRequest({corrupt})), grpc::StatusCode::INVALID_ARGUMENT, "FRAME_CRC_MISMATCH");
+
+  codec::FeatureCodec other = frames.pipeline.codec();
+  other.pipeline_id = (other.pipeline_id + 1) & 0x7F;
+  torch::NoGradGuard g;
+  auto f = torch::rand({8, 4, 4});
+  auto foreign = codec::EncodeFeature(other, f).value().frame;
+  ExpectError(Call(*stub, FrameRequest({foreign})), grpc::StatusCode::FAILED_PRECONDITION, "MISMATCH");
+
+  ExpectError(Call(*stub, FrameRequest({good}, "resnet50")), grpc::StatusCode::NOT_FOUND, "served: fmnist_best");
+
+  auto versioned = FrameRequest({good});
+  SetParam(*versioned.mutable_parameters(), "frame_version", int64_t{2});
+  ExpectError(Call(*stub, versioned), grpc::StatusCode::FAILED_PRECONDITION, "frame version 2");
+  auto coded = FrameRequest({good});
+  SetParam(*coded.mutable_parameters(), "codec", std::string("lzma"));
+  ExpectError(Call(*stub, coded), grpc::StatusCode::FAILED_PRECONDITION, "uses 'cabac'");
+
+  auto renamed = FrameRequest({good});
+  renamed.mutable_inputs(0)->set_name("features");
+  ExpectError(Call(*stub, renamed), grpc::StatusCode::INVALID_ARGUMENT, "unknown input 'features'");
+
+  std::vector<uint8_t> huge(100 << 10, 0xAB);
+  EXPECT_EQ(Call(*stub, FrameRequest({huge})).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  inference::ModelInferRequest image;
+  image.set_model_name("fmnist_best");
+  auto* in = image.add_inputs();
+  in->set_name("image");
+  in->set_datatype("UINT8");
+  for (int64_t d : {1, 3, 28, 28}) in->add_shape(d);
+  image.add_raw_input_contents(std::string(3 * 28 * 28, '\0'));
+  ExpectError(Call(*stub, image), grpc::StatusCode::INVALID_ARGUMENT, "this model takes [N, 1x28x28]");
+
+  // After all that, the same server answers a good request, batched with others.
+  inference::ModelInferResponse r;
+  auto s = Call(*stub, FrameRequest(frames.frames), &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(r.outputs_size(), 2);
+  EXPECT_EQ(r.outputs(0).name(), "scores");
+  EXPECT_EQ(r.outputs(0).shape(0), 4);
+  EXPECT_EQ(r.outputs(0).shape(1), 10);
+  EXPECT_EQ(r.raw_output_contents(0).size(), 4u * 10 * 4);
+  EXPECT_GE(IntParam(r.parameters(), "batch_size").value(), 1);
+}
+
+TEST(ServerTest, InFlightLimitAndTokenAreEnforced) {
+  auto config = BaseConfig();
+  config.max_in_flight = 2;
+  config.token = "s3cret";
+  auto server = StartOrDie(config);
+  ASSERT_TRUE(server);
+  auto stub = StubFor(server->port());
+  const auto& frames = Frames::Get().frames;
+  ExpectError(Call(*stub, FrameRequest({frames[0]})), grpc::StatusCode::UNAUTHENTICATED, "bearer token");
+  ExpectError(Call(*stub, FrameRequest({frames[0]}), nullptr, "wrong"), grpc::StatusCode::UNAUTHENTICATED, "bearer");
+  ExpectError(Call(*stub, FrameRequest({frames[0], frames[1], frames[2]}), nullptr, "s3cret"),
+              grpc::StatusCode::RESOURCE_EXHAUSTED, "server busy");
+  EXPECT_TRUE(Call(*stub, FrameRequest({frames[0], frames[1]}), nullptr, "s3cret").ok());
+  EXPECT_EQ(server->core().in_flight(), 0);  // refused and finished requests hold nothing
+}
+
+TEST(ServerTest, StreamAnswersInOrderWithPerRequestErrors) {
+  auto server = StartOrDie(BaseConfig());
+  ASSERT_TRUE(server);
+  auto stub = StubFor(server->port());
+  const auto& frames = Frames::Get().frames;
+  grpc::ClientContext ctx;
+  auto stream = stub->ModelStreamInfer(&ctx);
+  for (int i = 0; i < 6; ++i) {
+    auto frame = frames[i % frames.size()];
+    if (i == 2) frame.resize(5);
+    auto q = FrameRequest({frame});
+    q.set_id("req" + std::to_string(i));
+    ASSERT_TRUE(stream->Write(q));
+  }
+  stream->WritesDone();
+  inference::ModelStreamInferResponse r;
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(stream->Read(&r));
+    EXPECT_EQ(r.infer_response().id(), "req" + std::to_string(i));
+    if (i == 2) {
+      EXPECT_NE(r.error_message().find("FRAME_TRUNCATED"), std::string::npos) << r.error_message();
+    } else {
+      EXPECT_TRUE(r.error_message().empty()) << r.error_message();
+      EXPECT_EQ(r.infer_response().outputs_size(), 2);
+    }
+  }
+  EXPECT_FALSE(stream->Read(&r));
+  EXPECT_TRUE(stream->Finish().ok());
+
+  // A client that goes away mid-stream costs the server nothing.
+  {
+    grpc::ClientContext gone;
+    auto s = stub->ModelStreamInfer(&gone);
+    ASSERT_TRUE(s->Write(FrameRequest({frames[0]})));
+    gone.TryCancel();
+  }
+  EXPECT_TRUE(Call(*stub, FrameRequest({frames[1]})).ok());
+}
+
+TEST(ServerTest, NodeRetriesThroughAServerRestart) {
+  auto server = StartOrDie(BaseConfig());
+  ASSERT_TRUE(server);
+  const int port = server->port();
+  auto o = NodeFor(port, "split", 80);
+  o.link.rtt_s = 0.02;  // ~1.6 s of requests: long enough to restart the server under it
+  Result<NodeReport> rep = Internal("not run");
+  std::thread node([&] { rep = RunNode(o); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  server->Shutdown(5);  // graceful: requests in flight finish
+  server.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto config = BaseConfig();
+  config.listen = "127.0.0.1:" + std::to_string(port);
+  auto again = StartOrDie(config);
+  node.join();
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  EXPECT_EQ(rep->images, 80);  // no image lost
+  EXPECT_GT(rep->retries, 0);
+}
+
+TEST(ServerTest, ConfigErrorsNameTheProblem) {
+  const fs::path dir = fs::temp_directory_path() / ("si_srvcfg_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "bad.yaml") << "pipelines: [" << kPipeline << "]\nmax_batchsize: 4\n";
+  auto s = LoadServerConfig((dir / "bad.yaml").string()).status();
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("unknown key 'max_batchsize'"), std::string::npos) << s.message();
+  std::ofstream(dir / "tls.yaml") << "pipelines: [" << kPipeline << "]\ntls_cert: a.pem\n";
+  EXPECT_NE(LoadServerConfig((dir / "tls.yaml").string()).status().message().find("both tls_cert and tls_key"),
+            std::string::npos);
+  auto direct = LoadServerConfig(kPipeline);
+  ASSERT_TRUE(direct.ok()) << direct.status().ToString();
+  EXPECT_EQ(direct->pipelines.size(), 1u);
+  EXPECT_EQ(LoadServerConfig((dir / "missing.yaml").string()).status().code(), ErrorCode::kNotFound);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace splitinfer::runtime

@@ -1,0 +1,140 @@
+#include "runtime/wire.h"
+
+#include <gtest/gtest.h>
+
+namespace splitinfer::runtime {
+namespace {
+
+std::string Raw(const std::vector<std::string>& elements) {
+  std::string raw;
+  for (const auto& e : elements) {
+    const uint32_t n = static_cast<uint32_t>(e.size());
+    for (int b = 0; b < 4; ++b) raw.push_back(static_cast<char>((n >> (8 * b)) & 0xFF));
+    raw += e;
+  }
+  return raw;
+}
+
+inference::ModelInferRequest BytesRequest(int64_t count) {
+  inference::ModelInferRequest r;
+  auto* in = r.add_inputs();
+  in->set_name("frame");
+  in->set_datatype("BYTES");
+  in->add_shape(count);
+  return r;
+}
+
+TEST(WireTest, BytesFromRawAndFromContents) {
+  auto r = BytesRequest(2);
+  r.add_raw_input_contents(Raw({"abc", ""}));
+  auto e = BytesInput(r, 0, {});
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  ASSERT_EQ(e->size(), 2u);
+  EXPECT_EQ((*e)[0], "abc");
+  EXPECT_EQ((*e)[1], "");
+
+  auto c = BytesRequest(1);
+  c.mutable_inputs(0)->mutable_contents()->add_bytes_contents("xyz");
+  auto e2 = BytesInput(c, 0, {});
+  ASSERT_TRUE(e2.ok());
+  EXPECT_EQ((*e2)[0], "xyz");
+}
+
+TEST(WireTest, BadRawBytesAreSpecificErrors) {
+  auto truncated = BytesRequest(1);
+  truncated.add_raw_input_contents(std::string("\x05\x00", 2));
+  auto s = BytesInput(truncated, 0, {}).status();
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("ends inside the length"), std::string::npos) << s.message();
+
+  auto overrun = BytesRequest(1);
+  overrun.add_raw_input_contents(Raw({"abc"}).substr(0, 6));
+  s = BytesInput(overrun, 0, {}).status();
+  EXPECT_NE(s.message().find("declares 3 bytes but only 2 remain"), std::string::npos) << s.message();
+
+  auto trailing = BytesRequest(1);
+  trailing.add_raw_input_contents(Raw({"abc"}) + "zz");
+  s = BytesInput(trailing, 0, {}).status();
+  EXPECT_NE(s.message().find("2 bytes after its 1 elements"), std::string::npos) << s.message();
+
+  auto count = BytesRequest(3);
+  count.mutable_inputs(0)->mutable_contents()->add_bytes_contents("a");
+  s = BytesInput(count, 0, {}).status();
+  EXPECT_NE(s.message().find("3 elements but 1"), std::string::npos) << s.message();
+
+  auto not_bytes = BytesRequest(1);
+  not_bytes.mutable_inputs(0)->set_datatype("FP32");
+  EXPECT_NE(BytesInput(not_bytes, 0, {}).status().message().find("must be BYTES"), std::string::npos);
+
+  auto raw_count = BytesRequest(1);
+  raw_count.add_raw_input_contents(Raw({"a"}));
+  raw_count.add_raw_input_contents(Raw({"b"}));
+  EXPECT_NE(BytesInput(raw_count, 0, {}).status().message().find("2 entries for 1 inputs"), std::string::npos);
+}
+
+TEST(WireTest, LimitsAreCheckedBeforeReading) {
+  auto r = BytesRequest(1000);
+  RequestLimits limits;
+  limits.max_batch = 16;
+  auto s = BytesInput(r, 0, limits).status();
+  EXPECT_EQ(s.code(), ErrorCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("more than 16 elements (the server's limit)"), std::string::npos) << s.message();
+  // A shape whose product overflows 64 bits is refused, not wrapped around.
+  auto huge = BytesRequest(int64_t{1} << 40);
+  huge.mutable_inputs(0)->add_shape(int64_t{1} << 40);
+  EXPECT_EQ(BytesInput(huge, 0, limits).status().code(), ErrorCode::kResourceExhausted);
+  auto negative = BytesRequest(-1);
+  EXPECT_EQ(BytesInput(negative, 0, limits).status().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(WireTest, NumericInputs) {
+  inference::ModelInferRequest r;
+  auto* in = r.add_inputs();
+  in->set_name("image");
+  in->set_datatype("UINT8");
+  for (int64_t d : {1, 2, 2}) in->add_shape(d);
+  for (uint32_t v : {0u, 1u, 2u, 255u}) in->mutable_contents()->add_uint_contents(v);
+  std::string storage;
+  auto n = NumericInputAt(r, 0, {}, storage);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(n->bytes, std::string("\x00\x01\x02\xff", 4));
+  in->mutable_contents()->set_uint_contents(3, 256);
+  EXPECT_NE(NumericInputAt(r, 0, {}, storage).status().message().find("256 is not a UINT8"), std::string::npos);
+
+  inference::ModelInferRequest raw;
+  auto* f = raw.add_inputs();
+  f->set_name("image");
+  f->set_datatype("FP32");
+  f->add_shape(3);
+  raw.add_raw_input_contents(std::string(11, '\0'));
+  auto s = NumericInputAt(raw, 0, {}, storage).status();
+  EXPECT_NE(s.message().find("has 11 raw bytes; its shape 3 of FP32 needs 12"), std::string::npos) << s.message();
+}
+
+TEST(WireTest, PeekPngReadsTheHeaderOnly) {
+  // Signature + IHDR for a 28x28 8-bit grey image (the rest of the file is not needed).
+  std::string png("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x1c\x00\x00\x00\x1c\x08\x00\x00\x00\x00", 33);
+  auto info = PeekPng(png);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->width, 28u);
+  EXPECT_EQ(info->height, 28u);
+  EXPECT_EQ(info->channels, 1);
+  EXPECT_EQ(PeekPng("GIF89a").status().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(WireTest, ParametersAndCodes) {
+  inference::ModelInferRequest r;
+  SetParam(*r.mutable_parameters(), "n", int64_t{7});
+  SetParam(*r.mutable_parameters(), "s", std::string("x"));
+  EXPECT_EQ(IntParam(r.parameters(), "n").value(), 7);
+  EXPECT_FALSE(IntParam(r.parameters(), "s").has_value());  // a string is not an int
+  EXPECT_EQ(StringParam(r.parameters(), "s").value(), "x");
+  EXPECT_EQ(GrpcCode(ErrorCode::kFrameCrcMismatch), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(GrpcCode(ErrorCode::kMismatch), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(GrpcCode(ErrorCode::kResourceExhausted), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(FromGrpc(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down")).code(), ErrorCode::kUnavailable);
+  EXPECT_STREQ(GrpcCodeName(grpc::StatusCode::UNAUTHENTICATED), "UNAUTHENTICATED");
+}
+
+}  // namespace
+}  // namespace splitinfer::runtime

@@ -1,0 +1,153 @@
+#include "tools/cli/runtime_cmd.h"
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <pthread.h>
+
+#include "runtime/node.h"
+#include "runtime/server.h"
+
+namespace splitinfer::cli {
+
+namespace {
+
+struct ServeArgs {
+  std::string config, listen, metrics, device, token_file, port_file;
+  int threads = -1;
+  int64_t max_batch = 0;
+  double max_wait_ms = -1, grace_s = 10;
+};
+
+Status RunServe(const ServeArgs& a) {
+  SI_ASSIGN_OR_RETURN(runtime::ServerConfig c, runtime::LoadServerConfig(a.config));
+  if (!a.listen.empty()) c.listen = a.listen;
+  if (!a.metrics.empty()) c.metrics_listen = a.metrics;
+  if (!a.device.empty()) c.device = a.device;
+  if (a.threads >= 0) c.threads = a.threads;
+  if (a.max_batch > 0) c.batch.max_batch = a.max_batch;
+  if (a.max_wait_ms >= 0) c.batch.max_wait = std::chrono::microseconds(static_cast<int64_t>(a.max_wait_ms * 1000));
+  if (!a.token_file.empty()) {
+    std::ifstream in(a.token_file);
+    if (!in) return NotFound("token file " + a.token_file + " not found");
+    std::getline(in, c.token);
+    if (c.token.empty()) return InvalidArgument("token file " + a.token_file + " is empty");
+  }
+  // SIGTERM/SIGINT are taken by sigwait below: block them before gRPC starts its threads, so
+  // that every thread inherits the mask and none is interrupted.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  SI_ASSIGN_OR_RETURN(auto server, runtime::Server::Start(c));
+  std::string names;
+  for (const auto& n : server->core().model_names()) names += (names.empty() ? "" : ", ") + n;
+  const std::string host = c.listen.substr(0, c.listen.rfind(':'));
+  std::printf("serving %s on %s:%d%s%s\n", names.c_str(), host.c_str(), server->port(),
+              c.token.empty() ? "" : " (bearer token required)", c.tls_cert.empty() ? "" : " (TLS)");
+  if (!c.metrics_listen.empty()) std::printf("metrics on http://%s/metrics\n", c.metrics_listen.c_str());
+  std::fflush(stdout);
+  if (!a.port_file.empty()) {
+    std::ofstream f(a.port_file + ".tmp");
+    f << server->port() << "\n";
+    f.close();
+    std::rename((a.port_file + ".tmp").c_str(), a.port_file.c_str());
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::printf("signal %d: finishing in-flight requests (up to %.0f s), then stopping\n", sig, a.grace_s);
+  std::fflush(stdout);
+  server->Shutdown(a.grace_s);
+  std::printf("stopped\n");
+  return Status::Ok();
+}
+
+struct NodeArgs {
+  runtime::NodeOptions o;
+  std::string rate = "0", rtt = "0", token_file;
+  bool json = false, quiet = false;
+};
+
+void PrintStats(const char* name, const runtime::LatencyStats& s) {
+  std::printf("  %-13s median %8.3f ms   p95 %8.3f ms   mean %8.3f ms\n", name, s.median_ms, s.p95_ms, s.mean_ms);
+}
+
+Status RunNodeCmd(NodeArgs a) {
+  SI_ASSIGN_OR_RETURN(a.o.link.rate_bytes_per_s, runtime::ParseRate(a.rate));
+  SI_ASSIGN_OR_RETURN(a.o.link.rtt_s, runtime::ParseDuration(a.rtt));
+  if (!a.token_file.empty()) {
+    std::ifstream in(a.token_file);
+    if (!in) return NotFound("token file " + a.token_file + " not found");
+    std::getline(in, a.o.token);
+  }
+  a.o.progress = !a.json && !a.quiet;
+  SI_ASSIGN_OR_RETURN(auto r, runtime::RunNode(a.o));
+  if (a.json) {
+    std::printf("%s\n", r.ToJson().dump().c_str());
+    return Status::Ok();
+  }
+  std::printf("node %s: model %s%s%s, %lld images, top1 %.2f%%\n", r.mode.c_str(), r.model.c_str(),
+              r.server_address.empty() ? "" : " at ", r.server_address.c_str(), static_cast<long long>(r.images), r.top1);
+  std::printf("  link %s, rtt %.1f ms; %.1f bytes per image (%.1f with the request around it); %lld retries\n",
+              runtime::FormatRate(r.rate_bytes_per_s).c_str(), r.rtt_s * 1e3, r.frame_bytes_per_image,
+              r.message_bytes_per_image, static_cast<long long>(r.retries));
+  PrintStats("node compute", r.node_compute);
+  PrintStats("encode", r.encode);
+  PrintStats("transmit", r.transmit);
+  PrintStats("server", r.server);
+  PrintStats("total", r.total);
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>* selected) {
+  auto serve_args = std::make_shared<ServeArgs>();
+  auto* serve = app.add_subcommand("serve", "serve pipelines over gRPC (Open Inference Protocol); SIGTERM stops it");
+  serve->add_option("--config", serve_args->config,
+                    "server YAML (pipelines: [...], limits) or one pipeline YAML, e.g. models/fmnist_best.yaml")
+      ->required();
+  serve->add_option("--listen", serve_args->listen, "HOST:PORT (default from the config, else 127.0.0.1:8001; :0 = any free port)");
+  serve->add_option("--metrics", serve_args->metrics, "serve Prometheus metrics on HOST:PORT/metrics");
+  serve->add_option("--device", serve_args->device, "cpu | cuda | cuda:N");
+  serve->add_option("--threads", serve_args->threads, "LibTorch threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  serve->add_option("--max-batch", serve_args->max_batch, "dynamic batching: largest batch")->check(CLI::Range(1, 4096));
+  serve->add_option("--max-wait-ms", serve_args->max_wait_ms, "dynamic batching: longest wait for a fuller batch");
+  serve->add_option("--token-file", serve_args->token_file, "require 'authorization: Bearer <token>' (first line)");
+  serve->add_option("--port-file", serve_args->port_file, "write the bound port here once serving (for scripts)");
+  serve->add_option("--grace", serve_args->grace_s, "seconds to finish in-flight requests on SIGTERM");
+
+  auto node_args = std::make_shared<NodeArgs>();
+  auto* node = app.add_subcommand("node", "run a pipeline's node side against a server and report latency");
+  auto& o = node_args->o;
+  node->add_option("--server", o.server, "server HOST:PORT");
+  node->add_option("--pipeline", o.pipeline, "pipeline YAML the node runs (e.g. models/fmnist_best.yaml)")->required();
+  node->add_option("--model", o.model_name, "model name to ask the server for (default: the pipeline's name)");
+  node->add_option("--data", o.data, "fmnist-test, or an image folder DIR (DIR/test or DIR/val)");
+  node->add_option("--data-dir", o.data_dir, "Fashion-MNIST directory if not Debian's");
+  node->add_option("--limit", o.limit, "only the first N images");
+  node->add_option("--mode", o.mode, "split | server-only | node-only")
+      ->check(CLI::IsMember({"split", "server-only", "node-only"}));
+  node->add_option("--rate", node_args->rate, "emulated link rate: 1MB/s, 500kB/s, 10Mbit/s, none");
+  node->add_option("--rtt", node_args->rtt, "emulated round-trip time: 10ms, 0.1s");
+  node->add_option("--threads", o.threads, "LibTorch threads for the node's compute")->check(CLI::Range(1, 1024));
+  node->add_option("--token-file", node_args->token_file, "bearer token (first line)");
+  node->add_option("--tls-ca", o.tls_ca, "PEM root certificate: connect with TLS");
+  node->add_option("--retries", o.max_retries, "retries per request on UNAVAILABLE / RESOURCE_EXHAUSTED");
+  node->add_option("--deadline", o.deadline_s, "seconds per request");
+  node->add_flag("--json", node_args->json, "print one JSON object");
+  node->add_flag("--quiet", node_args->quiet, "no progress bar");
+
+  *selected = [serve, node] { return serve->parsed() || node->parsed(); };
+  return [serve, node, serve_args, node_args]() -> Status {
+    if (serve->parsed()) return RunServe(*serve_args);
+    if (node->parsed()) return RunNodeCmd(*node_args);
+    return Status::Ok();
+  };
+}
+
+}  // namespace splitinfer::cli
