@@ -581,10 +581,19 @@ Result<std::vector<PipelineSpec>> Tcl(Ctx& ctx) {
   };
   SI_RETURN_IF_ERROR(RunStage(ctx, stage));
   model->eval();
-  // Afterwards: plain PTQ of the fine-tuned features with the configured quantizer.
-  SI_ASSIGN_OR_RETURN(auto quant, CalibrateWith(ctx, c.quant, [&](const torch::Tensor& x) {
-                        return model->head(x, ctx.split);
-                      }));
+  if (c.quant.granularity == codec::Granularity::kRegion) {
+    // Region ranges were not what the loss clustered toward: calibrate them afresh.
+    SI_ASSIGN_OR_RETURN(auto quant, CalibrateWith(ctx, c.quant, [&](const torch::Tensor& x) {
+                          return model->head(x, ctx.split);
+                        }));
+    return FineTunedModelPipeline(ctx, model, quant);
+  }
+  // Afterwards: plain PTQ with exactly the levels the features were pulled onto. Calibrating
+  // again (e.g. an MSE clip search) would move the levels off the clusters TCL just made.
+  codec::QuantParams quant = levels;
+  quant.spec.reconstruction = codec::Reconstruction::kLevel;
+  auto learned_hi = hi.detach().to(torch::kCPU).to(torch::kFloat).contiguous().reshape({-1});
+  quant.hi.assign(learned_hi.data_ptr<float>(), learned_hi.data_ptr<float>() + learned_hi.numel());
   return FineTunedModelPipeline(ctx, model, quant);
 }
 
