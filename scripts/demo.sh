@@ -1,46 +1,58 @@
 #!/usr/bin/env bash
-# `make demo`: evaluates the shipped Fashion-MNIST model on the full test set, runs the same
-# images through the split (head on the "node", tail on the "server") at the stem, shows what
-# the codec makes of that feature map, and finishes with the shipped trained pipeline
-# (models/fmnist_best.yaml): every test image through a real frame of at most 64 bytes.
+# `make demo`: the shipped pipeline (models/fmnist_best.yaml) end to end. First its accuracy and
+# frame size on all 10,000 Fashion-MNIST test images; then a real server on loopback and the node
+# sending real frames over an emulated 1 MB/s link with 10 ms RTT, against sending the PNG image
+# (server-only) and running everything on the node (node-only). Writes runs/demo/e2e.{md,json}.
+#   DEMO_IMAGES=10000 make demo   the end-to-end runs over the whole test set (default 2000)
 set -euo pipefail
 BUILD_DIR=${1:-build}
 BIN="$BUILD_DIR/tools/cli/splitinfer"
-CKPT=models/resnet_fmnist.pt
-SPLIT=stem
 PIPELINE=models/fmnist_best.yaml
+IMAGES=${DEMO_IMAGES:-2000}
+RATE=${DEMO_RATE:-1MB/s}
+RTT=${DEMO_RTT:-10ms}
+OUT=runs/demo
 
-if [ ! -f "$CKPT" ]; then
-  echo "demo: $CKPT is missing; train it with the command in docs/reproduce.md" >&2
-  exit 1
-fi
+for f in models/resnet_fmnist.pt "$PIPELINE"; do
+  if [ ! -f "$f" ]; then
+    echo "demo: $f is missing; see docs/reproduce.md and docs/results.md" >&2
+    exit 1
+  fi
+done
+mkdir -p "$OUT"
 echo "== splitinfer demo =="
 echo "-- the model zoo and its split points"
 "$BIN" models
 echo
-echo "-- the shipped model, whole network on one machine (10,000 Fashion-MNIST test images)"
-echo "\$ $BIN eval --checkpoint $CKPT"
-"$BIN" eval --checkpoint "$CKPT"
-echo
-echo "-- the same model cut after '$SPLIT': head (node) then tail (server)"
-echo "\$ $BIN eval --checkpoint $CKPT --split $SPLIT --json"
-"$BIN" eval --checkpoint "$CKPT" --split "$SPLIT" --json
-"$BIN" eval --checkpoint "$CKPT" --split "$SPLIT"
-echo
-echo "The split run matches the whole-network accuracy exactly; the feature above is what the node"
-echo "would send as float32, before any compression."
-echo
-echo "-- what the codec makes of that feature: 1-bit per-tensor quantization, then each lossless coder"
-echo "   (calibrated on 500 test-set stem maps, measured on 500 others; frame bytes include header and CRC)"
-mkdir -p runs/demo
-"$BIN" eval --checkpoint "$CKPT" --split "$SPLIT" --limit 1000 --dump-features runs/demo/stem.f32 >/dev/null
-for coder in none lzma zstd cabac cabac-trained; do
-  echo "\$ $BIN codec bench --input runs/demo/stem.f32 --bits 1 --clip mse --coder $coder --limit 1000 --repeats 1"
-  "$BIN" codec bench --input runs/demo/stem.f32 --bits 1 --clip mse --coder "$coder" --limit 1000 --repeats 1
-done
-echo
 echo "-- the shipped pipeline (docs/results.md): node head + encoder, quantized latent, cabac frame;"
 echo "   server decoder + tail. Every test image crosses as a real frame; bytes include header and CRC."
 echo "\$ $BIN eval --pipeline $PIPELINE --json"
-"$BIN" eval --pipeline "$PIPELINE" --json
-"$BIN" eval --pipeline "$PIPELINE"
+"$BIN" eval --pipeline "$PIPELINE" --json | tee "$OUT/eval.json"
+echo
+echo "-- end to end: server on loopback, node over an emulated $RATE link with $RTT RTT, $IMAGES test images"
+rm -f "$OUT/port"
+echo "\$ $BIN serve --config $PIPELINE --listen 127.0.0.1:0 --port-file $OUT/port &"
+"$BIN" serve --config "$PIPELINE" --listen 127.0.0.1:0 --port-file "$OUT/port" > "$OUT/server.log" 2>&1 &
+SERVER=$!
+trap 'kill -TERM $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do
+  [ -s "$OUT/port" ] && break
+  if ! kill -0 $SERVER 2>/dev/null; then cat "$OUT/server.log" >&2; exit 1; fi
+  sleep 0.1
+done
+[ -s "$OUT/port" ] || { echo "demo: the server did not start; see $OUT/server.log" >&2; exit 1; }
+PORT=$(cat "$OUT/port")
+head -n 1 "$OUT/server.log"
+for mode in split server-only node-only; do
+  echo "\$ $BIN node --server 127.0.0.1:$PORT --pipeline $PIPELINE --mode $mode --limit $IMAGES --rate $RATE --rtt $RTT --threads 1 --json"
+  "$BIN" node --server "127.0.0.1:$PORT" --pipeline "$PIPELINE" --mode "$mode" --limit "$IMAGES" --rate "$RATE" \
+    --rtt "$RTT" --threads 1 --json > "$OUT/node_$mode.json"
+done
+kill -TERM $SERVER
+wait $SERVER || true
+trap - EXIT
+tail -n 2 "$OUT/server.log"
+echo
+python3 scripts/e2e_table.py "$OUT" "$(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo
+echo "(also written to $OUT/e2e.md and $OUT/e2e.json)"

@@ -15,6 +15,8 @@ PACKAGES=(
   zlib1g-dev liblzma-dev libzstd-dev libpng-dev
   # transport and metrics
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
+  # the independent Python client in tools/python (docs/wire_protocol.md, and a test)
+  python3-grpcio python3-protobuf
   # config, CLI, JSON, images
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libopencv-dev
   # tests, benchmarks, plots

@@ -109,8 +109,16 @@ class Client {
   Status Metadata(const std::string& model, inference::ModelMetadataResponse* out) {
     inference::ModelMetadataRequest q;
     q.set_name(model);
-    return Do(q, out, [&](grpc::ClientContext* c, const auto& r, auto* p) { return stub_->ModelMetadata(c, r, p); },
-              /*wait_for_ready=*/true);
+    // Waits for the server to come up (a node may start first), for at most one deadline.
+    Status s = Do(q, out, [&](grpc::ClientContext* c, const auto& r, auto* p) { return stub_->ModelMetadata(c, r, p); },
+                  /*wait_for_ready=*/true);
+    if (s.code() == ErrorCode::kDeadlineExceeded) {
+      char secs[32];
+      std::snprintf(secs, sizeof secs, "%g", o_.deadline_s);
+      return Unavailable("no server answered at " + o_.server + " within " + secs +
+                         " s; start `splitinfer serve` there or fix --server");
+    }
+    return s;
   }
   Status Infer(const inference::ModelInferRequest& q, inference::ModelInferResponse* out) {
     return Do(q, out, [&](grpc::ClientContext* c, const auto& r, auto* p) { return stub_->ModelInfer(c, r, p); },

@@ -85,5 +85,17 @@ mkdir -p "$TMP/imgs/train/a" "$TMP/imgs/test/a"
 printf 'model: {name: resnet_fmnist, num_classes: 10}\ndata: {dataset: imagefolder, dir: %s}\n' "$TMP/none" > "$TMP/nf.yaml"
 check_error "missing image folder" "NOT_FOUND" "$BIN" train --config "$TMP/nf.yaml" --out "$TMP/y"
 
+# serve / node (src/runtime): refused before anything starts.
+if "$BIN" serve --help >/dev/null 2>&1 && ! "$BIN" serve --config /dev/null 2>&1 | grep -q "no runtime"; then
+  printf 'pipelines: [x.yaml]\nmax_batchsize: 4\n' > "$TMP/serve.yaml"
+  check_error "serve unknown key" "unknown key 'max_batchsize'" "$BIN" serve --config "$TMP/serve.yaml"
+  check_error "serve missing config" "NOT_FOUND: server config" "$BIN" serve --config "$TMP/none.yaml"
+  check_error "node bad rate" "unknown unit in link rate '1 MB'" "$BIN" node --pipeline models/x.yaml --rate "1 MB"
+  check_error "node missing pipeline" "NOT_FOUND: pipeline file" "$BIN" node --pipeline "$TMP/none.yaml" --mode node-only
+  SRC=$(cd "$(dirname "$0")/../.." && pwd)
+  check_error "node no server" "UNAVAILABLE" "$BIN" node --pipeline "$SRC/models/fmnist_best.yaml" --server 127.0.0.1:1 \
+    --deadline 2 --retries 0 --quiet
+fi
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# An independent client (Python grpcio, stubs generated from the .proto) against a real
+# `splitinfer serve` on loopback: tools/python/oip_client.py's checks must all pass.
+# Usage: python_client_test.sh path/to/splitinfer SOURCE_DIR. Exit 77 (skipped) without grpcio.
+set -u
+BIN=$1
+SRC=$2
+PY=/usr/bin/python3
+if ! $PY -c "import grpc, google.protobuf" 2>/dev/null || ! command -v grpc_python_plugin >/dev/null; then
+  echo "skipped: needs python3-grpcio, python3-protobuf and protobuf-compiler-grpc (scripts/install-deps.sh)"
+  exit 77
+fi
+TMP=$(mktemp -d)
+"$BIN" serve --config "$SRC/models/fmnist_best.yaml" --listen 127.0.0.1:0 --port-file "$TMP/port" --threads 1 \
+  > "$TMP/server.log" 2>&1 &
+SERVER=$!
+trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$TMP"' EXIT
+for _ in $(seq 1 300); do
+  [ -s "$TMP/port" ] && break
+  kill -0 $SERVER 2>/dev/null || { cat "$TMP/server.log"; exit 1; }
+  sleep 0.1
+done
+[ -s "$TMP/port" ] || { echo "server did not start"; cat "$TMP/server.log"; exit 1; }
+$PY "$SRC/tools/python/oip_client.py" --server "127.0.0.1:$(cat "$TMP/port")" --model fmnist_best --images 64
+rc=$?
+# SIGTERM: the server must drain and exit 0.
+kill -TERM $SERVER
+wait $SERVER
+src=$?
+trap 'rm -rf "$TMP"' EXIT
+[ $src -eq 0 ] || { echo "server exited with $src"; cat "$TMP/server.log"; exit 1; }
+exit $rc
