@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 
+#include "runtime/load.h"
 #include "runtime/node.h"
 #include "runtime/server.h"
 
@@ -103,6 +104,48 @@ Status RunNodeCmd(NodeArgs a) {
   return Status::Ok();
 }
 
+struct LoadArgs {
+  runtime::LoadOptions o;
+  std::string levels = "1,2,4,8,16,32,64", token_file;
+  bool json = false;
+};
+
+Status RunLoadCmd(LoadArgs a) {
+  a.o.concurrency.clear();
+  std::stringstream ss(a.levels);
+  for (std::string item; std::getline(ss, item, ',');) {
+    try {
+      size_t used = 0;
+      const int c = std::stoi(item, &used);
+      if (used != item.size()) throw std::invalid_argument(item);
+      a.o.concurrency.push_back(c);
+    } catch (const std::exception&) {
+      return InvalidArgument("--concurrency takes numbers separated by commas (1,2,4), not '" + a.levels + "'");
+    }
+  }
+  if (!a.token_file.empty()) {
+    std::ifstream in(a.token_file);
+    if (!in) return NotFound("token file " + a.token_file + " not found");
+    std::getline(in, a.o.token);
+  }
+  SI_ASSIGN_OR_RETURN(auto levels, runtime::RunLoad(a.o));
+  if (a.json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& l : levels) j.push_back(l.ToJson());
+    std::printf("%s\n", j.dump().c_str());
+    return Status::Ok();
+  }
+  std::printf("%11s %8s %10s %9s %9s %9s %8s %s\n", "concurrency", "seconds", "req/s", "p50 ms", "p95 ms", "p99 ms",
+              "ok", "errors");
+  for (const auto& l : levels) {
+    std::string errors;
+    for (const auto& [code, n] : l.errors) errors += code + "=" + std::to_string(n) + " ";
+    std::printf("%11d %8.1f %10.1f %9.2f %9.2f %9.2f %8lld %s\n", l.concurrency, l.seconds, l.throughput, l.p50_ms,
+                l.p95_ms, l.p99_ms, static_cast<long long>(l.ok), errors.empty() ? "none" : errors.c_str());
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>* selected) {
@@ -142,10 +185,22 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
   node->add_flag("--json", node_args->json, "print one JSON object");
   node->add_flag("--quiet", node_args->quiet, "no progress bar");
 
-  *selected = [serve, node] { return serve->parsed() || node->parsed(); };
-  return [serve, node, serve_args, node_args]() -> Status {
+  auto load_args = std::make_shared<LoadArgs>();
+  auto* load = app.add_subcommand("load", "closed-loop load test: C concurrent clients sending real frames");
+  load->add_option("--server", load_args->o.server, "server HOST:PORT");
+  load->add_option("--pipeline", load_args->o.pipeline, "pipeline YAML the frames are made with")->required();
+  load->add_option("--concurrency", load_args->levels, "levels, comma-separated (default 1,2,4,8,16,32,64)");
+  load->add_option("--duration", load_args->o.duration_s, "seconds per level")->check(CLI::Range(0.1, 86400.0));
+  load->add_option("--server-pid", load_args->o.server_pid, "sample this process's resident memory per level");
+  load->add_option("--token-file", load_args->token_file, "bearer token (first line)");
+  load->add_option("--deadline", load_args->o.deadline_s, "seconds per request");
+  load->add_flag("--json", load_args->json, "print one JSON array");
+
+  *selected = [serve, node, load] { return serve->parsed() || node->parsed() || load->parsed(); };
+  return [serve, node, load, serve_args, node_args, load_args]() -> Status {
     if (serve->parsed()) return RunServe(*serve_args);
     if (node->parsed()) return RunNodeCmd(*node_args);
+    if (load->parsed()) return RunLoadCmd(*load_args);
     return Status::Ok();
   };
 }

@@ -1,0 +1,148 @@
+#include "runtime/load.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+#include <torch/torch.h>
+
+#include "bottleneck/pipeline.h"
+#include "data/datasets.h"
+#include "data/transforms.h"
+#include "runtime/proto/inference.grpc.pb.h"
+#include "runtime/wire.h"
+
+namespace splitinfer::runtime {
+
+using Clock = std::chrono::steady_clock;
+
+double ResidentMiB(int64_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
+  }
+  return 0;
+}
+
+nlohmann::json LoadLevel::ToJson() const {
+  return {{"concurrency", concurrency}, {"seconds", seconds},       {"ok", ok},
+          {"errors", errors},           {"throughput", throughput}, {"p50_ms", p50_ms},
+          {"p95_ms", p95_ms},           {"p99_ms", p99_ms},         {"refused_p50_ms", refused_p50_ms},
+          {"rss_before_mb", rss_before_mb}, {"rss_after_mb", rss_after_mb}};
+}
+
+namespace {
+
+double Percentile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t k = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[std::min(v.size() - 1, k == 0 ? 0 : k - 1)] * 1e3;
+}
+
+}  // namespace
+
+Result<std::vector<LoadLevel>> RunLoad(const LoadOptions& o) {
+  if (o.pipeline.empty()) return InvalidArgument("load needs --pipeline FILE (frames are made with its node side)");
+  if (o.concurrency.empty()) return InvalidArgument("load needs at least one concurrency level");
+  for (int c : o.concurrency) {
+    if (c < 1 || c > 4096) return InvalidArgument("concurrency levels must be 1..4096, got " + std::to_string(c));
+  }
+  // The frames: the node side of the pipeline on the first test images.
+  std::vector<std::string> requests;
+  std::string model;
+  {
+    torch::NoGradGuard g;
+    SI_ASSIGN_OR_RETURN(auto pipeline, bottleneck::Pipeline::Load(o.pipeline, torch::kCPU));
+    model = pipeline.spec().name;
+    SI_ASSIGN_OR_RETURN(auto data, data::OpenDataset("fmnist", "", data::Split::kTest));
+    const int64_t n = std::min<int64_t>(std::max<int64_t>(o.frames, 1), data->size());
+    std::vector<int64_t> idx(n);
+    for (int64_t i = 0; i < n; ++i) idx[i] = i;
+    SI_ASSIGN_OR_RETURN(auto batch, data->batch(idx));
+    auto f = pipeline.NodeFeatures(data::ToFloatNormalized(batch.first, pipeline.normalization())).contiguous();
+    for (int64_t i = 0; i < n; ++i) {
+      SI_ASSIGN_OR_RETURN(auto enc, codec::EncodeFeature(pipeline.codec(), f[i]));
+      inference::ModelInferRequest q;
+      q.set_model_name(model);
+      auto* in = q.add_inputs();
+      in->set_name(kInputFrame);
+      in->set_datatype("BYTES");
+      in->add_shape(1);
+      in->mutable_contents()->add_bytes_contents(std::string(enc.frame.begin(), enc.frame.end()));
+      q.add_outputs()->set_name(kOutputScores);
+      requests.push_back(q.SerializeAsString());
+    }
+  }
+  std::vector<LoadLevel> levels;
+  for (int c : o.concurrency) {
+    LoadLevel level;
+    level.concurrency = c;
+    if (o.server_pid > 0) level.rss_before_mb = ResidentMiB(o.server_pid);
+    // One channel per client, as separate nodes would have (and so no shared HTTP/2 connection).
+    std::atomic<bool> stop{false};
+    std::mutex mu;
+    std::vector<double> ok_s, refused_s;
+    std::vector<std::thread> clients;
+    const auto start = Clock::now();
+    for (int k = 0; k < c; ++k) {
+      clients.emplace_back([&, k] {
+        grpc::ChannelArguments args;
+        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+        auto stub = inference::GRPCInferenceService::NewStub(
+            grpc::CreateCustomChannel(o.server, grpc::InsecureChannelCredentials(), args));
+        std::vector<double> my_ok, my_refused;
+        std::map<std::string, int64_t> my_errors;
+        inference::ModelInferRequest q;
+        for (size_t i = static_cast<size_t>(k); !stop.load(); i += static_cast<size_t>(c)) {
+          q.ParseFromString(requests[i % requests.size()]);
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::milliseconds(static_cast<int64_t>(o.deadline_s * 1000)));
+          if (!o.token.empty()) ctx.AddMetadata("authorization", "Bearer " + o.token);
+          inference::ModelInferResponse r;
+          const auto t0 = Clock::now();
+          const grpc::Status s = stub->ModelInfer(&ctx, q, &r);
+          const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+          if (s.ok()) {
+            my_ok.push_back(dt);
+          } else {
+            ++my_errors[GrpcCodeName(s.error_code())];
+            if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) my_refused.push_back(dt);
+          }
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        ok_s.insert(ok_s.end(), my_ok.begin(), my_ok.end());
+        refused_s.insert(refused_s.end(), my_refused.begin(), my_refused.end());
+        for (const auto& [code, n] : my_errors) level.errors[code] += n;
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(o.duration_s));
+    stop = true;
+    for (auto& t : clients) t.join();
+    level.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    level.ok = static_cast<int64_t>(ok_s.size());
+    level.throughput = static_cast<double>(level.ok) / level.seconds;
+    level.p50_ms = Percentile(ok_s, 0.50);
+    level.p95_ms = Percentile(ok_s, 0.95);
+    level.p99_ms = Percentile(ok_s, 0.99);
+    level.refused_p50_ms = Percentile(refused_s, 0.50);
+    if (o.server_pid > 0) level.rss_after_mb = ResidentMiB(o.server_pid);
+    if (o.progress) {
+      int64_t errors = 0;
+      for (const auto& [code, n] : level.errors) errors += n;
+      std::fprintf(stderr, "load c=%d: %.1f req/s, p50 %.2f ms, p99 %.2f ms, %lld errors\n", c, level.throughput,
+                   level.p50_ms, level.p99_ms, static_cast<long long>(errors));
+    }
+    levels.push_back(level);
+  }
+  return levels;
+}
+
+}  // namespace splitinfer::runtime
