@@ -17,6 +17,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
   # the independent Python client in tools/python (docs/wire_protocol.md, and a test)
   python3-grpcio python3-protobuf
+  # TLS test certificates (tests/runtime/tls_test.sh)
+  openssl
   # config, CLI, JSON, images
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libopencv-dev
   # tests, benchmarks, plots

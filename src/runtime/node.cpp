@@ -116,7 +116,7 @@ class Client {
       char secs[32];
       std::snprintf(secs, sizeof secs, "%g", o_.deadline_s);
       return Unavailable("no server answered at " + o_.server + " within " + secs +
-                         " s; start `splitinfer serve` there or fix --server");
+                         " s; start `splitinfer serve` there, fix --server, or add --tls-ca if the server uses TLS");
     }
     return s;
   }
