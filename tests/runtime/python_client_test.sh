@@ -11,8 +11,9 @@ if ! $PY -c "import grpc, google.protobuf" 2>/dev/null || ! command -v grpc_pyth
   exit 77
 fi
 TMP=$(mktemp -d)
+MPORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN" serve --config "$SRC/models/fmnist_best.yaml" --listen 127.0.0.1:0 --port-file "$TMP/port" --threads 1 \
-  > "$TMP/server.log" 2>&1 &
+  --metrics "127.0.0.1:$MPORT" > "$TMP/server.log" 2>&1 &
 SERVER=$!
 trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$TMP"' EXIT
 for _ in $(seq 1 300); do
@@ -23,6 +24,13 @@ done
 [ -s "$TMP/port" ] || { echo "server did not start"; cat "$TMP/server.log"; exit 1; }
 $PY "$SRC/tools/python/oip_client.py" --server "127.0.0.1:$(cat "$TMP/port")" --model fmnist_best --images 64
 rc=$?
+# The Prometheus endpoint counts what the client just did.
+if $PY -c "import urllib.request,sys; t=urllib.request.urlopen('http://127.0.0.1:$MPORT/metrics').read().decode(); \
+sys.exit(0 if 'splitinfer_requests_total{code=\"NOT_FOUND\"' in t and 'splitinfer_stage_seconds_bucket' in t else 1)"; then
+  echo "ok   metrics endpoint"
+else
+  echo "FAIL metrics endpoint"; rc=1
+fi
 # SIGTERM: the server must drain and exit 0.
 kill -TERM $SERVER
 wait $SERVER
