@@ -581,20 +581,27 @@ Result<std::vector<PipelineSpec>> Tcl(Ctx& ctx) {
   };
   SI_RETURN_IF_ERROR(RunStage(ctx, stage));
   model->eval();
-  if (c.quant.granularity == codec::Granularity::kRegion) {
-    // Region ranges were not what the loss clustered toward: calibrate them afresh.
-    SI_ASSIGN_OR_RETURN(auto quant, CalibrateWith(ctx, c.quant, [&](const torch::Tensor& x) {
-                          return model->head(x, ctx.split);
-                        }));
-    return FineTunedModelPipeline(ctx, model, quant);
+  // Two pipelines from the one fine-tuned model, so the study shows which PTQ suits TCL:
+  //   NAME        plain PTQ with exactly the levels the features were pulled onto (for region
+  //               granularity, whose ranges the loss did not target, recalibrated instead);
+  //   NAME_recal  plain PTQ calibrated afresh on the fine-tuned features (the configured clip).
+  SI_ASSIGN_OR_RETURN(auto recal, CalibrateWith(ctx, c.quant, [&](const torch::Tensor& x) {
+                        return model->head(x, ctx.split);
+                      }));
+  codec::QuantParams quant = recal;
+  if (c.quant.granularity != codec::Granularity::kRegion) {
+    quant = levels;
+    quant.spec.reconstruction = codec::Reconstruction::kLevel;
+    auto learned_hi = hi.detach().to(torch::kCPU).to(torch::kFloat).contiguous().reshape({-1});
+    quant.hi.assign(learned_hi.data_ptr<float>(), learned_hi.data_ptr<float>() + learned_hi.numel());
   }
-  // Afterwards: plain PTQ with exactly the levels the features were pulled onto. Calibrating
-  // again (e.g. an MSE clip search) would move the levels off the clusters TCL just made.
-  codec::QuantParams quant = levels;
-  quant.spec.reconstruction = codec::Reconstruction::kLevel;
-  auto learned_hi = hi.detach().to(torch::kCPU).to(torch::kFloat).contiguous().reshape({-1});
-  quant.hi.assign(learned_hi.data_ptr<float>(), learned_hi.data_ptr<float>() + learned_hi.numel());
-  return FineTunedModelPipeline(ctx, model, quant);
+  SI_ASSIGN_OR_RETURN(auto specs, FineTunedModelPipeline(ctx, model, quant));
+  SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "quant_recal.json"), codec::ToJson(recal)));
+  PipelineSpec r = specs.front();
+  r.name = ctx.name + "_recal";
+  r.quantizer = "quant_recal.json";
+  specs.push_back(r);
+  return specs;
 }
 
 Result<std::vector<PipelineSpec>> Qat(Ctx& ctx) {

@@ -3,8 +3,8 @@
 //
 //   ptq          calibrate the codec's quantizer on float features; nothing is trained
 //   tail         the server's tail fine-tuned on dequantized features (node untouched)
-//   tcl          whole model fine-tuned with CE + λ(t)·ClusteringLoss at the split, then PTQ with
-//                the very levels the loss pulled toward (region granularity: recalibrated)
+//   tcl          whole model fine-tuned with CE + λ(t)·ClusteringLoss at the split, then PTQ: with
+//                the levels the loss pulled toward (NAME) and recalibrated (NAME_recal)
 //   qat          whole model fine-tuned through fake quantization with a learned clip (STE)
 //   ae           an autoencoder at the split (quantized latent, STE), + tail (and head) fine-tune
 //   qcnet        a server-side compensator: reconstruction first, then with the tail on CE

@@ -149,6 +149,13 @@ TEST_F(MethodsTest, TclPullsFeaturesOntoTheLevels) {
   auto spec = bottleneck::LoadPipelineSpec(out->pipelines[0]).value();
   EXPECT_EQ(spec.model, "model.pt");  // the node's head was fine-tuned
   EXPECT_GT(Evaluate(out->pipelines[0]).top1, 20.0);
+  // The same model, quantized with recalibrated ranges instead of the clustering levels.
+  ASSERT_EQ(out->pipelines.size(), 2u);
+  auto recal = bottleneck::LoadPipelineSpec(out->pipelines[1]).value();
+  EXPECT_EQ(recal.name, spec.name + "_recal");
+  EXPECT_EQ(recal.model, "model.pt");
+  EXPECT_NE(recal.quantizer, spec.quantizer);
+  EXPECT_GT(Evaluate(out->pipelines[1]).top1, 20.0);
 }
 
 TEST_F(MethodsTest, QatLearnsAClipAndExportsIt) {
