@@ -26,7 +26,9 @@ namespace splitinfer::runtime {
 
 struct BatcherOptions {
   int64_t max_batch = 16;
-  std::chrono::microseconds max_wait{2000};
+  // 0: run whatever is queued as soon as the network is free (batches form under load without
+  // delaying a lone request); > 0 trades that latency for fuller batches.
+  std::chrono::microseconds max_wait{0};
 };
 
 struct BatchOutput {

@@ -20,6 +20,9 @@
 #include "train/config.h"
 #include "tools/cli/codec_cmd.h"
 #include "tools/cli/runtime_cmd.h"
+#if SPLITINFER_WITH_RUNTIME
+#include "tools/cli/plan_cmd.h"
+#endif
 #include "train/trainer.h"
 
 namespace si = splitinfer;
@@ -267,6 +270,11 @@ int main(int argc, char** argv) {
   std::function<bool()> runtime_selected;
   auto run_runtime = si::cli::AddRuntimeCommands(app, &runtime_selected);
 
+#if SPLITINFER_WITH_RUNTIME
+  std::function<bool()> plan_selected;
+  auto run_plan = si::cli::AddPlanCommands(app, &plan_selected);
+#endif
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*train) return Report(RunTrain(train_args));
@@ -279,6 +287,9 @@ int main(int argc, char** argv) {
     }
     if (*codec) return Report(run_codec());
     if (runtime_selected()) return Report(run_runtime());
+#if SPLITINFER_WITH_RUNTIME
+    if (plan_selected()) return Report(run_plan());
+#endif
   } catch (const c10::Error& e) {
     // Library code converts LibTorch errors at stage boundaries; this is the last net.
     return Report(si::Internal(std::string("LibTorch: ") + e.what_without_backtrace()));

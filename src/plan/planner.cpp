@@ -1,0 +1,252 @@
+#include "plan/planner.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace splitinfer::plan {
+
+namespace fs = std::filesystem;
+
+Result<std::vector<MeasuredAccuracy>> LoadResults(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("results file " + path + " not found (made by `splitinfer experiment`)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  std::vector<nlohmann::json> rows;
+  try {
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos && text[first] == '[') {
+      for (const auto& r : nlohmann::json::parse(text)) rows.push_back(r);
+    } else {
+      std::stringstream lines(text);
+      for (std::string line; std::getline(lines, line);) {
+        if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgument(path + ": not a results file (" + e.what() + ")");
+  }
+  std::vector<MeasuredAccuracy> out;
+  try {
+    for (const auto& r : rows) {
+      MeasuredAccuracy m;
+      m.run = r.at("run").get<std::string>();
+      m.method = r.at("method").get<std::string>();
+      m.split = r.value("split", "");
+      m.granularity = r.value("granularity", "");
+      m.coder = r.value("coder", "");
+      m.pipeline = r.value("pipeline", "");
+      m.bits = r.value("bits", 0);
+      m.top1 = r.at("top1").get<double>();
+      m.bytes_per_image = r.value("bytes_per_image", 0.0);
+      out.push_back(m);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgument(path + ": a row lacks a field (" + e.what() + ")");
+  }
+  return out;
+}
+
+nlohmann::json Choice::ToJson() const {
+  nlohmann::json j = {{"kind", kind},         {"name", name},           {"top1", top1},
+                      {"frame_bytes", frame_bytes}, {"request_bytes", request_bytes},
+                      {"reply_bytes", reply_bytes},
+                      {"node_ms", node_ms},   {"encode_ms", encode_ms}, {"transmit_ms", transmit_ms},
+                      {"rtt_ms", rtt_ms},     {"decode_ms", decode_ms}, {"server_ms", server_ms},
+                      {"total_ms", total_ms}};
+  if (!split.empty()) j["split"] = split;
+  if (bits) j["bits"] = bits;
+  if (!granularity.empty()) j["granularity"] = granularity;
+  if (!coder.empty()) j["coder"] = coder;
+  if (!pipeline_file.empty()) j["pipeline"] = pipeline_file;
+  return j;
+}
+
+nlohmann::json RatePlan::ToJson() const {
+  return {{"rate_bytes_per_s", rate},
+          {"best", best.ToJson()},
+          {"server_only", server_only.ToJson()},
+          {"node_only", node_only.ToJson()},
+          {"best_split", has_split ? best_split.ToJson() : nlohmann::json()},
+          {"speedup_vs_server_only", speedup_vs_server_only},
+          {"speedup_vs_node_only", speedup_vs_node_only},
+          {"candidates", candidates},
+          {"excluded_accuracy", excluded_accuracy},
+          {"excluded_unmeasured", excluded_unmeasured}};
+}
+
+namespace {
+
+const CodecProfile* FindCodec(const Profile& p, const std::string& split, int bits, const std::string& gran,
+                              const std::string& coder) {
+  for (const auto& c : p.codecs) {
+    if (c.split == split && c.bits == bits && c.granularity == gran && c.coder == coder) return &c;
+  }
+  return nullptr;
+}
+
+const PipelineProfile* FindPipeline(const Profile& p, const std::string& name) {
+  for (const auto& x : p.pipelines) {
+    if (x.name == name) return &x;
+  }
+  return nullptr;
+}
+
+std::string Canonical(const std::string& path) {
+  std::error_code ec;
+  auto c = fs::weakly_canonical(path, ec);
+  return ec ? path : c.string();
+}
+
+// Finishes a choice: transmission at `rate`, the RTT, the sum.
+void Finish(Choice& c, double rate, const PlanOptions& o, int64_t classes) {
+  c.reply_bytes = o.reply_overhead_bytes + 4.0 * static_cast<double>(classes);
+  if (c.kind == "node-only") {
+    c.request_bytes = c.reply_bytes = 0;
+  } else {
+    c.request_bytes = c.frame_bytes + o.request_overhead_bytes;
+    c.transmit_ms = rate > 0 ? (c.request_bytes + c.reply_bytes) / rate * 1e3 : 0;
+    c.rtt_ms = o.rtt_s * 1e3;
+  }
+  c.total_ms = c.node_ms + c.encode_ms + c.transmit_ms + c.rtt_ms + c.decode_ms + c.server_ms;
+}
+
+}  // namespace
+
+std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, double rate, const PlanOptions& o,
+                                const std::vector<MeasuredAccuracy>& results) {
+  const int64_t n = static_cast<int64_t>(node.blocks.size());
+  std::vector<Choice> all;
+  double float_top1 = -1;
+  for (const auto& r : results) {
+    if (r.method == "float") float_top1 = r.top1;
+  }
+  // Plain PTQ of the profiled model at every measured codec cell.
+  for (const auto& s : node.splits) {
+    for (const auto& c : node.codecs) {
+      if (c.split != s.name) continue;
+      Choice ch;
+      ch.kind = "split";
+      ch.split = s.name;
+      ch.bits = c.bits;
+      ch.granularity = c.granularity;
+      ch.coder = c.coder;
+      ch.name = s.name + " b" + std::to_string(c.bits) + " " + c.granularity + " " + c.coder;
+      ch.frame_bytes = c.frame_bytes;
+      for (const auto& r : results) {
+        if (r.method == "ptq" && r.split == s.name && r.bits == c.bits && r.granularity == c.granularity &&
+            r.coder == c.coder) {
+          ch.top1 = r.top1;
+          ch.frame_bytes = r.bytes_per_image;  // measured on the whole test set: better than the profile's few maps
+        }
+      }
+      ch.node_ms = node.BlocksMs(0, s.block + 1, 1);
+      ch.encode_ms = c.encode_ms;
+      const CodecProfile* sc = FindCodec(server, s.name, c.bits, c.granularity, c.coder);
+      ch.decode_ms = sc ? sc->decode_ms : c.decode_ms;
+      ch.server_ms = server.BlocksMs(s.block + 1, n, o.server_batch);
+      Finish(ch, rate, o, node.classes);
+      all.push_back(ch);
+    }
+  }
+  // Trained pipelines, as measured whole.
+  for (const auto& pp : node.pipelines) {
+    Choice ch;
+    ch.kind = "pipeline";
+    ch.name = pp.name;
+    ch.split = pp.split;
+    ch.bits = pp.bits;
+    ch.coder = pp.coder;
+    ch.pipeline_file = pp.file;
+    ch.frame_bytes = pp.frame_bytes;
+    for (const auto& r : results) {
+      if (r.coder == pp.coder && !r.pipeline.empty() && Canonical(r.pipeline) == Canonical(pp.file)) {
+        ch.top1 = r.top1;
+        ch.frame_bytes = r.bytes_per_image;
+      }
+    }
+    const PipelineProfile* sp = FindPipeline(server, pp.name);
+    ch.node_ms = pp.node_ms;
+    ch.encode_ms = pp.encode_ms;
+    ch.decode_ms = sp ? sp->decode_ms : pp.decode_ms;
+    ch.server_ms = sp ? sp->server_ms : pp.server_ms;
+    Finish(ch, rate, o, node.classes);
+    all.push_back(ch);
+  }
+  Choice so;
+  so.kind = so.name = "server-only";
+  so.frame_bytes = node.png_bytes;
+  so.top1 = float_top1;
+  so.encode_ms = node.png_encode_ms;
+  so.decode_ms = server.png_decode_ms;
+  so.server_ms = server.BlocksMs(0, n, o.server_batch);
+  Finish(so, rate, o, node.classes);
+  all.push_back(so);
+  Choice no;
+  no.kind = no.name = "node-only";
+  no.top1 = float_top1;
+  no.node_ms = node.BlocksMs(0, n, 1);
+  Finish(no, rate, o, node.classes);
+  all.push_back(no);
+  std::stable_sort(all.begin(), all.end(), [](const Choice& a, const Choice& b) { return a.total_ms < b.total_ms; });
+  return all;
+}
+
+Result<std::vector<RatePlan>> Plan(const Profile& node, const Profile& server, const PlanOptions& o,
+                                   const std::vector<MeasuredAccuracy>& results) {
+  if (node.model != server.model || node.blocks.size() != server.blocks.size()) {
+    return Mismatch("the node profile is of " + node.model + " (" + std::to_string(node.blocks.size()) +
+                    " blocks), the server profile of " + server.model + " (" + std::to_string(server.blocks.size()) +
+                    "); profile the same model on both");
+  }
+  if (o.rates.empty()) return InvalidArgument("give at least one link rate (--rates 1,2,5,10 in MB/s)");
+  for (double r : o.rates) {
+    if (!(r > 0)) return InvalidArgument("link rates must be positive");
+  }
+  std::vector<RatePlan> plans;
+  for (double rate : o.rates) {
+    RatePlan rp;
+    rp.rate = rate;
+    bool have_best = false;
+    for (const auto& c : EvaluateAll(node, server, rate, o, results)) {
+      if (c.kind == "server-only") rp.server_only = c;
+      if (c.kind == "node-only") rp.node_only = c;
+      ++rp.candidates;
+      if (o.min_accuracy >= 0) {
+        if (c.top1 < 0) {
+          ++rp.excluded_unmeasured;
+          continue;
+        }
+        if (c.top1 < o.min_accuracy) {
+          ++rp.excluded_accuracy;
+          continue;
+        }
+      }
+      if (!have_best) {
+        rp.best = c;  // the list is sorted fastest first
+        have_best = true;
+      }
+      if (!rp.has_split && (c.kind == "split" || c.kind == "pipeline")) {
+        rp.best_split = c;
+        rp.has_split = true;
+      }
+    }
+    if (!have_best) {
+      return FailedPrecondition("no configuration reaches " + std::to_string(o.min_accuracy) +
+                                " % top-1 (of " + std::to_string(rp.candidates) + " candidates, " +
+                                std::to_string(rp.excluded_unmeasured) + " have no measured accuracy: pass --results)");
+    }
+    rp.speedup_vs_server_only = rp.server_only.total_ms / rp.best.total_ms;
+    rp.speedup_vs_node_only = rp.node_only.total_ms / rp.best.total_ms;
+    plans.push_back(rp);
+  }
+  return plans;
+}
+
+}  // namespace splitinfer::plan

@@ -1,0 +1,75 @@
+// plan/planner: the latency model and the search over partition points and codec settings.
+//
+//   split:       node blocks 0..k + encode + (request bytes) / rate + RTT + (reply bytes) / rate
+//                + decode + [compensator/decoder] + server blocks k+1..n-1
+//   server-only: PNG encode on the node + (PNG + request overhead) / rate + RTT + reply / rate
+//                + PNG decode + all blocks on the server
+//   node-only:   all blocks on the node
+//
+// Candidates: every (split, bits, granularity, coder) cell of the node profile's codec table
+// (plain PTQ of the profiled model) and every trained pipeline in the profile. With study
+// results (results.json), each candidate carries its measured top-1 and measured frame bytes;
+// --min-accuracy keeps only candidates whose measured accuracy meets it (a candidate without a
+// measurement is then excluded, and the reason is counted). No LibTorch: planning is arithmetic.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/status.h"
+#include "plan/profile.h"
+
+namespace splitinfer::plan {
+
+struct MeasuredAccuracy {
+  std::string run, method, split, granularity, coder, pipeline;
+  int bits = 0;
+  double top1 = 0, bytes_per_image = 0;
+};
+// results.json (array) or results.jsonl (one object per line) from `splitinfer experiment`.
+Result<std::vector<MeasuredAccuracy>> LoadResults(const std::string& path);
+
+struct PlanOptions {
+  std::vector<double> rates;            // bytes per second
+  double rtt_s = 0.010;
+  double min_accuracy = -1;             // percent; < 0 = no constraint
+  // Bytes of a request beyond the frame (model name, input name/type/shape, parameters, gRPC
+  // prefix) and of a reply beyond 4 bytes per class: measured with the shipped pipeline
+  // (docs/wire_protocol.md "Bytes on the link"; the reply overhead by the same method).
+  double request_overhead_bytes = 92;
+  double reply_overhead_bytes = 40;
+  int64_t server_batch = 1;
+};
+
+struct Choice {
+  std::string kind;                     // split | pipeline | server-only | node-only
+  std::string name;                     // "stem b2 channel cabac", a pipeline name, ...
+  std::string split, granularity, coder, pipeline_file;
+  int bits = 0;
+  double top1 = -1;                     // measured accuracy, -1 when unknown
+  double frame_bytes = 0, request_bytes = 0, reply_bytes = 0;
+  double node_ms = 0, encode_ms = 0, transmit_ms = 0, rtt_ms = 0, decode_ms = 0, server_ms = 0, total_ms = 0;
+  nlohmann::json ToJson() const;
+};
+
+struct RatePlan {
+  double rate = 0;
+  Choice best, server_only, node_only;
+  Choice best_split;  // the fastest split/pipeline choice that meets the constraint (even when a baseline wins)
+  bool has_split = false;
+  double speedup_vs_server_only = 0, speedup_vs_node_only = 0;
+  int64_t candidates = 0, excluded_accuracy = 0, excluded_unmeasured = 0;
+  nlohmann::json ToJson() const;
+};
+
+// The latency of every candidate at one link, sorted fastest first (baselines included).
+std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, double rate, const PlanOptions& options,
+                                const std::vector<MeasuredAccuracy>& results);
+
+Result<std::vector<RatePlan>> Plan(const Profile& node, const Profile& server, const PlanOptions& options,
+                                   const std::vector<MeasuredAccuracy>& results);
+
+}  // namespace splitinfer::plan

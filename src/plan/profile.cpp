@@ -1,0 +1,242 @@
+#include "plan/profile.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <torch/torch.h>
+#include <yaml-cpp/yaml.h>
+
+#include "codec/codec_bench.h"
+#include "core/progress.h"
+#include "data/datasets.h"
+#include "data/transforms.h"
+#include "models/checkpoint.h"
+#include "models/device.h"
+#include "bottleneck/pipeline.h"
+#include "models/zoo/zoo.h"
+#include "runtime/png.h"
+
+namespace splitinfer::plan {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::string MachineName() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, model = "unknown CPU";
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  return std::to_string(std::thread::hardware_concurrency()) + " cores, " + model;
+}
+
+// The kind of arithmetic a block spends its time on, for per-operator scaling.
+std::string OpKind(const torch::nn::Module& block) {
+  bool conv = false, linear = false;
+  for (const auto& m : block.modules(/*include_self=*/true)) {
+    if (dynamic_cast<const torch::nn::Conv2dImpl*>(m.get())) conv = true;
+    if (dynamic_cast<const torch::nn::LinearImpl*>(m.get())) linear = true;
+  }
+  return conv ? "conv" : linear ? "matmul" : "other";
+}
+
+}  // namespace
+
+Result<Profile> MeasureProfile(const ProfileOptions& o) {
+  SI_ASSIGN_OR_RETURN(torch::Device device, models::ParseDevice(o.device));
+  if (o.threads > 0) torch::set_num_threads(o.threads);
+  torch::NoGradGuard no_grad;
+  Profile p;
+  p.machine = MachineName();
+  p.device = o.device;
+  p.threads = o.threads;
+  models::BlockChain model{nullptr};
+  data::Normalization norm;
+  torch::Tensor images_u8;  // the inputs the codec and PNG are measured on
+  const bool checkpoint = o.model.size() > 3 && o.model.substr(o.model.size() - 3) == ".pt";
+  if (checkpoint) {
+    SI_ASSIGN_OR_RETURN(auto loaded, models::LoadCheckpoint(o.model, device));
+    model = loaded.model;
+    p.model = loaded.meta.model;
+    p.source = o.model;
+    p.input_shape = loaded.meta.input_shape;
+    norm = {loaded.meta.norm_mean, loaded.meta.norm_std};
+    if (loaded.meta.dataset == "fmnist") {
+      SI_ASSIGN_OR_RETURN(auto test, data::OpenDataset("fmnist", "", data::Split::kTest));
+      std::vector<int64_t> idx(static_cast<size_t>(o.codec_maps));
+      for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
+      SI_ASSIGN_OR_RETURN(auto batch, test->batch(idx));
+      images_u8 = batch.first;
+      p.inputs = "the first " + std::to_string(o.codec_maps) + " Fashion-MNIST test images";
+    }
+  } else {
+    models::ModelOptions mo;
+    if (o.model == "resnet_fmnist") mo = {/*num_classes=*/10, /*in_channels=*/1, 0, 0};
+    SI_ASSIGN_OR_RETURN(model, models::CreateModel(o.model, mo));
+    model->to(device);
+    model->eval();
+    p.model = o.model;
+    p.source = "random weights";
+    p.input_shape = o.model == "resnet_fmnist" ? std::vector<int64_t>{1, 28, 28} : std::vector<int64_t>{3, 224, 224};
+    norm = data::DefaultNormalization(o.model == "resnet_fmnist" ? "fmnist" : "imagefolder");
+  }
+  if (!images_u8.defined()) {
+    // Smooth random images (a blurred noise field): the codec's bytes on such inputs say little
+    // about real images, but its times do not depend on the content much.
+    auto g = torch::rand({o.codec_maps, p.input_shape[0], p.input_shape[1] / 8 + 1, p.input_shape[2] / 8 + 1});
+    images_u8 = (torch::nn::functional::interpolate(
+                     g, torch::nn::functional::InterpolateFuncOptions()
+                            .size(std::vector<int64_t>{p.input_shape[1], p.input_shape[2]})
+                            .mode(torch::kBilinear)
+                            .align_corners(false)) *
+                 255)
+                    .round()
+                    .to(torch::kUInt8);
+    p.inputs = std::to_string(o.codec_maps) + " smooth random images (times only: bytes are not those of real images)";
+  }
+  const auto names = model->block_names();
+  const int64_t nblocks = model->num_blocks();
+  std::vector<torch::nn::Module*> block_modules;
+  for (const auto& child : model->named_children()) block_modules.push_back(child.value().get());
+  ProgressBar bar(stderr, "profile " + p.model, static_cast<int64_t>(o.batches.size()) * (o.warmup + o.repeats),
+                  o.progress ? 0.5 : 1e9);
+  int64_t step = 0;
+  p.blocks.resize(static_cast<size_t>(nblocks));
+  for (int64_t b = 0; b < nblocks; ++b) {
+    p.blocks[b].name = names[b];
+    p.blocks[b].op = b < static_cast<int64_t>(block_modules.size()) ? OpKind(*block_modules[b]) : "other";
+  }
+  for (int64_t batch : o.batches) {
+    auto x0 = data::ToFloatNormalized(images_u8.index({torch::indexing::Slice(0, 1)}).repeat({batch, 1, 1, 1}), norm)
+                  .to(device);
+    std::vector<std::vector<double>> times(static_cast<size_t>(nblocks));
+    for (int r = 0; r < o.warmup + o.repeats; ++r) {
+      auto x = x0;
+      for (int64_t b = 0; b < nblocks; ++b) {
+        if (device.is_cuda()) torch::cuda::synchronize();
+        const auto t0 = Clock::now();
+        x = model->run_blocks(x, b, b + 1);
+        if (device.is_cuda()) torch::cuda::synchronize();
+        if (r >= o.warmup) times[b].push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      }
+      if (o.progress) bar.update(++step, batch, "batch " + std::to_string(batch));
+    }
+    for (int64_t b = 0; b < nblocks; ++b) p.blocks[b].ms[batch] = Median(times[b]);
+    p.classes = model->forward_all(x0.index({torch::indexing::Slice(0, 1)})).size(1);
+  }
+  if (o.progress) bar.finish("");
+  // Features at every split point, on the measurement images; the codec on them.
+  auto x = data::ToFloatNormalized(images_u8, norm).to(device);
+  int64_t done_block = -1;
+  for (const auto& s : model->split_points()) {
+    x = model->run_blocks(x, done_block + 1, s.block + 1);
+    done_block = s.block;
+    SplitProfile sp;
+    sp.name = s.name;
+    sp.block = s.block;
+    sp.shape.assign(x.sizes().begin() + 1, x.sizes().end());
+    int64_t n = 1;
+    for (int64_t d : sp.shape) n *= d;
+    sp.float_bytes = n * 4;
+    p.splits.push_back(sp);
+    const auto features = x.to(torch::kCPU).contiguous();
+    for (int bits : o.bits) {
+      for (const auto& gran : o.granularities) {
+        for (const auto& coder : o.coders) {
+          codec::CodecBenchOptions co;
+          co.spec.bits = bits;
+          SI_ASSIGN_OR_RETURN(co.spec.granularity, codec::GranularityFromName(gran));
+          co.spec.clip = codec::ClipMethod::kMse;
+          co.spec.range = features.min().item<float>() < 0 ? codec::RangeKind::kSymmetric : codec::RangeKind::kZeroBased;
+          SI_ASSIGN_OR_RETURN(co.coder, codec::CoderFromName(coder));
+          co.repeats = 1;
+          SI_ASSIGN_OR_RETURN(auto r, codec::RunCodecBench(features, co));
+          p.codecs.push_back({s.name, bits, gran, coder, r.encode_ms, r.decode_ms, r.frame_bytes});
+        }
+      }
+    }
+    if (o.progress) std::fprintf(stderr, "profile %s: codec at %s done\n", p.model.c_str(), s.name.c_str());
+  }
+  // Trained pipelines, each as a whole, on the same images one at a time.
+  for (const auto& file : o.pipelines) {
+    SI_ASSIGN_OR_RETURN(auto pipe, bottleneck::Pipeline::Load(file, device));
+    if (pipe.model_meta().model != p.model) {
+      return Mismatch("pipeline " + file + " runs " + pipe.model_meta().model + ", the profile is of " + p.model);
+    }
+    PipelineProfile pp;
+    pp.name = pipe.spec().name;
+    pp.file = file;
+    pp.split = pipe.spec().split;
+    pp.coder = codec::CoderName(pipe.codec().coder);
+    pp.bits = pipe.codec().quant.spec.bits;
+    std::vector<double> node, server, enc, dec;
+    double bytes = 0;
+    const auto xs = data::ToFloatNormalized(images_u8, pipe.normalization()).to(device);
+    for (int r = 0; r < o.warmup + 1; ++r) {
+      for (int64_t i = 0; i < xs.size(0); ++i) {
+        const auto xi = xs.index({torch::indexing::Slice(i, i + 1)});
+        const auto t0 = Clock::now();
+        auto f = pipe.NodeFeatures(xi).to(torch::kCPU).contiguous();
+        const auto t1 = Clock::now();
+        SI_ASSIGN_OR_RETURN(auto e, codec::EncodeFeature(pipe.codec(), f[0]));
+        const auto t2 = Clock::now();
+        SI_ASSIGN_OR_RETURN(auto back, codec::DecodeFeature(pipe.codec(), e.frame.data(), e.frame.size()));
+        const auto t3 = Clock::now();
+        auto logits = pipe.ServerLogits(back.unsqueeze(0));
+        if (device.is_cuda()) torch::cuda::synchronize();
+        const auto t4 = Clock::now();
+        if (r < o.warmup) continue;
+        auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+        node.push_back(ms(t0, t1));
+        enc.push_back(ms(t1, t2));
+        dec.push_back(ms(t2, t3));
+        server.push_back(ms(t3, t4));
+        bytes += static_cast<double>(e.frame.size());
+      }
+    }
+    pp.node_ms = Median(node);
+    pp.server_ms = Median(server);
+    pp.encode_ms = Median(enc);
+    pp.decode_ms = Median(dec);
+    pp.frame_bytes = bytes / static_cast<double>(std::max<size_t>(node.size(), 1));
+    p.pipelines.push_back(pp);
+  }
+  // The server-only baseline: the input image as PNG.
+  std::vector<double> enc, dec;
+  double bytes = 0;
+  const int64_t c = p.input_shape[0], h = p.input_shape[1], w = p.input_shape[2];
+  for (int64_t i = 0; i < images_u8.size(0); ++i) {
+    const auto img = images_u8[i].contiguous();
+    const auto t0 = Clock::now();
+    SI_ASSIGN_OR_RETURN(auto png, runtime::EncodePng(img.data_ptr<uint8_t>(), static_cast<int>(c), static_cast<int>(h),
+                                                     static_cast<int>(w)));
+    const auto t1 = Clock::now();
+    SI_ASSIGN_OR_RETURN(auto back, runtime::DecodePng(std::string_view(reinterpret_cast<const char*>(png.data()), png.size()),
+                                                      static_cast<int>(c), static_cast<int>(h), static_cast<int>(w)));
+    const auto t2 = Clock::now();
+    enc.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    dec.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+    bytes += static_cast<double>(png.size());
+  }
+  p.png_encode_ms = Median(enc);
+  p.png_decode_ms = Median(dec);
+  p.png_bytes = bytes / static_cast<double>(images_u8.size(0));
+  return p;
+}
+
+}  // namespace splitinfer::plan

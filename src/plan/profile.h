@@ -1,0 +1,99 @@
+// plan/profile: what the latency model needs to know about one machine running one model.
+//
+//   per block: median time at batch 1 (node) and at the server's batch sizes, after warm-up
+//   per split point: the feature shape and its float32 bytes
+//   per split x bits x granularity x coder: encode and decode time, frame bytes (real features)
+//   the server-only baseline: PNG encode time and bytes of the input, PNG decode time
+//
+// `splitinfer profile` measures it on this machine; DeriveProfile scales a measured profile to
+// another CPU by per-operator factors (configs/devices/*.yaml says where each factor comes from).
+// Profiles are YAML, so a profile measured on a real board can replace a derived one.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace splitinfer::plan {
+
+struct BlockProfile {
+  std::string name;
+  std::string op;                     // dominant operator kind: conv, matmul, other (for scaling)
+  std::map<int64_t, double> ms;       // batch size -> median milliseconds for the whole batch
+};
+
+struct SplitProfile {
+  std::string name;
+  int64_t block = 0;                  // the last block on the node
+  std::vector<int64_t> shape;         // per-image feature shape
+  int64_t float_bytes = 0;
+};
+
+struct CodecProfile {
+  std::string split;
+  int bits = 0;
+  std::string granularity;            // tensor | channel
+  std::string coder;                  // none | lzma | zstd | cabac
+  double encode_ms = 0, decode_ms = 0, frame_bytes = 0;
+};
+
+// A trained pipeline (autoencoder, compensator, fine-tuned model) measured as a whole: its node
+// side (head + encoder) and server side (compensator/decoder + tail) at batch 1, and its codec.
+struct PipelineProfile {
+  std::string name, file, split, coder;
+  int bits = 0;
+  double node_ms = 0, server_ms = 0, encode_ms = 0, decode_ms = 0, frame_bytes = 0;
+};
+
+struct Profile {
+  std::string machine;                // "2 cores, Intel(R) Xeon(R) Processor" or the derived name
+  std::string device = "cpu";
+  int threads = 1;
+  std::string model;                  // zoo name
+  std::string source;                 // checkpoint path, or "random weights"
+  std::vector<int64_t> input_shape;   // C, H, W
+  int64_t classes = 0;                // logits per image (sizes the reply)
+  std::string inputs;                 // what the codec was measured on: "fmnist test images", ...
+  std::vector<BlockProfile> blocks;
+  std::vector<SplitProfile> splits;
+  std::vector<CodecProfile> codecs;
+  std::vector<PipelineProfile> pipelines;
+  double png_encode_ms = 0, png_decode_ms = 0, png_bytes = 0;
+  std::string derived_from;           // for derived profiles: the measured profile and factors file
+
+  double BlocksMs(int64_t begin, int64_t end, int64_t batch) const;  // blocks [begin, end)
+};
+
+struct ProfileOptions {
+  std::string model;                  // zoo name or checkpoint .pt
+  std::string device = "cpu";
+  int threads = 1;
+  std::vector<int64_t> batches = {1, 8, 32};
+  int warmup = 3, repeats = 10;
+  int64_t codec_maps = 16;            // feature maps per codec cell (half calibrate, half measure)
+  std::vector<int> bits = {1, 2, 4, 8};
+  std::vector<std::string> granularities = {"tensor", "channel"};
+  std::vector<std::string> coders = {"none", "lzma", "zstd", "cabac"};
+  std::vector<std::string> pipelines;  // pipeline YAMLs of this model to measure as well
+  bool progress = true;
+};
+
+Result<Profile> MeasureProfile(const ProfileOptions& options);
+
+// Per-operator factors: node time = measured time x factor[op] (factor "default" for others),
+// codec times x factor["codec"], PNG x factor["png"]. The YAML holds the factors and their source.
+struct ScaleFactors {
+  std::string name;                   // e.g. "raspberry-pi-4"
+  std::map<std::string, double> factors;
+  std::string source;                 // where the factors come from (printed into the profile)
+};
+Result<ScaleFactors> LoadScaleFactors(const std::string& path);
+Profile DeriveProfile(const Profile& measured, const ScaleFactors& factors);
+
+Status SaveProfile(const std::string& path, const Profile& profile);
+Result<Profile> LoadProfile(const std::string& path);
+
+}  // namespace splitinfer::plan

@@ -1,0 +1,204 @@
+#include "plan/profile.h"
+
+#include <fstream>
+
+#include <yaml-cpp/yaml.h>
+
+namespace splitinfer::plan {
+
+double Profile::BlocksMs(int64_t begin, int64_t end, int64_t batch) const {
+  double ms = 0;
+  for (int64_t i = begin; i < end && i < static_cast<int64_t>(blocks.size()); ++i) {
+    const auto& m = blocks[i].ms;
+    auto it = m.find(batch);
+    if (it == m.end()) it = m.begin();  // the caller asked for a batch that was not measured
+    if (it != m.end()) ms += it->second;
+  }
+  return ms;
+}
+
+Result<ScaleFactors> LoadScaleFactors(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return NotFound("device factors file " + path + " not found");
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ": not valid YAML (" + e.what() + ")");
+  }
+  ScaleFactors f;
+  try {
+    if (!root["name"] || !root["factors"] || !root["source"]) {
+      return InvalidArgument(path + ": a factors file has name, source and factors: {conv: X, matmul: X, other: X, "
+                             "codec: X, png: X}");
+    }
+    f.name = root["name"].as<std::string>();
+    f.source = root["source"].as<std::string>();
+    for (const auto& kv : root["factors"]) {
+      const double v = kv.second.as<double>();
+      if (!(v > 0)) return InvalidArgument(path + ": factor " + kv.first.as<std::string>() + " must be > 0");
+      f.factors[kv.first.as<std::string>()] = v;
+    }
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ": " + e.what());
+  }
+  if (!f.factors.count("default")) f.factors["default"] = 1.0;
+  return f;
+}
+
+Profile DeriveProfile(const Profile& m, const ScaleFactors& f) {
+  auto factor = [&](const std::string& op) {
+    auto it = f.factors.find(op);
+    return it != f.factors.end() ? it->second : f.factors.at("default");
+  };
+  Profile p = m;
+  p.machine = f.name + " (derived)";
+  p.derived_from = m.machine + " x factors of " + f.name + ": " + f.source;
+  for (auto& b : p.blocks) {
+    for (auto& [batch, ms] : b.ms) ms *= factor(b.op);
+  }
+  for (auto& c : p.codecs) {
+    c.encode_ms *= factor("codec");
+    c.decode_ms *= factor("codec");
+  }
+  for (auto& pp : p.pipelines) {
+    pp.node_ms *= factor("conv");
+    pp.server_ms *= factor("conv");
+    pp.encode_ms *= factor("codec");
+    pp.decode_ms *= factor("codec");
+  }
+  p.png_encode_ms *= factor("png");
+  p.png_decode_ms *= factor("png");
+  return p;
+}
+
+Status SaveProfile(const std::string& path, const Profile& p) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "machine" << YAML::Value << p.machine;
+  if (!p.derived_from.empty()) out << YAML::Key << "derived_from" << YAML::Value << p.derived_from;
+  out << YAML::Key << "device" << YAML::Value << p.device;
+  out << YAML::Key << "threads" << YAML::Value << p.threads;
+  out << YAML::Key << "model" << YAML::Value << p.model;
+  out << YAML::Key << "source" << YAML::Value << p.source;
+  out << YAML::Key << "input_shape" << YAML::Value << YAML::Flow << p.input_shape;
+  out << YAML::Key << "inputs" << YAML::Value << p.inputs;
+  out << YAML::Key << "classes" << YAML::Value << p.classes;
+  out << YAML::Key << "blocks" << YAML::Value << YAML::BeginSeq;
+  for (const auto& b : p.blocks) {
+    out << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << b.name << YAML::Key << "op"
+        << YAML::Value << b.op << YAML::Key << "ms" << YAML::Value << YAML::BeginMap;
+    for (const auto& [batch, ms] : b.ms) out << YAML::Key << batch << YAML::Value << ms;
+    out << YAML::EndMap << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "splits" << YAML::Value << YAML::BeginSeq;
+  for (const auto& s : p.splits) {
+    out << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << s.name << YAML::Key << "block"
+        << YAML::Value << s.block << YAML::Key << "shape" << YAML::Value << YAML::Flow << s.shape << YAML::Key
+        << "float_bytes" << YAML::Value << s.float_bytes << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "codecs" << YAML::Value << YAML::BeginSeq;
+  for (const auto& c : p.codecs) {
+    out << YAML::Flow << YAML::BeginMap << YAML::Key << "split" << YAML::Value << c.split << YAML::Key << "bits"
+        << YAML::Value << c.bits << YAML::Key << "granularity" << YAML::Value << c.granularity << YAML::Key << "coder"
+        << YAML::Value << c.coder << YAML::Key << "encode_ms" << YAML::Value << c.encode_ms << YAML::Key
+        << "decode_ms" << YAML::Value << c.decode_ms << YAML::Key << "frame_bytes" << YAML::Value << c.frame_bytes
+        << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "pipelines" << YAML::Value << YAML::BeginSeq;
+  for (const auto& pp : p.pipelines) {
+    out << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << pp.name << YAML::Key << "file"
+        << YAML::Value << pp.file << YAML::Key << "split" << YAML::Value << pp.split << YAML::Key << "bits"
+        << YAML::Value << pp.bits << YAML::Key << "coder" << YAML::Value << pp.coder << YAML::Key << "node_ms"
+        << YAML::Value << pp.node_ms << YAML::Key << "server_ms" << YAML::Value << pp.server_ms << YAML::Key
+        << "encode_ms" << YAML::Value << pp.encode_ms << YAML::Key << "decode_ms" << YAML::Value << pp.decode_ms
+        << YAML::Key << "frame_bytes" << YAML::Value << pp.frame_bytes << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "png" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "encode_ms" << YAML::Value
+      << p.png_encode_ms << YAML::Key << "decode_ms" << YAML::Value << p.png_decode_ms << YAML::Key << "bytes"
+      << YAML::Value << p.png_bytes << YAML::EndMap;
+  out << YAML::EndMap;
+  std::ofstream f(path);
+  f << "# splitinfer profile (src/plan/profile.h): times in milliseconds, bytes per image\n" << out.c_str() << "\n";
+  if (!f) return IoError("cannot write " + path);
+  return Status::Ok();
+}
+
+Result<Profile> LoadProfile(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return NotFound("profile " + path + " not found (make one with `splitinfer profile`)");
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ": not valid YAML (" + e.what() + ")");
+  }
+  Profile p;
+  try {
+    for (const char* key : {"machine", "model", "blocks", "splits", "codecs", "png", "input_shape"}) {
+      if (!root[key]) return InvalidArgument(path + ": not a profile (no '" + std::string(key) + "')");
+    }
+    p.machine = root["machine"].as<std::string>();
+    if (root["derived_from"]) p.derived_from = root["derived_from"].as<std::string>();
+    if (root["device"]) p.device = root["device"].as<std::string>();
+    if (root["threads"]) p.threads = root["threads"].as<int>();
+    p.model = root["model"].as<std::string>();
+    if (root["source"]) p.source = root["source"].as<std::string>();
+    if (root["inputs"]) p.inputs = root["inputs"].as<std::string>();
+    if (root["classes"]) p.classes = root["classes"].as<int64_t>();
+    p.input_shape = root["input_shape"].as<std::vector<int64_t>>();
+    for (const auto& b : root["blocks"]) {
+      BlockProfile bp;
+      bp.name = b["name"].as<std::string>();
+      bp.op = b["op"] ? b["op"].as<std::string>() : "other";
+      for (const auto& kv : b["ms"]) bp.ms[kv.first.as<int64_t>()] = kv.second.as<double>();
+      if (bp.ms.empty()) return InvalidArgument(path + ": block " + bp.name + " has no times");
+      p.blocks.push_back(bp);
+    }
+    for (const auto& s : root["splits"]) {
+      SplitProfile sp;
+      sp.name = s["name"].as<std::string>();
+      sp.block = s["block"].as<int64_t>();
+      sp.shape = s["shape"].as<std::vector<int64_t>>();
+      sp.float_bytes = s["float_bytes"].as<int64_t>();
+      if (sp.block < 0 || sp.block >= static_cast<int64_t>(p.blocks.size())) {
+        return InvalidArgument(path + ": split " + sp.name + " names block " + std::to_string(sp.block) +
+                               " of " + std::to_string(p.blocks.size()));
+      }
+      p.splits.push_back(sp);
+    }
+    for (const auto& c : root["codecs"]) {
+      p.codecs.push_back({c["split"].as<std::string>(), c["bits"].as<int>(), c["granularity"].as<std::string>(),
+                          c["coder"].as<std::string>(), c["encode_ms"].as<double>(), c["decode_ms"].as<double>(),
+                          c["frame_bytes"].as<double>()});
+    }
+    if (root["pipelines"]) {
+      for (const auto& x : root["pipelines"]) {
+        PipelineProfile pp;
+        pp.name = x["name"].as<std::string>();
+        pp.file = x["file"].as<std::string>();
+        pp.split = x["split"].as<std::string>();
+        pp.bits = x["bits"].as<int>();
+        pp.coder = x["coder"].as<std::string>();
+        pp.node_ms = x["node_ms"].as<double>();
+        pp.server_ms = x["server_ms"].as<double>();
+        pp.encode_ms = x["encode_ms"].as<double>();
+        pp.decode_ms = x["decode_ms"].as<double>();
+        pp.frame_bytes = x["frame_bytes"].as<double>();
+        p.pipelines.push_back(pp);
+      }
+    }
+    p.png_encode_ms = root["png"]["encode_ms"].as<double>();
+    p.png_decode_ms = root["png"]["decode_ms"].as<double>();
+    p.png_bytes = root["png"]["bytes"].as<double>();
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ": " + e.what());
+  }
+  return p;
+}
+
+}  // namespace splitinfer::plan

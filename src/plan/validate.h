@@ -1,0 +1,39 @@
+// plan/validate: `splitinfer plan --validate`. The chosen configurations run through the real
+// runtime (an in-process server on loopback, the node with the link emulated at each rate) and
+// the measured median end-to-end latency is set beside the prediction.
+//
+// A plain-PTQ choice becomes a pipeline here: the profiled checkpoint, the split, a quantizer
+// calibrated (min-MSE clip) on training images, the coder. A trained pipeline is used as is.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/status.h"
+#include "plan/planner.h"
+
+namespace splitinfer::plan {
+
+struct ValidateOptions {
+  std::string checkpoint;     // the profiled model's checkpoint (.pt)
+  std::string work_dir;       // where generated pipelines go
+  int64_t images = 200;       // test images per configuration (the first ones; after a warm-up of 20)
+  int threads = 1;            // node and server threads (as profiled)
+  bool progress = true;
+};
+
+struct Validation {
+  double rate = 0;
+  std::string kind, name;
+  double predicted_ms = 0, measured_median_ms = 0, measured_p95_ms = 0;
+  double error_pct = 0;       // (predicted - measured) / measured
+  double top1 = 0;            // measured on the validated images
+  nlohmann::json ToJson() const;
+};
+
+Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, const PlanOptions& plan_options,
+                                         const ValidateOptions& options);
+
+}  // namespace splitinfer::plan

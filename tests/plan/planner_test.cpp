@@ -1,0 +1,161 @@
+#include "plan/planner.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace splitinfer::plan {
+namespace {
+
+// Three blocks: 10, 20, 30 ms on the node; a server ten times faster. One split after block 0
+// ("early", 1000-byte frames) and one after block 1 ("late", 100-byte frames).
+Profile Synthetic(double scale) {
+  Profile p;
+  p.machine = scale == 1 ? "node" : "server";
+  p.model = "toy";
+  p.input_shape = {1, 8, 8};
+  p.classes = 10;
+  for (int i = 0; i < 3; ++i) p.blocks.push_back({"b" + std::to_string(i), "conv", {{1, 10.0 * (i + 1) * scale}}});
+  p.splits = {{"early", 0, {4, 4}, 64}, {"late", 1, {2, 2}, 16}};
+  p.codecs = {{"early", 2, "tensor", "zstd", 1.0 * scale, 2.0 * scale, 1000},
+              {"late", 2, "tensor", "zstd", 0.5 * scale, 1.0 * scale, 100}};
+  p.png_encode_ms = 3 * scale;
+  p.png_decode_ms = 4 * scale;
+  p.png_bytes = 5000;
+  return p;
+}
+
+PlanOptions Options(double rate) {
+  PlanOptions o;
+  o.rates = {rate};
+  o.rtt_s = 0.010;
+  o.request_overhead_bytes = 100;
+  o.reply_overhead_bytes = 60;  // + 4 x 10 classes = 100 bytes per reply
+  return o;
+}
+
+TEST(PlannerTest, LatencyModelMatchesAHandComputedAnswer) {
+  const Profile node = Synthetic(1), server = Synthetic(0.1);
+  const auto all = EvaluateAll(node, server, 1e6, Options(1e6), {});
+  auto find = [&](const std::string& name) {
+    for (const auto& c : all) {
+      if (c.name == name) return c;
+    }
+    ADD_FAILURE() << "no candidate " << name;
+    return Choice{};
+  };
+  // late: node 10 + 20, encode 0.5, (100 + 100 request + 100 reply) B at 1 MB/s = 0.3 ms, RTT 10,
+  // decode 0.1 (server's codec), server block 2: 3 ms -> 43.9 ms.
+  const auto late = find("late b2 tensor zstd");
+  EXPECT_DOUBLE_EQ(late.node_ms, 30.0);
+  EXPECT_DOUBLE_EQ(late.encode_ms, 0.5);
+  EXPECT_NEAR(late.transmit_ms, 0.3, 1e-12);
+  EXPECT_DOUBLE_EQ(late.rtt_ms, 10.0);
+  EXPECT_NEAR(late.decode_ms, 0.1, 1e-12);
+  EXPECT_NEAR(late.server_ms, 3.0, 1e-12);
+  EXPECT_NEAR(late.total_ms, 43.9, 1e-9);
+  // early: 10 + 1 + (1000 + 200) / 1e6 s = 1.2 ms + 10 + 0.2 + (2 + 3) = 27.4 ms.
+  EXPECT_NEAR(find("early b2 tensor zstd").total_ms, 27.4, 1e-9);
+  // server-only: PNG 3 + (5000 + 200) B = 5.2 ms + 10 + 0.4 + 6 = 24.6 ms.
+  EXPECT_NEAR(find("server-only").total_ms, 24.6, 1e-9);
+  // node-only: 60 ms, nothing sent.
+  const auto node_only = find("node-only");
+  EXPECT_NEAR(node_only.total_ms, 60.0, 1e-9);
+  EXPECT_EQ(node_only.request_bytes, 0.0);
+  // Sorted fastest first.
+  for (size_t i = 1; i < all.size(); ++i) EXPECT_LE(all[i - 1].total_ms, all[i].total_ms);
+}
+
+TEST(PlannerTest, TheBestChoiceMovesWithTheRate) {
+  const Profile node = Synthetic(1), server = Synthetic(0.1);
+  // Fast link: sending the PNG (24.6 ms) beats the early split (27.4 ms).
+  auto fast = Plan(node, server, Options(1e6), {});
+  ASSERT_TRUE(fast.ok()) << fast.status().ToString();
+  EXPECT_EQ((*fast)[0].best.kind, "server-only");
+  EXPECT_DOUBLE_EQ((*fast)[0].speedup_vs_server_only, 1.0);
+  // At 100 kB/s: PNG 3 + 52 + 10 + 0.4 + 6 = 71.4; early 10 + 1 + 12 + 10 + 0.2 + 5 = 38.2;
+  // late 30 + 0.5 + 3 + 10 + 0.1 + 3 = 46.6 -> early, 71.4 / 38.2 faster than server-only.
+  auto slow = Plan(node, server, Options(1e5), {});
+  ASSERT_TRUE(slow.ok());
+  EXPECT_EQ((*slow)[0].best.name, "early b2 tensor zstd");
+  EXPECT_NEAR((*slow)[0].best.total_ms, 38.2, 1e-9);
+  EXPECT_NEAR((*slow)[0].speedup_vs_server_only, 71.4 / 38.2, 1e-9);
+  EXPECT_NEAR((*slow)[0].speedup_vs_node_only, 60.0 / 38.2, 1e-9);
+}
+
+TEST(PlannerTest, AccuracyConstraintUsesMeasuredResults) {
+  const Profile node = Synthetic(1), server = Synthetic(0.1);
+  std::vector<MeasuredAccuracy> results = {
+      {"float", "float", "", "", "none", "", 0, 90.0, 0},
+      {"ptq_early", "ptq", "early", "tensor", "zstd", "", 2, 80.0, 900},  // fast but inaccurate
+      {"ptq_late", "ptq", "late", "tensor", "zstd", "", 2, 89.5, 120},
+  };
+  auto o = Options(1e5);
+  o.min_accuracy = 89.0;
+  auto plans = Plan(node, server, o, results);
+  ASSERT_TRUE(plans.ok()) << plans.status().ToString();
+  const auto& p = (*plans)[0];
+  // early is excluded (80 %); late (now 120 measured bytes) is the fastest accurate choice.
+  EXPECT_EQ(p.best.name, "late b2 tensor zstd");
+  EXPECT_DOUBLE_EQ(p.best.top1, 89.5);
+  EXPECT_DOUBLE_EQ(p.best.frame_bytes, 120.0);
+  EXPECT_EQ(p.excluded_accuracy, 1);
+  EXPECT_EQ(p.server_only.top1, 90.0);  // the baselines carry the float model's accuracy
+
+  o.min_accuracy = 95.0;  // nothing reaches it
+  auto none = Plan(node, server, o, results);
+  EXPECT_EQ(none.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(none.status().message().find("no configuration reaches"), std::string::npos);
+
+  o.min_accuracy = 50.0;  // without results nothing has a measured accuracy
+  auto unmeasured = Plan(node, server, o, {});
+  EXPECT_EQ(unmeasured.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(unmeasured.status().message().find("pass --results"), std::string::npos);
+}
+
+TEST(PlannerTest, ProfilesMustDescribeTheSameModel) {
+  Profile other = Synthetic(0.1);
+  other.model = "other";
+  EXPECT_EQ(Plan(Synthetic(1), other, Options(1e6), {}).status().code(), ErrorCode::kMismatch);
+  auto o = Options(1e6);
+  o.rates = {0};
+  EXPECT_EQ(Plan(Synthetic(1), Synthetic(1), o, {}).status().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(PlannerTest, ProfileYamlRoundTripAndDerivation) {
+  const auto dir = std::filesystem::temp_directory_path() / ("si_plan_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  Profile p = Synthetic(1);
+  p.pipelines.push_back({"ae", "/x/ae.yaml", "late", "cabac", 2, 31.0, 4.0, 0.2, 0.3, 40.0});
+  ASSERT_TRUE(SaveProfile((dir / "p.yaml").string(), p).ok());
+  auto back = LoadProfile((dir / "p.yaml").string());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->blocks.size(), 3u);
+  EXPECT_DOUBLE_EQ(back->BlocksMs(0, 3, 1), 60.0);
+  EXPECT_EQ(back->codecs.size(), 2u);
+  EXPECT_EQ(back->pipelines.size(), 1u);
+  EXPECT_DOUBLE_EQ(back->pipelines[0].frame_bytes, 40.0);
+  EXPECT_EQ(back->classes, 10);
+
+  std::ofstream(dir / "f.yaml") << "name: slow-board\nsource: test factors\nfactors: {conv: 4, codec: 2, png: 3}\n";
+  auto f = LoadScaleFactors((dir / "f.yaml").string());
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  const Profile d = DeriveProfile(*back, *f);
+  EXPECT_DOUBLE_EQ(d.BlocksMs(0, 3, 1), 240.0);
+  EXPECT_DOUBLE_EQ(d.codecs[0].encode_ms, 2.0);
+  EXPECT_DOUBLE_EQ(d.png_encode_ms, 9.0);
+  EXPECT_DOUBLE_EQ(d.pipelines[0].node_ms, 124.0);
+  EXPECT_NE(d.derived_from.find("test factors"), std::string::npos);
+
+  std::ofstream(dir / "bad.yaml") << "name: x\nfactors: {conv: -1}\nsource: s\n";
+  EXPECT_EQ(LoadScaleFactors((dir / "bad.yaml").string()).status().code(), ErrorCode::kInvalidArgument);
+  std::ofstream(dir / "notprofile.yaml") << "machine: x\n";
+  EXPECT_NE(LoadProfile((dir / "notprofile.yaml").string()).status().message().find("not a profile"),
+            std::string::npos);
+  EXPECT_EQ(LoadProfile((dir / "missing.yaml").string()).status().code(), ErrorCode::kNotFound);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace splitinfer::plan

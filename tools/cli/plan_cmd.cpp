@@ -1,0 +1,216 @@
+#include "tools/cli/plan_cmd.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "plan/planner.h"
+#include "plan/profile.h"
+#include "plan/validate.h"
+#include "runtime/link.h"
+
+namespace splitinfer::cli {
+
+namespace {
+
+template <typename T>
+Result<std::vector<T>> ParseList(const std::string& text, const char* what) {
+  std::vector<T> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    std::stringstream is(item);
+    T v;
+    if (!(is >> v) || !is.eof()) {
+      return InvalidArgument(std::string(what) + " takes values separated by commas, not '" + text + "'");
+    }
+    out.push_back(v);
+  }
+  if (out.empty()) return InvalidArgument(std::string(what) + " is empty");
+  return out;
+}
+
+struct ProfileArgs {
+  plan::ProfileOptions o;
+  std::string out, batches = "1,8,32", bits = "1,2,4,8", coders = "none,lzma,zstd,cabac", derive, from;
+};
+
+Status RunProfile(ProfileArgs a) {
+  if (!a.derive.empty()) {
+    if (a.from.empty()) return InvalidArgument("--derive needs --from PROFILE (a measured profile)");
+    SI_ASSIGN_OR_RETURN(auto measured, plan::LoadProfile(a.from));
+    SI_ASSIGN_OR_RETURN(auto factors, plan::LoadScaleFactors(a.derive));
+    const auto derived = plan::DeriveProfile(measured, factors);
+    SI_RETURN_IF_ERROR(plan::SaveProfile(a.out, derived));
+    std::printf("derived %s: %s\n", a.out.c_str(), derived.derived_from.c_str());
+    return Status::Ok();
+  }
+  if (a.o.model.empty()) return InvalidArgument("profile needs --model NAME|CHECKPOINT (or --derive with --from)");
+  SI_ASSIGN_OR_RETURN(auto batches, ParseList<int64_t>(a.batches, "--batches"));
+  a.o.batches = batches;
+  SI_ASSIGN_OR_RETURN(a.o.bits, ParseList<int>(a.bits, "--bits"));
+  std::vector<std::string> coders;
+  std::stringstream ss(a.coders);
+  for (std::string c; std::getline(ss, c, ',');) coders.push_back(c);
+  a.o.coders = coders;
+  SI_ASSIGN_OR_RETURN(auto p, plan::MeasureProfile(a.o));
+  SI_RETURN_IF_ERROR(plan::SaveProfile(a.out, p));
+  double total = p.BlocksMs(0, static_cast<int64_t>(p.blocks.size()), 1);
+  std::printf("profiled %s on %s (%d thread(s)): %zu blocks, %.3f ms per image at batch 1; %zu codec cells, %zu "
+              "pipelines -> %s\n",
+              p.model.c_str(), p.machine.c_str(), p.threads, p.blocks.size(), total, p.codecs.size(),
+              p.pipelines.size(), a.out.c_str());
+  return Status::Ok();
+}
+
+struct PlanArgs {
+  std::string node, server, rates = "1,2,5,10", rtt = "10ms", results, plot, checkpoint, work_dir = "runs/plan";
+  double min_accuracy = -1;
+  int64_t images = 200;
+  bool json = false, validate = false;
+  int threads = 1;
+};
+
+// Latency against link rate for node-only, server-only and the best choice: gnuplot SVG (and
+// its .dat and .gp beside it, so it can be re-plotted).
+Status WritePlot(const std::string& svg, const plan::Profile& node, const plan::Profile& server,
+                 const plan::PlanOptions& base, const std::vector<plan::MeasuredAccuracy>& results) {
+  const std::string dat = svg + ".dat", gp = svg + ".gp";
+  std::ofstream d(dat);
+  d << "# rate_MBps node_only_ms server_only_ms best_ms best_name\n";
+  for (double r = 0.1; r <= 100.0 + 1e-9; r *= std::pow(10.0, 0.05)) {
+    plan::PlanOptions o = base;
+    o.rates = {r * 1e6};
+    auto plans = plan::Plan(node, server, o, results);
+    if (!plans.ok()) return plans.status();
+    const auto& p = plans->front();
+    d << r << " " << p.node_only.total_ms << " " << p.server_only.total_ms << " " << p.best.total_ms << " \""
+      << p.best.name << "\"\n";
+  }
+  d.close();
+  std::ofstream g(gp);
+  g << "set terminal svg size 800,500 dynamic\nset output '" << svg << "'\n"
+    << "set logscale x\nset xlabel 'link rate (MB/s)'\nset ylabel 'end-to-end latency (ms)'\n"
+    << "set title '" << node.model << ": node " << node.machine << ", server " << server.machine << "' noenhanced\n"
+    << "set key top right\nset grid\n"
+    << "plot '" << dat << "' using 1:2 with lines lw 2 title 'node-only', "
+    << "'' using 1:3 with lines lw 2 title 'server-only', '' using 1:4 with lines lw 2 title 'best split'\n";
+  g.close();
+  const std::string cmd = "gnuplot '" + gp + "' 2>/dev/null";
+  if (std::system(cmd.c_str()) != 0) return Unimplemented("gnuplot failed or is missing; the data is in " + dat);
+  return Status::Ok();
+}
+
+Status RunPlan(const PlanArgs& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  SI_ASSIGN_OR_RETURN(auto node, plan::LoadProfile(a.node));
+  SI_ASSIGN_OR_RETURN(auto server, plan::LoadProfile(a.server));
+  plan::PlanOptions o;
+  SI_ASSIGN_OR_RETURN(auto rates, ParseList<double>(a.rates, "--rates"));
+  for (double r : rates) o.rates.push_back(r * 1e6);
+  SI_ASSIGN_OR_RETURN(o.rtt_s, runtime::ParseDuration(a.rtt));
+  o.min_accuracy = a.min_accuracy;
+  std::vector<plan::MeasuredAccuracy> results;
+  if (!a.results.empty()) {
+    SI_ASSIGN_OR_RETURN(results, plan::LoadResults(a.results));
+  }
+  SI_ASSIGN_OR_RETURN(auto plans, plan::Plan(node, server, o, results));
+  const double plan_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<plan::Validation> validations;
+  if (a.validate) {
+    plan::ValidateOptions vo;
+    vo.checkpoint = a.checkpoint;
+    vo.work_dir = a.work_dir;
+    vo.images = a.images;
+    vo.threads = a.threads;
+    vo.progress = !a.json;
+    SI_ASSIGN_OR_RETURN(validations, plan::Validate(plans, o, vo));
+  }
+  if (!a.plot.empty()) SI_RETURN_IF_ERROR(WritePlot(a.plot, node, server, o, results));
+  if (a.json) {
+    nlohmann::json j = {{"model", node.model},     {"node", node.machine}, {"server", server.machine},
+                        {"rtt_ms", o.rtt_s * 1e3}, {"plan_ms", plan_ms},   {"plans", nlohmann::json::array()}};
+    if (o.min_accuracy >= 0) j["min_accuracy"] = o.min_accuracy;
+    for (const auto& p : plans) j["plans"].push_back(p.ToJson());
+    if (a.validate) {
+      j["validation"] = nlohmann::json::array();
+      for (const auto& v : validations) j["validation"].push_back(v.ToJson());
+    }
+    std::printf("%s\n", j.dump().c_str());
+    return Status::Ok();
+  }
+  std::printf("model %s; node: %s; server: %s; RTT %.1f ms%s\n", node.model.c_str(), node.machine.c_str(),
+              server.machine.c_str(), o.rtt_s * 1e3,
+              o.min_accuracy >= 0 ? (", top-1 >= " + std::to_string(o.min_accuracy).substr(0, 5) + " %").c_str() : "");
+  auto pct = [](double v) { return v < 0 ? std::string("-") : std::to_string(v).substr(0, 5); };
+  std::printf("| MB/s | best | top-1 %% | bytes | best ms | x server-only | x node-only | best split | its top-1 %% | "
+              "its ms | server-only ms | node-only ms |\n");
+  std::printf("|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n");
+  for (const auto& p : plans) {
+    std::printf("| %g | %s | %s | %.1f | %.2f | %.2f | %.2f | %s | %s | %s | %.2f | %.2f |\n", p.rate / 1e6,
+                p.best.name.c_str(), pct(p.best.top1).c_str(), p.best.frame_bytes, p.best.total_ms,
+                p.speedup_vs_server_only, p.speedup_vs_node_only, p.has_split ? p.best_split.name.c_str() : "-",
+                p.has_split ? pct(p.best_split.top1).c_str() : "-",
+                p.has_split ? std::to_string(p.best_split.total_ms).substr(0, 6).c_str() : "-", p.server_only.total_ms,
+                p.node_only.total_ms);
+  }
+  std::printf("planned in %.1f ms\n", plan_ms);
+  if (a.validate) {
+    std::printf("\n| MB/s | kind | configuration | predicted ms | measured median ms | p95 ms | error | top-1 %% |\n");
+    std::printf("|---:|---|---|---:|---:|---:|---:|---:|\n");
+    for (const auto& v : validations) {
+      std::printf("| %g | %s | %s | %.2f | %.2f | %.2f | %+.1f %% | %.2f |\n", v.rate / 1e6, v.kind.c_str(),
+                  v.name.c_str(), v.predicted_ms, v.measured_median_ms, v.measured_p95_ms, v.error_pct, v.top1);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* selected) {
+  auto pa = std::make_shared<ProfileArgs>();
+  auto* profile = app.add_subcommand("profile", "measure per-block, codec and PNG times of a model on this machine");
+  profile->add_option("--model", pa->o.model, "zoo name (random weights) or checkpoint .pt");
+  profile->add_option("--device", pa->o.device, "cpu | cuda | cuda:N");
+  profile->add_option("--threads", pa->o.threads, "LibTorch threads")->check(CLI::Range(1, 1024));
+  profile->add_option("--out", pa->out, "profile YAML to write")->required();
+  profile->add_option("--batches", pa->batches, "batch sizes to time the blocks at (default 1,8,32)");
+  profile->add_option("--bits", pa->bits, "codec bit widths (default 1,2,4,8)");
+  profile->add_option("--coders", pa->coders, "codec coders (default none,lzma,zstd,cabac)");
+  profile->add_option("--repeats", pa->o.repeats, "timed runs per batch size (median)")->check(CLI::Range(1, 10000));
+  profile->add_option("--maps", pa->o.codec_maps, "images the codec and PNG are measured on")->check(CLI::Range(2, 100000));
+  profile->add_option("--pipeline", pa->o.pipelines, "trained pipeline YAML to measure as a whole (repeatable)");
+  profile->add_option("--derive", pa->derive, "instead: scale --from PROFILE by this factors YAML (configs/devices)");
+  profile->add_option("--from", pa->from, "the measured profile --derive scales");
+
+  auto pl = std::make_shared<PlanArgs>();
+  auto* planc = app.add_subcommand("plan", "choose the split and codec setting with the lowest predicted latency");
+  planc->add_option("--node", pl->node, "node profile YAML")->required();
+  planc->add_option("--server", pl->server, "server profile YAML")->required();
+  planc->add_option("--rates", pl->rates, "link rates in MB/s, comma-separated (default 1,2,5,10)");
+  planc->add_option("--rtt", pl->rtt, "round-trip time (default 10ms)");
+  planc->add_option("--min-accuracy", pl->min_accuracy, "only configurations with measured top-1 >= A percent");
+  planc->add_option("--results", pl->results, "the study's results.json: measured accuracy and bytes");
+  planc->add_option("--plot", pl->plot, "write latency vs rate as SVG (gnuplot)");
+  planc->add_flag("--validate", pl->validate, "run the choices through the real runtime and compare");
+  planc->add_option("--checkpoint", pl->checkpoint, "with --validate: the profiled model's checkpoint");
+  planc->add_option("--images", pl->images, "with --validate: images per configuration")->check(CLI::Range(1, 100000));
+  planc->add_option("--work-dir", pl->work_dir, "with --validate: where generated pipelines go");
+  planc->add_option("--threads", pl->threads, "with --validate: node and server threads (as profiled)");
+  planc->add_flag("--json", pl->json, "print one JSON object");
+
+  *selected = [profile, planc] { return profile->parsed() || planc->parsed(); };
+  return [profile, planc, pa, pl]() -> Status {
+    if (profile->parsed()) return RunProfile(*pa);
+    if (planc->parsed()) return RunPlan(*pl);
+    return Status::Ok();
+  };
+}
+
+}  // namespace splitinfer::cli
