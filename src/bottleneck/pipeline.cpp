@@ -227,19 +227,24 @@ void Pipeline::set_eval_all() {
   if (!comp_.is_empty()) comp_->eval();
 }
 
+// Both sides run a lone image as a batch of two on the CPU (models::SlowBatch1Path): the
+// encoder, decoder and compensator convolutions are as small as the head's.
 torch::Tensor Pipeline::NodeFeatures(const torch::Tensor& images) {
-  auto f = node_.model->head(images, split_);
-  if (!ae_.is_empty()) return ae_->encode(f);
-  if (!shared_.is_empty()) return shared_->encode(f, shared_point_);
-  return f;
+  return models::RunAsBatchOfTwo(images, [&](const torch::Tensor& x) {
+    auto f = node_.model->head(x, split_);
+    if (!ae_.is_empty()) return ae_->encode(f);
+    if (!shared_.is_empty()) return shared_->encode(f, shared_point_);
+    return f;
+  });
 }
 
 torch::Tensor Pipeline::ServerLogits(const torch::Tensor& dequantized) {
-  auto f = dequantized.to(device_);
-  if (!comp_.is_empty()) f = comp_->forward(f);
-  if (!ae_.is_empty()) f = ae_->decode(f, split_shape_[1], split_shape_[2]);
-  if (!shared_.is_empty()) f = shared_->decode(f, shared_point_);
-  return server_.model->tail(f, split_);
+  return models::RunAsBatchOfTwo(dequantized.to(device_), [&](torch::Tensor f) {
+    if (!comp_.is_empty()) f = comp_->forward(f);
+    if (!ae_.is_empty()) f = ae_->decode(f, split_shape_[1], split_shape_[2]);
+    if (!shared_.is_empty()) f = shared_->decode(f, shared_point_);
+    return server_.model->tail(f, split_);
+  });
 }
 
 int64_t Pipeline::node_extra_params() const {

@@ -18,6 +18,7 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
+#include <ATen/ops/cat.h>
 
 #include "core/status.h"
 
@@ -27,6 +28,20 @@ struct SplitPoint {
   std::string name;  // e.g. "stem", "layer1", "encoder_3"
   int64_t block = 0;  // index of the last block that runs on the node
 };
+
+// True when `x` is a lone CPU float32 image at inference (grad mode off): LibTorch 1.13 runs
+// small batch-1 convolutions through its native kernel, ~18x slower than oneDNN on Debian's
+// build (reference BLAS), and a batch of two takes the oneDNN path. Callers that run a whole
+// sub-network then duplicate the image and keep the first result (RunAsBatchOfTwo).
+bool SlowBatch1Path(const torch::Tensor& x);
+
+// fn(x) computed as fn([x, x])[0:1] when SlowBatch1Path(x), else fn(x). Only for networks whose
+// samples do not interact (eval-mode BatchNorm, no batch statistics).
+template <typename Fn>
+torch::Tensor RunAsBatchOfTwo(const torch::Tensor& x, Fn&& fn) {
+  if (!SlowBatch1Path(x)) return fn(x);
+  return fn(torch::cat({x, x})).narrow(0, 0, 1).contiguous();
+}
 
 // Anything that can be cut: native LibTorch chains and imported TorchScript chains.
 class SplitModel {
