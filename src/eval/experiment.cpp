@@ -1,5 +1,7 @@
 #include "eval/experiment.h"
 
+#include "core/system.h"
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -46,17 +48,6 @@ std::vector<std::pair<std::string, YAML::Node>> Expand(const std::string& name, 
   return out;
 }
 
-std::string Machine() {
-  std::ifstream cpu("/proc/cpuinfo");
-  std::string line, model = "unknown CPU";
-  while (std::getline(cpu, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      model = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
-  return std::to_string(std::thread::hardware_concurrency()) + " cores, " + model;
-}
 
 }  // namespace
 
@@ -285,7 +276,7 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
   SI_RETURN_IF_ERROR(WriteJson((fs::path(options.out_dir) / "results.json").string(), rows));
   ReportOptions ro;
   ro.command = options.command;
-  ro.machine = Machine() + (options.device.is_cuda() ? " + CUDA GPU" : ", no GPU used");
+  ro.machine = MachineDescription() + (options.device.is_cuda() ? " + CUDA GPU" : ", no GPU used");
   return WriteReport(options.out_dir, rows, ro);
 }
 

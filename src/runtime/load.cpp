@@ -14,6 +14,7 @@
 #include "bottleneck/pipeline.h"
 #include "data/datasets.h"
 #include "data/transforms.h"
+#include "runtime/node.h"
 #include "runtime/proto/inference.grpc.pb.h"
 #include "runtime/wire.h"
 
@@ -37,16 +38,6 @@ nlohmann::json LoadLevel::ToJson() const {
           {"rss_before_mb", rss_before_mb}, {"rss_after_mb", rss_after_mb}};
 }
 
-namespace {
-
-double Percentile(std::vector<double>& v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t k = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
-  return v[std::min(v.size() - 1, k == 0 ? 0 : k - 1)] * 1e3;
-}
-
-}  // namespace
 
 Result<std::vector<LoadLevel>> RunLoad(const LoadOptions& o) {
   if (o.pipeline.empty()) return InvalidArgument("load needs --pipeline FILE (frames are made with its node side)");
@@ -129,10 +120,10 @@ Result<std::vector<LoadLevel>> RunLoad(const LoadOptions& o) {
     level.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     level.ok = static_cast<int64_t>(ok_s.size());
     level.throughput = static_cast<double>(level.ok) / level.seconds;
-    level.p50_ms = Percentile(ok_s, 0.50);
-    level.p95_ms = Percentile(ok_s, 0.95);
-    level.p99_ms = Percentile(ok_s, 0.99);
-    level.refused_p50_ms = Percentile(refused_s, 0.50);
+    level.p50_ms = PercentileMs(ok_s, 0.50);
+    level.p95_ms = PercentileMs(ok_s, 0.95);
+    level.p99_ms = PercentileMs(ok_s, 0.99);
+    level.refused_p50_ms = PercentileMs(refused_s, 0.50);
     if (o.server_pid > 0) level.rss_after_mb = ResidentMiB(o.server_pid);
     if (o.progress) {
       int64_t errors = 0;

@@ -11,6 +11,7 @@
 
 #include "bottleneck/pipeline.h"
 #include "core/progress.h"
+#include "core/system.h"
 #include "data/datasets.h"
 #include "data/transforms.h"
 #include "runtime/png.h"
@@ -21,17 +22,19 @@ namespace splitinfer::runtime {
 
 using Clock = std::chrono::steady_clock;
 
+double PercentileMs(std::vector<double>& s, double q) {
+  if (s.empty()) return 0;
+  std::sort(s.begin(), s.end());
+  // Nearest rank: the smallest value with at least q of the samples at or below it.
+  const size_t k = static_cast<size_t>(std::ceil(q * static_cast<double>(s.size())));
+  return s[std::min(s.size() - 1, k == 0 ? 0 : k - 1)] * 1e3;
+}
+
 LatencyStats Summarise(std::vector<double> s) {
   LatencyStats r;
   if (s.empty()) return r;
-  std::sort(s.begin(), s.end());
-  auto at = [&](double q) {
-    // Nearest rank: the smallest value with at least q of the samples at or below it.
-    const size_t k = static_cast<size_t>(std::ceil(q * static_cast<double>(s.size())));
-    return s[std::min(s.size() - 1, k == 0 ? 0 : k - 1)];
-  };
-  r.median_ms = at(0.5) * 1e3;
-  r.p95_ms = at(0.95) * 1e3;
+  r.median_ms = PercentileMs(s, 0.5);
+  r.p95_ms = PercentileMs(s, 0.95);
   double sum = 0;
   for (double v : s) sum += v;
   r.mean_ms = sum / static_cast<double>(s.size()) * 1e3;
@@ -63,14 +66,6 @@ nlohmann::json NodeReport::ToJson() const {
 }
 
 namespace {
-
-Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFound("file " + path + " not found");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool Retryable(const grpc::Status& s) {
   return s.error_code() == grpc::StatusCode::UNAVAILABLE || s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
@@ -237,7 +232,7 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
   if (o.mode != "node-only") {
     std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
     if (!o.tls_ca.empty()) {
-      SI_ASSIGN_OR_RETURN(auto ca, ReadFile(o.tls_ca));
+      SI_ASSIGN_OR_RETURN(auto ca, ReadTextFile(o.tls_ca, "TLS root certificate"));
       grpc::SslCredentialsOptions so;
       so.pem_root_certs = ca;
       creds = grpc::SslCredentials(so);

@@ -44,6 +44,8 @@ struct LatencyStats {
   double median_ms = 0, p95_ms = 0, mean_ms = 0;
 };
 LatencyStats Summarise(std::vector<double> seconds);
+// The q-quantile (0 < q <= 1, nearest rank) of `seconds`, in milliseconds; sorts in place; 0 if empty.
+double PercentileMs(std::vector<double>& seconds, double q);
 
 struct NodeReport {
   std::string mode, model, server_address;

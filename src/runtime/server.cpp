@@ -14,6 +14,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "bottleneck/pipeline.h"
+#include "core/system.h"
 #include "data/transforms.h"
 #include "runtime/png.h"
 #include "runtime/proto/inference.grpc.pb.h"
@@ -26,23 +27,11 @@ namespace splitinfer::runtime {
 
 namespace {
 
-Result<std::string> ReadText(const std::string& path, const std::string& what) {
-  std::ifstream in(path);
-  if (!in) return NotFound(what + " " + path + " not found");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 }  // namespace
 
 Result<ServerConfig> LoadServerConfig(const std::string& path) {
-  SI_ASSIGN_OR_RETURN(std::string text, ReadText(path, "server config"));
+  SI_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path, "server config"));
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -88,9 +77,7 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
     if (root["max_images_per_request"]) c.limits.max_batch = root["max_images_per_request"].as<uint64_t>();
     if (root["default_deadline_s"]) c.default_deadline_s = root["default_deadline_s"].as<double>();
     if (root["token_file"]) {
-      SI_ASSIGN_OR_RETURN(auto token, ReadText(resolve(root["token_file"].as<std::string>()), "token file"));
-      c.token = Trim(token);
-      if (c.token.empty()) return InvalidArgument(path + ": the token file is empty");
+      SI_ASSIGN_OR_RETURN(c.token, ReadFirstLine(resolve(root["token_file"].as<std::string>()), "token file"));
     }
     if (root["tls_cert"]) c.tls_cert = resolve(root["tls_cert"].as<std::string>());
     if (root["tls_key"]) c.tls_key = resolve(root["tls_key"].as<std::string>());
@@ -608,8 +595,8 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   grpc::ServerBuilder builder;
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
   if (!config.tls_cert.empty()) {
-    SI_ASSIGN_OR_RETURN(auto cert, ReadText(config.tls_cert, "TLS certificate"));
-    SI_ASSIGN_OR_RETURN(auto key, ReadText(config.tls_key, "TLS key"));
+    SI_ASSIGN_OR_RETURN(auto cert, ReadTextFile(config.tls_cert, "TLS certificate"));
+    SI_ASSIGN_OR_RETURN(auto key, ReadTextFile(config.tls_key, "TLS key"));
     grpc::SslServerCredentialsOptions opts;
     opts.pem_key_cert_pairs.push_back({key, cert});
     creds = grpc::SslServerCredentials(opts);

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 
+#include "core/system.h"
 #include "runtime/load.h"
 #include "runtime/node.h"
 #include "runtime/server.h"
@@ -32,10 +33,7 @@ Status RunServe(const ServeArgs& a) {
   if (a.max_batch > 0) c.batch.max_batch = a.max_batch;
   if (a.max_wait_ms >= 0) c.batch.max_wait = std::chrono::microseconds(static_cast<int64_t>(a.max_wait_ms * 1000));
   if (!a.token_file.empty()) {
-    std::ifstream in(a.token_file);
-    if (!in) return NotFound("token file " + a.token_file + " not found");
-    std::getline(in, c.token);
-    if (c.token.empty()) return InvalidArgument("token file " + a.token_file + " is empty");
+    SI_ASSIGN_OR_RETURN(c.token, ReadFirstLine(a.token_file, "token file"));
   }
   // SIGTERM/SIGINT are taken by sigwait below: block them before gRPC starts its threads, so
   // that every thread inherits the mask and none is interrupted.
@@ -81,9 +79,7 @@ Status RunNodeCmd(NodeArgs a) {
   SI_ASSIGN_OR_RETURN(a.o.link.rate_bytes_per_s, runtime::ParseRate(a.rate));
   SI_ASSIGN_OR_RETURN(a.o.link.rtt_s, runtime::ParseDuration(a.rtt));
   if (!a.token_file.empty()) {
-    std::ifstream in(a.token_file);
-    if (!in) return NotFound("token file " + a.token_file + " not found");
-    std::getline(in, a.o.token);
+    SI_ASSIGN_OR_RETURN(a.o.token, ReadFirstLine(a.token_file, "token file"));
   }
   a.o.progress = !a.json && !a.quiet;
   SI_ASSIGN_OR_RETURN(auto r, runtime::RunNode(a.o));
@@ -124,9 +120,7 @@ Status RunLoadCmd(LoadArgs a) {
     }
   }
   if (!a.token_file.empty()) {
-    std::ifstream in(a.token_file);
-    if (!in) return NotFound("token file " + a.token_file + " not found");
-    std::getline(in, a.o.token);
+    SI_ASSIGN_OR_RETURN(a.o.token, ReadFirstLine(a.token_file, "token file"));
   }
   SI_ASSIGN_OR_RETURN(auto levels, runtime::RunLoad(a.o));
   if (a.json) {

@@ -1,0 +1,39 @@
+#include "core/system.h"
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace splitinfer {
+
+std::string MachineDescription() {
+  std::ifstream cpu("/proc/cpuinfo");
+  std::string line, model = "unknown CPU";
+  while (std::getline(cpu, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  return std::to_string(std::thread::hardware_concurrency()) + " cores, " + model;
+}
+
+Result<std::string> ReadTextFile(const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  if (!in) return NotFound(what + " " + path + " not found");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Result<std::string> ReadFirstLine(const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  if (!in) return NotFound(what + " " + path + " not found");
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  if (line.empty()) return InvalidArgument(what + " " + path + " is empty");
+  return line;
+}
+
+}  // namespace splitinfer
