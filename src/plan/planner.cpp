@@ -58,8 +58,9 @@ nlohmann::json Choice::ToJson() const {
                       {"frame_bytes", frame_bytes}, {"request_bytes", request_bytes},
                       {"reply_bytes", reply_bytes},
                       {"node_ms", node_ms},   {"encode_ms", encode_ms}, {"transmit_ms", transmit_ms},
-                      {"rtt_ms", rtt_ms},     {"decode_ms", decode_ms}, {"server_ms", server_ms},
-                      {"total_ms", total_ms}};
+                      {"rtt_ms", rtt_ms},     {"call_ms", call_ms},     {"decode_ms", decode_ms},
+                      {"server_ms", server_ms}, {"node_slowdown", node_slowdown},
+                      {"server_slowdown", server_slowdown}, {"total_ms", total_ms}};
   if (!split.empty()) j["split"] = split;
   if (bits) j["bits"] = bits;
   if (!granularity.empty()) j["granularity"] = granularity;
@@ -104,17 +105,38 @@ std::string Canonical(const std::string& path) {
   return ec ? path : c.string();
 }
 
-// Finishes a choice: transmission at `rate`, the RTT, the sum.
-void Finish(Choice& c, double rate, const PlanOptions& o, int64_t classes) {
-  c.reply_bytes = o.reply_overhead_bytes + 4.0 * static_cast<double>(classes);
+// Finishes a choice: transmission at `rate`, the RTT, the call, the idle slowdown, the sum.
+//
+// The profiles time compute back to back; in a split deployment the node computes after
+// waiting for the previous reply (link + server) and the server after waiting for the next
+// frame (node + link), and each starts cold. The gaps depend on the slowed-down times, so the
+// slowdowns are found by a few fixed-point rounds (they settle in two or three).
+void Finish(Choice& c, double rate, const PlanOptions& o, const Profile& node, const Profile& server) {
+  c.reply_bytes = o.reply_overhead_bytes + 4.0 * static_cast<double>(node.classes);
   if (c.kind == "node-only") {
     c.request_bytes = c.reply_bytes = 0;
   } else {
     c.request_bytes = c.frame_bytes + o.request_overhead_bytes;
     c.transmit_ms = rate > 0 ? (c.request_bytes + c.reply_bytes) / rate * 1e3 : 0;
     c.rtt_ms = o.rtt_s * 1e3;
+    c.call_ms = node.call_ms;
+    // The server's own per-request work (parsing, batcher hand-off, softmax, reply) goes with
+    // its decode.
+    c.decode_ms += c.kind == "server-only" ? server.server_request_png_ms : server.server_request_ms;
+    if (o.idle_slowdown) {
+      const double node_hot = c.node_ms, enc_hot = c.encode_ms, dec_hot = c.decode_ms, server_hot = c.server_ms;
+      for (int round = 0; round < 4; ++round) {
+        const double link = c.transmit_ms + c.rtt_ms + c.call_ms;
+        c.node_slowdown = node.SlowdownAfter(link + c.decode_ms + c.server_ms);
+        c.server_slowdown = server.SlowdownAfter(c.node_ms + c.encode_ms + link);
+        c.node_ms = node_hot * c.node_slowdown;
+        c.encode_ms = enc_hot * c.node_slowdown;
+        c.decode_ms = dec_hot * c.server_slowdown;
+        c.server_ms = server_hot * c.server_slowdown;
+      }
+    }
   }
-  c.total_ms = c.node_ms + c.encode_ms + c.transmit_ms + c.rtt_ms + c.decode_ms + c.server_ms;
+  c.total_ms = c.node_ms + c.encode_ms + c.transmit_ms + c.rtt_ms + c.call_ms + c.decode_ms + c.server_ms;
 }
 
 }  // namespace
@@ -146,12 +168,12 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
           ch.frame_bytes = r.bytes_per_image;  // measured on the whole test set: better than the profile's few maps
         }
       }
-      ch.node_ms = node.BlocksMs(0, s.block + 1, 1);
+      ch.node_ms = node.BlocksMs(0, s.block + 1, 1) * node.stream_factor;
       ch.encode_ms = c.encode_ms;
       const CodecProfile* sc = FindCodec(server, s.name, c.bits, c.granularity, c.coder);
       ch.decode_ms = sc ? sc->decode_ms : c.decode_ms;
-      ch.server_ms = server.BlocksMs(s.block + 1, n, o.server_batch);
-      Finish(ch, rate, o, node.classes);
+      ch.server_ms = server.BlocksMs(s.block + 1, n, o.server_batch) * (o.server_batch == 1 ? server.stream_factor : 1.0);
+      Finish(ch, rate, o, node, server);
       all.push_back(ch);
     }
   }
@@ -176,7 +198,7 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
     ch.encode_ms = pp.encode_ms;
     ch.decode_ms = sp ? sp->decode_ms : pp.decode_ms;
     ch.server_ms = sp ? sp->server_ms : pp.server_ms;
-    Finish(ch, rate, o, node.classes);
+    Finish(ch, rate, o, node, server);
     all.push_back(ch);
   }
   Choice so;
@@ -185,14 +207,14 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
   so.top1 = float_top1;
   so.encode_ms = node.png_encode_ms;
   so.decode_ms = server.png_decode_ms;
-  so.server_ms = server.BlocksMs(0, n, o.server_batch);
-  Finish(so, rate, o, node.classes);
+  so.server_ms = server.BlocksMs(0, n, o.server_batch) * (o.server_batch == 1 ? server.stream_factor : 1.0);
+  Finish(so, rate, o, node, server);
   all.push_back(so);
   Choice no;
   no.kind = no.name = "node-only";
   no.top1 = float_top1;
-  no.node_ms = node.BlocksMs(0, n, 1);
-  Finish(no, rate, o, node.classes);
+  no.node_ms = node.BlocksMs(0, n, 1) * node.stream_factor;
+  Finish(no, rate, o, node, server);
   all.push_back(no);
   std::stable_sort(all.begin(), all.end(), [](const Choice& a, const Choice& b) { return a.total_ms < b.total_ms; });
   return all;

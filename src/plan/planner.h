@@ -1,10 +1,12 @@
 // plan/planner: the latency model and the search over partition points and codec settings.
 //
 //   split:       node blocks 0..k + encode + (request bytes) / rate + RTT + (reply bytes) / rate
-//                + decode + [compensator/decoder] + server blocks k+1..n-1
+//                + call + decode + [compensator/decoder] + server blocks k+1..n-1
 //   server-only: PNG encode on the node + (PNG + request overhead) / rate + RTT + reply / rate
-//                + PNG decode + all blocks on the server
+//                + call + PNG decode + all blocks on the server
 //   node-only:   all blocks on the node
+// where call is one empty gRPC round trip on loopback (profile.call_ms) and, for the networked
+// choices, each side's compute is scaled by its idle slowdown (PlanOptions::idle_slowdown).
 //
 // Candidates: every (split, bits, granularity, coder) cell of the node profile's codec table
 // (plain PTQ of the profiled model) and every trained pipeline in the profile. With study
@@ -42,6 +44,9 @@ struct PlanOptions {
   double request_overhead_bytes = 92;
   double reply_overhead_bytes = 40;
   int64_t server_batch = 1;
+  // Scale each side's compute by its profile's idle_slowdown at the gap it waits between images
+  // (node: link + call + server; server: node + link + call). Off: times as profiled (hot).
+  bool idle_slowdown = true;
 };
 
 struct Choice {
@@ -51,7 +56,9 @@ struct Choice {
   int bits = 0;
   double top1 = -1;                     // measured accuracy, -1 when unknown
   double frame_bytes = 0, request_bytes = 0, reply_bytes = 0;
-  double node_ms = 0, encode_ms = 0, transmit_ms = 0, rtt_ms = 0, decode_ms = 0, server_ms = 0, total_ms = 0;
+  double node_ms = 0, encode_ms = 0, transmit_ms = 0, rtt_ms = 0, call_ms = 0, decode_ms = 0, server_ms = 0,
+         total_ms = 0;
+  double node_slowdown = 1, server_slowdown = 1;  // the idle slowdowns applied (see PlanOptions)
   nlohmann::json ToJson() const;
 };
 

@@ -20,6 +20,9 @@
 #include "bottleneck/pipeline.h"
 #include "models/zoo/zoo.h"
 #include "runtime/png.h"
+#include "runtime/node.h"
+#include "runtime/probe.h"
+#include "runtime/server.h"
 
 namespace splitinfer::plan {
 
@@ -43,6 +46,54 @@ std::string OpKind(const torch::nn::Module& block) {
     if (dynamic_cast<const torch::nn::LinearImpl*>(m.get())) linear = true;
   }
   return conv ? "conv" : linear ? "matmul" : "other";
+}
+
+// What a request costs beyond compute, codec and link. With a trained pipeline of the model
+// (Fashion-MNIST), the real runtime on loopback with no link emulated: the node's round trip
+// outside the server's reported time is the call, the server's reported time beyond its
+// profiled decode and compute is its per-request work (parsing, batcher hand-off, softmax,
+// reply), for frames and for PNG. Without one, an empty gRPC call (runtime/probe.h) stands in
+// for the call and the server's per-request work is taken as zero.
+Status MeasureCalls(const ProfileOptions& o, Profile& p) {
+  if (o.pipelines.empty() || p.pipelines.empty() || p.input_shape != std::vector<int64_t>{1, 28, 28}) {
+    SI_ASSIGN_OR_RETURN(p.call_ms, runtime::LoopbackCallMs());
+    p.calls_measured_with = "an empty gRPC call on loopback (no pipeline to serve)";
+    return Status::Ok();
+  }
+  runtime::ServerConfig sc;
+  sc.pipelines = {o.pipelines.front()};
+  sc.listen = "127.0.0.1:0";
+  sc.device = o.device;
+  sc.threads = o.threads;
+  SI_ASSIGN_OR_RETURN(auto server, runtime::Server::Start(sc));
+  const PipelineProfile& pp = p.pipelines.front();
+  const double whole = p.BlocksMs(0, static_cast<int64_t>(p.blocks.size()), 1);
+  for (const std::string mode : {"split", "server-only"}) {
+    runtime::NodeOptions no;
+    no.server = "127.0.0.1:" + std::to_string(server->port());
+    no.pipeline = o.pipelines.front();
+    no.mode = mode;
+    no.threads = o.threads;
+    no.progress = false;
+    no.limit = 20;  // warm-up: connection set-up, allocator growth
+    SI_RETURN_IF_ERROR(runtime::RunNode(no).status());
+    no.limit = o.call_images;
+    SI_ASSIGN_OR_RETURN(auto rep, runtime::RunNode(no));
+    if (mode == "split") {
+      p.call_ms = rep.transmit.median_ms;
+      p.server_request_ms = std::max(0.0, rep.server.median_ms - pp.decode_ms - pp.server_ms);
+    } else {
+      p.server_request_png_ms = std::max(0.0, rep.server.median_ms - p.png_decode_ms - whole);
+    }
+  }
+  server->Shutdown(5);
+  p.calls_measured_with = "the runtime on loopback serving " + pp.name + ", " + std::to_string(o.call_images) +
+                          " images per mode, no link";
+  if (o.progress) {
+    std::fprintf(stderr, "profile %s: call %.3f ms; server per request %.3f ms (frame), %.3f ms (PNG)\n",
+                 p.model.c_str(), p.call_ms, p.server_request_ms, p.server_request_png_ms);
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -129,6 +180,52 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
     for (int64_t b = 0; b < nblocks; ++b) p.blocks[b].ms[batch] = Median(times[b]);
   }
   if (o.progress) bar.finish("");
+  // The whole model at batch 1 after an idle gap, against back to back: in a split deployment
+  // each side waits on the link between images and starts the next one cold.
+  {
+    auto x1 = data::ToFloatNormalized(images_u8.index({torch::indexing::Slice(0, 1)}), norm).to(device);
+    auto run_once = [&] {
+      if (device.is_cuda()) torch::cuda::synchronize();
+      const auto t0 = Clock::now();
+      auto y = model->run_blocks(x1, 0, nblocks);
+      if (device.is_cuda()) torch::cuda::synchronize();
+      return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    };
+    for (int r = 0; r < o.warmup; ++r) run_once();
+    // A stream of different images, each normalised and answered as the node does it (the
+    // blocks above run one repeated input): fresh tensors and inputs cost a little more.
+    {
+      std::vector<double> t;
+      for (int r = 0; r < o.warmup + o.stream_images; ++r) {
+        const int64_t i = r % images_u8.size(0);
+        const auto t0 = Clock::now();
+        const auto xi = data::ToFloatNormalized(images_u8.index({torch::indexing::Slice(i, i + 1)}), norm).to(device);
+        const int64_t top = model->run_blocks(xi, 0, nblocks).argmax(1).item<int64_t>();
+        (void)top;
+        if (r >= o.warmup) t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      }
+      const double blocks = p.BlocksMs(0, nblocks, 1);
+      p.stream_factor = blocks > 0 ? Median(t) / blocks : 1.0;
+    }
+    double hot = 0;
+    for (double gap : o.idle_gaps_ms) {
+      std::vector<double> t;
+      // Many runs where they are cheap, at least 5 where each waits long.
+      const int repeats = gap > 0 ? std::clamp(static_cast<int>(o.idle_budget_ms / gap), 5, o.idle_repeats)
+                                  : o.idle_repeats;
+      for (int r = 0; r < repeats; ++r) {
+        if (gap > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(gap));
+        t.push_back(run_once());
+      }
+      const double m = Median(t);
+      if (gap == 0 || hot == 0) hot = m;
+      p.idle_slowdown[gap] = m / hot;
+    }
+    if (o.progress && !o.idle_gaps_ms.empty()) {
+      std::fprintf(stderr, "profile %s: %.3f ms back to back, x%.2f after %g ms idle\n", p.model.c_str(), hot,
+                   p.idle_slowdown.rbegin()->second, p.idle_slowdown.rbegin()->first);
+    }
+  }
   // Features at every split point, on the measurement images; the codec on them.
   auto x = data::ToFloatNormalized(images_u8, norm).to(device);
   int64_t done_block = -1;
@@ -227,6 +324,7 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
   p.png_encode_ms = Median(enc);
   p.png_decode_ms = Median(dec);
   p.png_bytes = bytes / static_cast<double>(images_u8.size(0));
+  SI_RETURN_IF_ERROR(MeasureCalls(o, p));
   return p;
 }
 

@@ -62,9 +62,24 @@ struct Profile {
   std::vector<CodecProfile> codecs;
   std::vector<PipelineProfile> pipelines;
   double png_encode_ms = 0, png_decode_ms = 0, png_bytes = 0;
+  // Idle gap (ms) -> the whole model's batch-1 time after that long idle / back to back. A node
+  // that waits on the link, and a server that waits for the next frame, start each image cold
+  // (caches, TLB, clocks): on the 2-vCPU VM the model is ~1.3x slower after 10 ms idle and
+  // ~3x after 100 ms. Empty: no such effect.
+  std::map<double, double> idle_slowdown;
+  // Per request, beyond compute, codec and link: the call as the node sees it outside the
+  // server's own time, and the server's own work beyond decode and compute, for a frame and for
+  // a PNG (see MeasureCalls in profile.cpp for how).
+  double call_ms = 0, server_request_ms = 0, server_request_png_ms = 0;
+  // The whole model answering a stream of different images (normalise, run, argmax) over the sum
+  // of its blocks timed on one repeated input: the planner scales batch-1 block sums by it.
+  double stream_factor = 1;
+  std::string calls_measured_with;
   std::string derived_from;           // for derived profiles: the measured profile and factors file
 
   double BlocksMs(int64_t begin, int64_t end, int64_t batch) const;  // blocks [begin, end)
+  // idle_slowdown at `gap_ms`, linear between measured gaps, flat beyond the last; 1 if none.
+  double SlowdownAfter(double gap_ms) const;
 };
 
 struct ProfileOptions {
@@ -78,13 +93,20 @@ struct ProfileOptions {
   std::vector<std::string> granularities = {"tensor", "channel"};
   std::vector<std::string> coders = {"none", "lzma", "zstd", "cabac"};
   std::vector<std::string> pipelines;  // pipeline YAMLs of this model to measure as well
+  std::vector<double> idle_gaps_ms = {0, 1, 2, 5, 10, 20, 50, 100, 200, 500};
+  int idle_repeats = 25;              // timed runs per gap (median), at most
+  double idle_budget_ms = 2000;       // idle time per gap, so that long gaps get fewer runs (>= 5)
+  int64_t call_images = 200;          // images per mode for the per-request costs
+  int stream_images = 100;            // images for stream_factor
   bool progress = true;
 };
 
 Result<Profile> MeasureProfile(const ProfileOptions& options);
 
 // Per-operator factors: node time = measured time x factor[op] (factor "default" for others),
-// codec times x factor["codec"], PNG x factor["png"]. The YAML holds the factors and their source.
+// codec times x factor["codec"], PNG x factor["png"], the loopback call x factor["rpc"] (1 if
+// absent). The idle slowdown is a ratio and is kept as measured. The YAML holds the factors and
+// their source.
 struct ScaleFactors {
   std::string name;                   // e.g. "raspberry-pi-4"
   std::map<std::string, double> factors;

@@ -1,6 +1,7 @@
 #include "plan/profile.h"
 
 #include <fstream>
+#include <iterator>
 
 #include <yaml-cpp/yaml.h>
 
@@ -15,6 +16,16 @@ double Profile::BlocksMs(int64_t begin, int64_t end, int64_t batch) const {
     if (it != m.end()) ms += it->second;
   }
   return ms;
+}
+
+double Profile::SlowdownAfter(double gap_ms) const {
+  if (idle_slowdown.empty()) return 1.0;
+  auto hi = idle_slowdown.lower_bound(gap_ms);
+  if (hi == idle_slowdown.end()) return std::prev(hi)->second;
+  if (hi == idle_slowdown.begin() || hi->first == gap_ms) return hi->second;
+  auto lo = std::prev(hi);
+  const double t = (gap_ms - lo->first) / (hi->first - lo->first);
+  return lo->second + t * (hi->second - lo->second);
 }
 
 Result<ScaleFactors> LoadScaleFactors(const std::string& path) {
@@ -69,6 +80,10 @@ Profile DeriveProfile(const Profile& m, const ScaleFactors& f) {
   }
   p.png_encode_ms *= factor("png");
   p.png_decode_ms *= factor("png");
+  auto rpc = f.factors.find("rpc");
+  if (rpc != f.factors.end()) p.call_ms *= rpc->second;
+  p.server_request_ms *= factor("default");
+  p.server_request_png_ms *= factor("default");
   return p;
 }
 
@@ -121,6 +136,14 @@ Status SaveProfile(const std::string& path, const Profile& p) {
   out << YAML::Key << "png" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "encode_ms" << YAML::Value
       << p.png_encode_ms << YAML::Key << "decode_ms" << YAML::Value << p.png_decode_ms << YAML::Key << "bytes"
       << YAML::Value << p.png_bytes << YAML::EndMap;
+  out << YAML::Key << "requests" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "call_ms"
+      << YAML::Value << p.call_ms << YAML::Key << "server_request_ms" << YAML::Value << p.server_request_ms
+      << YAML::Key << "server_request_png_ms" << YAML::Value << p.server_request_png_ms << YAML::Key
+      << "measured_with" << YAML::Value << p.calls_measured_with << YAML::EndMap;
+  out << YAML::Key << "stream_factor" << YAML::Value << p.stream_factor;
+  out << YAML::Key << "idle_slowdown" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  for (const auto& [gap, f] : p.idle_slowdown) out << YAML::Key << gap << YAML::Value << f;
+  out << YAML::EndMap;
   out << YAML::EndMap;
   std::ofstream f(path);
   f << "# splitinfer profile (src/plan/profile.h): times in milliseconds, bytes per image\n" << out.c_str() << "\n";
@@ -195,6 +218,25 @@ Result<Profile> LoadProfile(const std::string& path) {
     p.png_encode_ms = root["png"]["encode_ms"].as<double>();
     p.png_decode_ms = root["png"]["decode_ms"].as<double>();
     p.png_bytes = root["png"]["bytes"].as<double>();
+    if (root["stream_factor"]) {
+      p.stream_factor = root["stream_factor"].as<double>();
+      if (!(p.stream_factor > 0)) return InvalidArgument(path + ": stream_factor must be > 0");
+    }
+    if (const auto r = root["requests"]) {
+      if (r["call_ms"]) p.call_ms = r["call_ms"].as<double>();
+      if (r["server_request_ms"]) p.server_request_ms = r["server_request_ms"].as<double>();
+      if (r["server_request_png_ms"]) p.server_request_png_ms = r["server_request_png_ms"].as<double>();
+      if (r["measured_with"]) p.calls_measured_with = r["measured_with"].as<std::string>();
+    }
+    if (root["idle_slowdown"]) {
+      for (const auto& kv : root["idle_slowdown"]) {
+        const double gap = kv.first.as<double>(), f = kv.second.as<double>();
+        if (!(gap >= 0) || !(f > 0)) {
+          return InvalidArgument(path + ": idle_slowdown maps an idle gap in ms (>= 0) to a factor (> 0)");
+        }
+        p.idle_slowdown[gap] = f;
+      }
+    }
   } catch (const YAML::Exception& e) {
     return InvalidArgument(path + ": " + e.what());
   }

@@ -23,7 +23,13 @@ nlohmann::json Validation::ToJson() const {
   return {{"rate_bytes_per_s", rate}, {"kind", kind},
           {"name", name},             {"predicted_ms", predicted_ms},
           {"measured_median_ms", measured_median_ms}, {"measured_p95_ms", measured_p95_ms},
-          {"error_pct", error_pct},   {"top1", top1}};
+          {"error_pct", error_pct},   {"top1", top1},
+          {"predicted_stages_ms",
+           {{"node", predicted_node_ms}, {"encode", predicted_encode_ms}, {"link", predicted_link_ms},
+            {"server", predicted_server_ms}}},
+          {"measured_stages_ms",
+           {{"node", measured_node_ms}, {"encode", measured_encode_ms}, {"link", measured_link_ms},
+            {"server", measured_server_ms}}}};
 }
 
 namespace {
@@ -121,6 +127,14 @@ Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, con
       v.measured_p95_ms = rep.total.p95_ms;
       v.error_pct = 100.0 * (v.predicted_ms - v.measured_median_ms) / v.measured_median_ms;
       v.top1 = rep.top1;
+      v.predicted_node_ms = c->node_ms;
+      v.predicted_encode_ms = c->encode_ms;
+      v.predicted_link_ms = c->transmit_ms + c->rtt_ms + c->call_ms;
+      v.predicted_server_ms = c->decode_ms + c->server_ms;
+      v.measured_node_ms = rep.node_compute.median_ms;
+      v.measured_encode_ms = rep.encode.median_ms;
+      v.measured_link_ms = rep.transmit.median_ms;
+      v.measured_server_ms = rep.server.median_ms;
       if (o.progress) {
         std::fprintf(stderr, "validate %g MB/s %-11s %-28s predicted %8.2f ms measured %8.2f ms (%+.1f %%)\n",
                      p.rate / 1e6, v.kind.c_str(), v.name.c_str(), v.predicted_ms, v.measured_median_ms, v.error_pct);

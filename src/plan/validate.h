@@ -29,6 +29,10 @@ struct Validation {
   std::string kind, name;
   double predicted_ms = 0, measured_median_ms = 0, measured_p95_ms = 0;
   double error_pct = 0;       // (predicted - measured) / measured
+  // Where the time goes, predicted and measured (medians): node compute, encode, link + call
+  // (the time from sending to the answer, less the server's own time), server.
+  double predicted_node_ms = 0, predicted_encode_ms = 0, predicted_link_ms = 0, predicted_server_ms = 0;
+  double measured_node_ms = 0, measured_encode_ms = 0, measured_link_ms = 0, measured_server_ms = 0;
   double top1 = 0;            // measured on the validated images
   nlohmann::json ToJson() const;
 };

@@ -114,6 +114,53 @@ TEST(PlannerTest, AccuracyConstraintUsesMeasuredResults) {
   EXPECT_NE(unmeasured.status().message().find("pass --results"), std::string::npos);
 }
 
+TEST(PlannerTest, PerRequestCostsStreamFactorAndIdleSlowdown) {
+  Profile node = Synthetic(1), server = Synthetic(0.1);
+  node.call_ms = 0.5;
+  server.server_request_ms = 0.25;
+  server.server_request_png_ms = 0.75;
+  node.stream_factor = 1.5;
+  auto find = [](const std::vector<Choice>& all, const std::string& name) {
+    for (const auto& c : all) {
+      if (c.name == name) return c;
+    }
+    ADD_FAILURE() << "no candidate " << name;
+    return Choice{};
+  };
+  auto o = Options(1e6);
+  // Hot (no idle curve): late = node 30 x 1.5 + 0.5 + 0.3 + 10 + call 0.5 + decode 0.1 + 0.25 + 3 = 59.65;
+  // server-only = 3 + 5.2 + 10 + 0.5 + 0.4 + 0.75 + 6 = 25.85; node-only = 60 x 1.5 = 90.
+  auto all = EvaluateAll(node, server, 1e6, o, {});
+  EXPECT_NEAR(find(all, "late b2 tensor zstd").total_ms, 59.65, 1e-9);
+  EXPECT_NEAR(find(all, "late b2 tensor zstd").call_ms, 0.5, 1e-12);
+  EXPECT_NEAR(find(all, "server-only").total_ms, 25.85, 1e-9);
+  EXPECT_NEAR(find(all, "node-only").total_ms, 90.0, 1e-9);
+  // A flat idle curve of 2 on the node and 3 on the server: every networked compute term is
+  // scaled (whatever the gap), the link is not, node-only (never idle) is not.
+  node.idle_slowdown = {{0, 1.0}, {1, 2.0}, {1000, 2.0}};
+  server.idle_slowdown = {{0, 1.0}, {1, 3.0}, {1000, 3.0}};
+  all = EvaluateAll(node, server, 1e6, o, {});
+  const auto late = find(all, "late b2 tensor zstd");
+  EXPECT_NEAR(late.node_slowdown, 2.0, 1e-12);
+  EXPECT_NEAR(late.server_slowdown, 3.0, 1e-12);
+  // 45 x 2 + 0.5 x 2 + 0.3 + 10 + 0.5 + (0.1 + 0.25) x 3 + 3 x 3 = 111.85
+  EXPECT_NEAR(late.total_ms, 111.85, 1e-9);
+  EXPECT_NEAR(find(all, "node-only").total_ms, 90.0, 1e-9);
+  o.idle_slowdown = false;
+  EXPECT_NEAR(find(EvaluateAll(node, server, 1e6, o, {}), "late b2 tensor zstd").total_ms, 59.65, 1e-9);
+}
+
+TEST(PlannerTest, IdleSlowdownInterpolatesBetweenMeasuredGaps) {
+  Profile p;
+  EXPECT_DOUBLE_EQ(p.SlowdownAfter(50), 1.0);  // none measured
+  p.idle_slowdown = {{0, 1.0}, {10, 1.5}, {100, 4.0}};
+  EXPECT_DOUBLE_EQ(p.SlowdownAfter(0), 1.0);
+  EXPECT_DOUBLE_EQ(p.SlowdownAfter(5), 1.25);
+  EXPECT_DOUBLE_EQ(p.SlowdownAfter(10), 1.5);
+  EXPECT_DOUBLE_EQ(p.SlowdownAfter(55), 2.75);
+  EXPECT_DOUBLE_EQ(p.SlowdownAfter(1000), 4.0);  // flat beyond the last gap
+}
+
 TEST(PlannerTest, ProfilesMustDescribeTheSameModel) {
   Profile other = Synthetic(0.1);
   other.model = "other";
@@ -128,6 +175,12 @@ TEST(PlannerTest, ProfileYamlRoundTripAndDerivation) {
   std::filesystem::create_directories(dir);
   Profile p = Synthetic(1);
   p.pipelines.push_back({"ae", "/x/ae.yaml", "late", "cabac", 2, 31.0, 4.0, 0.2, 0.3, 40.0});
+  p.idle_slowdown = {{0, 1.0}, {10, 1.5}};
+  p.call_ms = 0.5;
+  p.server_request_ms = 0.25;
+  p.server_request_png_ms = 0.75;
+  p.stream_factor = 1.25;
+  p.calls_measured_with = "test";
   ASSERT_TRUE(SaveProfile((dir / "p.yaml").string(), p).ok());
   auto back = LoadProfile((dir / "p.yaml").string());
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -137,8 +190,14 @@ TEST(PlannerTest, ProfileYamlRoundTripAndDerivation) {
   EXPECT_EQ(back->pipelines.size(), 1u);
   EXPECT_DOUBLE_EQ(back->pipelines[0].frame_bytes, 40.0);
   EXPECT_EQ(back->classes, 10);
+  EXPECT_EQ(back->idle_slowdown, p.idle_slowdown);
+  EXPECT_DOUBLE_EQ(back->call_ms, 0.5);
+  EXPECT_DOUBLE_EQ(back->server_request_ms, 0.25);
+  EXPECT_DOUBLE_EQ(back->server_request_png_ms, 0.75);
+  EXPECT_DOUBLE_EQ(back->stream_factor, 1.25);
+  EXPECT_EQ(back->calls_measured_with, "test");
 
-  std::ofstream(dir / "f.yaml") << "name: slow-board\nsource: test factors\nfactors: {conv: 4, codec: 2, png: 3}\n";
+  std::ofstream(dir / "f.yaml") << "name: slow-board\nsource: test factors\nfactors: {conv: 4, codec: 2, png: 3, rpc: 2}\n";
   auto f = LoadScaleFactors((dir / "f.yaml").string());
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   const Profile d = DeriveProfile(*back, *f);
@@ -147,6 +206,8 @@ TEST(PlannerTest, ProfileYamlRoundTripAndDerivation) {
   EXPECT_DOUBLE_EQ(d.png_encode_ms, 9.0);
   EXPECT_DOUBLE_EQ(d.pipelines[0].node_ms, 124.0);
   EXPECT_NE(d.derived_from.find("test factors"), std::string::npos);
+  EXPECT_DOUBLE_EQ(d.call_ms, 1.0);
+  EXPECT_EQ(d.idle_slowdown, p.idle_slowdown);  // a ratio: kept
 
   std::ofstream(dir / "bad.yaml") << "name: x\nfactors: {conv: -1}\nsource: s\n";
   EXPECT_EQ(LoadScaleFactors((dir / "bad.yaml").string()).status().code(), ErrorCode::kInvalidArgument);

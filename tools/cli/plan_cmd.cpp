@@ -38,6 +38,7 @@ Result<std::vector<T>> ParseList(const std::string& text, const char* what) {
 struct ProfileArgs {
   plan::ProfileOptions o;
   std::string out, batches = "1,8,32", bits = "1,2,4,8", coders = "none,lzma,zstd,cabac", derive, from;
+  std::string idle_gaps = "0,1,2,5,10,20,50,100,200,500";
 };
 
 Status RunProfile(ProfileArgs a) {
@@ -58,6 +59,12 @@ Status RunProfile(ProfileArgs a) {
   std::stringstream ss(a.coders);
   for (std::string c; std::getline(ss, c, ',');) coders.push_back(c);
   a.o.coders = coders;
+  if (a.idle_gaps == "none") {
+    a.o.idle_gaps_ms.clear();
+  } else {
+    SI_ASSIGN_OR_RETURN(a.o.idle_gaps_ms, ParseList<double>(a.idle_gaps, "--idle-gaps"));
+    if (a.o.idle_gaps_ms.front() != 0) return InvalidArgument("--idle-gaps starts at 0 (the back-to-back reference)");
+  }
   SI_ASSIGN_OR_RETURN(auto p, plan::MeasureProfile(a.o));
   SI_RETURN_IF_ERROR(plan::SaveProfile(a.out, p));
   double total = p.BlocksMs(0, static_cast<int64_t>(p.blocks.size()), 1);
@@ -72,7 +79,7 @@ struct PlanArgs {
   std::string node, server, rates = "1,2,5,10", rtt = "10ms", results, plot, checkpoint, work_dir = "runs/plan";
   double min_accuracy = -1;
   int64_t images = 200;
-  bool json = false, validate = false;
+  bool json = false, validate = false, hot = false;
   int threads = 1;
 };
 
@@ -115,6 +122,7 @@ Status RunPlan(const PlanArgs& a) {
   for (double r : rates) o.rates.push_back(r * 1e6);
   SI_ASSIGN_OR_RETURN(o.rtt_s, runtime::ParseDuration(a.rtt));
   o.min_accuracy = a.min_accuracy;
+  o.idle_slowdown = !a.hot;
   std::vector<plan::MeasuredAccuracy> results;
   if (!a.results.empty()) {
     SI_ASSIGN_OR_RETURN(results, plan::LoadResults(a.results));
@@ -161,11 +169,16 @@ Status RunPlan(const PlanArgs& a) {
   }
   std::printf("planned in %.1f ms\n", plan_ms);
   if (a.validate) {
-    std::printf("\n| MB/s | kind | configuration | predicted ms | measured median ms | p95 ms | error | top-1 %% |\n");
-    std::printf("|---:|---|---|---:|---:|---:|---:|---:|\n");
+    std::printf("\n| MB/s | kind | configuration | predicted ms | measured median ms | p95 ms | error | top-1 %% | "
+                "node / encode / link / server ms, predicted | measured |\n");
+    std::printf("|---:|---|---|---:|---:|---:|---:|---:|---|---|\n");
     for (const auto& v : validations) {
-      std::printf("| %g | %s | %s | %.2f | %.2f | %.2f | %+.1f %% | %.2f |\n", v.rate / 1e6, v.kind.c_str(),
-                  v.name.c_str(), v.predicted_ms, v.measured_median_ms, v.measured_p95_ms, v.error_pct, v.top1);
+      std::printf("| %g | %s | %s | %.2f | %.2f | %.2f | %+.1f %% | %.2f | %.2f / %.2f / %.2f / %.2f | %.2f / %.2f / "
+                  "%.2f / %.2f |\n",
+                  v.rate / 1e6, v.kind.c_str(), v.name.c_str(), v.predicted_ms, v.measured_median_ms,
+                  v.measured_p95_ms, v.error_pct, v.top1, v.predicted_node_ms, v.predicted_encode_ms,
+                  v.predicted_link_ms, v.predicted_server_ms, v.measured_node_ms, v.measured_encode_ms,
+                  v.measured_link_ms, v.measured_server_ms);
     }
   }
   return Status::Ok();
@@ -186,6 +199,8 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
   profile->add_option("--repeats", pa->o.repeats, "timed runs per batch size (median)")->check(CLI::Range(1, 10000));
   profile->add_option("--maps", pa->o.codec_maps, "images the codec and PNG are measured on")->check(CLI::Range(2, 100000));
   profile->add_option("--pipeline", pa->o.pipelines, "trained pipeline YAML to measure as a whole (repeatable)");
+  profile->add_option("--idle-gaps", pa->idle_gaps,
+                      "idle gaps in ms to time the model after, from 0 (default 0,1,2,5,10,20,50,100,200,500; none)");
   profile->add_option("--derive", pa->derive, "instead: scale --from PROFILE by this factors YAML (configs/devices)");
   profile->add_option("--from", pa->from, "the measured profile --derive scales");
 
@@ -198,6 +213,7 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
   planc->add_option("--min-accuracy", pl->min_accuracy, "only configurations with measured top-1 >= A percent");
   planc->add_option("--results", pl->results, "the study's results.json: measured accuracy and bytes");
   planc->add_option("--plot", pl->plot, "write latency vs rate as SVG (gnuplot)");
+  planc->add_flag("--hot", pl->hot, "ignore the profiles' idle slowdown (compute times as timed back to back)");
   planc->add_flag("--validate", pl->validate, "run the choices through the real runtime and compare");
   planc->add_option("--checkpoint", pl->checkpoint, "with --validate: the profiled model's checkpoint");
   planc->add_option("--images", pl->images, "with --validate: images per configuration")->check(CLI::Range(1, 100000));
