@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 namespace splitinfer::plan {
 
@@ -71,6 +72,7 @@ nlohmann::json Choice::ToJson() const {
 
 nlohmann::json RatePlan::ToJson() const {
   return {{"rate_bytes_per_s", rate},
+          {"rtt_ms", rtt_s * 1e3},
           {"best", best.ToJson()},
           {"server_only", server_only.ToJson()},
           {"node_only", node_only.ToJson()},
@@ -103,6 +105,10 @@ std::string Canonical(const std::string& path) {
   std::error_code ec;
   auto c = fs::weakly_canonical(path, ec);
   return ec ? path : c.string();
+}
+
+bool BitsAllowed(const PlanOptions& o, int bits) {
+  return o.bits.empty() || std::find(o.bits.begin(), o.bits.end(), bits) != o.bits.end();
 }
 
 // Finishes a choice: transmission at `rate`, the RTT, the call, the idle slowdown, the sum.
@@ -152,7 +158,7 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
   // Plain PTQ of the profiled model at every measured codec cell.
   for (const auto& s : node.splits) {
     for (const auto& c : node.codecs) {
-      if (c.split != s.name) continue;
+      if (c.split != s.name || !BitsAllowed(o, c.bits)) continue;
       Choice ch;
       ch.kind = "split";
       ch.split = s.name;
@@ -179,6 +185,7 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
   }
   // Trained pipelines, as measured whole.
   for (const auto& pp : node.pipelines) {
+    if (!BitsAllowed(o, pp.bits)) continue;
     Choice ch;
     ch.kind = "pipeline";
     ch.name = pp.name;
@@ -220,6 +227,37 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
   return all;
 }
 
+Result<std::vector<Link>> LoadLinks(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return NotFound("links file " + path + " not found");
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ": not valid YAML (" + e.what() + ")");
+  }
+  std::vector<Link> links;
+  try {
+    if (!root["links"] || !root["links"].IsSequence() || root["links"].size() == 0) {
+      return InvalidArgument(path + ": a links file lists `links: [{name: N, rate_mb_s: R, rtt_ms: T}, ...]`");
+    }
+    for (const auto& l : root["links"]) {
+      Link k;
+      k.name = l["name"] ? l["name"].as<std::string>() : "";
+      if (!l["rate_mb_s"] || !l["rtt_ms"]) return InvalidArgument(path + ": link '" + k.name + "' needs rate_mb_s and rtt_ms");
+      k.rate_bytes_per_s = l["rate_mb_s"].as<double>() * 1e6;
+      k.rtt_s = l["rtt_ms"].as<double>() * 1e-3;
+      if (!(k.rate_bytes_per_s > 0) || !(k.rtt_s >= 0)) {
+        return InvalidArgument(path + ": link '" + k.name + "' needs rate_mb_s > 0 and rtt_ms >= 0");
+      }
+      links.push_back(k);
+    }
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ": " + e.what());
+  }
+  return links;
+}
+
 Result<std::vector<RatePlan>> Plan(const Profile& node, const Profile& server, const PlanOptions& o,
                                    const std::vector<MeasuredAccuracy>& results) {
   if (node.model != server.model || node.blocks.size() != server.blocks.size()) {
@@ -231,12 +269,20 @@ Result<std::vector<RatePlan>> Plan(const Profile& node, const Profile& server, c
   for (double r : o.rates) {
     if (!(r > 0)) return InvalidArgument("link rates must be positive");
   }
+  if (!o.rtts_s.empty() && o.rtts_s.size() != o.rates.size()) {
+    return InvalidArgument("give one RTT per link rate (" + std::to_string(o.rates.size()) + " rates, " +
+                           std::to_string(o.rtts_s.size()) + " RTTs)");
+  }
   std::vector<RatePlan> plans;
-  for (double rate : o.rates) {
+  for (size_t li = 0; li < o.rates.size(); ++li) {
+    const double rate = o.rates[li];
+    PlanOptions lo = o;
+    if (!o.rtts_s.empty()) lo.rtt_s = o.rtts_s[li];
     RatePlan rp;
     rp.rate = rate;
+    rp.rtt_s = lo.rtt_s;
     bool have_best = false;
-    for (const auto& c : EvaluateAll(node, server, rate, o, results)) {
+    for (const auto& c : EvaluateAll(node, server, rate, lo, results)) {
       if (c.kind == "server-only") rp.server_only = c;
       if (c.kind == "node-only") rp.node_only = c;
       ++rp.candidates;

@@ -37,7 +37,10 @@ Result<std::vector<MeasuredAccuracy>> LoadResults(const std::string& path);
 struct PlanOptions {
   std::vector<double> rates;            // bytes per second
   double rtt_s = 0.010;
+  std::vector<double> rtts_s;           // when given: one RTT per rate (links YAML), else rtt_s for all
   double min_accuracy = -1;             // percent; < 0 = no constraint
+  std::vector<int> bits;                // only these bit widths (empty = all): without measured
+                                        // accuracy (random weights), keeps 1-bit PTQ out of the plan
   // Bytes of a request beyond the frame (model name, input name/type/shape, parameters, gRPC
   // prefix) and of a reply beyond 4 bytes per class: measured with the shipped pipeline
   // (docs/wire_protocol.md "Bytes on the link"; the reply overhead by the same method).
@@ -63,7 +66,7 @@ struct Choice {
 };
 
 struct RatePlan {
-  double rate = 0;
+  double rate = 0, rtt_s = 0;
   Choice best, server_only, node_only;
   Choice best_split;  // the fastest split/pipeline choice that meets the constraint (even when a baseline wins)
   bool has_split = false;
@@ -71,6 +74,14 @@ struct RatePlan {
   int64_t candidates = 0, excluded_accuracy = 0, excluded_unmeasured = 0;
   nlohmann::json ToJson() const;
 };
+
+// A link the planner is run at: configs/devices/links.yaml lists them as
+// {name, rate_mb_s, rtt_ms} under `links`.
+struct Link {
+  std::string name;
+  double rate_bytes_per_s = 0, rtt_s = 0;
+};
+Result<std::vector<Link>> LoadLinks(const std::string& path);
 
 // The latency of every candidate at one link, sorted fastest first (baselines included).
 std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, double rate, const PlanOptions& options,

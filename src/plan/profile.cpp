@@ -207,19 +207,27 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
       const double blocks = p.BlocksMs(0, nblocks, 1);
       p.stream_factor = blocks > 0 ? Median(t) / blocks : 1.0;
     }
-    double hot = 0;
-    for (double gap : o.idle_gaps_ms) {
-      std::vector<double> t;
-      // Many runs where they are cheap, at least 5 where each waits long.
-      const int repeats = gap > 0 ? std::clamp(static_cast<int>(o.idle_budget_ms / gap), 5, o.idle_repeats)
-                                  : o.idle_repeats;
-      for (int r = 0; r < repeats; ++r) {
+    // Rounds over all gaps (not gap after gap), so that the machine drifting while this runs
+    // (a shared VM does) moves every gap alike and the ratios stay put.
+    double per_round = 0;
+    for (double gap : o.idle_gaps_ms) per_round += gap;
+    const double run_ms = p.BlocksMs(0, nblocks, 1) * p.stream_factor;
+    per_round += 2 * run_ms * static_cast<double>(o.idle_gaps_ms.size());
+    const int rounds = std::clamp(static_cast<int>(o.idle_budget_ms / std::max(per_round, 1.0)), 5, o.idle_repeats);
+    std::vector<std::vector<double>> t(o.idle_gaps_ms.size());
+    for (int r = 0; r < rounds; ++r) {
+      for (size_t g = 0; g < o.idle_gaps_ms.size(); ++g) {
+        const double gap = o.idle_gaps_ms[g];
+        run_once();  // the gap is counted from the end of a run, as between two images
         if (gap > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(gap));
-        t.push_back(run_once());
+        t[g].push_back(run_once());
       }
-      const double m = Median(t);
-      if (gap == 0 || hot == 0) hot = m;
-      p.idle_slowdown[gap] = m / hot;
+    }
+    double hot = 0;
+    for (size_t g = 0; g < o.idle_gaps_ms.size(); ++g) {
+      const double m = Median(t[g]);
+      if (g == 0) hot = m;
+      p.idle_slowdown[o.idle_gaps_ms[g]] = m / hot;
     }
     if (o.progress && !o.idle_gaps_ms.empty()) {
       std::fprintf(stderr, "profile %s: %.3f ms back to back, x%.2f after %g ms idle\n", p.model.c_str(), hot,

@@ -94,8 +94,8 @@ struct ProfileOptions {
   std::vector<std::string> coders = {"none", "lzma", "zstd", "cabac"};
   std::vector<std::string> pipelines;  // pipeline YAMLs of this model to measure as well
   std::vector<double> idle_gaps_ms = {0, 1, 2, 5, 10, 20, 50, 100, 200, 500};
-  int idle_repeats = 25;              // timed runs per gap (median), at most
-  double idle_budget_ms = 2000;       // idle time per gap, so that long gaps get fewer runs (>= 5)
+  int idle_repeats = 25;              // rounds over all gaps (median per gap), at most
+  double idle_budget_ms = 20000;      // time for the rounds, so that slow models get fewer (>= 5)
   int64_t call_images = 200;          // images per mode for the per-request costs
   int stream_images = 100;            // images for stream_factor
   bool progress = true;

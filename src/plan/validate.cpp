@@ -116,7 +116,7 @@ Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, con
       SI_RETURN_IF_ERROR(runtime::RunNode(no).status());
       no.limit = o.images;
       no.link.rate_bytes_per_s = p.rate;
-      no.link.rtt_s = po.rtt_s;
+      no.link.rtt_s = p.rtt_s;
       SI_ASSIGN_OR_RETURN(auto rep, runtime::RunNode(no));
       Validation v;
       v.rate = p.rate;

@@ -161,6 +161,45 @@ TEST(PlannerTest, IdleSlowdownInterpolatesBetweenMeasuredGaps) {
   EXPECT_DOUBLE_EQ(p.SlowdownAfter(1000), 4.0);  // flat beyond the last gap
 }
 
+TEST(PlannerTest, BitWidthFilterAndPerLinkRtt) {
+  const Profile node = Synthetic(1), server = Synthetic(0.1);
+  auto o = Options(1e5);
+  o.bits = {4, 8};  // the synthetic profile has 2-bit cells only: baselines remain
+  auto plans = Plan(node, server, o, {});
+  ASSERT_TRUE(plans.ok());
+  EXPECT_FALSE((*plans)[0].has_split);
+  EXPECT_EQ((*plans)[0].best.kind, "node-only");  // 60 ms against server-only's 71.4 (the split's 38.2 is out)
+  // Two links with their own RTTs: at 100 kB/s and 50 ms RTT the early split costs
+  // 10 + 1 + 12 + 50 + 0.2 + 5 = 78.2 ms (node-only's 60 ms is then the best).
+  o = Options(1e5);
+  o.rates = {1e5, 1e6};
+  o.rtts_s = {0.050, 0.001};
+  plans = Plan(node, server, o, {});
+  ASSERT_TRUE(plans.ok()) << plans.status().ToString();
+  EXPECT_NEAR((*plans)[0].best_split.total_ms, 78.2, 1e-9);
+  EXPECT_EQ((*plans)[0].best.kind, "node-only");
+  EXPECT_DOUBLE_EQ((*plans)[0].rtt_s, 0.050);
+  EXPECT_DOUBLE_EQ((*plans)[1].rtt_s, 0.001);
+  o.rtts_s = {0.050};
+  EXPECT_EQ(Plan(node, server, o, {}).status().code(), ErrorCode::kInvalidArgument);
+
+  const auto dir = std::filesystem::temp_directory_path() / ("si_links_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "links.yaml") << "links:\n  - {name: slow, rate_mb_s: 1, rtt_ms: 10}\n"
+                                       "  - {name: fast, rate_mb_s: 10, rtt_ms: 2.5}\n";
+  auto links = LoadLinks((dir / "links.yaml").string());
+  ASSERT_TRUE(links.ok()) << links.status().ToString();
+  ASSERT_EQ(links->size(), 2u);
+  EXPECT_DOUBLE_EQ((*links)[1].rate_bytes_per_s, 1e7);
+  EXPECT_DOUBLE_EQ((*links)[1].rtt_s, 0.0025);
+  std::ofstream(dir / "bad.yaml") << "links:\n  - {name: x, rate_mb_s: 0, rtt_ms: 10}\n";
+  const auto bad = LoadLinks((dir / "bad.yaml").string());
+  EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("rate_mb_s > 0"), std::string::npos);
+  EXPECT_EQ(LoadLinks((dir / "none.yaml").string()).status().code(), ErrorCode::kNotFound);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(PlannerTest, ProfilesMustDescribeTheSameModel) {
   Profile other = Synthetic(0.1);
   other.model = "other";

@@ -76,7 +76,8 @@ Status RunProfile(ProfileArgs a) {
 }
 
 struct PlanArgs {
-  std::string node, server, rates = "1,2,5,10", rtt = "10ms", results, plot, checkpoint, work_dir = "runs/plan";
+  std::string node, server, rates = "1,2,5,10", rtt = "10ms", links, bits, results, plot, checkpoint,
+      work_dir = "runs/plan";
   double min_accuracy = -1;
   int64_t images = 200;
   bool json = false, validate = false, hot = false;
@@ -93,6 +94,8 @@ Status WritePlot(const std::string& svg, const plan::Profile& node, const plan::
   for (double r = 0.1; r <= 100.0 + 1e-9; r *= std::pow(10.0, 0.05)) {
     plan::PlanOptions o = base;
     o.rates = {r * 1e6};
+    if (!o.rtts_s.empty()) o.rtt_s = o.rtts_s.front();  // a sweep over rates at the first link's RTT
+    o.rtts_s.clear();
     auto plans = plan::Plan(node, server, o, results);
     if (!plans.ok()) return plans.status();
     const auto& p = plans->front();
@@ -118,9 +121,20 @@ Status RunPlan(const PlanArgs& a) {
   SI_ASSIGN_OR_RETURN(auto node, plan::LoadProfile(a.node));
   SI_ASSIGN_OR_RETURN(auto server, plan::LoadProfile(a.server));
   plan::PlanOptions o;
-  SI_ASSIGN_OR_RETURN(auto rates, ParseList<double>(a.rates, "--rates"));
-  for (double r : rates) o.rates.push_back(r * 1e6);
   SI_ASSIGN_OR_RETURN(o.rtt_s, runtime::ParseDuration(a.rtt));
+  if (!a.links.empty()) {
+    SI_ASSIGN_OR_RETURN(auto links, plan::LoadLinks(a.links));
+    for (const auto& l : links) {
+      o.rates.push_back(l.rate_bytes_per_s);
+      o.rtts_s.push_back(l.rtt_s);
+    }
+  } else {
+    SI_ASSIGN_OR_RETURN(auto rates, ParseList<double>(a.rates, "--rates"));
+    for (double r : rates) o.rates.push_back(r * 1e6);
+  }
+  if (!a.bits.empty()) {
+    SI_ASSIGN_OR_RETURN(o.bits, ParseList<int>(a.bits, "--bits"));
+  }
   o.min_accuracy = a.min_accuracy;
   o.idle_slowdown = !a.hot;
   std::vector<plan::MeasuredAccuracy> results;
@@ -152,15 +166,16 @@ Status RunPlan(const PlanArgs& a) {
     std::printf("%s\n", j.dump().c_str());
     return Status::Ok();
   }
-  std::printf("model %s; node: %s; server: %s; RTT %.1f ms%s\n", node.model.c_str(), node.machine.c_str(),
-              server.machine.c_str(), o.rtt_s * 1e3,
+  std::printf("model %s; node: %s; server: %s%s\n", node.model.c_str(), node.machine.c_str(),
+              server.machine.c_str(),
               o.min_accuracy >= 0 ? (", top-1 >= " + std::to_string(o.min_accuracy).substr(0, 5) + " %").c_str() : "");
   auto pct = [](double v) { return v < 0 ? std::string("-") : std::to_string(v).substr(0, 5); };
-  std::printf("| MB/s | best | top-1 %% | bytes | best ms | x server-only | x node-only | best split | its top-1 %% | "
-              "its ms | server-only ms | node-only ms |\n");
-  std::printf("|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n");
+  std::printf("| MB/s | RTT ms | best | top-1 %% | bytes | best ms | x server-only | x node-only | best split | "
+              "its top-1 %% | its ms | server-only ms | node-only ms |\n");
+  std::printf("|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n");
   for (const auto& p : plans) {
-    std::printf("| %g | %s | %s | %.1f | %.2f | %.2f | %.2f | %s | %s | %s | %.2f | %.2f |\n", p.rate / 1e6,
+    std::printf("| %g | %g | %s | %s | %.1f | %.2f | %.2f | %.2f | %s | %s | %s | %.2f | %.2f |\n", p.rate / 1e6,
+                p.rtt_s * 1e3,
                 p.best.name.c_str(), pct(p.best.top1).c_str(), p.best.frame_bytes, p.best.total_ms,
                 p.speedup_vs_server_only, p.speedup_vs_node_only, p.has_split ? p.best_split.name.c_str() : "-",
                 p.has_split ? pct(p.best_split.top1).c_str() : "-",
@@ -210,6 +225,8 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
   planc->add_option("--server", pl->server, "server profile YAML")->required();
   planc->add_option("--rates", pl->rates, "link rates in MB/s, comma-separated (default 1,2,5,10)");
   planc->add_option("--rtt", pl->rtt, "round-trip time (default 10ms)");
+  planc->add_option("--links", pl->links, "instead of --rates/--rtt: a links YAML (configs/devices/links.yaml)");
+  planc->add_option("--bits", pl->bits, "only these bit widths, comma-separated (default: all profiled)");
   planc->add_option("--min-accuracy", pl->min_accuracy, "only configurations with measured top-1 >= A percent");
   planc->add_option("--results", pl->results, "the study's results.json: measured accuracy and bytes");
   planc->add_option("--plot", pl->plot, "write latency vs rate as SVG (gnuplot)");
