@@ -97,5 +97,31 @@ if "$BIN" serve --help >/dev/null 2>&1 && ! "$BIN" serve --config /dev/null 2>&1
     --deadline 2 --retries 0 --quiet
 fi
 
+# profile / plan (src/plan): bad profiles, links and lists are refused with the reason.
+if "$BIN" plan --help >/dev/null 2>&1; then
+  SRC=$(cd "$(dirname "$0")/../.." && pwd)
+  check_error "plan missing profile" "NOT_FOUND: profile" "$BIN" plan --node "$TMP/none.yaml" --server "$TMP/none.yaml"
+  printf 'machine: x\n' > "$TMP/notprofile.yaml"
+  check_error "plan not a profile" "not a profile (no 'model')" "$BIN" plan --node "$TMP/notprofile.yaml" \
+    --server "$TMP/notprofile.yaml"
+  check_error "profile derive without from" "--derive needs --from" "$BIN" profile --derive \
+    "$SRC/configs/devices/raspberry-pi-4.yaml" --out "$TMP/p.yaml"
+  check_error "profile bad idle gaps" "--idle-gaps starts at 0" "$BIN" profile --model resnet_fmnist --idle-gaps 5,10 \
+    --out "$TMP/p.yaml"
+  printf 'links:\n  - {name: x, rate_mb_s: 1}\n' > "$TMP/links.yaml"
+  printf 'machine: x\nmodel: m\ninput_shape: [1, 2, 2]\nblocks: [{name: b, op: conv, ms: {1: 1}}]\nsplits: []\ncodecs: []\npng: {encode_ms: 1, decode_ms: 1, bytes: 10}\n' \
+    > "$TMP/tiny_profile.yaml"
+  check_error "plan link without rtt" "link 'x' needs rate_mb_s and rtt_ms" "$BIN" plan --node "$TMP/tiny_profile.yaml" \
+    --server "$TMP/tiny_profile.yaml" --links "$TMP/links.yaml"
+  check_error "plan bad bits" "--bits takes values separated by commas" "$BIN" plan --node "$TMP/tiny_profile.yaml" \
+    --server "$TMP/tiny_profile.yaml" --bits 2,x
+  if out=$("$BIN" plan --node "$TMP/tiny_profile.yaml" --server "$TMP/tiny_profile.yaml" --rates 1 --json 2>&1) &&
+     echo "$out" | grep -q '"kind":"node-only"'; then
+    pass=$((pass + 1)); echo "ok   plan tiny profile"
+  else
+    fail=$((fail + 1)); echo "FAIL plan tiny profile: $out"
+  fi
+fi
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
