@@ -115,6 +115,14 @@ if "$BIN" plan --help >/dev/null 2>&1; then
     --server "$TMP/tiny_profile.yaml" --links "$TMP/links.yaml"
   check_error "plan bad bits" "--bits takes values separated by commas" "$BIN" plan --node "$TMP/tiny_profile.yaml" \
     --server "$TMP/tiny_profile.yaml" --bits 2,x
+  # The committed profiles load and plan.
+  if out=$("$BIN" plan --node "$SRC/configs/devices/profiles/resnet50_raspberry-pi-4.yaml" \
+      --server "$SRC/configs/devices/profiles/resnet50_xeon-vm.yaml" --links "$SRC/configs/devices/links.yaml" \
+      --bits 2 --json 2>&1) && echo "$out" | grep -q '"plans":\[{'; then
+    pass=$((pass + 1)); echo "ok   plan committed profiles"
+  else
+    fail=$((fail + 1)); echo "FAIL plan committed profiles: $out"
+  fi
   if out=$("$BIN" plan --node "$TMP/tiny_profile.yaml" --server "$TMP/tiny_profile.yaml" --rates 1 --json 2>&1) &&
      echo "$out" | grep -q '"kind":"node-only"'; then
     pass=$((pass + 1)); echo "ok   plan tiny profile"
