@@ -1,0 +1,311 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernels/lut.h"
+#include "kernels/qconv.h"
+#include "kernels/qgemm.h"
+#include "test_seed.h"
+
+namespace splitinfer::kernels {
+namespace {
+
+using ::splitinfer::testing::TestSeed;
+
+std::string Describe(const ConvShape& s) {
+  return std::to_string(s.in_channels) + "x" + std::to_string(s.in_height) + "x" + std::to_string(s.in_width) +
+         " -> " + std::to_string(s.out_channels) + " k" + std::to_string(s.kernel_h) + "x" +
+         std::to_string(s.kernel_w) + " s" + std::to_string(s.stride) + " p" + std::to_string(s.padding) + " G" +
+         std::to_string(s.group_size);
+}
+
+// Fixed shapes covering the corners, then random ones.
+std::vector<ConvShape> Shapes(std::mt19937& rng) {
+  std::vector<ConvShape> shapes = {
+      // in_c, h, w, out_c, kh, kw, stride, pad, group
+      {3, 7, 5, 5, 3, 3, 1, 1, 3},       // RGB-like, odd sizes
+      {16, 14, 14, 8, 3, 3, 1, 1, 8},    // two regions
+      {16, 9, 11, 7, 3, 3, 2, 1, 16},    // stride 2, per-channel
+      {12, 6, 6, 9, 1, 1, 1, 0, 4},      // 1x1 direct (no im2col), C_in not a multiple of 8
+      {24, 5, 7, 6, 1, 1, 2, 0, 8},      // 1x1 with stride: im2col
+      {40, 8, 8, 17, 3, 3, 1, 0, 8},     // 5 regions, 17 output channels (4+4+4+4+1)
+      {5, 3, 3, 3, 3, 3, 1, 0, 5},       // a single output pixel
+      {32, 13, 13, 4, 3, 3, 2, 0, 32},
+      {6, 4, 9, 2, 1, 3, 1, 1, 2},       // non-square kernel
+      {64, 14, 14, 64, 3, 3, 1, 1, 16},  // a real layer shape
+      {1, 1, 1, 1, 1, 1, 1, 0, 1},       // the smallest
+      {9, 2, 2, 5, 3, 3, 1, 1, 3},       // kernel larger than the unpadded input
+      {33, 17, 3, 6, 2, 2, 2, 1, 11},    // odd everything, region depth 44
+  };
+  std::uniform_int_distribution<int> group_pick(0, 5), regions(1, 4), size(1, 19), out(1, 20), k(0, 2),
+      stride(1, 3), pad(0, 2);
+  const int groups[] = {1, 2, 3, 4, 8, 16};
+  while (shapes.size() < 25) {
+    ConvShape s;
+    s.group_size = groups[group_pick(rng)];
+    s.in_channels = s.group_size * regions(rng);
+    s.in_height = size(rng);
+    s.in_width = size(rng);
+    s.out_channels = out(rng);
+    s.kernel_h = s.kernel_w = 2 * k(rng) + 1;
+    s.stride = stride(rng);
+    s.padding = pad(rng);
+    if (ValidateConvShape(s).ok()) shapes.push_back(s);
+  }
+  return shapes;
+}
+
+template <typename T>
+std::vector<T> RandomVector(std::mt19937& rng, size_t n, int lo, int hi) {
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(d(rng));
+  return v;
+}
+
+Requant RandomRequant(std::mt19937& rng, const ConvShape& s) {
+  std::uniform_real_distribution<float> scale(1e-4f, 1e-1f), bias(-5.f, 5.f);
+  Requant rq;
+  rq.input_scale = scale(rng);
+  for (size_t i = 0; i < static_cast<size_t>(s.out_channels) * s.regions(); ++i) rq.weight_scales.push_back(scale(rng));
+  if (rng() & 1)
+    for (int i = 0; i < s.out_channels; ++i) rq.bias.push_back(bias(rng));
+  rq.relu = rng() & 1;
+  return rq;
+}
+
+// Element-wise equality, reporting the first difference only (the vectors can be large).
+// Floats are compared by bit pattern: "the same" means identical, not close.
+template <typename T>
+void ExpectIdentical(const std::vector<T>& got, const std::vector<T>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    if (std::memcmp(&got[i], &want[i], sizeof(T)) != 0) {
+      ADD_FAILURE() << "first difference at " << i << ": got " << +got[i] << ", want " << +want[i];
+      return;
+    }
+}
+
+// Accumulators, floats and uint8 outputs of one path against the reference.
+void ExpectSameOutputs(const ConvShape& s, const std::vector<int32_t>& got, const std::vector<int32_t>& want,
+                       const Requant& rq) {
+  ExpectIdentical(got, want);
+  auto fg = Requantize(s, got, rq), fw = Requantize(s, want, rq);
+  ASSERT_TRUE(fg.ok() && fw.ok()) << fg.status().ToString();
+  ExpectIdentical(*fg, *fw);
+  auto qg = QuantizeOutput(*fg, 0.05f, 7), qw = QuantizeOutput(*fw, 0.05f, 7);
+  ASSERT_TRUE(qg.ok() && qw.ok());
+  ExpectIdentical(*qg, *qw);
+}
+
+TEST(QConvTest, ReferenceMatchesHandComputedExample) {
+  // Channel 0: codes 1..9 with zero point 1, i.e. values 0..8; channel 1: all 1 above zero.
+  const ConvShape s{2, 3, 3, 1, 2, 2, 1, 0, 1};
+  std::vector<uint8_t> input = {1, 2, 3, 4, 5, 6, 7, 8, 9, 2, 2, 2, 2, 2, 2, 2, 2, 2};
+  std::vector<int8_t> weights = {1, -1, 2, 0, 1, 1, 1, 1};
+  auto acc = ReferenceConvAccumulate(s, input, 1, weights);
+  ASSERT_TRUE(acc.ok()) << acc.status().ToString();
+  EXPECT_EQ(*acc, (std::vector<int32_t>{5, 7, 11, 13, 4, 4, 4, 4}));
+  // y = (acc0 * 0.5 + acc1 * 0.25) * 2 - 8 = {-1, 1, 5, 7}, ReLU -> {0, 1, 5, 7}.
+  Requant rq{2.f, {0.5f, 0.25f}, {-8.f}, true};
+  auto y = Requantize(s, *acc, rq);
+  ASSERT_TRUE(y.ok()) << y.status().ToString();
+  EXPECT_EQ(*y, (std::vector<float>{0.f, 1.f, 5.f, 7.f}));
+  // y / 2 = {0, 0.5, 2.5, 3.5}: halves round to even, then + 3.
+  auto q = QuantizeOutput(*y, 2.f, 3);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(*q, (std::vector<uint8_t>{3, 3, 5, 7}));
+  // Saturation at both ends.
+  EXPECT_EQ(QuantizeOutput({-1000.f, 1000.f}, 1.f, 0).value(), (std::vector<uint8_t>{0, 255}));
+}
+
+void CheckInt8Path(KernelPath path) {
+  std::mt19937 rng(TestSeed());
+  for (const ConvShape& s : Shapes(rng)) {
+    SCOPED_TRACE(Describe(s));
+    const auto input = RandomVector<uint8_t>(rng, s.input_size(), 0, 255);
+    const auto weights = RandomVector<int8_t>(rng, s.weight_size(), -128, 127);
+    const int32_t zp = static_cast<int32_t>(rng() % 256);
+    auto want = ReferenceConvAccumulate(s, input, zp, weights);
+    auto got = Int8ConvAccumulate(s, input, zp, weights, path);
+    ASSERT_TRUE(want.ok() && got.ok()) << got.status().ToString();
+    ExpectSameOutputs(s, *got, *want, RandomRequant(rng, s));
+  }
+}
+
+TEST(QGemmTest, PortableConvMatchesReference) { CheckInt8Path(KernelPath::kPortable); }
+
+TEST(QGemmTest, Avx2ConvMatchesReference) {
+  if (!CpuHasAvx2()) GTEST_SKIP() << "this CPU has no AVX2";
+  CheckInt8Path(KernelPath::kAvx2);
+}
+
+TEST(QGemmTest, Avx2GemmMatchesPortable) {
+  if (!CpuHasAvx2()) GTEST_SKIP() << "this CPU has no AVX2";
+  std::mt19937 rng(TestSeed());
+  std::uniform_int_distribution<int> dim(1, 40), regions(1, 4), extra(0, 5);
+  for (int trial = 0; trial < 60; ++trial) {
+    GemmShape s;
+    s.m = dim(rng);
+    s.n = dim(rng);
+    s.group_k = dim(rng);  // odd lengths exercise the zero-weight partner
+    s.k = s.group_k * regions(rng);
+    s.ldb = s.n + extra(rng);
+    SCOPED_TRACE("m " + std::to_string(s.m) + " n " + std::to_string(s.n) + " k " + std::to_string(s.k) +
+                 " group_k " + std::to_string(s.group_k) + " ldb " + std::to_string(s.ldb));
+    const auto a = RandomVector<int8_t>(rng, static_cast<size_t>(s.m) * s.k, -128, 127);
+    const auto b = RandomVector<uint8_t>(rng, static_cast<size_t>(s.k) * s.ldb, 0, 255);
+    const auto offset = RandomVector<int32_t>(rng, static_cast<size_t>(s.m) * (s.k / s.group_k), -100000, 100000);
+    const size_t out = static_cast<size_t>(s.m) * (s.k / s.group_k) * s.n;
+    for (const int32_t* off : {offset.data(), static_cast<const int32_t*>(nullptr)}) {
+      std::vector<int32_t> fast(out, -1), slow(out, -2);
+      ASSERT_TRUE(QGemm(s, a.data(), b.data(), off, fast.data(), KernelPath::kAvx2).ok());
+      ASSERT_TRUE(QGemm(s, a.data(), b.data(), off, slow.data(), KernelPath::kPortable).ok());
+      ExpectIdentical(fast, slow);
+    }
+  }
+}
+
+TEST(QGemmTest, ExtremeValuesStayExact) {
+  // |w * (a - z)| = 128 * 255 at every tap: where an int16 pair sum (maddubs) would saturate.
+  const ConvShape s{64, 6, 6, 5, 3, 3, 1, 1, 64};
+  for (const auto& [w, a, z] : {std::tuple<int, int, int>{-128, 255, 0}, {-128, 0, 255}, {127, 255, 0}}) {
+    const std::vector<uint8_t> input(s.input_size(), static_cast<uint8_t>(a));
+    const std::vector<int8_t> weights(s.weight_size(), static_cast<int8_t>(w));
+    auto want = ReferenceConvAccumulate(s, input, z, weights);
+    ASSERT_TRUE(want.ok());
+    EXPECT_EQ((*want)[s.out_width() + 1], w * (a - z) * s.region_depth());  // an interior pixel: all taps
+    for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2}) {
+      if (path == KernelPath::kAvx2 && !CpuHasAvx2()) continue;
+      SCOPED_TRACE(KernelPathName(path));
+      auto got = Int8ConvAccumulate(s, input, z, weights, path);
+      ASSERT_TRUE(got.ok());
+      ExpectIdentical(*got, *want);
+    }
+  }
+}
+
+TEST(LutTest, MatchesReferenceAtEveryBitWidth) {
+  std::mt19937 rng(TestSeed());
+  const std::vector<ConvShape> shapes = Shapes(rng);
+  for (int wbits = 1; wbits <= 4; ++wbits)
+    for (int abits = 1; abits <= 4; ++abits)
+      for (const ConvShape& s : shapes) {
+        SCOPED_TRACE("w" + std::to_string(wbits) + "a" + std::to_string(abits) + " " + Describe(s));
+        const auto codes = RandomVector<uint8_t>(rng, s.weight_size(), 0, (1 << wbits) - 1);
+        const auto input = RandomVector<uint8_t>(rng, s.input_size(), 0, (1 << abits) - 1);
+        const int32_t zp = static_cast<int32_t>(rng() % (1u << abits));
+        auto weights = DecodeLutWeights(codes, wbits);
+        auto lw = PrepareLutWeights(s, codes, wbits);
+        ASSERT_TRUE(weights.ok() && lw.ok()) << lw.status().ToString();
+        auto want = ReferenceConvAccumulate(s, input, zp, *weights);
+        auto got = LutConvAccumulate(*lw, input, abits, zp);
+        auto int8 = Int8ConvAccumulate(s, input, zp, *weights);
+        ASSERT_TRUE(want.ok() && got.ok() && int8.ok()) << got.status().ToString();
+        ExpectSameOutputs(s, *got, *want, RandomRequant(rng, s));
+        ExpectIdentical(*int8, *want);
+      }
+}
+
+TEST(LutTest, WeightLevelsAreOddAndSymmetric) {
+  EXPECT_EQ(DecodeLutWeights({0, 1}, 1).value(), (std::vector<int8_t>{-1, 1}));
+  EXPECT_EQ(DecodeLutWeights({0, 1, 2, 3}, 2).value(), (std::vector<int8_t>{-3, -1, 1, 3}));
+  EXPECT_EQ(DecodeLutWeights({0, 7, 8, 15}, 4).value(), (std::vector<int8_t>{-15, -1, 1, 15}));
+}
+
+// The error code, and the argument's name in the message.
+void ExpectError(const Status& st, ErrorCode code, const std::string& needle) {
+  EXPECT_EQ(st.code(), code) << st.ToString();
+  EXPECT_NE(st.message().find(needle), std::string::npos) << st.ToString();
+}
+
+TEST(KernelsErrorTest, ShapesAndArgumentsAreValidated) {
+  const ConvShape good{8, 5, 5, 4, 3, 3, 1, 1, 4};
+  auto with = [&](auto change) { ConvShape s = good; change(s); return ValidateConvShape(s); };
+  ASSERT_TRUE(ValidateConvShape(good).ok());
+  ExpectError(with([](ConvShape& s) { s.group_size = 3; }), ErrorCode::kInvalidArgument, "group_size");
+  ExpectError(with([](ConvShape& s) { s.group_size = 0; }), ErrorCode::kInvalidArgument, "group_size");
+  ExpectError(with([](ConvShape& s) { s.stride = 0; }), ErrorCode::kInvalidArgument, "stride");
+  ExpectError(with([](ConvShape& s) { s.padding = -1; }), ErrorCode::kInvalidArgument, "padding");
+  ExpectError(with([](ConvShape& s) { s.kernel_h = 8; }), ErrorCode::kInvalidArgument, "kernel");
+  ExpectError(with([](ConvShape& s) { s.in_channels = s.group_size = 8192; }), ErrorCode::kOutOfRange,
+              "region depth");
+
+  const std::vector<uint8_t> input(good.input_size(), 0);
+  const std::vector<int8_t> weights(good.weight_size(), 0);
+  ExpectError(ReferenceConvAccumulate(good, {1, 2}, 0, weights).status(), ErrorCode::kInvalidArgument, "input");
+  ExpectError(Int8ConvAccumulate(good, input, 0, {1}).status(), ErrorCode::kInvalidArgument, "weights");
+  ExpectError(Int8ConvAccumulate(good, input, 256, weights).status(), ErrorCode::kOutOfRange, "input_zero_point");
+
+  const std::vector<int32_t> acc(good.acc_size(), 0);
+  ExpectError(Requantize(good, acc, Requant{1.f, {1.f}, {}, false}).status(), ErrorCode::kInvalidArgument,
+              "weight_scales");
+  ExpectError(Requantize(good, acc, Requant{1.f, std::vector<float>(8, 0.f), {}, false}).status(),
+              ErrorCode::kOutOfRange, "weight_scales[0]");
+  ExpectError(Requantize(good, acc, Requant{1.f, std::vector<float>(8, 1.f), {1.f}, false}).status(),
+              ErrorCode::kInvalidArgument, "bias");
+  ExpectError(QuantizeOutput({1.f}, 1.f, 300).status(), ErrorCode::kOutOfRange, "zero_point");
+
+  const std::vector<uint8_t> codes(good.weight_size(), 1);
+  ExpectError(PrepareLutWeights(good, codes, 0).status(), ErrorCode::kInvalidArgument, "wbits");
+  ExpectError(PrepareLutWeights(good, codes, 5).status(), ErrorCode::kInvalidArgument, "wbits");
+  std::vector<uint8_t> bad_codes = codes;
+  bad_codes[7] = 4;
+  ExpectError(PrepareLutWeights(good, bad_codes, 2).status(), ErrorCode::kOutOfRange, "weight code[7]");
+  auto lw = PrepareLutWeights(good, codes, 2);
+  ASSERT_TRUE(lw.ok());
+  ExpectError(LutConvAccumulate(*lw, input, 9, 0).status(), ErrorCode::kInvalidArgument, "abits");
+  std::vector<uint8_t> bad_input = input;
+  bad_input[3] = 16;
+  ExpectError(LutConvAccumulate(*lw, bad_input, 4, 0).status(), ErrorCode::kOutOfRange, "input[3]");
+  ExpectError(LutConvAccumulate(*lw, input, 2, 4).status(), ErrorCode::kOutOfRange, "input_zero_point");
+
+  int32_t out[8];
+  const int8_t a[8] = {};
+  const uint8_t b[8] = {};
+  ExpectError(QGemm(GemmShape{1, 2, 4, 3, 2}, a, b, nullptr, out), ErrorCode::kInvalidArgument, "group_k");
+  ExpectError(QGemm(GemmShape{1, 2, 4, 2, 1}, a, b, nullptr, out), ErrorCode::kInvalidArgument, "ldb");
+  if (!CpuHasAvx2())
+    ExpectError(QGemm(GemmShape{1, 2, 4, 2, 2}, a, b, nullptr, out, KernelPath::kAvx2),
+                ErrorCode::kFailedPrecondition, "avx2");
+}
+
+// Timing only, never asserted (tests never assert on time): run with
+// --gtest_also_run_disabled_tests --gtest_filter='*Timing*'. Real benchmarks belong in bench/.
+TEST(KernelsTest, DISABLED_Timing) {
+  std::mt19937 rng(TestSeed());
+  const ConvShape s{64, 14, 14, 64, 3, 3, 1, 1, 16};
+  const auto input = RandomVector<uint8_t>(rng, s.input_size(), 0, 15);
+  const auto codes = RandomVector<uint8_t>(rng, s.weight_size(), 0, 15);
+  const auto weights = DecodeLutWeights(codes, 4).value();
+  auto median_ms = [](auto&& fn) {
+    std::vector<double> ms;
+    for (int i = 0; i < 21; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      fn();
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::nth_element(ms.begin(), ms.begin() + 10, ms.end());
+    return ms[10];
+  };
+  std::printf("%s: reference %.3f ms\n", Describe(s).c_str(),
+              median_ms([&] { (void)ReferenceConvAccumulate(s, input, 3, weights); }));
+  std::printf("int8 portable %.3f ms\n", median_ms([&] { (void)Int8ConvAccumulate(s, input, 3, weights, KernelPath::kPortable); }));
+  if (CpuHasAvx2())
+    std::printf("int8 avx2 %.3f ms\n", median_ms([&] { (void)Int8ConvAccumulate(s, input, 3, weights, KernelPath::kAvx2); }));
+  for (int wbits : {1, 2, 4}) {
+    std::vector<uint8_t> c(codes);
+    for (auto& v : c) v &= (1 << wbits) - 1;
+    const LutWeights lw = PrepareLutWeights(s, c, wbits).value();
+    std::printf("lut w%da4 %.3f ms\n", wbits, median_ms([&] { (void)LutConvAccumulate(lw, input, 4, 3); }));
+  }
+}
+
+}  // namespace
+}  // namespace splitinfer::kernels
