@@ -1,0 +1,582 @@
+#include "kernels/head.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+namespace splitinfer::kernels {
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string OpLabel(const HeadOp& op, size_t i) {
+  return "op " + std::to_string(i) + (op.name.empty() ? "" : " (" + op.name + ")");
+}
+
+Status CheckQuant(const HeadOp& op, const std::string& label) {
+  const ConvQuant& q = op.quant;
+  if (q.wbits != 1 && q.wbits != 2 && q.wbits != 4 && q.wbits != 8) {
+    return InvalidArgument(label + ": weight bits " + std::to_string(q.wbits) + " (use 1, 2, 4 or 8)");
+  }
+  if (q.abits < 1 || q.abits > 8) {
+    return InvalidArgument(label + ": activation bits " + std::to_string(q.abits) + " outside 1..8");
+  }
+  if (q.weight_codes.size() != op.shape.weight_size()) {
+    return InvalidArgument(label + ": " + std::to_string(q.weight_codes.size()) + " weight codes for " +
+                           std::to_string(op.shape.weight_size()) + " weights");
+  }
+  const size_t scales = static_cast<size_t>(op.shape.out_channels) * op.shape.regions();
+  if (q.weight_scales.size() != scales) {
+    return InvalidArgument(label + ": " + std::to_string(q.weight_scales.size()) + " weight scales for " +
+                           std::to_string(scales) + " regions");
+  }
+  for (float s : q.weight_scales) {
+    if (!std::isfinite(s) || s < 0) return InvalidArgument(label + ": a weight scale is negative or not finite");
+  }
+  if (!std::isfinite(q.input_scale) || !(q.input_scale > 0)) {
+    return InvalidArgument(label + ": input scale must be positive and finite");
+  }
+  if (q.input_zero_point < 0 || q.input_zero_point >= (1 << q.abits)) {
+    return OutOfRange(label + ": input zero point " + std::to_string(q.input_zero_point) + " outside the " +
+                      std::to_string(q.abits) + "-bit codes");
+  }
+  if (q.wbits == 8) {
+    for (uint8_t c : q.weight_codes) {
+      if (static_cast<int8_t>(c) == -128) return OutOfRange(label + ": 8-bit weight -128 (use -127..127)");
+    }
+  } else {
+    for (uint8_t c : q.weight_codes) {
+      if (c >= (1u << q.wbits)) {
+        return OutOfRange(label + ": weight code " + std::to_string(c) + " >= 2^" + std::to_string(q.wbits));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<Tensor3>> Shapes(const HeadGraph& g) {
+  if (g.in_channels < 1 || g.in_height < 1 || g.in_width < 1 || g.in_channels >= kMaxDim || g.in_height >= kMaxDim ||
+      g.in_width >= kMaxDim) {
+    return InvalidArgument("head input shape " + std::to_string(g.in_channels) + "x" + std::to_string(g.in_height) +
+                           "x" + std::to_string(g.in_width) + " is empty or too large");
+  }
+  std::vector<Tensor3> shapes = {{g.in_channels, g.in_height, g.in_width, {}}};
+  for (size_t i = 0; i < g.ops.size(); ++i) {
+    const HeadOp& op = g.ops[i];
+    const std::string label = OpLabel(op, i);
+    if (op.input < 0 || op.input > static_cast<int>(i)) {
+      return InvalidArgument(label + ": input register " + std::to_string(op.input) + " is not written before it");
+    }
+    const Tensor3& in = shapes[static_cast<size_t>(op.input)];
+    Tensor3 out;
+    if (op.kind == HeadOpKind::kConv) {
+      if (op.shape.in_channels != in.c || op.shape.in_height != in.h || op.shape.in_width != in.w) {
+        return InvalidArgument(label + ": expects a " + std::to_string(op.shape.in_channels) + "x" +
+                               std::to_string(op.shape.in_height) + "x" + std::to_string(op.shape.in_width) +
+                               " input, register " + std::to_string(op.input) + " is " + std::to_string(in.c) + "x" +
+                               std::to_string(in.h) + "x" + std::to_string(in.w));
+      }
+      SI_RETURN_IF_ERROR(ValidateConvShape(op.shape));
+      if (op.weight.size() != op.shape.weight_size() || op.bias.size() != static_cast<size_t>(op.shape.out_channels)) {
+        return InvalidArgument(label + ": " + std::to_string(op.weight.size()) + " weights and " +
+                               std::to_string(op.bias.size()) + " biases for the shape");
+      }
+      if (op.quantized) SI_RETURN_IF_ERROR(CheckQuant(op, label));
+      out = {op.shape.out_channels, op.shape.out_height(), op.shape.out_width(), {}};
+      if (op.residual >= 0) {
+        if (op.residual > static_cast<int>(i)) {
+          return InvalidArgument(label + ": residual register " + std::to_string(op.residual) +
+                                 " is not written before it");
+        }
+        const Tensor3& r = shapes[static_cast<size_t>(op.residual)];
+        if (r.c != out.c || r.h != out.h || r.w != out.w) {
+          return InvalidArgument(label + ": residual register " + std::to_string(op.residual) +
+                                 " does not have the output's shape");
+        }
+      } else if (op.residual != -1) {
+        return InvalidArgument(label + ": residual register " + std::to_string(op.residual) + " (use -1 for none)");
+      }
+    } else if (op.kind == HeadOpKind::kMaxPool) {
+      if (op.pool_kernel < 1 || op.pool_stride < 1 || op.pool_padding < 0 || op.pool_padding >= op.pool_kernel ||
+          op.pool_kernel > in.h + 2 * op.pool_padding || op.pool_kernel > in.w + 2 * op.pool_padding ||
+          op.pool_kernel >= kMaxDim || op.pool_stride >= kMaxDim) {
+        return InvalidArgument(label + ": max-pool kernel " + std::to_string(op.pool_kernel) + ", stride " +
+                               std::to_string(op.pool_stride) + ", padding " + std::to_string(op.pool_padding) +
+                               " do not fit the input");
+      }
+      out = {in.c, (in.h + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1,
+             (in.w + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1, {}};
+    } else {
+      return InvalidArgument(label + ": unknown op kind " + std::to_string(static_cast<int>(op.kind)));
+    }
+    shapes.push_back(out);
+  }
+  return shapes;
+}
+
+void FloatConv(const ConvShape& s, const std::vector<float>& w, const std::vector<float>& b, const float* in,
+               float* out) {
+  const int oh = s.out_height(), ow = s.out_width();
+  for (int oc = 0; oc < s.out_channels; ++oc) {
+    for (int y = 0; y < oh; ++y) {
+      for (int x = 0; x < ow; ++x) {
+        double acc = b[static_cast<size_t>(oc)];
+        for (int c = 0; c < s.in_channels; ++c) {
+          for (int ky = 0; ky < s.kernel_h; ++ky) {
+            const int iy = y * s.stride - s.padding + ky;
+            if (iy < 0 || iy >= s.in_height) continue;
+            for (int kx = 0; kx < s.kernel_w; ++kx) {
+              const int ix = x * s.stride - s.padding + kx;
+              if (ix < 0 || ix >= s.in_width) continue;
+              acc += static_cast<double>(w[((static_cast<size_t>(oc) * s.in_channels + c) * s.kernel_h + ky) * s.kernel_w + kx]) *
+                     in[(static_cast<size_t>(c) * s.in_height + iy) * s.in_width + ix];
+            }
+          }
+        }
+        out[(static_cast<size_t>(oc) * oh + y) * ow + x] = static_cast<float>(acc);
+      }
+    }
+  }
+}
+
+Tensor3 MaxPool(const HeadOp& op, const Tensor3& in) {
+  Tensor3 out{in.c, (in.h + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1,
+              (in.w + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1, {}};
+  out.data.assign(static_cast<size_t>(out.c) * out.h * out.w, -std::numeric_limits<float>::infinity());
+  for (int c = 0; c < in.c; ++c) {
+    for (int y = 0; y < out.h; ++y) {
+      for (int x = 0; x < out.w; ++x) {
+        float m = -std::numeric_limits<float>::infinity();
+        for (int ky = 0; ky < op.pool_kernel; ++ky) {
+          const int iy = y * op.pool_stride - op.pool_padding + ky;
+          if (iy < 0 || iy >= in.h) continue;
+          for (int kx = 0; kx < op.pool_kernel; ++kx) {
+            const int ix = x * op.pool_stride - op.pool_padding + kx;
+            if (ix < 0 || ix >= in.w) continue;
+            m = std::max(m, in.data[(static_cast<size_t>(c) * in.h + iy) * in.w + ix]);
+          }
+        }
+        out.data[(static_cast<size_t>(c) * out.h + y) * out.w + x] = m;
+      }
+    }
+  }
+  return out;
+}
+
+void AddResidualRelu(const HeadOp& op, const std::vector<Tensor3>& regs, Tensor3& out) {
+  if (op.residual >= 0) {
+    const auto& r = regs[static_cast<size_t>(op.residual)].data;
+    for (size_t k = 0; k < out.data.size(); ++k) out.data[k] += r[k];
+  }
+  if (op.relu) {
+    for (float& v : out.data) v = std::max(v, 0.f);
+  }
+}
+
+Status CheckInput(const HeadGraph& g, const Tensor3& input) {
+  if (input.c != g.in_channels || input.h != g.in_height || input.w != g.in_width ||
+      input.data.size() != static_cast<size_t>(input.c) * input.h * input.w) {
+    return InvalidArgument("head input is " + std::to_string(input.c) + "x" + std::to_string(input.h) + "x" +
+                           std::to_string(input.w) + " (" + std::to_string(input.data.size()) + " values), the head of " +
+                           g.model + " takes " + std::to_string(g.in_channels) + "x" + std::to_string(g.in_height) +
+                           "x" + std::to_string(g.in_width));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status HeadGraph::Validate() const { return Shapes(*this).status(); }
+
+Result<Tensor3> HeadGraph::ShapeOf(int reg) const {
+  SI_ASSIGN_OR_RETURN(auto shapes, Shapes(*this));
+  if (reg < 0 || reg >= static_cast<int>(shapes.size())) {
+    return InvalidArgument("register " + std::to_string(reg) + " outside 0.." + std::to_string(shapes.size() - 1));
+  }
+  return shapes[static_cast<size_t>(reg)];
+}
+
+Result<Tensor3> RunFloat(const HeadGraph& g, const Tensor3& input) {
+  SI_RETURN_IF_ERROR(g.Validate());
+  SI_RETURN_IF_ERROR(CheckInput(g, input));
+  std::vector<Tensor3> regs = {input};
+  for (const HeadOp& op : g.ops) {
+    const Tensor3& in = regs[static_cast<size_t>(op.input)];
+    if (op.kind == HeadOpKind::kMaxPool) {
+      regs.push_back(MaxPool(op, in));
+      continue;
+    }
+    Tensor3 out{op.shape.out_channels, op.shape.out_height(), op.shape.out_width(), {}};
+    out.data.resize(op.shape.output_size());
+    FloatConv(op.shape, op.weight, op.bias, in.data.data(), out.data.data());
+    AddResidualRelu(op, regs, out);
+    regs.push_back(std::move(out));
+  }
+  return regs.back();
+}
+
+const char* HeadImplName(HeadImpl impl) {
+  switch (impl) {
+    case HeadImpl::kInt8: return "int8";
+    case HeadImpl::kLut: return "lut";
+    case HeadImpl::kReference: return "reference";
+  }
+  return "?";
+}
+
+Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
+  SI_RETURN_IF_ERROR(graph.Validate());
+  QuantizedHead h;
+  h.path_ = path;
+  h.int8_weights_.resize(graph.ops.size());
+  h.lut_weights_.resize(graph.ops.size());
+  for (size_t i = 0; i < graph.ops.size(); ++i) {
+    const HeadOp& op = graph.ops[i];
+    if (op.kind != HeadOpKind::kConv || !op.quantized) continue;
+    if (op.quant.wbits == 8) {
+      h.int8_weights_[i].resize(op.quant.weight_codes.size());
+      std::memcpy(h.int8_weights_[i].data(), op.quant.weight_codes.data(), op.quant.weight_codes.size());
+    } else {
+      SI_ASSIGN_OR_RETURN(h.int8_weights_[i], DecodeLutWeights(op.quant.weight_codes, op.quant.wbits));
+      SI_ASSIGN_OR_RETURN(h.lut_weights_[i], PrepareLutWeights(op.shape, op.quant.weight_codes, op.quant.wbits));
+    }
+  }
+  h.graph_ = std::move(graph);
+  return h;
+}
+
+Result<Tensor3> QuantizedHead::Run(const Tensor3& input, HeadImpl impl) const {
+  SI_RETURN_IF_ERROR(CheckInput(graph_, input));
+  std::vector<Tensor3> regs = {input};
+  regs.reserve(graph_.ops.size() + 1);
+  std::vector<uint8_t> codes;
+  for (size_t i = 0; i < graph_.ops.size(); ++i) {
+    const HeadOp& op = graph_.ops[i];
+    const Tensor3& in = regs[static_cast<size_t>(op.input)];
+    if (op.kind == HeadOpKind::kMaxPool) {
+      regs.push_back(MaxPool(op, in));
+      continue;
+    }
+    Tensor3 out{op.shape.out_channels, op.shape.out_height(), op.shape.out_width(), {}};
+    if (!op.quantized) {
+      out.data.resize(op.shape.output_size());
+      FloatConv(op.shape, op.weight, op.bias, in.data.data(), out.data.data());
+      AddResidualRelu(op, regs, out);
+      regs.push_back(std::move(out));
+      continue;
+    }
+    const ConvQuant& q = op.quant;
+    // Quantize the input per tensor: code = clamp(nearbyint(x / scale) + z, 0, 2^abits - 1).
+    const float inv = 1.f / q.input_scale;
+    const float top = static_cast<float>((1 << q.abits) - 1);
+    codes.resize(in.data.size());
+    for (size_t k = 0; k < in.data.size(); ++k) {
+      const float v = std::nearbyint(in.data[k] * inv) + static_cast<float>(q.input_zero_point);
+      codes[k] = static_cast<uint8_t>(std::min(std::max(v, 0.f), top));
+    }
+    std::vector<int32_t> acc;
+    if (impl == HeadImpl::kReference) {
+      SI_ASSIGN_OR_RETURN(acc, ReferenceConvAccumulate(op.shape, codes, q.input_zero_point, int8_weights_[i]));
+    } else if (impl == HeadImpl::kLut && q.wbits <= 4 && q.abits <= 4) {
+      SI_ASSIGN_OR_RETURN(acc, LutConvAccumulate(lut_weights_[i], codes, q.abits, q.input_zero_point));
+    } else {
+      SI_ASSIGN_OR_RETURN(acc, Int8ConvAccumulate(op.shape, codes, q.input_zero_point, int8_weights_[i], path_));
+    }
+    Requant rq;
+    rq.input_scale = q.input_scale;
+    rq.weight_scales = q.weight_scales;
+    rq.bias = op.bias;
+    rq.relu = false;  // after the residual add
+    SI_ASSIGN_OR_RETURN(out.data, Requantize(op.shape, acc, rq));
+    AddResidualRelu(op, regs, out);
+    regs.push_back(std::move(out));
+  }
+  return regs.back();
+}
+
+Status QuantizeGraph(HeadGraph& g, const std::vector<Tensor3>& calibration, const QuantizeOptions& o) {
+  SI_RETURN_IF_ERROR(g.Validate());
+  if (o.wbits != 1 && o.wbits != 2 && o.wbits != 4 && o.wbits != 8) {
+    return InvalidArgument("weight bits " + std::to_string(o.wbits) + " (use 1, 2, 4 or 8)");
+  }
+  if (o.abits < 1 || o.abits > 8) return InvalidArgument("activation bits " + std::to_string(o.abits) + " outside 1..8");
+  if (!(o.percentile > 0 && o.percentile <= 100)) return InvalidArgument("percentile must be in (0, 100]");
+  if (calibration.empty()) return InvalidArgument("quantizing activations needs at least one calibration image");
+  // Every conv input's values over the calibration images.
+  std::vector<std::vector<float>> seen(g.ops.size());
+  for (const Tensor3& image : calibration) {
+    SI_RETURN_IF_ERROR(CheckInput(g, image));
+    std::vector<Tensor3> regs = {image};
+    for (size_t i = 0; i < g.ops.size(); ++i) {
+      const HeadOp& op = g.ops[i];
+      const Tensor3& in = regs[static_cast<size_t>(op.input)];
+      if (op.kind == HeadOpKind::kMaxPool) {
+        regs.push_back(MaxPool(op, in));
+        continue;
+      }
+      seen[i].insert(seen[i].end(), in.data.begin(), in.data.end());
+      Tensor3 out{op.shape.out_channels, op.shape.out_height(), op.shape.out_width(), {}};
+      out.data.resize(op.shape.output_size());
+      FloatConv(op.shape, op.weight, op.bias, in.data.data(), out.data.data());
+      AddResidualRelu(op, regs, out);
+      regs.push_back(std::move(out));
+    }
+  }
+  bool first = true;
+  for (size_t i = 0; i < g.ops.size(); ++i) {
+    HeadOp& op = g.ops[i];
+    if (op.kind != HeadOpKind::kConv) continue;
+    const bool skip = first && !o.quantize_first;
+    first = false;
+    if (skip) {
+      op.quantized = false;
+      continue;
+    }
+    ConvShape& s = op.shape;
+    s.group_size = o.group_size > 0 ? o.group_size : s.in_channels;
+    if (s.in_channels % s.group_size != 0) {
+      // Regions must tile the input channels: fall back to one region per output channel.
+      s.group_size = s.in_channels;
+    }
+    SI_RETURN_IF_ERROR(ValidateConvShape(s));
+    ConvQuant& q = op.quant;
+    q.wbits = o.wbits;
+    q.abits = o.abits;
+    const int regions = s.regions(), taps = s.kernel_h * s.kernel_w;
+    q.weight_codes.assign(s.weight_size(), 0);
+    q.weight_scales.assign(static_cast<size_t>(s.out_channels) * regions, 0.f);
+    const float levels = o.wbits == 8 ? 127.f : static_cast<float>((1 << o.wbits) - 1);
+    for (int oc = 0; oc < s.out_channels; ++oc) {
+      for (int r = 0; r < regions; ++r) {
+        const size_t begin = (static_cast<size_t>(oc) * s.in_channels + static_cast<size_t>(r) * s.group_size) * taps;
+        const size_t end = begin + static_cast<size_t>(s.group_size) * taps;
+        float m = 0;
+        for (size_t k = begin; k < end; ++k) m = std::max(m, std::fabs(op.weight[k]));
+        const float scale = m > 0 ? m / levels : 1.f;
+        q.weight_scales[static_cast<size_t>(oc) * regions + r] = scale;
+        for (size_t k = begin; k < end; ++k) {
+          const float v = op.weight[k] / scale;
+          if (o.wbits == 8) {
+            q.weight_codes[k] = static_cast<uint8_t>(static_cast<int8_t>(std::min(127.f, std::max(-127.f, std::nearbyint(v)))));
+          } else {
+            // Nearest odd level w = 2u + 1 - 2^wbits:  u = round((v + 2^wbits - 1) / 2).
+            const float u = std::nearbyint((v + static_cast<float>((1 << o.wbits) - 1)) / 2.f);
+            q.weight_codes[k] = static_cast<uint8_t>(std::min(static_cast<float>((1 << o.wbits) - 1), std::max(0.f, u)));
+          }
+        }
+      }
+    }
+    std::vector<float>& v = seen[i];
+    const float lo = std::min(0.f, *std::min_element(v.begin(), v.end()));
+    float hi;
+    if (o.percentile >= 100) {
+      hi = *std::max_element(v.begin(), v.end());
+    } else {
+      const size_t k = std::min(v.size() - 1, static_cast<size_t>(o.percentile / 100.0 * static_cast<double>(v.size())));
+      std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+      hi = v[k];
+    }
+    hi = std::max(hi, lo + 1e-6f);
+    const float top = static_cast<float>((1 << o.abits) - 1);
+    q.input_scale = (hi - lo) / top;
+    q.input_zero_point = static_cast<int32_t>(std::min(top, std::max(0.f, std::nearbyint(-lo / q.input_scale))));
+    op.quantized = true;
+    std::vector<float>().swap(v);
+  }
+  return g.Validate();
+}
+
+// ---- the file -------------------------------------------------------------------------------
+
+namespace {
+
+constexpr char kMagic[8] = {'S', 'I', 'H', 'E', 'A', 'D', 0, 0};
+constexpr uint32_t kMaxHeaderBytes = 16u << 20;
+constexpr uint64_t kMaxArray = uint64_t{1} << 28;  // elements per array
+
+bool LittleEndian() {
+  const uint16_t one = 1;
+  uint8_t b;
+  std::memcpy(&b, &one, 1);
+  return b == 1;
+}
+
+template <typename T>
+json Put(std::string& blob, const std::vector<T>& v) {
+  const uint64_t offset = blob.size();
+  blob.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+  return {{"offset", offset}, {"count", static_cast<uint64_t>(v.size())}};
+}
+
+template <typename T>
+Status Get(const json& ref, const uint8_t* blob, uint64_t blob_size, const std::string& what, std::vector<T>* out) {
+  if (!ref.is_object() || !ref.contains("offset") || !ref.contains("count") || !ref["offset"].is_number_unsigned() ||
+      !ref["count"].is_number_unsigned()) {
+    return InvalidArgument("head file: " + what + " needs unsigned offset and count");
+  }
+  const uint64_t offset = ref["offset"].get<uint64_t>(), count = ref["count"].get<uint64_t>();
+  if (count > kMaxArray) return OutOfRange("head file: " + what + " has " + std::to_string(count) + " elements");
+  if (offset > blob_size || count * sizeof(T) > blob_size - offset) {
+    return DataLoss("head file: " + what + " runs past the end of the file (truncated?)");
+  }
+  out->resize(count);
+  if (count) std::memcpy(out->data(), blob + offset, count * sizeof(T));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SaveHead(const std::string& path, const HeadGraph& g) {
+  SI_RETURN_IF_ERROR(g.Validate());
+  if (!LittleEndian()) return Unimplemented("head files are little-endian; this machine is not");
+  std::string blob;
+  json ops = json::array();
+  for (const HeadOp& op : g.ops) {
+    json o = {{"kind", op.kind == HeadOpKind::kConv ? "conv" : "maxpool"}, {"name", op.name}, {"input", op.input}};
+    if (op.kind == HeadOpKind::kConv) {
+      const ConvShape& s = op.shape;
+      o["residual"] = op.residual;
+      o["relu"] = op.relu;
+      o["shape"] = {{"in_channels", s.in_channels}, {"in_height", s.in_height}, {"in_width", s.in_width},
+                    {"out_channels", s.out_channels}, {"kernel_h", s.kernel_h}, {"kernel_w", s.kernel_w},
+                    {"stride", s.stride}, {"padding", s.padding}, {"group_size", s.group_size}};
+      o["weight"] = Put(blob, op.weight);
+      o["bias"] = Put(blob, op.bias);
+      if (op.quantized) {
+        const ConvQuant& q = op.quant;
+        o["quant"] = {{"wbits", q.wbits},
+                      {"abits", q.abits},
+                      {"weight_codes", Put(blob, q.weight_codes)},
+                      {"weight_scales", Put(blob, q.weight_scales)},
+                      {"input_scale", q.input_scale},
+                      {"input_zero_point", q.input_zero_point}};
+      }
+    } else {
+      o["kernel"] = op.pool_kernel;
+      o["stride"] = op.pool_stride;
+      o["padding"] = op.pool_padding;
+    }
+    ops.push_back(o);
+  }
+  const json header = {{"model", g.model},
+                       {"split", g.split},
+                       {"input", {g.in_channels, g.in_height, g.in_width}},
+                       {"ops", ops}};
+  const std::string h = header.dump();
+  std::ofstream f(path, std::ios::binary);
+  if (!f) return IoError("cannot write " + path);
+  const uint32_t version = kHeadFileVersion, hlen = static_cast<uint32_t>(h.size());
+  f.write(kMagic, sizeof kMagic);
+  f.write(reinterpret_cast<const char*>(&version), 4);
+  f.write(reinterpret_cast<const char*>(&hlen), 4);
+  f.write(h.data(), static_cast<std::streamsize>(h.size()));
+  f.write(blob.data(), static_cast<std::streamsize>(blob.size()));
+  if (!f) return IoError("cannot write " + path);
+  return Status::Ok();
+}
+
+Result<HeadGraph> ParseHead(const uint8_t* data, size_t size) {
+  if (!LittleEndian()) return Unimplemented("head files are little-endian; this machine is not");
+  if (size < 16 || std::memcmp(data, kMagic, sizeof kMagic) != 0) {
+    return InvalidArgument("not a splitinfer head file (no SIHEAD magic): make one with `splitinfer quantize-head`");
+  }
+  uint32_t version, hlen;
+  std::memcpy(&version, data + 8, 4);
+  std::memcpy(&hlen, data + 12, 4);
+  if (version != kHeadFileVersion) {
+    return Unimplemented("head file version " + std::to_string(version) + "; this build reads version " +
+                         std::to_string(kHeadFileVersion));
+  }
+  if (hlen > kMaxHeaderBytes || hlen > size - 16) return DataLoss("head file: header length runs past the file");
+  json h;
+  try {
+    h = json::parse(data + 16, data + 16 + hlen);
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("head file: header is not valid JSON (") + e.what() + ")");
+  }
+  const uint8_t* blob = data + 16 + hlen;
+  const uint64_t blob_size = size - 16 - hlen;
+  HeadGraph g;
+  try {
+    g.model = h.at("model").get<std::string>();
+    g.split = h.at("split").get<std::string>();
+    const auto in = h.at("input").get<std::vector<int>>();
+    if (in.size() != 3) return InvalidArgument("head file: input shape needs 3 values (C, H, W)");
+    g.in_channels = in[0];
+    g.in_height = in[1];
+    g.in_width = in[2];
+    const json& ops = h.at("ops");
+    if (!ops.is_array() || ops.size() > 4096) return InvalidArgument("head file: ops must be an array of <= 4096");
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const json& o = ops[i];
+      HeadOp op;
+      const std::string kind = o.at("kind").get<std::string>(), what = "op " + std::to_string(i);
+      op.name = o.value("name", "");
+      op.input = o.at("input").get<int>();
+      if (kind == "conv") {
+        op.kind = HeadOpKind::kConv;
+        op.residual = o.at("residual").get<int>();
+        op.relu = o.at("relu").get<bool>();
+        const json& s = o.at("shape");
+        op.shape.in_channels = s.at("in_channels").get<int>();
+        op.shape.in_height = s.at("in_height").get<int>();
+        op.shape.in_width = s.at("in_width").get<int>();
+        op.shape.out_channels = s.at("out_channels").get<int>();
+        op.shape.kernel_h = s.at("kernel_h").get<int>();
+        op.shape.kernel_w = s.at("kernel_w").get<int>();
+        op.shape.stride = s.at("stride").get<int>();
+        op.shape.padding = s.at("padding").get<int>();
+        op.shape.group_size = s.at("group_size").get<int>();
+        // The shape bounds every count below: check it before copying anything.
+        SI_RETURN_IF_ERROR(ValidateConvShape(op.shape));
+        SI_RETURN_IF_ERROR(Get(o.at("weight"), blob, blob_size, what + " weight", &op.weight));
+        SI_RETURN_IF_ERROR(Get(o.at("bias"), blob, blob_size, what + " bias", &op.bias));
+        if (o.contains("quant")) {
+          const json& q = o.at("quant");
+          op.quantized = true;
+          op.quant.wbits = q.at("wbits").get<int>();
+          op.quant.abits = q.at("abits").get<int>();
+          op.quant.input_scale = q.at("input_scale").get<float>();
+          op.quant.input_zero_point = q.at("input_zero_point").get<int32_t>();
+          SI_RETURN_IF_ERROR(Get(q.at("weight_codes"), blob, blob_size, what + " weight codes", &op.quant.weight_codes));
+          SI_RETURN_IF_ERROR(Get(q.at("weight_scales"), blob, blob_size, what + " weight scales", &op.quant.weight_scales));
+        }
+      } else if (kind == "maxpool") {
+        op.kind = HeadOpKind::kMaxPool;
+        op.pool_kernel = o.at("kernel").get<int>();
+        op.pool_stride = o.at("stride").get<int>();
+        op.pool_padding = o.at("padding").get<int>();
+      } else {
+        return InvalidArgument("head file: " + what + " has unknown kind '" + kind + "' (conv or maxpool)");
+      }
+      g.ops.push_back(std::move(op));
+    }
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("head file: ") + e.what());
+  }
+  SI_RETURN_IF_ERROR(g.Validate());
+  return g;
+}
+
+Result<HeadGraph> LoadHead(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return NotFound("head file " + path + " not found (make one with `splitinfer quantize-head`)");
+  f.seekg(0, std::ios::end);
+  const std::streamoff n = f.tellg();
+  if (n < 0 || static_cast<uint64_t>(n) > (uint64_t{1} << 32)) return OutOfRange("head file " + path + " is too large");
+  f.seekg(0);
+  std::vector<uint8_t> bytes(static_cast<size_t>(n));
+  f.read(reinterpret_cast<char*>(bytes.data()), n);
+  if (!f) return IoError("cannot read " + path);
+  auto g = ParseHead(bytes.data(), bytes.size());
+  if (!g.ok()) return Status(g.status().code(), path + ": " + g.status().message());
+  return g;
+}
+
+}  // namespace splitinfer::kernels

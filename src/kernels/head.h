@@ -1,0 +1,123 @@
+// kernels/head: a network head (blocks 0..k) as a small graph of convolutions, residual adds and
+// max-pools, run in float (the reference) or with low-bit weights and activations through the
+// kernels of qconv.h, qgemm.h and lut.h. No LibTorch: the node can run it without it, and the
+// file parser can be fuzzed.
+//
+//   image (float, normalised) -> op 0 -> op 1 -> ... -> features (float, the split point's map)
+//
+// Registers: register 0 holds the input; op i writes register i + 1 and reads registers below
+// that. A conv op reads `input`, optionally adds register `residual` (same shape as its output)
+// before its ReLU; batch norm is folded into its weights and bias by the converter
+// (src/models/lowbit). A max-pool op reads `input`.
+//
+// Quantized execution of a conv: its input is quantized per tensor to `abits` unsigned codes
+// with the calibrated (scale, zero point); the int32 sums come from the int8 kernel (8-bit
+// weights) or the LUT kernel (<= 4-bit weights and activations); Requantize (qconv.h) turns
+// them into floats, then the residual is added and the ReLU applied in float. Between ops the
+// values are float, so an op's output is quantized once, by the op that reads it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "kernels/lut.h"
+#include "kernels/qconv.h"
+#include "kernels/qgemm.h"
+
+namespace splitinfer::kernels {
+
+enum class HeadOpKind : int { kConv = 1, kMaxPool = 2 };
+
+// Quantization of one conv. Weight codes: for wbits == 8, int8 values in [-127, 127] stored as
+// their two's-complement bytes; for wbits <= 4, the unsigned LUT codes of lut.h (odd symmetric
+// levels). One weight scale per local region ([out_channels][regions]).
+struct ConvQuant {
+  int wbits = 8, abits = 8;
+  std::vector<uint8_t> weight_codes;
+  std::vector<float> weight_scales;
+  float input_scale = 1.f;
+  int32_t input_zero_point = 0;
+};
+
+struct HeadOp {
+  HeadOpKind kind = HeadOpKind::kConv;
+  std::string name;             // the module path it came from ("stage1.0.conv1")
+  int input = 0, residual = -1;
+  // conv
+  ConvShape shape;              // in_* are the input register's dimensions
+  bool relu = false;
+  std::vector<float> weight;    // float, BN folded, [oc][c][ky][kx]
+  std::vector<float> bias;      // [oc]
+  bool quantized = false;
+  ConvQuant quant;
+  // max-pool (square window, zero padding counts as -inf)
+  int pool_kernel = 0, pool_stride = 1, pool_padding = 0;
+};
+
+struct Tensor3 {
+  int c = 0, h = 0, w = 0;
+  std::vector<float> data;  // [c][h][w]
+};
+
+struct HeadGraph {
+  std::string model, split;
+  int in_channels = 0, in_height = 0, in_width = 0;
+  std::vector<HeadOp> ops;
+
+  // Checks every op against the registers it reads (indices, shapes, counts, limits).
+  Status Validate() const;
+  // Output shape of register r (0 = input).
+  Result<Tensor3> ShapeOf(int reg) const;
+};
+
+// Float execution: what the converter checks against LibTorch.
+Result<Tensor3> RunFloat(const HeadGraph& graph, const Tensor3& input);
+
+enum class HeadImpl { kInt8 = 1, kLut = 2, kReference = 3 };
+const char* HeadImplName(HeadImpl impl);
+
+// Low-bit execution. kInt8 runs every conv through Int8ConvAccumulate (LUT-coded weights are
+// decoded to int8 once, in Prepare); kLut runs convs with wbits and abits <= 4 through
+// LutConvAccumulate and the rest through the int8 kernel; kReference uses
+// ReferenceConvAccumulate. All three give the same result bit for bit.
+class QuantizedHead {
+ public:
+  static Result<QuantizedHead> Prepare(HeadGraph graph, KernelPath path = KernelPath::kAuto);
+  Result<Tensor3> Run(const Tensor3& input, HeadImpl impl) const;
+  const HeadGraph& graph() const { return graph_; }
+
+ private:
+  HeadGraph graph_;
+  KernelPath path_ = KernelPath::kAuto;
+  std::vector<std::vector<int8_t>> int8_weights_;  // per op (empty for non-conv)
+  std::vector<LutWeights> lut_weights_;            // per op (wbits <= 4 only)
+};
+
+// Quantization of a float graph, arithmetic only (the converter in src/models/lowbit calls it).
+//
+// Weights: every conv gets `wbits` codes with one scale per local region of `group_size` input
+// channels (0 = all of them, plain per output channel): 8 bits symmetric int8 with scale =
+// max|w| / 127; <= 4 bits the odd levels of lut.h with scale = max|w| / (2^wbits - 1).
+// Activations: each conv's input range comes from running the float graph on calibration
+// images; the range is [min, the `percentile` of its values] (percentile 100 = the maximum),
+// zero point from min (0 after a ReLU), scale = range / (2^abits - 1).
+struct QuantizeOptions {
+  int wbits = 8, abits = 8;
+  int group_size = 0;
+  double percentile = 100.0;
+  bool quantize_first = true;  // the first conv (raw image in) too
+};
+Status QuantizeGraph(HeadGraph& graph, const std::vector<Tensor3>& calibration, const QuantizeOptions& options);
+
+// The head file (`splitinfer quantize-head --out`): "SIHEAD\0\0", u32 version (1), u32 header
+// bytes, a JSON header (model, split, input shape, ops with their fields and blob offsets), then
+// the blob (float32 and byte arrays, little-endian). LoadHead checks every count, offset and
+// shape against the file before it allocates; errors name the field.
+inline constexpr uint32_t kHeadFileVersion = 1;
+Status SaveHead(const std::string& path, const HeadGraph& graph);
+Result<HeadGraph> ParseHead(const uint8_t* data, size_t size);
+Result<HeadGraph> LoadHead(const std::string& path);
+
+}  // namespace splitinfer::kernels

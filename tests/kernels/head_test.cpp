@@ -1,0 +1,240 @@
+#include "kernels/head.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "test_seed.h"
+
+namespace splitinfer::kernels {
+namespace {
+
+using ::splitinfer::testing::TestSeed;
+
+Tensor3 RandomTensor(int c, int h, int w, std::mt19937& rng, float lo = -1.f, float hi = 1.f) {
+  std::uniform_real_distribution<float> u(lo, hi);
+  Tensor3 t{c, h, w, {}};
+  t.data.resize(static_cast<size_t>(c) * h * w);
+  for (float& v : t.data) v = u(rng);
+  return t;
+}
+
+HeadOp Conv(const std::string& name, int input, int cin, int h, int w, int cout, int k, int stride, bool relu,
+            std::mt19937& rng, int residual = -1) {
+  HeadOp op;
+  op.kind = HeadOpKind::kConv;
+  op.name = name;
+  op.input = input;
+  op.residual = residual;
+  op.relu = relu;
+  op.shape = {cin, h, w, cout, k, k, stride, k / 2, cin};
+  std::normal_distribution<float> n(0.f, 1.f / std::sqrt(static_cast<float>(cin * k * k)));
+  op.weight.resize(op.shape.weight_size());
+  for (float& v : op.weight) v = n(rng);
+  op.bias.resize(static_cast<size_t>(cout));
+  for (float& v : op.bias) v = 0.1f * n(rng);
+  return op;
+}
+
+// A ResNet-like head: stem conv (stride 2) + ReLU, max-pool, a basic block with an identity
+// shortcut, a basic block with a strided 1x1 shortcut. 3x20x20 in, 16x3x3 out.
+HeadGraph TinyResNet(std::mt19937& rng) {
+  HeadGraph g;
+  g.model = "tiny";
+  g.split = "block2";
+  g.in_channels = 3;
+  g.in_height = g.in_width = 20;
+  g.ops.push_back(Conv("stem", 0, 3, 20, 20, 8, 3, 2, true, rng));     // r1: 8x10x10
+  HeadOp pool;
+  pool.kind = HeadOpKind::kMaxPool;
+  pool.input = 1;
+  pool.pool_kernel = 3;
+  pool.pool_stride = 2;
+  pool.pool_padding = 1;
+  g.ops.push_back(pool);                                                // r2: 8x5x5
+  g.ops.push_back(Conv("b1.conv1", 2, 8, 5, 5, 8, 3, 1, true, rng));    // r3
+  g.ops.push_back(Conv("b1.conv2", 3, 8, 5, 5, 8, 3, 1, true, rng, /*residual=*/2));  // r4
+  g.ops.push_back(Conv("b2.conv1", 4, 8, 5, 5, 16, 3, 2, true, rng));   // r5: 16x3x3
+  g.ops.push_back(Conv("b2.short", 4, 8, 5, 5, 16, 1, 2, false, rng));  // r6: 16x3x3
+  g.ops.push_back(Conv("b2.conv2", 5, 16, 3, 3, 16, 3, 1, true, rng, /*residual=*/6));  // r7
+  return g;
+}
+
+std::vector<Tensor3> Images(int n, std::mt19937& rng) {
+  std::vector<Tensor3> v;
+  for (int i = 0; i < n; ++i) v.push_back(RandomTensor(3, 20, 20, rng));
+  return v;
+}
+
+TEST(HeadTest, FloatGraphShapesAndHandComputedConv) {
+  // One 1x1 conv with weight 2 and bias 1, ReLU, on [-1, 0.5]: [0, 2].
+  HeadGraph g;
+  g.model = "one";
+  g.in_channels = 1;
+  g.in_height = 1;
+  g.in_width = 2;
+  HeadOp op;
+  op.shape = {1, 1, 2, 1, 1, 1, 1, 0, 1};
+  op.weight = {2.f};
+  op.bias = {1.f};
+  op.relu = true;
+  g.ops.push_back(op);
+  auto y = RunFloat(g, {1, 1, 2, {-1.f, 0.5f}});
+  ASSERT_TRUE(y.ok()) << y.status().ToString();
+  EXPECT_EQ(y->data, (std::vector<float>{0.f, 2.f}));
+
+  std::mt19937 rng(TestSeed());
+  const HeadGraph tiny = TinyResNet(rng);
+  auto shape = tiny.ShapeOf(static_cast<int>(tiny.ops.size()));
+  ASSERT_TRUE(shape.ok()) << shape.status().ToString();
+  EXPECT_EQ(shape->c, 16);
+  EXPECT_EQ(shape->h, 3);
+  EXPECT_EQ(shape->w, 3);
+}
+
+// Every implementation gives the same floats bit for bit, at every width pair the LUT takes
+// and at 8 bits; and 8 bits stays close to float.
+TEST(HeadTest, ImplementationsAgreeBitForBit) {
+  std::mt19937 rng(TestSeed());
+  const HeadGraph base = TinyResNet(rng);
+  const auto calib = Images(8, rng);
+  const Tensor3 x = RandomTensor(3, 20, 20, rng);
+  auto ref_float = RunFloat(base, x);
+  ASSERT_TRUE(ref_float.ok());
+  struct Case {
+    int wbits, abits, group;
+  };
+  for (const Case c : {Case{8, 8, 0}, Case{8, 8, 4}, Case{4, 4, 4}, Case{2, 4, 2}, Case{2, 2, 8}, Case{1, 4, 4},
+                       Case{4, 8, 0}}) {
+    SCOPED_TRACE("w" + std::to_string(c.wbits) + "a" + std::to_string(c.abits) + " g" + std::to_string(c.group));
+    HeadGraph g = base;
+    QuantizeOptions o;
+    o.wbits = c.wbits;
+    o.abits = c.abits;
+    o.group_size = c.group;
+    ASSERT_TRUE(QuantizeGraph(g, calib, o).ok());
+    auto head = QuantizedHead::Prepare(g);
+    ASSERT_TRUE(head.ok()) << head.status().ToString();
+    auto ref = head->Run(x, HeadImpl::kReference);
+    auto int8 = head->Run(x, HeadImpl::kInt8);
+    auto lut = head->Run(x, HeadImpl::kLut);
+    ASSERT_TRUE(ref.ok() && int8.ok() && lut.ok());
+    ASSERT_EQ(ref->data.size(), ref_float->data.size());
+    EXPECT_EQ(0, std::memcmp(ref->data.data(), int8->data.data(), ref->data.size() * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(ref->data.data(), lut->data.data(), ref->data.size() * sizeof(float)));
+    if (c.wbits == 8 && c.abits == 8) {
+      double err = 0, norm = 0;
+      for (size_t k = 0; k < ref->data.size(); ++k) {
+        err += std::pow(ref->data[k] - ref_float->data[k], 2);
+        norm += std::pow(ref_float->data[k], 2);
+      }
+      EXPECT_LT(std::sqrt(err / norm), 0.05) << "8-bit head strays from float";
+    }
+  }
+}
+
+TEST(HeadTest, QuantizationUsesLocalRegionsAndCalibratedRanges) {
+  std::mt19937 rng(TestSeed());
+  HeadGraph g = TinyResNet(rng);
+  // A region with large weights must not coarsen its neighbour's scale.
+  g.ops[2].weight[0] = 50.f;
+  QuantizeOptions o;
+  o.wbits = 8;
+  o.abits = 8;
+  o.group_size = 4;
+  ASSERT_TRUE(QuantizeGraph(g, Images(4, rng), o).ok());
+  const HeadOp& op = g.ops[2];
+  ASSERT_EQ(op.shape.regions(), 2);
+  EXPECT_FLOAT_EQ(op.quant.weight_scales[0], 50.f / 127.f);
+  EXPECT_LT(op.quant.weight_scales[1], 1.f / 127.f * 4);
+  // After a ReLU the input range starts at 0: zero point 0.
+  EXPECT_EQ(op.quant.input_zero_point, 0);
+  // The stem sees the raw image in [-1, 1]: zero point near the middle.
+  EXPECT_NEAR(g.ops[0].quant.input_zero_point, 128, 4);
+  // group_size that does not divide C_in falls back to one region per output channel.
+  HeadGraph h = TinyResNet(rng);
+  o.group_size = 3;
+  ASSERT_TRUE(QuantizeGraph(h, Images(2, rng), o).ok());
+  EXPECT_EQ(h.ops[2].shape.group_size, 8);
+  o.wbits = 3;
+  EXPECT_EQ(QuantizeGraph(h, Images(1, rng), o).code(), ErrorCode::kInvalidArgument);
+  o.wbits = 8;
+  EXPECT_EQ(QuantizeGraph(h, {}, o).code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(HeadTest, FileRoundTripAndBadFiles) {
+  std::mt19937 rng(TestSeed());
+  HeadGraph g = TinyResNet(rng);
+  QuantizeOptions o;
+  o.wbits = 2;
+  o.abits = 4;
+  o.group_size = 4;
+  ASSERT_TRUE(QuantizeGraph(g, Images(4, rng), o).ok());
+  const auto dir = std::filesystem::temp_directory_path() / ("si_head_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "h.sihead").string();
+  ASSERT_TRUE(SaveHead(path, g).ok());
+  auto back = LoadHead(path);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->ops.size(), g.ops.size());
+  const Tensor3 x = RandomTensor(3, 20, 20, rng);
+  auto a = QuantizedHead::Prepare(g)->Run(x, HeadImpl::kLut);
+  auto b = QuantizedHead::Prepare(*back)->Run(x, HeadImpl::kLut);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->data, b->data);
+
+  std::ifstream f(path, std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // Truncated: the blob runs past the end.
+  auto cut = ParseHead(bytes.data(), bytes.size() - 10);
+  EXPECT_EQ(cut.status().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(cut.status().message().find("runs past the end"), std::string::npos);
+  // Not a head file.
+  std::vector<uint8_t> bad = bytes;
+  bad[0] = 'X';
+  EXPECT_EQ(ParseHead(bad.data(), bad.size()).status().code(), ErrorCode::kInvalidArgument);
+  // A newer version.
+  bad = bytes;
+  bad[8] = 9;
+  EXPECT_EQ(ParseHead(bad.data(), bad.size()).status().code(), ErrorCode::kUnimplemented);
+  // Header length past the file.
+  bad = bytes;
+  bad[15] = 0x7f;
+  EXPECT_EQ(ParseHead(bad.data(), bad.size()).status().code(), ErrorCode::kDataLoss);
+  EXPECT_EQ(LoadHead((dir / "none.sihead").string()).status().code(), ErrorCode::kNotFound);
+  // Random byte flips: always a value, never a crash (the fuzz corpus idea, in miniature).
+  std::uniform_int_distribution<size_t> pos(0, bytes.size() - 1);
+  std::uniform_int_distribution<int> val(0, 255);
+  int rejected = 0;
+  for (int t = 0; t < 300; ++t) {
+    bad = bytes;
+    for (int k = 0; k < 3; ++k) bad[pos(rng)] = static_cast<uint8_t>(val(rng));
+    auto r = ParseHead(bad.data(), bad.size());
+    if (!r.ok()) ++rejected;
+  }
+  EXPECT_GT(rejected, 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(HeadTest, GraphErrorsNameTheOp) {
+  std::mt19937 rng(TestSeed());
+  HeadGraph g = TinyResNet(rng);
+  g.ops[3].residual = 5;  // written later
+  Status s = g.Validate();
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("op 3 (b1.conv2): residual register 5"), std::string::npos) << s.message();
+  g = TinyResNet(rng);
+  g.ops[4].shape.in_channels = 7;
+  s = g.Validate();
+  EXPECT_NE(s.message().find("op 4 (b2.conv1): expects a 7x5x5 input"), std::string::npos) << s.message();
+  g = TinyResNet(rng);
+  auto run = RunFloat(g, RandomTensor(3, 21, 20, rng));
+  EXPECT_EQ(run.status().code(), ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace splitinfer::kernels
