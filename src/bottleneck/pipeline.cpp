@@ -238,6 +238,13 @@ torch::Tensor Pipeline::NodeFeatures(const torch::Tensor& images) {
   });
 }
 
+torch::Tensor Pipeline::NodeFeaturesFromHead(const torch::Tensor& head_output) {
+  if (ae_.is_empty() && shared_.is_empty()) return head_output;
+  return models::RunAsBatchOfTwo(head_output.to(device_), [&](const torch::Tensor& f) {
+    return !ae_.is_empty() ? ae_->encode(f) : shared_->encode(f, shared_point_);
+  });
+}
+
 torch::Tensor Pipeline::ServerLogits(const torch::Tensor& dequantized) {
   return models::RunAsBatchOfTwo(dequantized.to(device_), [&](torch::Tensor f) {
     if (!comp_.is_empty()) f = comp_->forward(f);

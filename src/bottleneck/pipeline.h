@@ -61,6 +61,8 @@ class Pipeline {
 
   // Node: normalised images [B, C, H, W] -> the features that are quantized, [B, quant dims].
   torch::Tensor NodeFeatures(const torch::Tensor& images);
+  // The same from the head's output (computed elsewhere, e.g. by a low-bit head): the encoder.
+  torch::Tensor NodeFeaturesFromHead(const torch::Tensor& head_output);
   // Server: dequantized features [B, quant dims] -> logits [B, classes].
   torch::Tensor ServerLogits(const torch::Tensor& dequantized);
 

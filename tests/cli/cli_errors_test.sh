@@ -85,6 +85,27 @@ mkdir -p "$TMP/imgs/train/a" "$TMP/imgs/test/a"
 printf 'model: {name: resnet_fmnist, num_classes: 10}\ndata: {dataset: imagefolder, dir: %s}\n' "$TMP/none" > "$TMP/nf.yaml"
 check_error "missing image folder" "NOT_FOUND" "$BIN" train --config "$TMP/nf.yaml" --out "$TMP/y"
 
+# quantize-head / eval-head / bench head (issue 7): the tiny checkpoint through the low-bit head.
+if "$BIN" quantize-head --checkpoint "$CKPT" --split stage1 --wbits 2 --abits 4 --group 2 --calibration 16 \
+     --out "$TMP/head.sihead" --json > "$TMP/qh.json" 2>&1 &&
+   grep -q '"convs":3' "$TMP/qh.json" &&
+   "$BIN" eval-head --head "$TMP/head.sihead" --checkpoint "$CKPT" --impl lut --limit 50 --json > "$TMP/eh.json" 2>&1 &&
+   grep -q '"images":50' "$TMP/eh.json" && grep -q '"top1_lowbit_head":' "$TMP/eh.json" &&
+   "$BIN" bench head --checkpoint "$CKPT" --split stage1 --impl int8 --quantized "$TMP/head.sihead" --runs 3 --json \
+     > "$TMP/bh.json" 2>&1 && grep -q '"impl":"int8"' "$TMP/bh.json" && grep -q '"median_ms":' "$TMP/bh.json"; then
+  pass=$((pass + 1)); echo "ok   quantize-head, eval-head, bench head"
+else
+  fail=$((fail + 1)); echo "FAIL quantize-head, eval-head, bench head:"; cat "$TMP/qh.json" "$TMP/eh.json" "$TMP/bh.json" 2>/dev/null
+fi
+check_error "eval-head missing head" "NOT_FOUND: head file" "$BIN" eval-head --head "$TMP/none.sihead" --checkpoint "$CKPT"
+check_error "eval-head not a head" "not a splitinfer head file" "$BIN" eval-head --head "$TMP/tiny.yaml" --checkpoint "$CKPT"
+check_error "bench head needs a file" "--impl int8 needs --quantized FILE" "$BIN" bench head --checkpoint "$CKPT" \
+  --split stage1 --impl int8
+check_error "quantize-head bad bits" "weight bits 3 (use 1, 2, 4 or 8)" "$BIN" quantize-head --checkpoint "$CKPT" \
+  --split stage1 --wbits 3 --calibration 4 --out "$TMP/x.sihead"
+check_error "quantize-head unsupported model" "has no low-bit form" "$BIN" quantize-head --checkpoint convnext_tiny \
+  --split stem --calibration 1 --out "$TMP/x.sihead"
+
 # serve / node (src/runtime): refused before anything starts.
 if "$BIN" serve --help >/dev/null 2>&1 && ! "$BIN" serve --config /dev/null 2>&1 | grep -q "no runtime"; then
   printf 'pipelines: [x.yaml]\nmax_batchsize: 4\n' > "$TMP/serve.yaml"

@@ -19,6 +19,7 @@
 #include "models/zoo/zoo.h"
 #include "train/config.h"
 #include "tools/cli/codec_cmd.h"
+#include "tools/cli/lowbit_cmd.h"
 #include "tools/cli/runtime_cmd.h"
 #if SPLITINFER_WITH_RUNTIME
 #include "tools/cli/plan_cmd.h"
@@ -270,6 +271,9 @@ int main(int argc, char** argv) {
   std::function<bool()> runtime_selected;
   auto run_runtime = si::cli::AddRuntimeCommands(app, &runtime_selected);
 
+  std::function<bool()> lowbit_selected;
+  auto run_lowbit = si::cli::AddLowbitCommands(app, &lowbit_selected);
+
 #if SPLITINFER_WITH_RUNTIME
   std::function<bool()> plan_selected;
   auto run_plan = si::cli::AddPlanCommands(app, &plan_selected);
@@ -287,6 +291,7 @@ int main(int argc, char** argv) {
     }
     if (*codec) return Report(run_codec());
     if (runtime_selected()) return Report(run_runtime());
+    if (lowbit_selected()) return Report(run_lowbit());
 #if SPLITINFER_WITH_RUNTIME
     if (plan_selected()) return Report(run_plan());
 #endif

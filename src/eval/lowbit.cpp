@@ -1,0 +1,270 @@
+#include "eval/lowbit.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "bottleneck/pipeline.h"
+#include "codec/feature_codec.h"
+#include "core/progress.h"
+#include "data/datasets.h"
+#include "data/transforms.h"
+#include "models/checkpoint.h"
+#include "models/lowbit/convert.h"
+#include "models/zoo/zoo.h"
+
+namespace splitinfer::eval {
+
+namespace {
+
+struct Model {
+  models::BlockChain net{nullptr};
+  std::string name, dataset;
+  std::vector<int64_t> input_shape;
+  data::Normalization norm;
+};
+
+bool IsCheckpoint(const std::string& s) { return s.size() > 3 && s.substr(s.size() - 3) == ".pt"; }
+
+Result<Model> LoadModel(const std::string& what) {
+  Model m;
+  if (IsCheckpoint(what)) {
+    SI_ASSIGN_OR_RETURN(auto loaded, models::LoadCheckpoint(what, torch::kCPU));
+    m.net = loaded.model;
+    m.name = loaded.meta.model;
+    m.dataset = loaded.meta.dataset;
+    m.input_shape = loaded.meta.input_shape;
+    m.norm = {loaded.meta.norm_mean, loaded.meta.norm_std};
+  } else {
+    models::ModelOptions mo;
+    if (what == "resnet_fmnist") mo = {/*num_classes=*/10, /*in_channels=*/1, 0, 0};
+    SI_ASSIGN_OR_RETURN(m.net, models::CreateModel(what, mo));
+    m.name = what;
+    m.input_shape = what == "resnet_fmnist" ? std::vector<int64_t>{1, 28, 28} : std::vector<int64_t>{3, 224, 224};
+    m.norm = data::DefaultNormalization(what == "resnet_fmnist" ? "fmnist" : "imagefolder");
+  }
+  m.net->eval();
+  return m;
+}
+
+// Normalised images for calibration (or timing): the first training images of the model's
+// dataset, else smooth random images (a blurred noise field, fixed seed).
+Result<torch::Tensor> CalibrationImages(const Model& m, int64_t n) {
+  if (m.dataset == "fmnist") {
+    SI_ASSIGN_OR_RETURN(auto train, data::OpenDataset("fmnist", "", data::Split::kTrain));
+    std::vector<int64_t> idx(static_cast<size_t>(std::min<int64_t>(n, train->size())));
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
+    SI_ASSIGN_OR_RETURN(auto batch, train->batch(idx));
+    return data::ToFloatNormalized(batch.first, m.norm);
+  }
+  torch::manual_seed(7);
+  const auto c = m.input_shape[0], h = m.input_shape[1], w = m.input_shape[2];
+  auto g = torch::rand({n, c, h / 8 + 1, w / 8 + 1});
+  auto u8 = (torch::nn::functional::interpolate(g, torch::nn::functional::InterpolateFuncOptions()
+                                                       .size(std::vector<int64_t>{h, w})
+                                                       .mode(torch::kBilinear)
+                                                       .align_corners(false)) *
+             255)
+                .round()
+                .to(torch::kUInt8);
+  return data::ToFloatNormalized(u8, m.norm);
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+nlohmann::json QuantizeHeadReport::ToJson() const {
+  return {{"model", model}, {"split", split}, {"out", out}, {"convs", convs}, {"weight_bytes", weight_bytes},
+          {"float_graph_error", float_graph_error}};
+}
+
+Result<QuantizeHeadReport> QuantizeHead(const QuantizeHeadOptions& o) {
+  if (o.out.empty()) return InvalidArgument("quantize-head needs --out FILE");
+  if (o.calibration_images < 1) return InvalidArgument("--calibration must be at least 1 image");
+  torch::NoGradGuard no_grad;
+  SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint));
+  SI_ASSIGN_OR_RETURN(auto split, m.net->find_split(o.split));
+  SI_ASSIGN_OR_RETURN(auto graph, models::lowbit::ExtractHead(m.net, m.name, split, m.input_shape));
+  SI_ASSIGN_OR_RETURN(auto images, CalibrationImages(m, o.calibration_images));
+  QuantizeHeadReport r;
+  r.model = m.name;
+  r.split = o.split;
+  r.out = o.out;
+  // The float graph must be the LibTorch head before anything is quantized.
+  SI_ASSIGN_OR_RETURN(r.float_graph_error,
+                      models::lowbit::CheckAgainstTorch(graph, m.net, split, images.narrow(0, 0, std::min<int64_t>(2, images.size(0)))));
+  if (r.float_graph_error > 1e-3) {
+    return Internal("the extracted head of " + m.name + " differs from LibTorch's by " +
+                    std::to_string(r.float_graph_error) + " (relative): its blocks are not what the converter assumes");
+  }
+  std::vector<kernels::Tensor3> calib;
+  for (int64_t i = 0; i < images.size(0); ++i) calib.push_back(models::lowbit::ToTensor3(images[i]));
+  SI_RETURN_IF_ERROR(kernels::QuantizeGraph(graph, calib, o.quant));
+  for (const auto& op : graph.ops) {
+    if (op.kind != kernels::HeadOpKind::kConv || !op.quantized) continue;
+    ++r.convs;
+    r.weight_bytes += static_cast<int64_t>((op.quant.weight_codes.size() * op.quant.wbits + 7) / 8);
+  }
+  SI_RETURN_IF_ERROR(kernels::SaveHead(o.out, graph));
+  return r;
+}
+
+nlohmann::json HeadEvalReport::ToJson() const {
+  nlohmann::json j = {{"model", model},           {"split", split},           {"impl", impl},
+                      {"wbits", wbits},           {"abits", abits},           {"group_size", group_size},
+                      {"images", images},         {"top1_float_head", top1_float}, {"top1_lowbit_head", top1_lowbit},
+                      {"loss_pp", top1_float - top1_lowbit}};
+  if (!pipeline.empty()) {
+    j["pipeline"] = pipeline;
+    j["bytes_per_image"] = bytes_per_image;
+  }
+  return j;
+}
+
+Result<HeadEvalReport> EvaluateHead(const HeadEvalOptions& o) {
+  torch::NoGradGuard no_grad;
+  SI_ASSIGN_OR_RETURN(auto graph, kernels::LoadHead(o.head_file));
+  SI_ASSIGN_OR_RETURN(auto head, kernels::QuantizedHead::Prepare(graph));
+  SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint));
+  if (m.name != graph.model) {
+    return Mismatch("head file " + o.head_file + " is of " + graph.model + ", the checkpoint of " + m.name);
+  }
+  SI_ASSIGN_OR_RETURN(auto split, m.net->find_split(graph.split));
+  std::unique_ptr<bottleneck::Pipeline> pipe;
+  if (!o.pipeline.empty()) {
+    SI_ASSIGN_OR_RETURN(auto p, bottleneck::Pipeline::Load(o.pipeline, torch::kCPU));
+    if (p.model_meta().model != graph.model || p.split().name != graph.split) {
+      return Mismatch("pipeline " + o.pipeline + " runs " + p.model_meta().model + " split at " + p.split().name +
+                      ", the head file is " + graph.model + " up to " + graph.split);
+    }
+    pipe = std::make_unique<bottleneck::Pipeline>(std::move(p));
+  }
+  if (m.dataset.empty()) return InvalidArgument("accuracy needs a trained checkpoint with a dataset, not a zoo name");
+  SI_ASSIGN_OR_RETURN(auto test, data::OpenDataset(m.dataset, "", data::Split::kTest));
+  const int64_t n = o.limit > 0 ? std::min(o.limit, test->size()) : test->size();
+  HeadEvalReport r;
+  r.model = graph.model;
+  r.split = graph.split;
+  r.pipeline = o.pipeline;
+  r.impl = kernels::HeadImplName(o.impl);
+  for (const auto& op : graph.ops) {
+    if (op.kind == kernels::HeadOpKind::kConv && op.quantized) {
+      r.wbits = op.quant.wbits;
+      r.abits = op.quant.abits;
+      r.group_size = op.shape.group_size;
+    }
+  }
+  // Downstream of the head: the pipeline (encoder, frame round trip, decoder/compensator, tail)
+  // or the model's tail. Returns predicted classes; adds the frame bytes to *bytes.
+  double bytes = 0, ignored = 0;
+  auto classify = [&](const torch::Tensor& head_out, double* out_bytes) -> Result<torch::Tensor> {
+    if (!pipe) return m.net->tail(head_out, split).argmax(1);
+    const auto f = pipe->NodeFeaturesFromHead(head_out).contiguous();
+    std::vector<torch::Tensor> back;
+    for (int64_t i = 0; i < f.size(0); ++i) {
+      SI_ASSIGN_OR_RETURN(auto enc, codec::EncodeFeature(pipe->codec(), f[i]));
+      *out_bytes += static_cast<double>(enc.frame.size());
+      SI_ASSIGN_OR_RETURN(auto d, codec::DecodeFeature(pipe->codec(), enc.frame.data(), enc.frame.size()));
+      back.push_back(d);
+    }
+    return pipe->ServerLogits(torch::stack(back)).argmax(1);
+  };
+  int64_t correct_float = 0, correct_lowbit = 0;
+  const auto& norm = pipe ? pipe->normalization() : m.norm;
+  ProgressBar bar(stderr, "head " + r.impl, n, o.progress ? 0.5 : 1e9);
+  const int64_t batch = 200;
+  for (int64_t start = 0; start < n; start += batch) {
+    const int64_t end = std::min(n, start + batch);
+    std::vector<int64_t> idx;
+    for (int64_t i = start; i < end; ++i) idx.push_back(i);
+    SI_ASSIGN_OR_RETURN(auto b, test->batch(idx));
+    const auto x = data::ToFloatNormalized(b.first, norm);
+    const auto labels = b.second;
+    SI_ASSIGN_OR_RETURN(auto pf, classify(m.net->head(x, split), &ignored));
+    correct_float += pf.eq(labels).sum().item<int64_t>();
+    std::vector<torch::Tensor> outs;
+    for (int64_t i = 0; i < x.size(0); ++i) {
+      SI_ASSIGN_OR_RETURN(auto y, head.Run(models::lowbit::ToTensor3(x[i]), o.impl));
+      outs.push_back(models::lowbit::FromTensor3(y)[0]);
+    }
+    SI_ASSIGN_OR_RETURN(auto pl, classify(torch::stack(outs), &bytes));
+    correct_lowbit += pl.eq(labels).sum().item<int64_t>();
+    if (o.progress) bar.update(end, end, "low-bit " + std::to_string(100.0 * correct_lowbit / end).substr(0, 5) + "%");
+  }
+  if (o.progress) bar.finish("");
+  r.images = n;
+  r.top1_float = 100.0 * static_cast<double>(correct_float) / static_cast<double>(n);
+  r.top1_lowbit = 100.0 * static_cast<double>(correct_lowbit) / static_cast<double>(n);
+  r.bytes_per_image = pipe ? bytes / static_cast<double>(n) : 0;
+  return r;
+}
+
+nlohmann::json HeadBenchReport::ToJson() const {
+  return {{"impl", impl}, {"model", model}, {"split", split}, {"input", input},
+          {"median_ms", median_ms}, {"p95_ms", p95_ms}, {"runs", runs}};
+}
+
+Result<HeadBenchReport> BenchHead(const HeadBenchOptions& o) {
+  if (o.threads < 1) return InvalidArgument("--threads must be at least 1");
+  if (o.runs < 1) return InvalidArgument("--runs must be at least 1");
+  torch::NoGradGuard no_grad;
+  torch::set_num_threads(o.threads);
+  SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint));
+  SI_ASSIGN_OR_RETURN(auto split, m.net->find_split(o.split));
+  SI_ASSIGN_OR_RETURN(auto images, CalibrationImages(m, 1));
+  HeadBenchReport r;
+  r.impl = o.impl;
+  r.model = m.name;
+  r.split = o.split;
+  r.input = std::to_string(m.input_shape[0]) + "x" + std::to_string(m.input_shape[1]) + "x" +
+            std::to_string(m.input_shape[2]);
+  std::vector<double> ms;
+  using Clock = std::chrono::steady_clock;
+  if (o.impl == "torch") {
+    for (int i = 0; i < o.warmup + o.runs; ++i) {
+      const auto t0 = Clock::now();
+      auto y = m.net->head(images, split);
+      const auto t1 = Clock::now();
+      if (i >= o.warmup) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+  } else {
+    kernels::HeadImpl impl;
+    if (o.impl == "int8") {
+      impl = kernels::HeadImpl::kInt8;
+    } else if (o.impl == "lut") {
+      impl = kernels::HeadImpl::kLut;
+    } else if (o.impl == "reference") {
+      impl = kernels::HeadImpl::kReference;
+    } else {
+      return InvalidArgument("unknown --impl '" + o.impl + "'; use torch, int8, lut or reference");
+    }
+    if (o.quantized.empty()) return InvalidArgument("--impl " + o.impl + " needs --quantized FILE (from quantize-head)");
+    SI_ASSIGN_OR_RETURN(auto graph, kernels::LoadHead(o.quantized));
+    if (graph.model != m.name || graph.split != o.split) {
+      return Mismatch("head file " + o.quantized + " is " + graph.model + " up to " + graph.split + ", not " + m.name +
+                      " up to " + o.split);
+    }
+    SI_ASSIGN_OR_RETURN(auto head, kernels::QuantizedHead::Prepare(graph));
+    const auto x = models::lowbit::ToTensor3(images[0]);
+    for (int i = 0; i < o.warmup + o.runs; ++i) {
+      const auto t0 = Clock::now();
+      SI_ASSIGN_OR_RETURN(auto y, head.Run(x, impl));
+      const auto t1 = Clock::now();
+      if (i >= o.warmup) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+  }
+  r.runs = o.runs;
+  r.median_ms = Median(ms);
+  std::sort(ms.begin(), ms.end());
+  r.p95_ms = ms[std::min(ms.size() - 1, static_cast<size_t>(0.95 * static_cast<double>(ms.size())))];
+  return r;
+}
+
+}  // namespace splitinfer::eval

@@ -1,0 +1,77 @@
+// eval/lowbit: the low-bit node head end to end (issue 7): convert and calibrate a trained head
+// into a head file, measure its accuracy on the test set (alone or inside a pipeline with the
+// feature codec), and time it against LibTorch.
+//
+//   checkpoint --ExtractHead--> float graph --check vs LibTorch--> QuantizeGraph (calibration
+//   images from the training set) --SaveHead--> FILE
+//   FILE + test set --> low-bit head --> [pipeline encoder, codec, decoder] --> tail --> top-1
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/status.h"
+#include "kernels/head.h"
+
+namespace splitinfer::eval {
+
+struct QuantizeHeadOptions {
+  std::string checkpoint;        // .pt, or a zoo name (random weights, smooth random calibration images)
+  std::string split;
+  kernels::QuantizeOptions quant;
+  int64_t calibration_images = 64;  // the first training images
+  std::string out;
+};
+
+struct QuantizeHeadReport {
+  std::string model, split, out;
+  int64_t convs = 0, weight_bytes = 0;  // packed weight bits of the quantized convs, in bytes
+  double float_graph_error = 0;         // the extracted float graph against LibTorch (relative)
+  nlohmann::json ToJson() const;
+};
+
+Result<QuantizeHeadReport> QuantizeHead(const QuantizeHeadOptions& options);
+
+struct HeadEvalOptions {
+  std::string head_file;
+  std::string checkpoint;  // the model the head came from (its tail runs on the server side)
+  std::string pipeline;    // optional: run the pipeline's encoder, codec and decoder/tail instead
+  kernels::HeadImpl impl = kernels::HeadImpl::kInt8;
+  int64_t limit = 0;       // test images (0 = all)
+  bool progress = true;
+};
+
+struct HeadEvalReport {
+  std::string model, split, pipeline, impl;
+  int wbits = 0, abits = 0, group_size = 0;
+  int64_t images = 0;
+  double top1_float = 0;   // the LibTorch head, same path otherwise
+  double top1_lowbit = 0;
+  double bytes_per_image = 0;  // frame bytes, with a pipeline
+  nlohmann::json ToJson() const;
+};
+
+Result<HeadEvalReport> EvaluateHead(const HeadEvalOptions& options);
+
+struct HeadBenchOptions {
+  std::string checkpoint;  // .pt or zoo name
+  std::string split;
+  std::string impl = "torch";  // torch | int8 | lut | reference
+  std::string quantized;       // head file (int8, lut, reference)
+  int threads = 1;
+  int warmup = 5, runs = 50;
+};
+
+struct HeadBenchReport {
+  std::string impl, model, split, input;
+  double median_ms = 0, p95_ms = 0;
+  int runs = 0;
+  nlohmann::json ToJson() const;
+};
+
+Result<HeadBenchReport> BenchHead(const HeadBenchOptions& options);
+
+}  // namespace splitinfer::eval

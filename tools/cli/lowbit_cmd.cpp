@@ -1,0 +1,109 @@
+#include "tools/cli/lowbit_cmd.h"
+
+#include <cstdio>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/lowbit.h"
+
+namespace splitinfer::cli {
+
+namespace {
+
+struct Args {
+  eval::QuantizeHeadOptions q;
+  bool keep_first_float = false;
+  eval::HeadEvalOptions e;
+  std::string eval_impl = "int8";
+  eval::HeadBenchOptions b;
+  bool json = false;
+};
+
+Result<kernels::HeadImpl> ParseImpl(const std::string& s) {
+  if (s == "int8") return kernels::HeadImpl::kInt8;
+  if (s == "lut") return kernels::HeadImpl::kLut;
+  if (s == "reference") return kernels::HeadImpl::kReference;
+  return InvalidArgument("unknown --impl '" + s + "'; use int8, lut or reference");
+}
+
+}  // namespace
+
+std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* selected) {
+  auto a = std::make_shared<Args>();
+  auto* qh = app.add_subcommand("quantize-head", "convert a trained head to low-bit weights and activations (a head file)");
+  qh->add_option("--checkpoint", a->q.checkpoint, "checkpoint .pt (or a zoo name: random weights)")->required();
+  qh->add_option("--split", a->q.split, "the split point the head ends at")->required();
+  qh->add_option("--wbits", a->q.quant.wbits, "weight bits: 1, 2, 4 or 8");
+  qh->add_option("--abits", a->q.quant.abits, "activation bits: 1..8");
+  qh->add_option("--group", a->q.quant.group_size, "input channels per local region (0 = per output channel)");
+  qh->add_option("--calibration", a->q.calibration_images, "training images to calibrate activation ranges on");
+  qh->add_option("--percentile", a->q.quant.percentile, "activation range top as a percentile (100 = max)");
+  qh->add_flag("--keep-first-float", a->keep_first_float, "leave the first convolution (raw image in) in float");
+  qh->add_option("--out", a->q.out, "head file to write")->required();
+  qh->add_flag("--json", a->json, "print one JSON object");
+
+  auto* eh = app.add_subcommand("eval-head", "accuracy of a head file on the test set (alone or in a pipeline)");
+  eh->add_option("--head", a->e.head_file, "head file from quantize-head")->required();
+  eh->add_option("--checkpoint", a->e.checkpoint, "the checkpoint the head came from")->required();
+  eh->add_option("--pipeline", a->e.pipeline, "pipeline YAML: its encoder, codec and server side after the head");
+  eh->add_option("--impl", a->eval_impl, "int8 | lut | reference (all give the same result)");
+  eh->add_option("--limit", a->e.limit, "test images (0 = all)");
+  eh->add_flag("--json", a->json, "print one JSON object");
+
+  auto* bench = app.add_subcommand("bench", "benchmarks");
+  bench->require_subcommand(1);
+  auto* bh = bench->add_subcommand("head", "time a head at batch 1: LibTorch float against the low-bit kernels");
+  bh->add_option("--checkpoint", a->b.checkpoint, "checkpoint .pt or zoo name")->required();
+  bh->add_option("--split", a->b.split, "the split point the head ends at")->required();
+  bh->add_option("--impl", a->b.impl, "torch | int8 | lut | reference");
+  bh->add_option("--quantized", a->b.quantized, "head file (for int8, lut, reference)");
+  bh->add_option("--threads", a->b.threads, "threads (LibTorch; the kernels use one)")->check(CLI::Range(1, 1024));
+  bh->add_option("--runs", a->b.runs, "timed runs (median, p95)")->check(CLI::Range(1, 1000000));
+  bh->add_flag("--json", a->json, "print one JSON object");
+
+  *selected = [qh, eh, bh] { return qh->parsed() || eh->parsed() || bh->parsed(); };
+  return [qh, eh, bh, a]() -> Status {
+    if (qh->parsed()) {
+      a->q.quant.quantize_first = !a->keep_first_float;
+      SI_ASSIGN_OR_RETURN(auto r, eval::QuantizeHead(a->q));
+      if (a->json) {
+        std::printf("%s\n", r.ToJson().dump().c_str());
+      } else {
+        std::printf("%s up to %s: %lld convolutions at w%d a%d (regions of %d channels), %lld bytes of weights -> %s "
+                    "(float graph matches LibTorch within %.1e)\n",
+                    r.model.c_str(), r.split.c_str(), static_cast<long long>(r.convs), a->q.quant.wbits,
+                    a->q.quant.abits, a->q.quant.group_size, static_cast<long long>(r.weight_bytes), r.out.c_str(),
+                    r.float_graph_error);
+      }
+      return Status::Ok();
+    }
+    if (eh->parsed()) {
+      SI_ASSIGN_OR_RETURN(a->e.impl, ParseImpl(a->eval_impl));
+      a->e.progress = !a->json;
+      SI_ASSIGN_OR_RETURN(auto r, eval::EvaluateHead(a->e));
+      if (a->json) {
+        std::printf("%s\n", r.ToJson().dump().c_str());
+      } else {
+        std::printf("%s up to %s, w%d a%d, %lld images%s: float head %.2f %%, low-bit head %.2f %% (%+.2f pp)\n",
+                    r.model.c_str(), r.split.c_str(), r.wbits, r.abits, static_cast<long long>(r.images),
+                    r.pipeline.empty() ? "" : (", pipeline " + r.pipeline).c_str(), r.top1_float, r.top1_lowbit,
+                    r.top1_lowbit - r.top1_float);
+      }
+      return Status::Ok();
+    }
+    if (bh->parsed()) {
+      SI_ASSIGN_OR_RETURN(auto r, eval::BenchHead(a->b));
+      if (a->json) {
+        std::printf("%s\n", r.ToJson().dump().c_str());
+      } else {
+        std::printf("%s %s up to %s (%s): median %.3f ms, p95 %.3f ms over %d runs\n", r.impl.c_str(), r.model.c_str(),
+                    r.split.c_str(), r.input.c_str(), r.median_ms, r.p95_ms, r.runs);
+      }
+      return Status::Ok();
+    }
+    return Status::Ok();
+  };
+}
+
+}  // namespace splitinfer::cli
