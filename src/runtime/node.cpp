@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -10,6 +11,8 @@
 #include <torch/torch.h>
 
 #include "bottleneck/pipeline.h"
+#include "kernels/head.h"
+#include "models/lowbit/convert.h"
 #include "core/progress.h"
 #include "core/system.h"
 #include "data/datasets.h"
@@ -204,6 +207,23 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
   if (o.threads > 0) torch::set_num_threads(o.threads);
   torch::NoGradGuard no_grad;
   SI_ASSIGN_OR_RETURN(auto pipeline, bottleneck::Pipeline::Load(o.pipeline, torch::kCPU));
+  std::optional<kernels::QuantizedHead> lowbit;
+  kernels::HeadImpl lowbit_impl = kernels::HeadImpl::kInt8;
+  if (!o.lowbit_head.empty()) {
+    if (o.mode != "split") return InvalidArgument("--head lowbit runs the node's head: it needs --mode split");
+    if (o.lowbit_impl == "lut") {
+      lowbit_impl = kernels::HeadImpl::kLut;
+    } else if (o.lowbit_impl != "int8") {
+      return InvalidArgument("unknown low-bit implementation '" + o.lowbit_impl + "'; use int8 or lut");
+    }
+    SI_ASSIGN_OR_RETURN(auto graph, kernels::LoadHead(o.lowbit_head));
+    if (graph.model != pipeline.model_meta().model || graph.split != pipeline.split().name) {
+      return Mismatch("head file " + o.lowbit_head + " is " + graph.model + " up to " + graph.split + ", the pipeline " +
+                      pipeline.model_meta().model + " split at " + pipeline.split().name);
+    }
+    SI_ASSIGN_OR_RETURN(auto head, kernels::QuantizedHead::Prepare(std::move(graph)));
+    lowbit = std::move(head);
+  }
   const auto& spec = pipeline.spec();
   models::LoadedModel full;
   if (o.mode == "node-only") {
@@ -273,7 +293,14 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
         q.add_outputs()->set_name(kOutputScores);
         Clock::time_point t1;
         if (o.mode == "split") {
-          auto features = pipeline.NodeFeatures(data::ToFloatNormalized(example.first, norm)).contiguous();
+          const auto x = data::ToFloatNormalized(example.first, norm);
+          torch::Tensor features;
+          if (lowbit) {
+            SI_ASSIGN_OR_RETURN(auto y, lowbit->Run(models::lowbit::ToTensor3(x[0]), lowbit_impl));
+            features = pipeline.NodeFeaturesFromHead(models::lowbit::FromTensor3(y)).contiguous();
+          } else {
+            features = pipeline.NodeFeatures(x).contiguous();
+          }
           t1 = Clock::now();
           SI_ASSIGN_OR_RETURN(auto enc, codec::EncodeFeature(pipeline.codec(), features[0]));
           frame_bytes += static_cast<double>(enc.frame.size());

@@ -33,6 +33,10 @@ struct NodeOptions {
   std::string mode = "split";        // split | server-only | node-only
   LinkOptions link;
   int threads = 1;  // LibTorch threads for the node's compute
+  // Split mode: run the head with the low-bit kernels from this head file (quantize-head)
+  // instead of LibTorch; the encoder (if any), codec and frame are unchanged.
+  std::string lowbit_head;
+  std::string lowbit_impl = "int8";  // int8 | lut
   std::string token;   // bearer token
   std::string tls_ca;  // PEM root certificate: use TLS
   int max_retries = 8;

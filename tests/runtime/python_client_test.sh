@@ -31,6 +31,16 @@ sys.exit(0 if 'splitinfer_requests_total{code=\"NOT_FOUND\"' in t and 'splitinfe
 else
   echo "FAIL metrics endpoint"; rc=1
 fi
+# The node with a low-bit head (issue 7): same frames, same server; 8-bit keeps the answers.
+if "$BIN" quantize-head --checkpoint "$SRC/models/fmnist_best/model.pt" --split stage3 --wbits 8 --abits 8 --group 16 \
+     --calibration 16 --out "$TMP/head.sihead" --json > "$TMP/qh.json" 2>&1 &&
+   "$BIN" node --server "127.0.0.1:$(cat "$TMP/port")" --pipeline "$SRC/models/fmnist_best.yaml" --limit 100 \
+     --head lowbit "$TMP/head.sihead" --head-impl lut --json --quiet > "$TMP/node.json" 2>&1 &&
+   $PY -c "import json,sys; j=json.load(open('$TMP/node.json')); sys.exit(0 if j['images']==100 and j['top1']>=85 else 1)"; then
+  echo "ok   node --head lowbit"
+else
+  echo "FAIL node --head lowbit"; cat "$TMP/qh.json" "$TMP/node.json"; rc=1
+fi
 # SIGTERM: the server must drain and exit 0.
 kill -TERM $SERVER
 wait $SERVER

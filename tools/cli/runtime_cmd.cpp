@@ -68,6 +68,7 @@ Status RunServe(const ServeArgs& a) {
 struct NodeArgs {
   runtime::NodeOptions o;
   std::string rate = "0", rtt = "0", token_file;
+  std::vector<std::string> head;  // {"lowbit", FILE}
   bool json = false, quiet = false;
 };
 
@@ -82,6 +83,12 @@ Status RunNodeCmd(NodeArgs a) {
     SI_ASSIGN_OR_RETURN(a.o.token, ReadFirstLine(a.token_file, "token file"));
   }
   a.o.progress = !a.json && !a.quiet;
+  if (!a.head.empty()) {
+    if (a.head.size() != 2 || a.head[0] != "lowbit") {
+      return InvalidArgument("--head takes `lowbit FILE` (the only head besides LibTorch's)");
+    }
+    a.o.lowbit_head = a.head[1];
+  }
   SI_ASSIGN_OR_RETURN(auto r, runtime::RunNode(a.o));
   if (a.json) {
     std::printf("%s\n", r.ToJson().dump().c_str());
@@ -172,6 +179,9 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
   node->add_option("--rate", node_args->rate, "emulated link rate: 1MB/s, 500kB/s, 10Mbit/s, none");
   node->add_option("--rtt", node_args->rtt, "emulated round-trip time: 10ms, 0.1s");
   node->add_option("--threads", o.threads, "LibTorch threads for the node's compute")->check(CLI::Range(1, 1024));
+  node->add_option("--head", node_args->head, "run the head as `lowbit FILE` (a quantize-head file) instead of LibTorch")
+      ->expected(2);
+  node->add_option("--head-impl", o.lowbit_impl, "with --head lowbit: int8 | lut");
   node->add_option("--token-file", node_args->token_file, "bearer token (first line)");
   node->add_option("--tls-ca", o.tls_ca, "PEM root certificate: connect with TLS");
   node->add_option("--retries", o.max_retries, "retries per request on UNAVAILABLE / RESOURCE_EXHAUSTED");
