@@ -9,6 +9,11 @@
 
 #include <nlohmann/json.hpp>
 
+#if defined(__x86_64__) || defined(__i386__)
+#define SI_HEAD_X86 1
+#include <immintrin.h>
+#endif
+
 namespace splitinfer::kernels {
 
 namespace {
@@ -179,6 +184,36 @@ void AddResidualRelu(const HeadOp& op, const std::vector<Tensor3>& regs, Tensor3
   }
 }
 
+float ClampCode(float v, float top) { return std::min(std::max(v, 0.f), top); }
+
+#ifdef SI_HEAD_X86
+// QuantizeActivations, 8 values at a time, with the scalar loop's operations in its order:
+// vmulps, vroundps in the current rounding mode without the inexact exception (= nearbyint),
+// vaddps, then max(0, v) and min(top, v) written so that they pick what std::max(v, 0.f) and
+// std::min(v, top) pick (the second operand of maxps/minps is returned when they compare false),
+// and a truncating conversion as static_cast does (the value is already integral and in range).
+__attribute__((target("avx2"), always_inline)) inline __m256i Codes8(const float* p, __m256 inv, __m256 zero,
+                                                                     __m256 top) {
+  __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(p), inv), _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC);
+  v = _mm256_add_ps(v, zero);
+  v = _mm256_min_ps(top, _mm256_max_ps(_mm256_setzero_ps(), v));
+  return _mm256_and_si256(_mm256_cvttps_epi32(v), _mm256_set1_epi32(0xFF));
+}
+
+__attribute__((target("avx2"))) size_t QuantizeActivationsAvx2(const float* x, size_t n, float inv, float zero,
+                                                               float top, uint8_t* codes) {
+  const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zero), vtop = _mm256_set1_ps(top);
+  size_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    const __m256i a = Codes8(x + k, vinv, vz, vtop), b = Codes8(x + k + 8, vinv, vz, vtop);
+    const __m128i wa = _mm_packus_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    const __m128i wb = _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + k), _mm_packus_epi16(wa, wb));
+  }
+  return k;
+}
+#endif
+
 Status CheckInput(const HeadGraph& g, const Tensor3& input) {
   if (input.c != g.in_channels || input.h != g.in_height || input.w != g.in_width ||
       input.data.size() != static_cast<size_t>(input.c) * input.h * input.w) {
@@ -191,6 +226,16 @@ Status CheckInput(const HeadGraph& g, const Tensor3& input) {
 }
 
 }  // namespace
+
+void QuantizeActivations(const float* x, size_t n, float scale, int32_t zero_point, int abits, uint8_t* codes) {
+  const float inv = 1.f / scale;
+  const float top = static_cast<float>((1 << abits) - 1), zero = static_cast<float>(zero_point);
+  size_t k = 0;
+#ifdef SI_HEAD_X86
+  if (CpuHasAvx2()) k = QuantizeActivationsAvx2(x, n, inv, zero, top, codes);
+#endif
+  for (; k < n; ++k) codes[k] = static_cast<uint8_t>(ClampCode(std::nearbyint(x[k] * inv) + zero, top));
+}
 
 Status HeadGraph::Validate() const { return Shapes(*this).status(); }
 
@@ -236,6 +281,7 @@ Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
   h.path_ = path;
   h.int8_weights_.resize(graph.ops.size());
   h.lut_weights_.resize(graph.ops.size());
+  h.int8_convs_.resize(graph.ops.size());
   for (size_t i = 0; i < graph.ops.size(); ++i) {
     const HeadOp& op = graph.ops[i];
     if (op.kind != HeadOpKind::kConv || !op.quantized) continue;
@@ -246,6 +292,7 @@ Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
       SI_ASSIGN_OR_RETURN(h.int8_weights_[i], DecodeLutWeights(op.quant.weight_codes, op.quant.wbits));
       SI_ASSIGN_OR_RETURN(h.lut_weights_[i], PrepareLutWeights(op.shape, op.quant.weight_codes, op.quant.wbits));
     }
+    SI_ASSIGN_OR_RETURN(h.int8_convs_[i], PrepareInt8ConvWeights(op.shape, h.int8_weights_[i], path));
   }
   h.graph_ = std::move(graph);
   return h;
@@ -256,6 +303,7 @@ Result<Tensor3> QuantizedHead::Run(const Tensor3& input, HeadImpl impl) const {
   std::vector<Tensor3> regs = {input};
   regs.reserve(graph_.ops.size() + 1);
   std::vector<uint8_t> codes;
+  std::vector<int32_t> acc;
   for (size_t i = 0; i < graph_.ops.size(); ++i) {
     const HeadOp& op = graph_.ops[i];
     const Tensor3& in = regs[static_cast<size_t>(op.input)];
@@ -273,20 +321,15 @@ Result<Tensor3> QuantizedHead::Run(const Tensor3& input, HeadImpl impl) const {
     }
     const ConvQuant& q = op.quant;
     // Quantize the input per tensor: code = clamp(nearbyint(x / scale) + z, 0, 2^abits - 1).
-    const float inv = 1.f / q.input_scale;
-    const float top = static_cast<float>((1 << q.abits) - 1);
     codes.resize(in.data.size());
-    for (size_t k = 0; k < in.data.size(); ++k) {
-      const float v = std::nearbyint(in.data[k] * inv) + static_cast<float>(q.input_zero_point);
-      codes[k] = static_cast<uint8_t>(std::min(std::max(v, 0.f), top));
-    }
-    std::vector<int32_t> acc;
+    QuantizeActivations(in.data.data(), in.data.size(), q.input_scale, q.input_zero_point, q.abits, codes.data());
     if (impl == HeadImpl::kReference) {
       SI_ASSIGN_OR_RETURN(acc, ReferenceConvAccumulate(op.shape, codes, q.input_zero_point, int8_weights_[i]));
     } else if (impl == HeadImpl::kLut && q.wbits <= 4 && q.abits <= 4) {
       SI_ASSIGN_OR_RETURN(acc, LutConvAccumulate(lut_weights_[i], codes, q.abits, q.input_zero_point));
     } else {
-      SI_ASSIGN_OR_RETURN(acc, Int8ConvAccumulate(op.shape, codes, q.input_zero_point, int8_weights_[i], path_));
+      // Into the one buffer of this run: no allocation and no zero fill per conv.
+      SI_RETURN_IF_ERROR(Int8ConvAccumulate(int8_convs_[i], codes, q.input_zero_point, &acc));
     }
     Requant rq;
     rq.input_scale = q.input_scale;

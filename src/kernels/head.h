@@ -92,8 +92,15 @@ class QuantizedHead {
   HeadGraph graph_;
   KernelPath path_ = KernelPath::kAuto;
   std::vector<std::vector<int8_t>> int8_weights_;  // per op (empty for non-conv)
+  std::vector<Int8ConvWeights> int8_convs_;        // per op: int8_weights_ prepared for path_
   std::vector<LutWeights> lut_weights_;            // per op (wbits <= 4 only)
 };
+
+// The activation quantization of a quantized conv's input, per tensor, in float:
+//   codes[k] = clamp(nearbyint(x[k] * (1 / scale)) + zero_point, 0, 2^abits - 1)
+// (1 / scale rounded once; nearbyint in the current rounding mode, which this module never
+// changes). Vectorised where the CPU allows; every path gives the same codes.
+void QuantizeActivations(const float* x, size_t n, float scale, int32_t zero_point, int abits, uint8_t* codes);
 
 // Quantization of a float graph, arithmetic only (the converter in src/models/lowbit calls it).
 //

@@ -111,17 +111,32 @@ Result<std::vector<float>> Requantize(const ConvShape& s, const std::vector<int3
 
   const size_t pixels = s.pixels();
   std::vector<float> out(s.output_size());
+  // The documented per-element order, run for all pixels of a channel at once (region by
+  // region over a row of partial sums), so the compiler vectorises across pixels; each
+  // element still sees exactly: 0, += acc[0]*w[0], += acc[1]*w[1], ..., * input_scale, + bias.
+  const float input_scale = rq.input_scale;
   for (int oc = 0; oc < s.out_channels; ++oc) {
     const float* scales = rq.weight_scales.data() + static_cast<size_t>(oc) * regions;
     const int32_t* a = acc.data() + static_cast<size_t>(oc) * regions * pixels;
     const float bias = rq.bias.empty() ? 0.f : rq.bias[oc];
-    float* o = out.data() + static_cast<size_t>(oc) * pixels;
-    for (size_t p = 0; p < pixels; ++p) {
-      float sum = 0.f;
-      for (int g = 0; g < regions; ++g) sum += static_cast<float>(a[g * pixels + p]) * scales[g];
-      float y = sum * rq.input_scale;
-      y += bias;
-      o[p] = rq.relu && y < 0.f ? 0.f : y;
+    float* o = out.data() + static_cast<size_t>(oc) * pixels;  // the running sums (zero-initialised)
+    for (int g = 0; g < regions; ++g) {
+      const int32_t* ag = a + g * pixels;
+      const float scale = scales[g];
+      for (size_t p = 0; p < pixels; ++p) o[p] += static_cast<float>(ag[p]) * scale;
+    }
+    if (rq.relu) {
+      for (size_t p = 0; p < pixels; ++p) {
+        float y = o[p] * input_scale;
+        y += bias;
+        o[p] = y < 0.f ? 0.f : y;
+      }
+    } else {
+      for (size_t p = 0; p < pixels; ++p) {
+        float y = o[p] * input_scale;
+        y += bias;
+        o[p] = y;
+      }
     }
   }
   return out;

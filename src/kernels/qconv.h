@@ -9,7 +9,7 @@
 // channels (all kernel taps): each region has its own weight scale, so its int32 sum is kept
 // separate. group_size == in_channels is plain per-output-channel quantization.
 //
-// Exactness contract. Every implementation (reference, portable and AVX2 int8, LUT) must
+// Exactness contract. Every implementation (reference, portable/AVX2/VNNI int8, LUT) must
 // produce the same int32 acc bit for bit:
 //   acc[oc][g][y][x] = sum over c in region g, ky, kx of  w[oc][c][ky][kx] * (a[c][iy][ix] - z)
 // where taps outside the input (zero padding) contribute nothing (the real value there is 0).

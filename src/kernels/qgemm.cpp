@@ -1,7 +1,9 @@
-// kernels: portable and AVX2 int8 GEMM, im2col convolution (contract: qgemm.h).
+// kernels: portable, AVX2 and AVX-512 VNNI int8 GEMM, im2col convolution (contract: qgemm.h).
 #include "kernels/qgemm.h"
 
 #include <algorithm>
+#include <cstring>
+#include <memory>
 #include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -11,6 +13,34 @@
 
 namespace splitinfer::kernels {
 namespace {
+
+// One row (c, ky, kx) of the im2col matrix: dst[y * ow + x] = input[c][iy][ix], or z where the
+// tap falls in the zero padding (so every column is a full sum and the offset removes z from all
+// taps alike). The portable and AVX2 paths' im2col (the VNNI path packs from padded planes).
+inline void Im2colRow(const ConvShape& s, const uint8_t* input, int c, int ky, int kx, uint8_t z, uint8_t* dst) {
+  const int oh = s.out_height(), ow = s.out_width();
+  // Output columns whose tap lies inside the row: x_lo <= x < x_hi.
+  const int first = s.padding - kx;  // x * stride >= first
+  const int x_lo = first <= 0 ? 0 : std::min(ow, (first + s.stride - 1) / s.stride);
+  const int last = s.in_width - 1 + s.padding - kx;  // x * stride <= last
+  const int x_hi = last < 0 ? 0 : std::min(ow, last / s.stride + 1);
+  for (int y = 0; y < oh; ++y, dst += ow) {
+    const int iy = y * s.stride - s.padding + ky;
+    if (iy < 0 || iy >= s.in_height || x_lo >= x_hi) {
+      std::memset(dst, z, static_cast<size_t>(ow));
+      continue;
+    }
+    const uint8_t* src = input + (static_cast<size_t>(c) * s.in_height + iy) * s.in_width;
+    std::memset(dst, z, static_cast<size_t>(x_lo));
+    if (s.stride == 1) {
+      const uint8_t* from = src + (x_lo - s.padding + kx);
+      for (int x = x_lo; x < x_hi; ++x) dst[x] = from[x - x_lo];
+    } else {
+      for (int x = x_lo; x < x_hi; ++x) dst[x] = src[x * s.stride - s.padding + kx];
+    }
+    std::memset(dst + x_hi, z, static_cast<size_t>(ow - x_hi));
+  }
+}
 
 // The plain loop: broadcast weights, run along B rows. Compilers vectorise the inner loops for
 // whatever the baseline ISA is (SSE2 on x86-64, NEON on AArch64). Every prefix of the sum is a
@@ -37,6 +67,14 @@ void GemmPortable(const GemmShape& s, const int8_t* a, const uint8_t* b, const i
         for (int n = 0; n < s.n; ++n) out[n] += wk * bk[n];
       }
     }
+}
+
+// The VNNI path's weight layout (see PackVnniTiles): rows in blocks of 8, each region padded to
+// whole k-quads. Sized here, outside the x86-only code, for the checks every build runs.
+constexpr int kVnniRows = 8;
+
+size_t VnniTilesSize(int m, int regions, int quads) {
+  return static_cast<size_t>((m + kVnniRows - 1) / kVnniRows) * regions * quads * kVnniRows * 4;
 }
 
 #ifdef SI_KERNELS_X86
@@ -133,7 +171,356 @@ void GemmAvx2(const GemmShape& s, const int8_t* a, const uint8_t* b, const int32
     }
   }
 }
+
+// ---- AVX-512 VNNI ----------------------------------------------------------------------------
+#define SI_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define SI_VNNI_INLINE SI_VNNI __attribute__((always_inline)) inline
+
+// B as k-quads interleaved per column: for region g and quad q (rows k = g*group_k + 4q + j,
+// j = 0..3), 4*ldp bytes holding (B[k][n], B[k+1][n], B[k+2][n], B[k+3][n]) for n = 0..ldp-1,
+// the u8 operand layout of vpdpbusd. Rows past the region's end and columns past n are zero (A
+// is zero-padded there too, so they add nothing). ldp is n rounded up to 16 (one zmm of int32
+// lanes), so a column tile never reads past the buffer and needs no masked loads.
+struct QuadPackedB {
+  int quads = 0;  // per region: ceil(group_k / 4)
+  int ldp = 0;
+  // [regions][quads][ldp][4]; not zero-filled here: the packers write every byte.
+  std::unique_ptr<uint8_t[]> data;
+
+  QuadPackedB(int regions, int group_k, int n)
+      : quads((group_k + 3) / 4), ldp((n + 15) / 16 * 16),
+        data(new uint8_t[static_cast<size_t>(regions) * quads * ldp * 4]) {}
+  uint8_t* quad(int g, int q) { return data.get() + (static_cast<size_t>(g) * quads + q) * ldp * 4; }
+  const uint8_t* quad(int g, int q) const { return data.get() + (static_cast<size_t>(g) * quads + q) * ldp * 4; }
+};
+
+// dst[4n + j] = rows[j][n] (0 where rows[j] is null), n < count; dst[4n..] = 0 for count <= n < ldp.
+SI_VNNI void InterleaveQuad(const uint8_t* const rows[4], int count, int ldp, uint8_t* dst) {
+  int n0 = 0;
+  for (; n0 < count; n0 += 16) {
+    const int left = count - n0;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+    __m128i x[4];
+    for (int j = 0; j < 4; ++j) x[j] = rows[j] ? _mm_maskz_loadu_epi8(mask, rows[j] + n0) : _mm_setzero_si128();
+    const __m128i lo01 = _mm_unpacklo_epi8(x[0], x[1]), hi01 = _mm_unpackhi_epi8(x[0], x[1]);
+    const __m128i lo23 = _mm_unpacklo_epi8(x[2], x[3]), hi23 = _mm_unpackhi_epi8(x[2], x[3]);
+    __m128i* out = reinterpret_cast<__m128i*>(dst + static_cast<size_t>(n0) * 4);
+    _mm_storeu_si128(out + 0, _mm_unpacklo_epi16(lo01, lo23));  // columns n0 .. n0+3
+    _mm_storeu_si128(out + 1, _mm_unpackhi_epi16(lo01, lo23));
+    _mm_storeu_si128(out + 2, _mm_unpacklo_epi16(hi01, hi23));
+    _mm_storeu_si128(out + 3, _mm_unpackhi_epi16(hi01, hi23));  // columns n0+12 .. n0+15
+  }
+  // count rounded up to 16 is ldp: nothing is left, but keep the contract for any caller.
+  if (n0 < ldp) std::memset(dst + static_cast<size_t>(n0) * 4, 0, static_cast<size_t>(ldp - n0) * 4);
+}
+
+// B row-major (k x n, row stride ldb) into quads.
+SI_VNNI void PackQuadsFromRows(const GemmShape& s, const uint8_t* b, QuadPackedB& p) {
+  const int regions = s.k / s.group_k;
+  for (int g = 0; g < regions; ++g)
+    for (int q = 0; q < p.quads; ++q) {
+      const uint8_t* rows[4];
+      for (int j = 0; j < 4; ++j) {
+        const int kk = 4 * q + j;
+        rows[j] = kk < s.group_k ? b + static_cast<size_t>(g * s.group_k + kk) * s.ldb : nullptr;
+      }
+      InterleaveQuad(rows, s.n, p.ldp, p.quad(g, q));
+    }
+}
+
+// `len` (1..16) bytes p[0], p[S], p[2S], ... in the low lanes, zeros above. S = 1 and 2 load
+// only the bytes they use (masked loads never touch masked-off bytes); other strides gather.
+template <int S>
+SI_VNNI_INLINE __m128i LoadSegment(const uint8_t* p, int len, int stride) {
+  if constexpr (S == 1) {
+    return _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << len) - 1), p);
+  } else if constexpr (S == 2) {
+    // 2*len - 1 bytes as 16-bit lanes; vpmovwb keeps each lane's low (even) byte.
+    // (The maskz form: GCC 12's plain _mm256_cvtepi16_epi8 trips -Wmaybe-uninitialized.)
+    return _mm256_maskz_cvtepi16_epi8(0xFFFF,
+                                      _mm256_maskz_loadu_epi8(static_cast<__mmask32>((1ull << (2 * len - 1)) - 1), p));
+  } else {
+    alignas(16) uint8_t tmp[16] = {};
+    for (int x = 0; x < len; ++x) tmp[x] = p[static_cast<size_t>(x) * stride];
+    return _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+  }
+}
+
+// Quads of one region straight from the zero-point-padded input planes: row j of quad q is tap
+// (c, ky, kx), whose im2col row is plane c read from (ky, kx) with the convolution's stride. Per
+// output row y and 16 columns: 4 segment loads, a byte/word interleave, one store of 4*len bytes.
+template <int S>
+SI_VNNI void PackQuadsFromPlanes(const ConvShape& s, const uint8_t* planes, const uint8_t* zero_plane, int g,
+                                 QuadPackedB& p) {
+  const int oh = s.out_height(), ow = s.out_width(), n = oh * ow;
+  const int depth = s.region_depth(), hp = s.in_height + 2 * s.padding, wp = s.in_width + 2 * s.padding;
+  const size_t row_step = static_cast<size_t>(s.stride) * wp, col_step = static_cast<size_t>(s.stride) * 16;
+  // Tap (c, ky, kx) of row k = g * depth + kk, stepped along instead of divided out per row.
+  int c = g * s.group_size, ky = 0, kx = 0;
+  for (int q = 0; q < p.quads; ++q) {
+    const uint8_t* base[4];
+    for (int j = 0; j < 4; ++j) {
+      if (4 * q + j >= depth) {  // past the region: zero weights, and zero bytes here
+        base[j] = zero_plane;
+        continue;
+      }
+      base[j] = planes + (static_cast<size_t>(c) * hp + ky) * wp + kx;
+      if (++kx == s.kernel_w) {
+        kx = 0;
+        if (++ky == s.kernel_h) ky = 0, ++c;
+      }
+    }
+    uint8_t* dst = p.quad(g, q);
+    for (int y = 0; y < oh; ++y) {
+      const size_t src_row = static_cast<size_t>(y) * row_step;
+      for (int x0 = 0; x0 < ow; x0 += 16) {
+        const int len = std::min(16, ow - x0);
+        const size_t at = src_row + static_cast<size_t>(x0 / 16) * col_step;
+        const __m128i x0v = LoadSegment<S>(base[0] + at, len, s.stride);
+        const __m128i x1v = LoadSegment<S>(base[1] + at, len, s.stride);
+        const __m128i x2v = LoadSegment<S>(base[2] + at, len, s.stride);
+        const __m128i x3v = LoadSegment<S>(base[3] + at, len, s.stride);
+        const __m128i lo01 = _mm_unpacklo_epi8(x0v, x1v), hi01 = _mm_unpackhi_epi8(x0v, x1v);
+        const __m128i lo23 = _mm_unpacklo_epi8(x2v, x3v), hi23 = _mm_unpackhi_epi8(x2v, x3v);
+        __m512i out = _mm512_castsi128_si512(_mm_unpacklo_epi16(lo01, lo23));
+        out = _mm512_inserti32x4(out, _mm_unpackhi_epi16(lo01, lo23), 1);
+        out = _mm512_inserti32x4(out, _mm_unpacklo_epi16(hi01, hi23), 2);
+        out = _mm512_inserti32x4(out, _mm_unpackhi_epi16(hi01, hi23), 3);
+        const __mmask64 mask = len == 16 ? ~__mmask64{0} : (__mmask64{1} << (4 * len)) - 1;
+        _mm512_mask_storeu_epi8(dst + (static_cast<size_t>(y) * ow + x0) * 4, mask, out);
+      }
+    }
+    if (n < p.ldp) std::memset(dst + static_cast<size_t>(n) * 4, 0, static_cast<size_t>(p.ldp - n) * 4);
+  }
+}
+
+// The im2col matrix of a convolution straight into quads (row k = (c, ky, kx), region g =
+// group_size input channels). A 1x1, stride 1, unpadded convolution interleaves the input rows
+// as they are; any other copies the input once into planes bordered by the zero point (so every
+// tap reads a valid byte and padding taps read z, as im2col writes them), then packs from those.
+SI_VNNI void PackQuadsIm2col(const ConvShape& s, const uint8_t* input, uint8_t z, QuadPackedB& p) {
+  const int n = static_cast<int>(s.pixels()), depth = s.region_depth();
+  if (s.kernel_h == 1 && s.kernel_w == 1 && s.stride == 1 && s.padding == 0) {
+    for (int g = 0; g < s.regions(); ++g)
+      for (int q = 0; q < p.quads; ++q) {
+        const uint8_t* rows[4];
+        for (int j = 0; j < 4; ++j) {
+          const int kk = 4 * q + j;
+          rows[j] = kk < depth ? input + static_cast<size_t>(g * depth + kk) * n : nullptr;
+        }
+        InterleaveQuad(rows, n, p.ldp, p.quad(g, q));
+      }
+    return;
+  }
+  const int hp = s.in_height + 2 * s.padding, wp = s.in_width + 2 * s.padding;
+  const size_t plane = static_cast<size_t>(hp) * wp;
+  // The planes, then one zero plane for the rows past a region's end.
+  std::unique_ptr<uint8_t[]> planes(new uint8_t[(static_cast<size_t>(s.in_channels) + 1) * plane]);
+  for (int c = 0; c < s.in_channels; ++c) {
+    uint8_t* dst = planes.get() + c * plane;
+    const uint8_t* src = input + static_cast<size_t>(c) * s.in_height * s.in_width;
+    std::memset(dst, z, static_cast<size_t>(s.padding) * wp);
+    dst += static_cast<size_t>(s.padding) * wp;
+    for (int y = 0; y < s.in_height; ++y, dst += wp, src += s.in_width) {
+      std::memset(dst, z, static_cast<size_t>(s.padding));
+      std::memcpy(dst + s.padding, src, static_cast<size_t>(s.in_width));
+      std::memset(dst + s.padding + s.in_width, z, static_cast<size_t>(s.padding));
+    }
+    std::memset(dst, z, static_cast<size_t>(s.padding) * wp);
+  }
+  const uint8_t* zero_plane = planes.get() + s.in_channels * plane;
+  std::memset(planes.get() + s.in_channels * plane, 0, plane);
+  for (int g = 0; g < s.regions(); ++g) {
+    if (s.stride == 1)
+      PackQuadsFromPlanes<1>(s, planes.get(), zero_plane, g, p);
+    else if (s.stride == 2)
+      PackQuadsFromPlanes<2>(s, planes.get(), zero_plane, g, p);
+    else
+      PackQuadsFromPlanes<0>(s, planes.get(), zero_plane, g, p);
+  }
+}
+
+// A for the VNNI kernel (kVnniRows, VnniTilesSize above the x86 code): rows in blocks of
+// kVnniRows, [block][region][quad][row][4 weights]. One tile then reads its broadcasts from a
+// single stream (32 bytes per quad). Weights past a region's end and rows past m are zero, so
+// they add nothing (and padded rows are not stored).
+// `a` row-major with row stride lda; region g of row r = a[r*lda + g*group_k ..], group_k weights.
+std::vector<int8_t> PackVnniTiles(int m, int regions, int group_k, const int8_t* a, size_t lda) {
+  const int quads = (group_k + 3) / 4;
+  std::vector<int8_t> tiles(VnniTilesSize(m, regions, quads), 0);
+  for (int r = 0; r < m; ++r)
+    for (int g = 0; g < regions; ++g) {
+      const int8_t* src = a + static_cast<size_t>(r) * lda + static_cast<size_t>(g) * group_k;
+      int8_t* dst = tiles.data() + ((static_cast<size_t>(r / kVnniRows) * regions + g) * quads * kVnniRows +
+                                    r % kVnniRows) * 4;
+      for (int kk = 0; kk < group_k; ++kk) dst[(kk / 4) * kVnniRows * 4 + kk % 4] = src[kk];
+    }
+  return tiles;
+}
+
+// Row i of a tile: NV vectors, all full but the last, which gets `tail`.
+template <int NV>
+SI_VNNI_INLINE void StoreTileRow(int32_t* out, __m512i x0, __m512i x1, __m512i x2, __mmask16 tail) {
+  if constexpr (NV == 1) _mm512_mask_storeu_epi32(out, tail, x0);
+  if constexpr (NV == 2) {
+    _mm512_storeu_si512(out, x0);
+    _mm512_mask_storeu_epi32(out + 16, tail, x1);
+  }
+  if constexpr (NV == 3) {
+    _mm512_storeu_si512(out, x0);
+    _mm512_storeu_si512(out + 16, x1);
+    _mm512_mask_storeu_epi32(out + 32, tail, x2);
+  }
+}
+
+// acc + per int32 lane the 4 products u8(b) x s8(w): _mm512_dpbusd_epi32 as one instruction.
+// Inline assembly because GCC 12 wraps every intrinsic vpdpbusd in a register copy (and, with
+// many accumulators, a stack store) per iteration, which halves the tile's speed; "+v" ties the
+// accumulator to the destination so the loop is pure loads, broadcasts and vpdpbusd.
+SI_VNNI_INLINE __m512i DotQuads(__m512i acc, __m512i b, __m512i w) {
+#if defined(__GNUC__)
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(b), "v"(w));
+  return acc;
+#else
+  return _mm512_dpbusd_epi32(acc, b, w);
+#endif
+}
+
+SI_VNNI_INLINE __m512i BroadcastQuad(const int8_t* p) {
+  int32_t w;
+  std::memcpy(&w, p, 4);
+  return _mm512_set1_epi32(w);
+}
+
+// One register tile: RB (8 or 16) rows of C x NV*16 columns of one region, RB*NV zmm
+// accumulators (<= 24 of 32; 16 rows only with NV = 1, where 8 would leave too few independent
+// vpdpbusd chains to cover its latency). Per k-quad: NV loads of B (16 columns x 4 k each) and,
+// per row, its 4 weights broadcast as one int32 (the s8 operand); vpdpbusd adds w0*b0 + w1*b1 +
+// w2*b2 + w3*b3 to each int32 lane. `a0`/`a1`: the tiles of the (first/second) row block for
+// the region; `b`: the region's first quad at the tile's first column (quad stride quad_bytes);
+// `c`: row 0's output for the region (row stride ldc); only `rows` rows and `cols`
+// (16*(NV-1) < cols <= 16*NV) columns are stored.
+// The accumulators are named variables, not an array (GCC keeps an array of __m512i in
+// memory); the tile is a function of its own, so its 24 accumulators get the register file.
+template <int NV, int RB>
+SI_VNNI __attribute__((noinline)) void VnniTile(const int8_t* a0, const int8_t* a1, const uint8_t* b,
+                                                size_t quad_bytes, int quads, const int32_t* offset,
+                                                size_t offset_stride, int rows, int32_t* c, size_t ldc, int cols) {
+  static_assert(kVnniRows == 8 && NV >= 1 && NV <= 3 && (RB == 8 || (RB == 16 && NV == 1)),
+                "the tile below is written out for 8 or 16 rows and 1..3 vectors");
+#define SI_VNNI_INIT(i)                                                                                   \
+  __m512i c##i##_0 = _mm512_set1_epi32(offset && (i) < rows ? offset[(i) * offset_stride] : 0),           \
+          c##i##_1 = c##i##_0, c##i##_2 = c##i##_0;
+  SI_VNNI_INIT(0) SI_VNNI_INIT(1) SI_VNNI_INIT(2) SI_VNNI_INIT(3)
+  SI_VNNI_INIT(4) SI_VNNI_INIT(5) SI_VNNI_INIT(6) SI_VNNI_INIT(7)
+  SI_VNNI_INIT(8) SI_VNNI_INIT(9) SI_VNNI_INIT(10) SI_VNNI_INIT(11)
+  SI_VNNI_INIT(12) SI_VNNI_INIT(13) SI_VNNI_INIT(14) SI_VNNI_INIT(15)
+#undef SI_VNNI_INIT
+  // quads >= 1 (group_k >= 1): a do-while has no zero-trip path to keep the initial values for.
+  int q = 0;
+  do {
+    const __m512i b0 = _mm512_loadu_si512(b);
+    const __m512i b1 = NV > 1 ? _mm512_loadu_si512(b + 64) : b0;
+    const __m512i b2 = NV > 2 ? _mm512_loadu_si512(b + 128) : b0;
+#define SI_VNNI_ROW(i)                                                  \
+  if constexpr ((i) < RB) {                                             \
+    const __m512i w = BroadcastQuad(((i) < 8 ? a0 : a1) + 4 * ((i) % 8)); \
+    c##i##_0 = DotQuads(c##i##_0, b0, w);                               \
+    if constexpr (NV > 1) c##i##_1 = DotQuads(c##i##_1, b1, w);         \
+    if constexpr (NV > 2) c##i##_2 = DotQuads(c##i##_2, b2, w);         \
+  }
+    SI_VNNI_ROW(0) SI_VNNI_ROW(1) SI_VNNI_ROW(2) SI_VNNI_ROW(3)
+    SI_VNNI_ROW(4) SI_VNNI_ROW(5) SI_VNNI_ROW(6) SI_VNNI_ROW(7)
+    SI_VNNI_ROW(8) SI_VNNI_ROW(9) SI_VNNI_ROW(10) SI_VNNI_ROW(11)
+    SI_VNNI_ROW(12) SI_VNNI_ROW(13) SI_VNNI_ROW(14) SI_VNNI_ROW(15)
+#undef SI_VNNI_ROW
+    a0 += kVnniRows * 4;
+    if constexpr (RB == 16) a1 += kVnniRows * 4;
+    b += quad_bytes;
+  } while (++q < quads);
+  // Full tiles store straight to C; a tile with padded rows goes through a buffer. (Choosing the
+  // destination per row instead makes GCC copy every accumulator in the loop above.)
+  if (rows == RB) {
+    const __mmask16 tail = static_cast<__mmask16>((1u << (cols - 16 * (NV - 1))) - 1);
+#define SI_VNNI_STORE(i) \
+  if constexpr ((i) < RB) StoreTileRow<NV>(c + (i) * ldc, c##i##_0, c##i##_1, c##i##_2, tail);
+    SI_VNNI_STORE(0) SI_VNNI_STORE(1) SI_VNNI_STORE(2) SI_VNNI_STORE(3)
+    SI_VNNI_STORE(4) SI_VNNI_STORE(5) SI_VNNI_STORE(6) SI_VNNI_STORE(7)
+    SI_VNNI_STORE(8) SI_VNNI_STORE(9) SI_VNNI_STORE(10) SI_VNNI_STORE(11)
+    SI_VNNI_STORE(12) SI_VNNI_STORE(13) SI_VNNI_STORE(14) SI_VNNI_STORE(15)
+#undef SI_VNNI_STORE
+    return;
+  }
+  alignas(64) int32_t buffer[RB][16 * NV];
+#define SI_VNNI_STORE(i) \
+  if constexpr ((i) < RB) StoreTileRow<NV>(buffer[i], c##i##_0, c##i##_1, c##i##_2, 0xFFFF);
+  SI_VNNI_STORE(0) SI_VNNI_STORE(1) SI_VNNI_STORE(2) SI_VNNI_STORE(3)
+  SI_VNNI_STORE(4) SI_VNNI_STORE(5) SI_VNNI_STORE(6) SI_VNNI_STORE(7)
+  SI_VNNI_STORE(8) SI_VNNI_STORE(9) SI_VNNI_STORE(10) SI_VNNI_STORE(11)
+  SI_VNNI_STORE(12) SI_VNNI_STORE(13) SI_VNNI_STORE(14) SI_VNNI_STORE(15)
+#undef SI_VNNI_STORE
+  for (int i = 0; i < rows; ++i) std::memcpy(c + i * ldc, buffer[i], static_cast<size_t>(cols) * 4);
+}
+
+// C[m][g][n] from packed B and A tiles (PackVnniTiles). Region by region, so the region's slice
+// of B (quads * 4 * ldp bytes) stays in L1 while all row blocks stream past it; columns in
+// tiles of up to 48, the last one as narrow as the remaining columns allow (steps of 16).
+SI_VNNI void GemmVnniPacked(int m, int n, int regions, const int8_t* tiles, const QuadPackedB& b,
+                            const int32_t* offset, int32_t* c) {
+  const size_t ldc = static_cast<size_t>(regions) * n, quad_bytes = static_cast<size_t>(b.ldp) * 4;
+  const size_t tile_bytes = static_cast<size_t>(b.quads) * kVnniRows * 4;  // one row block, one region
+  const size_t block_bytes = tile_bytes * regions;                          // next row block, same region
+  for (int g = 0; g < regions; ++g)
+    for (int n0 = 0; n0 < n; n0 += 48) {
+      const int cols = std::min(48, n - n0), nv = (cols + 15) / 16;
+      const uint8_t* bt = b.quad(g, 0) + static_cast<size_t>(n0) * 4;
+      for (int r = 0; r < m;) {
+        const int8_t* a = tiles + (static_cast<size_t>(r / kVnniRows) * regions + g) * tile_bytes;
+        const int32_t* off = offset ? offset + static_cast<size_t>(r) * regions + g : nullptr;
+        int32_t* out = c + static_cast<size_t>(r) * ldc + static_cast<size_t>(g) * n + n0;
+        const int left = m - r;
+        if (nv == 1 && left > kVnniRows) {
+          const int rows = std::min(2 * kVnniRows, left);
+          VnniTile<1, 16>(a, a + block_bytes, bt, quad_bytes, b.quads, off, regions, rows, out, ldc, cols);
+          r += 2 * kVnniRows;
+          continue;
+        }
+        const int rows = std::min(kVnniRows, left);
+        switch (nv) {
+          case 3: VnniTile<3, 8>(a, a, bt, quad_bytes, b.quads, off, regions, rows, out, ldc, cols); break;
+          case 2: VnniTile<2, 8>(a, a, bt, quad_bytes, b.quads, off, regions, rows, out, ldc, cols); break;
+          default: VnniTile<1, 8>(a, a, bt, quad_bytes, b.quads, off, regions, rows, out, ldc, cols); break;
+        }
+        r += kVnniRows;
+      }
+    }
+}
+
+void GemmVnni(const GemmShape& s, const int8_t* a, const uint8_t* b, const int32_t* offset, int32_t* c) {
+  const int regions = s.k / s.group_k;
+  QuadPackedB packed(regions, s.group_k, s.n);
+  PackQuadsFromRows(s, b, packed);
+  const std::vector<int8_t> tiles = PackVnniTiles(s.m, regions, s.group_k, a, static_cast<size_t>(s.k));
+  GemmVnniPacked(s.m, s.n, regions, tiles.data(), packed, offset, c);
+}
 #endif  // SI_KERNELS_X86
+
+// The path a request runs on, or FAILED_PRECONDITION when the CPU lacks it.
+Result<KernelPath> ResolvePath(KernelPath path, const char* who) {
+  switch (path) {
+    case KernelPath::kAuto:
+      return CpuHasAvx512Vnni() ? KernelPath::kAvx512Vnni : CpuHasAvx2() ? KernelPath::kAvx2 : KernelPath::kPortable;
+    case KernelPath::kPortable: return path;
+    case KernelPath::kAvx2:
+      if (!CpuHasAvx2()) return FailedPrecondition(std::string(who) + " path avx2: this CPU has no AVX2");
+      return path;
+    case KernelPath::kAvx512Vnni:
+      if (!CpuHasAvx512Vnni())
+        return FailedPrecondition(std::string(who) + " path avx512vnni: this CPU (or build) has no AVX-512 VNNI");
+      return path;
+  }
+  return InvalidArgument(std::string(who) + " path " + std::to_string(static_cast<int>(path)) + " is not a KernelPath");
+}
 
 }  // namespace
 
@@ -142,6 +529,7 @@ const char* KernelPathName(KernelPath path) {
     case KernelPath::kAuto: return "auto";
     case KernelPath::kPortable: return "portable";
     case KernelPath::kAvx2: return "avx2";
+    case KernelPath::kAvx512Vnni: return "avx512vnni";
   }
   return "unknown";
 }
@@ -151,6 +539,20 @@ bool CpuHasAvx2() {
   static const bool has = [] {
     __builtin_cpu_init();  // harmless here; required if ever called before constructors run
     return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool CpuHasAvx512Vnni() {
+#ifdef SI_KERNELS_X86
+  // libgcc/compiler-rt report AVX-512 features only when the OS saves the zmm state (XCR0).
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   }();
   return has;
 #else
@@ -171,64 +573,108 @@ Status QGemm(const GemmShape& s, const int8_t* a, const uint8_t* b, const int32_
   if (s.group_k > kMaxRegionDepth)
     return OutOfRange("gemm group_k = " + std::to_string(s.group_k) + " exceeds " + std::to_string(kMaxRegionDepth));
   if (!a || !b || !c) return InvalidArgument("gemm a, b and c must not be null");
-  const bool avx2 = CpuHasAvx2();
-  if (path == KernelPath::kAvx2 && !avx2) return FailedPrecondition("gemm path avx2: this CPU has no AVX2");
+  SI_ASSIGN_OR_RETURN(const KernelPath run, ResolvePath(path, "gemm"));
 #ifdef SI_KERNELS_X86
-  if (path != KernelPath::kPortable && avx2) {
+  if (run == KernelPath::kAvx512Vnni) {
+    GemmVnni(s, a, b, offset, c);
+    return Status::Ok();
+  }
+  if (run == KernelPath::kAvx2) {
     GemmAvx2(s, a, b, offset, c);
     return Status::Ok();
   }
+#else
+  (void)run;  // only the portable path exists here
 #endif
   GemmPortable(s, a, b, offset, c);
   return Status::Ok();
 }
 
-Result<std::vector<int32_t>> Int8ConvAccumulate(const ConvShape& s, const std::vector<uint8_t>& input,
-                                                int32_t input_zero_point, const std::vector<int8_t>& weights,
-                                                KernelPath path) {
-  SI_RETURN_IF_ERROR(ValidateConvArgs(s, input.size(), input_zero_point, 255, weights.size()));
+Result<Int8ConvWeights> PrepareInt8ConvWeights(const ConvShape& s, const std::vector<int8_t>& weights,
+                                               KernelPath path) {
+  SI_RETURN_IF_ERROR(ValidateConvArgs(s, s.input_size(), 0, 255, weights.size()));
+  Int8ConvWeights w;
+  w.shape = s;
+  SI_ASSIGN_OR_RETURN(w.path, ResolvePath(path, "conv"));
+  const int depth = s.region_depth();
+  w.region_sums.resize(static_cast<size_t>(s.out_channels) * s.regions());
+  for (size_t r = 0; r < w.region_sums.size(); ++r) {
+    int32_t sum = 0;
+    for (int i = 0; i < depth; ++i) sum += weights[r * depth + i];
+    w.region_sums[r] = sum;
+  }
+#ifdef SI_KERNELS_X86
+  if (w.path == KernelPath::kAvx512Vnni) {
+    w.tiles = PackVnniTiles(s.out_channels, s.regions(), depth, weights.data(),
+                            static_cast<size_t>(s.in_channels) * s.kernel_h * s.kernel_w);
+    return w;
+  }
+#endif
+  w.weights = weights;
+  return w;
+}
+
+Result<std::vector<int32_t>> Int8ConvAccumulate(const Int8ConvWeights& w, const std::vector<uint8_t>& input,
+                                                int32_t input_zero_point) {
+  std::vector<int32_t> acc;
+  SI_RETURN_IF_ERROR(Int8ConvAccumulate(w, input, input_zero_point, &acc));
+  return acc;
+}
+
+Status Int8ConvAccumulate(const Int8ConvWeights& w, const std::vector<uint8_t>& input, int32_t input_zero_point,
+                          std::vector<int32_t>* out) {
+  if (!out) return InvalidArgument("conv acc must not be null");
+  const ConvShape& s = w.shape;
+  SI_RETURN_IF_ERROR(ValidateConvArgs(s, input.size(), input_zero_point, 255, s.weight_size()));
   const int k = s.in_channels * s.kernel_h * s.kernel_w;
   const int n = static_cast<int>(s.pixels());
-  const int oh = s.out_height(), ow = s.out_width(), regions = s.regions(), depth = s.region_depth();
+  const int regions = s.regions(), depth = s.region_depth();
+  SI_ASSIGN_OR_RETURN(const KernelPath run, ResolvePath(w.path, "conv"));
+  const bool vnni = run == KernelPath::kAvx512Vnni;
+  if (w.path == KernelPath::kAuto || w.region_sums.size() != static_cast<size_t>(s.out_channels) * regions ||
+      (vnni ? w.tiles.size() != VnniTilesSize(s.out_channels, regions, (depth + 3) / 4)
+            : w.weights.size() != s.weight_size()))
+    return InvalidArgument("conv weights were not made by PrepareInt8ConvWeights for this shape and path");
+  const uint8_t z = static_cast<uint8_t>(input_zero_point);
 
-  // im2col: B[(c, ky, kx)][(y, x)]. Taps in the zero padding hold the zero point, so that
-  // every column is a full sum and the offset below removes z from all taps alike.
+  // offset[m][g] = -z * (sum of the region's weights): sum w*(a - z) = sum w*a - z*sum w.
+  std::vector<int32_t> offset(w.region_sums.size());
+  for (size_t r = 0; r < offset.size(); ++r) offset[r] = -input_zero_point * w.region_sums[r];
+  std::vector<int32_t>& acc = *out;
+  acc.resize(s.acc_size());  // no fill needed: every element is written
+
+#ifdef SI_KERNELS_X86
+  if (vnni) {
+    // im2col straight into the k-quad layout: no row-major matrix, no second pass.
+    QuadPackedB packed(regions, depth, n);
+    PackQuadsIm2col(s, input.data(), z, packed);
+    GemmVnniPacked(s.out_channels, n, regions, w.tiles.data(), packed, offset.data(), acc.data());
+    return Status::Ok();
+  }
+#endif
+
+  // im2col: B[(c, ky, kx)][(y, x)], taps in the zero padding holding the zero point.
   std::vector<uint8_t> cols;
   const uint8_t* b = input.data();
   if (s.kernel_h != 1 || s.kernel_w != 1 || s.stride != 1 || s.padding != 0) {
     cols.resize(static_cast<size_t>(k) * n);
-    const uint8_t z = static_cast<uint8_t>(input_zero_point);
     uint8_t* dst = cols.data();
     for (int c = 0; c < s.in_channels; ++c)
       for (int ky = 0; ky < s.kernel_h; ++ky)
-        for (int kx = 0; kx < s.kernel_w; ++kx)
-          for (int y = 0; y < oh; ++y) {
-            const int iy = y * s.stride - s.padding + ky;
-            if (iy < 0 || iy >= s.in_height) {
-              dst = std::fill_n(dst, ow, z);
-              continue;
-            }
-            const uint8_t* src = input.data() + (static_cast<size_t>(c) * s.in_height + iy) * s.in_width;
-            for (int x = 0; x < ow; ++x) {
-              const int ix = x * s.stride - s.padding + kx;
-              *dst++ = ix < 0 || ix >= s.in_width ? z : src[ix];
-            }
-          }
+        for (int kx = 0; kx < s.kernel_w; ++kx, dst += n) Im2colRow(s, input.data(), c, ky, kx, z, dst);
     b = cols.data();
   }
-
-  // offset[m][g] = -z * (sum of the region's weights): sum w*(a - z) = sum w*a - z*sum w.
-  std::vector<int32_t> offset(static_cast<size_t>(s.out_channels) * regions);
-  for (size_t r = 0; r < offset.size(); ++r) {
-    int32_t sum = 0;
-    for (int i = 0; i < depth; ++i) sum += weights[r * depth + i];
-    offset[r] = -input_zero_point * sum;
-  }
-
-  std::vector<int32_t> acc(s.acc_size());
   const GemmShape gs{s.out_channels, n, k, depth, n};
-  SI_RETURN_IF_ERROR(QGemm(gs, weights.data(), b, offset.data(), acc.data(), path));
-  return acc;
+  return QGemm(gs, w.weights.data(), b, offset.data(), acc.data(), run);
+}
+
+Result<std::vector<int32_t>> Int8ConvAccumulate(const ConvShape& s, const std::vector<uint8_t>& input,
+                                                int32_t input_zero_point, const std::vector<int8_t>& weights,
+                                                KernelPath path) {
+  // The argument checks first, in ReferenceConvAccumulate's order (input before the path).
+  SI_RETURN_IF_ERROR(ValidateConvArgs(s, input.size(), input_zero_point, 255, weights.size()));
+  SI_ASSIGN_OR_RETURN(const Int8ConvWeights w, PrepareInt8ConvWeights(s, weights, path));
+  return Int8ConvAccumulate(w, input, input_zero_point);
 }
 
 }  // namespace splitinfer::kernels

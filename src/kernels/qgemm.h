@@ -9,14 +9,21 @@
 // region of group_size input channels is one contiguous K range) and offset = -z * sum of A over
 // the region, which turns the sum over raw codes into the sum over (code - z) exactly.
 //
-// Paths: a portable scalar loop (any CPU) and an AVX2 one, chosen at run time
-// (__builtin_cpu_supports): the file builds without -mavx2 and the AVX2 code sits in
-// target("avx2") functions, so one x86-64 binary runs on CPUs with and without AVX2 (on ARM
-// only the portable path is compiled). Both paths are exact:
-// the AVX2 one widens to int16 and uses madd_epi16 (|a*w| <= 255*128 fits int16, pair sums
-// fit int32), never the saturating maddubs_epi16. No int32 sum can overflow when group_k <=
-// kMaxRegionDepth and the offsets are the convolution's (every prefix is then a partial
-// convolution sum, bounded by 128 * 255 per tap); other offsets must leave the same headroom.
+// Paths: a portable scalar loop (any CPU), an AVX2 one and an AVX-512 VNNI one, chosen at run
+// time (__builtin_cpu_supports): the file builds without -mavx2/-mavx512* and the SIMD code sits
+// in target("...") functions, so one x86-64 binary runs on CPUs with and without them (on ARM
+// only the portable path is compiled). kAuto takes VNNI, else AVX2, else portable. All paths
+// are exact:
+// - AVX2 widens to int16 and uses madd_epi16 (|a*w| <= 255*128 fits int16, pair sums fit
+//   int32), never the saturating maddubs_epi16.
+// - VNNI uses vpdpbusd (B unsigned, A signed; the non-saturating form): per int32 lane it adds
+//   the 4 products of a k-quad to the accumulator with no intermediate rounding or saturation.
+//   B is repacked as k-quads interleaved per column ([region][k/4][n][4]); a region whose
+//   length is not a multiple of 4 is padded with zero weights, so the padding adds exactly 0.
+// No int32 sum can overflow when group_k <= kMaxRegionDepth and the offsets are the
+// convolution's (every prefix is then a partial convolution sum, bounded by 128 * 255 per tap);
+// other offsets must leave the same headroom. (vpdpbusd and the int32 adds wrap modulo 2^32, so
+// even an out-of-range prefix would give the exact final sum whenever that sum fits int32.)
 #pragma once
 
 #include <cstdint>
@@ -27,9 +34,11 @@
 
 namespace splitinfer::kernels {
 
-enum class KernelPath { kAuto = 0, kPortable = 1, kAvx2 = 2 };
+enum class KernelPath { kAuto = 0, kPortable = 1, kAvx2 = 2, kAvx512Vnni = 3 };
 const char* KernelPathName(KernelPath path);
 bool CpuHasAvx2();
+// AVX-512 F, BW, VL and VNNI, with the OS saving the zmm state (what the VNNI path needs).
+bool CpuHasAvx512Vnni();
 
 struct GemmShape {
   int m = 0;
@@ -40,15 +49,42 @@ struct GemmShape {
 };
 
 // INVALID_ARGUMENT for a bad shape (naming the field), OUT_OF_RANGE for group_k above
-// kMaxRegionDepth, FAILED_PRECONDITION for kAvx2 on a CPU (or build) without AVX2.
+// kMaxRegionDepth, FAILED_PRECONDITION for kAvx2 (kAvx512Vnni) on a CPU or build without AVX2
+// (AVX-512 VNNI), INVALID_ARGUMENT for a value outside the KernelPath enumerators.
 // `offset` holds m * (k / group_k) values, or is null for zeros; `c` receives m * (k/group_k) * n.
 Status QGemm(const GemmShape& shape, const int8_t* a, const uint8_t* b, const int32_t* offset, int32_t* c,
              KernelPath path = KernelPath::kAuto);
 
-// The int8 convolution: im2col (skipped for 1x1, stride 1, no padding) + QGemm. Same contract,
-// arguments and errors as ReferenceConvAccumulate, whose result it equals bit for bit.
+// The int8 convolution: im2col (skipped for 1x1, stride 1, no padding) + QGemm; the VNNI path
+// writes the im2col matrix straight into its k-quad layout. Same contract, arguments and
+// errors as ReferenceConvAccumulate, whose result it equals bit for bit, plus
+// FAILED_PRECONDITION for a path this CPU lacks.
 Result<std::vector<int32_t>> Int8ConvAccumulate(const ConvShape& shape, const std::vector<uint8_t>& input,
                                                 int32_t input_zero_point, const std::vector<int8_t>& weights,
                                                 KernelPath path = KernelPath::kAuto);
+
+// A convolution's int8 weights prepared once for one path (a layer's weights do not change
+// between inputs, so a call then does no pass over them): the per-region weight sums behind the
+// zero-point offset and, for the VNNI path, the weights in its register-tile layout.
+struct Int8ConvWeights {
+  ConvShape shape;
+  KernelPath path = KernelPath::kPortable;  // resolved, never kAuto
+  std::vector<int32_t> region_sums;         // [oc][region]: sum of the region's weights
+  std::vector<int8_t> weights;              // portable/AVX2: as given, [oc][c][ky][kx]
+  std::vector<int8_t> tiles;                // VNNI: [oc/8][region][k/4][8 rows][4], zero-padded
+};
+
+// Same argument checks as Int8ConvAccumulate (the input count aside), FAILED_PRECONDITION for a
+// path this CPU lacks.
+Result<Int8ConvWeights> PrepareInt8ConvWeights(const ConvShape& shape, const std::vector<int8_t>& weights,
+                                               KernelPath path = KernelPath::kAuto);
+// Equals Int8ConvAccumulate(weights.shape, input, input_zero_point, <the weights>, weights.path)
+// bit for bit; INVALID_ARGUMENT when `weights` does not hold what PrepareInt8ConvWeights makes.
+Result<std::vector<int32_t>> Int8ConvAccumulate(const Int8ConvWeights& weights, const std::vector<uint8_t>& input,
+                                                int32_t input_zero_point);
+// The same into `acc` (resized to shape.acc_size(); every element is written), so a caller
+// running many convolutions can reuse one buffer instead of allocating and zeroing each time.
+Status Int8ConvAccumulate(const Int8ConvWeights& weights, const std::vector<uint8_t>& input,
+                          int32_t input_zero_point, std::vector<int32_t>* acc);
 
 }  // namespace splitinfer::kernels

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -135,6 +136,59 @@ TEST(HeadTest, ImplementationsAgreeBitForBit) {
       EXPECT_LT(std::sqrt(err / norm), 0.05) << "8-bit head strays from float";
     }
   }
+}
+
+// Every kernel path this CPU has gives the head the same floats.
+TEST(HeadTest, KernelPathsAgreeBitForBit) {
+  std::mt19937 rng(TestSeed());
+  HeadGraph g = TinyResNet(rng);
+  QuantizeOptions o;
+  o.group_size = 4;
+  ASSERT_TRUE(QuantizeGraph(g, Images(4, rng), o).ok());
+  const Tensor3 x = RandomTensor(3, 20, 20, rng);
+  auto want = QuantizedHead::Prepare(g, KernelPath::kPortable)->Run(x, HeadImpl::kInt8);
+  ASSERT_TRUE(want.ok());
+  for (KernelPath path : {KernelPath::kAuto, KernelPath::kAvx2, KernelPath::kAvx512Vnni}) {
+    SCOPED_TRACE(KernelPathName(path));
+    if ((path == KernelPath::kAvx2 && !CpuHasAvx2()) || (path == KernelPath::kAvx512Vnni && !CpuHasAvx512Vnni())) {
+      EXPECT_EQ(QuantizedHead::Prepare(g, path).status().code(), ErrorCode::kFailedPrecondition);
+      continue;
+    }
+    auto head = QuantizedHead::Prepare(g, path);
+    ASSERT_TRUE(head.ok()) << head.status().ToString();
+    auto got = head->Run(x, HeadImpl::kInt8);
+    ASSERT_TRUE(got.ok());
+    ASSERT_EQ(got->data.size(), want->data.size());
+    EXPECT_EQ(0, std::memcmp(got->data.data(), want->data.data(), want->data.size() * sizeof(float)));
+  }
+}
+
+// The vectorised activation quantization against the formula, written out, on values that hit
+// every corner: exact halves (round to even), both clamps, huge magnitudes, signed zeros, and
+// lengths that leave a scalar tail.
+TEST(HeadTest, QuantizeActivationsMatchesTheFormula) {
+  std::mt19937 rng(TestSeed());
+  std::uniform_real_distribution<float> u(-3.f, 3.f);
+  for (int abits = 1; abits <= 8; ++abits)
+    for (const float scale : {1.f, 0.5f, 0.0123f, 3.7f}) {
+      const int32_t top = (1 << abits) - 1;
+      const int32_t zp = static_cast<int32_t>(rng() % static_cast<uint32_t>(top + 1));
+      std::vector<float> x;
+      for (int i = -40; i <= 40; ++i) x.push_back(static_cast<float>(i) * 0.5f * scale);  // halves
+      for (float v : {0.f, -0.f, 1e30f, -1e30f, 3e38f, -3e38f, 1e-30f, -1e-30f}) x.push_back(v);
+      for (int i = 0; i < 300; ++i) x.push_back(u(rng) * scale * static_cast<float>(top));
+      for (size_t n : {x.size(), size_t{15}, size_t{16}, size_t{17}, size_t{1}}) {
+        SCOPED_TRACE("abits " + std::to_string(abits) + " scale " + std::to_string(scale) + " n " + std::to_string(n));
+        std::vector<uint8_t> got(n, 0xAA);
+        QuantizeActivations(x.data(), n, scale, zp, abits, got.data());
+        const float inv = 1.f / scale;
+        for (size_t k = 0; k < n; ++k) {
+          const float v = std::nearbyint(x[k] * inv) + static_cast<float>(zp);
+          const auto want = static_cast<uint8_t>(std::min(std::max(v, 0.f), static_cast<float>(top)));
+          ASSERT_EQ(+got[k], +want) << "x = " << x[k];
+        }
+      }
+    }
 }
 
 TEST(HeadTest, QuantizationUsesLocalRegionsAndCalibratedRanges) {

@@ -146,15 +146,59 @@ TEST(QGemmTest, Avx2ConvMatchesReference) {
   CheckInt8Path(KernelPath::kAvx2);
 }
 
-TEST(QGemmTest, Avx2GemmMatchesPortable) {
-  if (!CpuHasAvx2()) GTEST_SKIP() << "this CPU has no AVX2";
+TEST(QGemmTest, Avx512VnniConvMatchesReference) {
+  if (!CpuHasAvx512Vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  CheckInt8Path(KernelPath::kAvx512Vnni);
+}
+
+TEST(QGemmTest, AutoPicksTheFastestPathThisCpuHas) {
+  // kAuto must agree with the reference whichever path it takes.
+  CheckInt8Path(KernelPath::kAuto);
+}
+
+TEST(QGemmTest, Avx512VnniConvOnRegionAndTileEdges) {
+  // Region depths that are not multiples of 4 (zero-weight padding of the last quad), N around
+  // the 16/64-column tiles, M around the 16/12/8/6/4-row blocks.
+  if (!CpuHasAvx512Vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
   std::mt19937 rng(TestSeed());
-  std::uniform_int_distribution<int> dim(1, 40), regions(1, 4), extra(0, 5);
+  const std::vector<ConvShape> shapes = {
+      // in_c, h, w, out_c, kh, kw, stride, pad, group
+      {4, 5, 5, 7, 3, 3, 1, 1, 1},     // depth 9, N 25, M 7
+      {6, 9, 7, 13, 3, 3, 1, 1, 2},    // depth 18, N 63
+      {9, 8, 8, 5, 1, 1, 1, 0, 3},     // 1x1 direct, depth 3, N 64
+      {9, 4, 4, 23, 1, 1, 1, 0, 3},    // 1x1 direct, N 16, M 23 (16 + 4 + 3 x 1)
+      {5, 17, 1, 11, 1, 1, 1, 0, 5},   // depth 5, N 17
+      {10, 6, 11, 19, 1, 3, 1, 1, 5},  // depth 15, N 66 (64 + 2)
+      {3, 13, 5, 30, 3, 3, 2, 1, 1},   // stride 2, N 21, M 30 (2 x 12 + 4 + 2 x 1)
+      {7, 12, 12, 9, 2, 2, 1, 0, 7},   // even kernel, depth 28, N 121
+      {2, 1, 1, 3, 1, 1, 1, 0, 1},     // N 1, depth 1
+      {8, 10, 10, 17, 3, 3, 3, 2, 4},  // stride 3, N 16
+      {5, 4, 4, 13, 1, 1, 1, 0, 5},    // N 16, M 13: a 16-row tile with 3 padded rows
+      {4, 8, 9, 40, 3, 3, 2, 0, 2},    // stride 2 without padding, N 16, M 40 (16 + 16 + 8)
+      {3, 30, 30, 6, 3, 3, 1, 1, 3},   // rows wider than 16 columns (ow 30), N 900
+  };
+  for (const ConvShape& s : shapes) {
+    SCOPED_TRACE(Describe(s));
+    ASSERT_TRUE(ValidateConvShape(s).ok());
+    const auto input = RandomVector<uint8_t>(rng, s.input_size(), 0, 255);
+    const auto weights = RandomVector<int8_t>(rng, s.weight_size(), -128, 127);
+    const int32_t zp = static_cast<int32_t>(rng() % 256);
+    auto want = ReferenceConvAccumulate(s, input, zp, weights);
+    auto got = Int8ConvAccumulate(s, input, zp, weights, KernelPath::kAvx512Vnni);
+    ASSERT_TRUE(want.ok() && got.ok()) << got.status().ToString();
+    ExpectSameOutputs(s, *got, *want, RandomRequant(rng, s));
+  }
+}
+
+// Random GEMMs (odd region lengths, ldb > n, with and without offsets): `path` against portable.
+void CheckGemmAgainstPortable(KernelPath path) {
+  std::mt19937 rng(TestSeed());
+  std::uniform_int_distribution<int> dim(1, 40), regions(1, 4), extra(0, 5), wide(41, 150);
   for (int trial = 0; trial < 60; ++trial) {
     GemmShape s;
     s.m = dim(rng);
-    s.n = dim(rng);
-    s.group_k = dim(rng);  // odd lengths exercise the zero-weight partner
+    s.n = trial % 4 == 3 ? wide(rng) : dim(rng);  // some beyond one 64-column tile
+    s.group_k = dim(rng);  // odd lengths exercise the zero-weight partner / padding
     s.k = s.group_k * regions(rng);
     s.ldb = s.n + extra(rng);
     SCOPED_TRACE("m " + std::to_string(s.m) + " n " + std::to_string(s.n) + " k " + std::to_string(s.k) +
@@ -165,10 +209,124 @@ TEST(QGemmTest, Avx2GemmMatchesPortable) {
     const size_t out = static_cast<size_t>(s.m) * (s.k / s.group_k) * s.n;
     for (const int32_t* off : {offset.data(), static_cast<const int32_t*>(nullptr)}) {
       std::vector<int32_t> fast(out, -1), slow(out, -2);
-      ASSERT_TRUE(QGemm(s, a.data(), b.data(), off, fast.data(), KernelPath::kAvx2).ok());
+      ASSERT_TRUE(QGemm(s, a.data(), b.data(), off, fast.data(), path).ok());
       ASSERT_TRUE(QGemm(s, a.data(), b.data(), off, slow.data(), KernelPath::kPortable).ok());
       ExpectIdentical(fast, slow);
     }
+  }
+}
+
+TEST(QGemmTest, Avx2GemmMatchesPortable) {
+  if (!CpuHasAvx2()) GTEST_SKIP() << "this CPU has no AVX2";
+  CheckGemmAgainstPortable(KernelPath::kAvx2);
+}
+
+TEST(QGemmTest, Avx512VnniGemmMatchesPortable) {
+  if (!CpuHasAvx512Vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  CheckGemmAgainstPortable(KernelPath::kAvx512Vnni);
+}
+
+TEST(QGemmTest, Avx512VnniGemmExtremeValues) {
+  // Every product at its extreme (w = -128 or 127, b = 0 or 255) with depths 1..9, so a quad
+  // sum reaches 4 * 128 * 255; the int32 total must still be exact.
+  if (!CpuHasAvx512Vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  for (int group_k = 1; group_k <= 9; ++group_k)
+    for (const auto& [w, v] : {std::pair<int, int>{-128, 255}, {127, 255}, {-128, 0}, {127, 0}}) {
+      GemmShape s;
+      s.m = 5;
+      s.n = 37;
+      s.group_k = group_k;
+      s.k = 3 * group_k;
+      s.ldb = s.n;
+      const std::vector<int8_t> a(static_cast<size_t>(s.m) * s.k, static_cast<int8_t>(w));
+      const std::vector<uint8_t> b(static_cast<size_t>(s.k) * s.ldb, static_cast<uint8_t>(v));
+      const size_t out = static_cast<size_t>(s.m) * 3 * s.n;
+      std::vector<int32_t> fast(out, -1), slow(out, -2);
+      ASSERT_TRUE(QGemm(s, a.data(), b.data(), nullptr, fast.data(), KernelPath::kAvx512Vnni).ok());
+      ASSERT_TRUE(QGemm(s, a.data(), b.data(), nullptr, slow.data(), KernelPath::kPortable).ok());
+      ExpectIdentical(fast, slow);
+      EXPECT_EQ(fast[0], w * v * group_k);
+    }
+}
+
+void ExpectError(const Status& st, ErrorCode code, const std::string& needle);
+
+TEST(QGemmTest, PreparedWeightsMatchReferenceOnEveryPath) {
+  std::mt19937 rng(TestSeed());
+  std::vector<int32_t> reused(7, -5);  // one buffer for every call: it grows and shrinks
+  for (const ConvShape& s : Shapes(rng)) {
+    SCOPED_TRACE(Describe(s));
+    const auto input = RandomVector<uint8_t>(rng, s.input_size(), 0, 255);
+    const auto weights = RandomVector<int8_t>(rng, s.weight_size(), -128, 127);
+    const int32_t zp = static_cast<int32_t>(rng() % 256);
+    auto want = ReferenceConvAccumulate(s, input, zp, weights);
+    ASSERT_TRUE(want.ok());
+    for (KernelPath path : {KernelPath::kAuto, KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni}) {
+      SCOPED_TRACE(KernelPathName(path));
+      auto w = PrepareInt8ConvWeights(s, weights, path);
+      if ((path == KernelPath::kAvx2 && !CpuHasAvx2()) || (path == KernelPath::kAvx512Vnni && !CpuHasAvx512Vnni())) {
+        EXPECT_EQ(w.status().code(), ErrorCode::kFailedPrecondition);
+        continue;
+      }
+      ASSERT_TRUE(w.ok()) << w.status().ToString();
+      EXPECT_NE(w->path, KernelPath::kAuto);
+      auto got = Int8ConvAccumulate(*w, input, zp);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      ExpectIdentical(*got, *want);
+      ASSERT_TRUE(Int8ConvAccumulate(*w, input, zp, &reused).ok());
+      ExpectIdentical(reused, *want);
+    }
+  }
+}
+
+TEST(QGemmTest, PreparedWeightsAreChecked) {
+  const ConvShape s{8, 5, 5, 4, 3, 3, 1, 1, 4};
+  const std::vector<uint8_t> input(s.input_size(), 3);
+  const std::vector<int8_t> weights(s.weight_size(), 1);
+  auto w = PrepareInt8ConvWeights(s, weights);
+  ASSERT_TRUE(w.ok());
+  ExpectError(Int8ConvAccumulate(*w, std::vector<uint8_t>(5, 0), 0).status(), ErrorCode::kInvalidArgument, "input");
+  ExpectError(Int8ConvAccumulate(*w, input, 300).status(), ErrorCode::kOutOfRange, "input_zero_point");
+  ExpectError(Int8ConvAccumulate(*w, input, 0, nullptr), ErrorCode::kInvalidArgument, "acc");
+  Int8ConvWeights broken = *w;
+  broken.region_sums.pop_back();
+  ExpectError(Int8ConvAccumulate(broken, input, 0).status(), ErrorCode::kInvalidArgument, "PrepareInt8ConvWeights");
+  broken = *w;
+  broken.shape.out_channels = 5;  // the buffers are for 4
+  ExpectError(Int8ConvAccumulate(broken, input, 0).status(), ErrorCode::kInvalidArgument, "PrepareInt8ConvWeights");
+  broken = *w;
+  broken.path = KernelPath::kAuto;
+  ExpectError(Int8ConvAccumulate(broken, input, 0).status(), ErrorCode::kInvalidArgument, "PrepareInt8ConvWeights");
+  ExpectError(PrepareInt8ConvWeights(s, {1, 2}).status(), ErrorCode::kInvalidArgument, "weights");
+}
+
+// Requantize against the documented per-element order, written out (the int8 paths all share
+// Requantize, so the comparisons above cannot see a change in it). Includes accumulators of 0
+// (signed zeros through the ReLU) and extreme sums.
+TEST(QConvTest, RequantizeFollowsTheDocumentedOrder) {
+  std::mt19937 rng(TestSeed());
+  for (const ConvShape& s : Shapes(rng)) {
+    SCOPED_TRACE(Describe(s));
+    const Requant rq = RandomRequant(rng, s);
+    std::vector<int32_t> acc = RandomVector<int32_t>(rng, s.acc_size(), -3000000, 3000000);
+    for (size_t i = 0; i < acc.size(); i += 7) acc[i] = 0;
+    for (size_t i = 3; i < acc.size(); i += 11) acc[i] = (i & 1) ? 2147483647 : -2147483647 - 1;
+    auto got = Requantize(s, acc, rq);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    const int regions = s.regions();
+    const size_t pixels = s.pixels();
+    std::vector<float> want(s.output_size());
+    for (int oc = 0; oc < s.out_channels; ++oc)
+      for (size_t p = 0; p < pixels; ++p) {
+        float sum = 0.f;
+        for (int g = 0; g < regions; ++g)
+          sum += static_cast<float>(acc[(static_cast<size_t>(oc) * regions + g) * pixels + p]) *
+                 rq.weight_scales[static_cast<size_t>(oc) * regions + g];
+        float y = sum * rq.input_scale;
+        y += rq.bias.empty() ? 0.f : rq.bias[oc];
+        want[static_cast<size_t>(oc) * pixels + p] = rq.relu && y < 0.f ? 0.f : y;
+      }
+    ExpectIdentical(*got, want);
   }
 }
 
@@ -181,8 +339,9 @@ TEST(QGemmTest, ExtremeValuesStayExact) {
     auto want = ReferenceConvAccumulate(s, input, z, weights);
     ASSERT_TRUE(want.ok());
     EXPECT_EQ((*want)[s.out_width() + 1], w * (a - z) * s.region_depth());  // an interior pixel: all taps
-    for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2}) {
+    for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni}) {
       if (path == KernelPath::kAvx2 && !CpuHasAvx2()) continue;
+      if (path == KernelPath::kAvx512Vnni && !CpuHasAvx512Vnni()) continue;
       SCOPED_TRACE(KernelPathName(path));
       auto got = Int8ConvAccumulate(s, input, z, weights, path);
       ASSERT_TRUE(got.ok());
@@ -274,6 +433,15 @@ TEST(KernelsErrorTest, ShapesAndArgumentsAreValidated) {
   if (!CpuHasAvx2())
     ExpectError(QGemm(GemmShape{1, 2, 4, 2, 2}, a, b, nullptr, out, KernelPath::kAvx2),
                 ErrorCode::kFailedPrecondition, "avx2");
+  if (!CpuHasAvx512Vnni()) {
+    ExpectError(QGemm(GemmShape{1, 2, 4, 2, 2}, a, b, nullptr, out, KernelPath::kAvx512Vnni),
+                ErrorCode::kFailedPrecondition, "avx512vnni");
+    ExpectError(Int8ConvAccumulate(good, input, 0, weights, KernelPath::kAvx512Vnni).status(),
+                ErrorCode::kFailedPrecondition, "avx512vnni");
+  }
+  ExpectError(QGemm(GemmShape{1, 2, 4, 2, 2}, a, b, nullptr, out, static_cast<KernelPath>(9)),
+              ErrorCode::kInvalidArgument, "path");
+  EXPECT_STREQ(KernelPathName(KernelPath::kAvx512Vnni), "avx512vnni");
 }
 
 // Timing only, never asserted (tests never assert on time): run with
@@ -299,12 +467,46 @@ TEST(KernelsTest, DISABLED_Timing) {
   std::printf("int8 portable %.3f ms\n", median_ms([&] { (void)Int8ConvAccumulate(s, input, 3, weights, KernelPath::kPortable); }));
   if (CpuHasAvx2())
     std::printf("int8 avx2 %.3f ms\n", median_ms([&] { (void)Int8ConvAccumulate(s, input, 3, weights, KernelPath::kAvx2); }));
+  if (CpuHasAvx512Vnni()) {
+    std::printf("int8 avx512vnni %.3f ms\n",
+                median_ms([&] { (void)Int8ConvAccumulate(s, input, 3, weights, KernelPath::kAvx512Vnni); }));
+    const Int8ConvWeights prepared = PrepareInt8ConvWeights(s, weights, KernelPath::kAvx512Vnni).value();
+    std::printf("int8 avx512vnni, weights prepared %.3f ms\n",
+                median_ms([&] { (void)Int8ConvAccumulate(prepared, input, 3); }));
+  }
   for (int wbits : {1, 2, 4}) {
     std::vector<uint8_t> c(codes);
     for (auto& v : c) v &= (1 << wbits) - 1;
     const LutWeights lw = PrepareLutWeights(s, c, wbits).value();
     std::printf("lut w%da4 %.3f ms\n", wbits, median_ms([&] { (void)LutConvAccumulate(lw, input, 4, 3); }));
   }
+  // The convolutions of the ResNet-FMNIST head up to stage3 (bench head): int8 per layer and
+  // path, weights prepared once as QuantizedHead does (avx2 and portable prepare a copy only).
+  const std::vector<ConvShape> head = {
+      {1, 28, 28, 64, 3, 3, 2, 1, 1},      {64, 14, 14, 64, 3, 3, 1, 1, 16},   {64, 14, 14, 128, 3, 3, 2, 1, 16},
+      {64, 14, 14, 128, 1, 1, 2, 0, 16},   {128, 7, 7, 128, 3, 3, 1, 1, 16},   {128, 7, 7, 256, 3, 3, 2, 1, 16},
+      {128, 7, 7, 256, 1, 1, 2, 0, 16},    {256, 4, 4, 256, 3, 3, 1, 1, 16},
+  };
+  std::printf("resnet_fmnist head convs, ms per call (median of 21):\n%-36s %9s %9s %9s\n", "layer", "portable",
+              "avx2", "vnni");
+  double total[3] = {0, 0, 0};
+  for (const ConvShape& l : head) {
+    const auto in = RandomVector<uint8_t>(rng, l.input_size(), 0, 255);
+    const auto w = RandomVector<int8_t>(rng, l.weight_size(), -127, 127);
+    double ms[3] = {0, 0, 0};
+    int i = 0;
+    for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni}) {
+      auto prepared = PrepareInt8ConvWeights(l, w, path);
+      if (prepared.ok()) {
+        std::vector<int32_t> acc;
+        ms[i] = median_ms([&] { (void)Int8ConvAccumulate(*prepared, in, 3, &acc); });
+        total[i] += ms[i];
+      }
+      ++i;
+    }
+    std::printf("%-36s %9.4f %9.4f %9.4f\n", Describe(l).c_str(), ms[0], ms[1], ms[2]);
+  }
+  std::printf("%-36s %9.4f %9.4f %9.4f\n", "total", total[0], total[1], total[2]);
 }
 
 }  // namespace
