@@ -104,6 +104,7 @@ Result<QuantizeHeadReport> QuantizeHead(const QuantizeHeadOptions& o) {
     return Internal("the extracted head of " + m.name + " differs from LibTorch's by " +
                     std::to_string(r.float_graph_error) + " (relative): its blocks are not what the converter assumes");
   }
+  if (o.finetune) SI_RETURN_IF_ERROR(o.finetune(graph));
   std::vector<kernels::Tensor3> calib;
   for (int64_t i = 0; i < images.size(0); ++i) calib.push_back(models::lowbit::ToTensor3(images[i]));
   SI_RETURN_IF_ERROR(kernels::QuantizeGraph(graph, calib, o.quant));

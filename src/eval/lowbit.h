@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct QuantizeHeadOptions {
   kernels::QuantizeOptions quant;
   int64_t calibration_images = 64;  // the first training images
   std::string out;
+  // Runs on the float graph (checked against LibTorch) before it is quantized: quantize-head
+  // --finetune plugs train::FinetuneHead in here (eval does not depend on train).
+  std::function<Status(kernels::HeadGraph&)> finetune;
 };
 
 struct QuantizeHeadReport {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "eval/lowbit.h"
+#include "train/head_qat.h"
 
 namespace splitinfer::cli {
 
@@ -13,11 +14,13 @@ namespace {
 
 struct Args {
   eval::QuantizeHeadOptions q;
+  train::HeadFinetuneOptions ft;
   bool keep_first_float = false;
   eval::HeadEvalOptions e;
   std::string eval_impl = "int8";
   eval::HeadBenchOptions b;
   bool json = false;
+  Args() { ft.epochs = 0; }  // fine-tuning only when asked (--finetune N)
 };
 
 Result<kernels::HeadImpl> ParseImpl(const std::string& s) {
@@ -41,6 +44,9 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   qh->add_option("--percentile", a->q.quant.percentile, "activation range top as a percentile (100 = max)");
   qh->add_flag("--keep-first-float", a->keep_first_float, "leave the first convolution (raw image in) in float");
   qh->add_option("--out", a->q.out, "head file to write")->required();
+  qh->add_option("--finetune", a->ft.epochs, "fine-tune the head through fake quantization for N epochs first (0 = no)");
+  qh->add_option("--lr", a->ft.lr, "with --finetune: AdamW learning rate (default 1e-4)");
+  qh->add_option("--limit-train", a->ft.limit_train, "with --finetune: training images (0 = all)");
   qh->add_flag("--json", a->json, "print one JSON object");
 
   auto* eh = app.add_subcommand("eval-head", "accuracy of a head file on the test set (alone or in a pipeline)");
@@ -66,6 +72,14 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   return [qh, eh, bh, a]() -> Status {
     if (qh->parsed()) {
       a->q.quant.quantize_first = !a->keep_first_float;
+      if (a->ft.epochs > 0) {
+        a->ft.checkpoint = a->q.checkpoint;
+        a->ft.quant = a->q.quant;
+        a->ft.state_path = a->q.out + ".state.pt";
+        a->ft.progress = !a->json;
+        auto ft = a->ft;
+        a->q.finetune = [ft](kernels::HeadGraph& g) { return train::FinetuneHead(g, ft); };
+      }
       SI_ASSIGN_OR_RETURN(auto r, eval::QuantizeHead(a->q));
       if (a->json) {
         std::printf("%s\n", r.ToJson().dump().c_str());
