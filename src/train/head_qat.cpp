@@ -127,6 +127,8 @@ Status FinetuneHead(kernels::HeadGraph& graph, const HeadFinetuneOptions& o) {
     for (int64_t i = 0; i < x.size(0); ++i) calib.push_back(models::lowbit::ToTensor3(x[i]));
     SI_RETURN_IF_ERROR(kernels::QuantizeGraph(calibrated, calib, o.quant));
   }
+  // Callers (quantize-head) may hold a NoGradGuard: training needs gradients.
+  torch::AutoGradMode grad_on(true);
   GraphHead head(graph, calibrated, o.quant);
   head->train();
   auto opt = MakeOptimizer(OptimizerConfig{"adamw", o.lr, 0.9, false, 0.0}, head->parameters());
@@ -180,7 +182,7 @@ Status FinetuneHead(kernels::HeadGraph& graph, const HeadFinetuneOptions& o) {
       correct += logits.argmax(1).eq(batch.second).sum().item<int64_t>();
       seen += b1 - b0;
       if (o.progress) {
-        bar.update(seen, b1 - b0, "loss " + std::to_string(loss_sum / seen).substr(0, 6) + " acc " +
+        bar.update(seen, seen, "loss " + std::to_string(loss_sum / seen).substr(0, 6) + " acc " +
                                       std::to_string(100.0 * correct / seen).substr(0, 5) + "%");
       }
     }
