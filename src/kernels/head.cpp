@@ -345,8 +345,10 @@ Result<Tensor3> QuantizedHead::Run(const Tensor3& input, HeadImpl impl) const {
 
 Status QuantizeGraph(HeadGraph& g, const std::vector<Tensor3>& calibration, const QuantizeOptions& o) {
   SI_RETURN_IF_ERROR(g.Validate());
-  if (o.wbits != 1 && o.wbits != 2 && o.wbits != 4 && o.wbits != 8) {
-    return InvalidArgument("weight bits " + std::to_string(o.wbits) + " (use 1, 2, 4 or 8)");
+  for (int b : {o.wbits, o.first_wbits > 0 ? o.first_wbits : o.wbits}) {
+    if (b != 1 && b != 2 && b != 4 && b != 8) {
+      return InvalidArgument("weight bits " + std::to_string(b) + " (use 1, 2, 4 or 8)");
+    }
   }
   if (o.abits < 1 || o.abits > 8) return InvalidArgument("activation bits " + std::to_string(o.abits) + " outside 1..8");
   if (!(o.percentile > 0 && o.percentile <= 100)) return InvalidArgument("percentile must be in (0, 100]");
@@ -376,6 +378,7 @@ Status QuantizeGraph(HeadGraph& g, const std::vector<Tensor3>& calibration, cons
     HeadOp& op = g.ops[i];
     if (op.kind != HeadOpKind::kConv) continue;
     const bool skip = first && !o.quantize_first;
+    const int wbits = first && o.first_wbits > 0 ? o.first_wbits : o.wbits;
     first = false;
     if (skip) {
       op.quantized = false;
@@ -389,12 +392,12 @@ Status QuantizeGraph(HeadGraph& g, const std::vector<Tensor3>& calibration, cons
     }
     SI_RETURN_IF_ERROR(ValidateConvShape(s));
     ConvQuant& q = op.quant;
-    q.wbits = o.wbits;
+    q.wbits = wbits;
     q.abits = o.abits;
     const int regions = s.regions(), taps = s.kernel_h * s.kernel_w;
     q.weight_codes.assign(s.weight_size(), 0);
     q.weight_scales.assign(static_cast<size_t>(s.out_channels) * regions, 0.f);
-    const float levels = o.wbits == 8 ? 127.f : static_cast<float>((1 << o.wbits) - 1);
+    const float levels = wbits == 8 ? 127.f : static_cast<float>((1 << wbits) - 1);
     for (int oc = 0; oc < s.out_channels; ++oc) {
       for (int r = 0; r < regions; ++r) {
         const size_t begin = (static_cast<size_t>(oc) * s.in_channels + static_cast<size_t>(r) * s.group_size) * taps;
@@ -405,12 +408,12 @@ Status QuantizeGraph(HeadGraph& g, const std::vector<Tensor3>& calibration, cons
         q.weight_scales[static_cast<size_t>(oc) * regions + r] = scale;
         for (size_t k = begin; k < end; ++k) {
           const float v = op.weight[k] / scale;
-          if (o.wbits == 8) {
+          if (wbits == 8) {
             q.weight_codes[k] = static_cast<uint8_t>(static_cast<int8_t>(std::min(127.f, std::max(-127.f, std::nearbyint(v)))));
           } else {
             // Nearest odd level w = 2u + 1 - 2^wbits:  u = round((v + 2^wbits - 1) / 2).
-            const float u = std::nearbyint((v + static_cast<float>((1 << o.wbits) - 1)) / 2.f);
-            q.weight_codes[k] = static_cast<uint8_t>(std::min(static_cast<float>((1 << o.wbits) - 1), std::max(0.f, u)));
+            const float u = std::nearbyint((v + static_cast<float>((1 << wbits) - 1)) / 2.f);
+            q.weight_codes[k] = static_cast<uint8_t>(std::min(static_cast<float>((1 << wbits) - 1), std::max(0.f, u)));
           }
         }
       }

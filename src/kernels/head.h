@@ -115,6 +115,8 @@ struct QuantizeOptions {
   int group_size = 0;
   double percentile = 100.0;
   bool quantize_first = true;  // the first conv (raw image in) too
+  int first_wbits = 0;         // the first conv's weight bits (0 = wbits): it sees the raw image
+                               // with few taps per region, so low bits cost it most
 };
 Status QuantizeGraph(HeadGraph& graph, const std::vector<Tensor3>& calibration, const QuantizeOptions& options);
 

@@ -85,7 +85,7 @@ struct GraphHeadImpl : torch::nn::Module {
       auto w = weights[i];
       if (cq.quantized) {
         xin = FakeQuantAct(in, cq.quant.input_scale, cq.quant.input_zero_point, cq.quant.abits);
-        w = FakeQuantWeight(w, RegionSize(op, opts), opts.wbits);
+        w = FakeQuantWeight(w, RegionSize(op, opts), cq.quant.wbits);
       }
       auto y = F::conv2d(xin, w, F::Conv2dFuncOptions().bias(biases[i]).stride(op.shape.stride).padding(op.shape.padding));
       if (op.residual >= 0) y = y + regs[static_cast<size_t>(op.residual)];

@@ -214,6 +214,16 @@ TEST(HeadTest, QuantizationUsesLocalRegionsAndCalibratedRanges) {
   o.group_size = 3;
   ASSERT_TRUE(QuantizeGraph(h, Images(2, rng), o).ok());
   EXPECT_EQ(h.ops[2].shape.group_size, 8);
+  // The first conv may keep more weight bits than the rest.
+  HeadGraph f = TinyResNet(rng);
+  o.wbits = 2;
+  o.first_wbits = 8;
+  o.group_size = 4;
+  ASSERT_TRUE(QuantizeGraph(f, Images(2, rng), o).ok());
+  EXPECT_EQ(f.ops[0].quant.wbits, 8);
+  EXPECT_EQ(f.ops[2].quant.wbits, 2);
+  ASSERT_TRUE(QuantizedHead::Prepare(f).ok());
+  o.first_wbits = 0;
   o.wbits = 3;
   EXPECT_EQ(QuantizeGraph(h, Images(1, rng), o).code(), ErrorCode::kInvalidArgument);
   o.wbits = 8;

@@ -39,6 +39,7 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   qh->add_option("--split", a->q.split, "the split point the head ends at")->required();
   qh->add_option("--wbits", a->q.quant.wbits, "weight bits: 1, 2, 4 or 8");
   qh->add_option("--abits", a->q.quant.abits, "activation bits: 1..8");
+  qh->add_option("--first-wbits", a->q.quant.first_wbits, "weight bits of the first convolution (default: --wbits)");
   qh->add_option("--group", a->q.quant.group_size, "input channels per local region (0 = per output channel)");
   qh->add_option("--calibration", a->q.calibration_images, "training images to calibrate activation ranges on");
   qh->add_option("--percentile", a->q.quant.percentile, "activation range top as a percentile (100 = max)");
