@@ -85,10 +85,13 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
       if (a->json) {
         std::printf("%s\n", r.ToJson().dump().c_str());
       } else {
-        std::printf("%s up to %s: %lld convolutions at w%d a%d (regions of %d channels), %lld bytes of weights -> %s "
+        const std::string regions = a->q.quant.group_size > 0
+                                        ? "regions of " + std::to_string(a->q.quant.group_size) + " input channels"
+                                        : "one region per output channel";
+        std::printf("%s up to %s: %lld convolutions at w%d a%d (%s), %lld bytes of weights -> %s "
                     "(float graph matches LibTorch within %.1e)\n",
                     r.model.c_str(), r.split.c_str(), static_cast<long long>(r.convs), a->q.quant.wbits,
-                    a->q.quant.abits, a->q.quant.group_size, static_cast<long long>(r.weight_bytes), r.out.c_str(),
+                    a->q.quant.abits, regions.c_str(), static_cast<long long>(r.weight_bytes), r.out.c_str(),
                     r.float_graph_error);
       }
       return Status::Ok();
