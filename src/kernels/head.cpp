@@ -151,27 +151,7 @@ void FloatConv(const ConvShape& s, const std::vector<float>& w, const std::vecto
 }
 
 Tensor3 MaxPool(const HeadOp& op, const Tensor3& in) {
-  Tensor3 out{in.c, (in.h + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1,
-              (in.w + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1, {}};
-  out.data.assign(static_cast<size_t>(out.c) * out.h * out.w, -std::numeric_limits<float>::infinity());
-  for (int c = 0; c < in.c; ++c) {
-    for (int y = 0; y < out.h; ++y) {
-      for (int x = 0; x < out.w; ++x) {
-        float m = -std::numeric_limits<float>::infinity();
-        for (int ky = 0; ky < op.pool_kernel; ++ky) {
-          const int iy = y * op.pool_stride - op.pool_padding + ky;
-          if (iy < 0 || iy >= in.h) continue;
-          for (int kx = 0; kx < op.pool_kernel; ++kx) {
-            const int ix = x * op.pool_stride - op.pool_padding + kx;
-            if (ix < 0 || ix >= in.w) continue;
-            m = std::max(m, in.data[(static_cast<size_t>(c) * in.h + iy) * in.w + ix]);
-          }
-        }
-        out.data[(static_cast<size_t>(c) * out.h + y) * out.w + x] = m;
-      }
-    }
-  }
-  return out;
+  return MaxPool2d(in, op.pool_kernel, op.pool_stride, op.pool_padding);
 }
 
 void AddResidualRelu(const HeadOp& op, const std::vector<Tensor3>& regs, Tensor3& out) {
@@ -235,6 +215,40 @@ void QuantizeActivations(const float* x, size_t n, float scale, int32_t zero_poi
   if (CpuHasAvx2()) k = QuantizeActivationsAvx2(x, n, inv, zero, top, codes);
 #endif
   for (; k < n; ++k) codes[k] = static_cast<uint8_t>(ClampCode(std::nearbyint(x[k] * inv) + zero, top));
+}
+
+// Separable: a row pass (max over the window along x, for every input row) into a buffer, then
+// a column pass. Max is exact and order-free, so this equals the direct 4-deep loop; padding
+// taps are skipped (they count as -inf).
+Tensor3 MaxPool2d(const Tensor3& in, int kernel, int stride, int padding) {
+  Tensor3 out{in.c, (in.h + 2 * padding - kernel) / stride + 1, (in.w + 2 * padding - kernel) / stride + 1, {}};
+  out.data.resize(static_cast<size_t>(out.c) * out.h * out.w);
+  std::vector<float> rows(static_cast<size_t>(in.h) * out.w);
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  for (int c = 0; c < in.c; ++c) {
+    const float* plane = in.data.data() + static_cast<size_t>(c) * in.h * in.w;
+    for (int y = 0; y < in.h; ++y) {
+      const float* row = plane + static_cast<size_t>(y) * in.w;
+      float* dst = rows.data() + static_cast<size_t>(y) * out.w;
+      for (int x = 0; x < out.w; ++x) {
+        const int x0 = std::max(0, x * stride - padding), x1 = std::min(in.w, x * stride - padding + kernel);
+        float m = kNegInf;
+        for (int ix = x0; ix < x1; ++ix) m = std::max(m, row[ix]);
+        dst[x] = m;
+      }
+    }
+    float* o = out.data.data() + static_cast<size_t>(c) * out.h * out.w;
+    for (int y = 0; y < out.h; ++y) {
+      const int y0 = std::max(0, y * stride - padding), y1 = std::min(in.h, y * stride - padding + kernel);
+      float* dst = o + static_cast<size_t>(y) * out.w;
+      std::fill(dst, dst + out.w, kNegInf);
+      for (int iy = y0; iy < y1; ++iy) {
+        const float* src = rows.data() + static_cast<size_t>(iy) * out.w;
+        for (int x = 0; x < out.w; ++x) dst[x] = std::max(dst[x], src[x]);
+      }
+    }
+  }
+  return out;
 }
 
 Status HeadGraph::Validate() const { return Shapes(*this).status(); }

@@ -72,6 +72,9 @@ struct HeadGraph {
   Result<Tensor3> ShapeOf(int reg) const;
 };
 
+// Max-pool of one [C, H, W] map (square window; zero padding counts as -inf), as the ops run it.
+Tensor3 MaxPool2d(const Tensor3& in, int kernel, int stride, int padding);
+
 // Float execution: what the converter checks against LibTorch.
 Result<Tensor3> RunFloat(const HeadGraph& graph, const Tensor3& input);
 

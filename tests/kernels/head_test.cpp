@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include "test_seed.h"
@@ -282,6 +283,34 @@ TEST(HeadTest, FileRoundTripAndBadFiles) {
   }
   EXPECT_GT(rejected, 0);
   std::filesystem::remove_all(dir);
+}
+
+// The separable max-pool against the direct loop, on random shapes, windows and paddings.
+TEST(HeadTest, MaxPoolMatchesTheDirectLoop) {
+  std::mt19937 rng(TestSeed());
+  for (int t = 0; t < 40; ++t) {
+    const int k = 1 + static_cast<int>(rng() % 4), s = 1 + static_cast<int>(rng() % 3);
+    const int p = static_cast<int>(rng() % static_cast<unsigned>(k));
+    const int h = k + static_cast<int>(rng() % 9), w = k + static_cast<int>(rng() % 9);
+    const Tensor3 in = RandomTensor(1 + static_cast<int>(rng() % 3), h, w, rng);
+    const Tensor3 got = MaxPool2d(in, k, s, p);
+    ASSERT_EQ(got.h, (h + 2 * p - k) / s + 1);
+    ASSERT_EQ(got.w, (w + 2 * p - k) / s + 1);
+    for (int c = 0; c < in.c; ++c) {
+      for (int y = 0; y < got.h; ++y) {
+        for (int x = 0; x < got.w; ++x) {
+          float m = -std::numeric_limits<float>::infinity();
+          for (int ky = 0; ky < k; ++ky) {
+            for (int kx = 0; kx < k; ++kx) {
+              const int iy = y * s - p + ky, ix = x * s - p + kx;
+              if (iy >= 0 && iy < h && ix >= 0 && ix < w) m = std::max(m, in.data[(static_cast<size_t>(c) * h + iy) * w + ix]);
+            }
+          }
+          ASSERT_EQ(got.data[(static_cast<size_t>(c) * got.h + y) * got.w + x], m) << "k" << k << " s" << s << " p" << p;
+        }
+      }
+    }
+  }
 }
 
 TEST(HeadTest, GraphErrorsNameTheOp) {
