@@ -221,9 +221,19 @@ void QuantizeActivations(const float* x, size_t n, float scale, int32_t zero_poi
 // a column pass. Max is exact and order-free, so this equals the direct 4-deep loop; padding
 // taps are skipped (they count as -inf).
 Tensor3 MaxPool2d(const Tensor3& in, int kernel, int stride, int padding) {
-  Tensor3 out{in.c, (in.h + 2 * padding - kernel) / stride + 1, (in.w + 2 * padding - kernel) / stride + 1, {}};
+  Tensor3 out;
+  MaxPool2dInto(in, kernel, stride, padding, &out);
+  return out;
+}
+
+void MaxPool2dInto(const Tensor3& in, int kernel, int stride, int padding, Tensor3* result) {
+  Tensor3& out = *result;
+  out.c = in.c;
+  out.h = (in.h + 2 * padding - kernel) / stride + 1;
+  out.w = (in.w + 2 * padding - kernel) / stride + 1;
   out.data.resize(static_cast<size_t>(out.c) * out.h * out.w);
-  std::vector<float> rows(static_cast<size_t>(in.h) * out.w);
+  thread_local std::vector<float> rows;
+  rows.resize(static_cast<size_t>(in.h) * out.w);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int c = 0; c < in.c; ++c) {
     const float* plane = in.data.data() + static_cast<size_t>(c) * in.h * in.w;
@@ -248,7 +258,6 @@ Tensor3 MaxPool2d(const Tensor3& in, int kernel, int stride, int padding) {
       }
     }
   }
-  return out;
 }
 
 Status HeadGraph::Validate() const { return Shapes(*this).status(); }
@@ -314,23 +323,31 @@ Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
 
 Result<Tensor3> QuantizedHead::Run(const Tensor3& input, HeadImpl impl) const {
   SI_RETURN_IF_ERROR(CheckInput(graph_, input));
-  std::vector<Tensor3> regs = {input};
-  regs.reserve(graph_.ops.size() + 1);
-  std::vector<uint8_t> codes;
-  std::vector<int32_t> acc;
+  // Per-thread buffers kept from call to call: a node runs the same head image after image,
+  // and fresh multi-megabyte buffers per call cost page faults (see bench/README.md).
+  thread_local std::vector<Tensor3> regs;
+  thread_local std::vector<uint8_t> codes;
+  thread_local std::vector<int32_t> acc;
+  regs.resize(graph_.ops.size() + 1);
+  regs[0].c = input.c;
+  regs[0].h = input.h;
+  regs[0].w = input.w;
+  regs[0].data.assign(input.data.begin(), input.data.end());
   for (size_t i = 0; i < graph_.ops.size(); ++i) {
     const HeadOp& op = graph_.ops[i];
     const Tensor3& in = regs[static_cast<size_t>(op.input)];
+    Tensor3& out = regs[i + 1];
     if (op.kind == HeadOpKind::kMaxPool) {
-      regs.push_back(MaxPool(op, in));
+      MaxPool2dInto(in, op.pool_kernel, op.pool_stride, op.pool_padding, &out);
       continue;
     }
-    Tensor3 out{op.shape.out_channels, op.shape.out_height(), op.shape.out_width(), {}};
+    out.c = op.shape.out_channels;
+    out.h = op.shape.out_height();
+    out.w = op.shape.out_width();
     if (!op.quantized) {
       out.data.resize(op.shape.output_size());
       FloatConv(op.shape, op.weight, op.bias, in.data.data(), out.data.data());
       AddResidualRelu(op, regs, out);
-      regs.push_back(std::move(out));
       continue;
     }
     const ConvQuant& q = op.quant;
@@ -350,9 +367,8 @@ Result<Tensor3> QuantizedHead::Run(const Tensor3& input, HeadImpl impl) const {
     rq.weight_scales = q.weight_scales;
     rq.bias = op.bias;
     rq.relu = false;  // after the residual add
-    SI_ASSIGN_OR_RETURN(out.data, Requantize(op.shape, acc, rq));
+    SI_RETURN_IF_ERROR(RequantizeInto(op.shape, acc, rq, &out.data));
     AddResidualRelu(op, regs, out);
-    regs.push_back(std::move(out));
   }
   return regs.back();
 }

@@ -74,6 +74,7 @@ struct HeadGraph {
 
 // Max-pool of one [C, H, W] map (square window; zero padding counts as -inf), as the ops run it.
 Tensor3 MaxPool2d(const Tensor3& in, int kernel, int stride, int padding);
+void MaxPool2dInto(const Tensor3& in, int kernel, int stride, int padding, Tensor3* out);  // reuses out's capacity
 
 // Float execution: what the converter checks against LibTorch.
 Result<Tensor3> RunFloat(const HeadGraph& graph, const Tensor3& input);

@@ -89,6 +89,12 @@ Result<std::vector<int32_t>> ReferenceConvAccumulate(const ConvShape& s, const s
 }
 
 Result<std::vector<float>> Requantize(const ConvShape& s, const std::vector<int32_t>& acc, const Requant& rq) {
+  std::vector<float> out;
+  SI_RETURN_IF_ERROR(RequantizeInto(s, acc, rq, &out));
+  return out;
+}
+
+Status RequantizeInto(const ConvShape& s, const std::vector<int32_t>& acc, const Requant& rq, std::vector<float>* dst) {
   SI_RETURN_IF_ERROR(ValidateConvShape(s));
   const int regions = s.regions();
   if (acc.size() != s.acc_size())
@@ -110,7 +116,8 @@ Result<std::vector<float>> Requantize(const ConvShape& s, const std::vector<int3
     if (!IsFinite(rq.bias[i])) return OutOfRange("requantize bias[" + std::to_string(i) + "] is not finite");
 
   const size_t pixels = s.pixels();
-  std::vector<float> out(s.output_size());
+  std::vector<float>& out = *dst;
+  out.assign(s.output_size(), 0.f);  // reuses the caller's capacity
   // The documented per-element order, run for all pixels of a channel at once (region by
   // region over a row of partial sums), so the compiler vectorises across pixels; each
   // element still sees exactly: 0, += acc[0]*w[0], += acc[1]*w[1], ..., * input_scale, + bias.
@@ -139,7 +146,7 @@ Result<std::vector<float>> Requantize(const ConvShape& s, const std::vector<int3
       }
     }
   }
-  return out;
+  return Status::Ok();
 }
 
 Result<std::vector<uint8_t>> QuantizeOutput(const std::vector<float>& values, float scale, int32_t zero_point) {

@@ -82,6 +82,9 @@ Result<std::vector<int32_t>> ReferenceConvAccumulate(const ConvShape& shape, con
 //   s = 0; for g = 0..regions-1: s += float(acc[g]) * weight_scales[oc][g]
 //   y = s * input_scale;  y += bias[oc];  if relu: y = max(y, 0)
 Result<std::vector<float>> Requantize(const ConvShape& shape, const std::vector<int32_t>& acc, const Requant& rq);
+// The same into *out (resized, reusing its capacity): for callers that run shape after shape.
+Status RequantizeInto(const ConvShape& shape, const std::vector<int32_t>& acc, const Requant& rq,
+                      std::vector<float>* out);
 
 // uint8 output: q = clamp(nearbyint(y / scale) + zero_point, 0, 255), computed in float;
 // nearbyint rounds half to even (the default rounding mode, which this module never changes).
