@@ -8,14 +8,10 @@
 #include <torch/torch.h>
 
 #include "codec/lossless/cabac.h"
+#include "core/stats.h"
 
 namespace splitinfer::codec {
 namespace {
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-  return v[v.size() / 2];
-}
 double MsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }

@@ -4,6 +4,18 @@
 
 namespace splitinfer::data {
 
+torch::Tensor SmoothRandomImages(int64_t n, int64_t c, int64_t h, int64_t w, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto g = torch::rand({n, c, h / 8 + 1, w / 8 + 1}, gen);
+  return (torch::nn::functional::interpolate(g, torch::nn::functional::InterpolateFuncOptions()
+                                                    .size(std::vector<int64_t>{h, w})
+                                                    .mode(torch::kBilinear)
+                                                    .align_corners(false)) *
+          255)
+      .round()
+      .to(torch::kUInt8);
+}
+
 torch::Tensor ToFloatNormalized(const torch::Tensor& images_u8, const Normalization& norm) {
   const int64_t c = images_u8.size(1);
   TORCH_CHECK(static_cast<int64_t>(norm.mean.size()) == c && static_cast<int64_t>(norm.std.size()) == c,

@@ -25,6 +25,11 @@ torch::Tensor RandomHorizontalFlip(const torch::Tensor& images, double p, torch:
 // Bilinear resize of a batch to size x size (antialiased when shrinking is not needed here).
 torch::Tensor Resize(const torch::Tensor& images, int64_t height, int64_t width);
 
+// n uint8 images [n, c, h, w] of smooth noise (a coarse random field, bilinearly upsampled):
+// stand-ins where a model has no dataset (zoo models with random weights). Times of the codec
+// and the network on them are representative; bytes are not those of real images.
+torch::Tensor SmoothRandomImages(int64_t n, int64_t c, int64_t h, int64_t w, uint64_t seed);
+
 struct AugmentOptions {
   int64_t crop_padding = 0;  // 0 = no random crop
   double flip_probability = 0.0;

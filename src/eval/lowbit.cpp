@@ -10,6 +10,7 @@
 #include "bottleneck/pipeline.h"
 #include "codec/feature_codec.h"
 #include "core/progress.h"
+#include "core/stats.h"
 #include "data/datasets.h"
 #include "data/transforms.h"
 #include "models/checkpoint.h"
@@ -60,23 +61,10 @@ Result<torch::Tensor> CalibrationImages(const Model& m, int64_t n) {
     SI_ASSIGN_OR_RETURN(auto batch, train->batch(idx));
     return data::ToFloatNormalized(batch.first, m.norm);
   }
-  torch::manual_seed(7);
-  const auto c = m.input_shape[0], h = m.input_shape[1], w = m.input_shape[2];
-  auto g = torch::rand({n, c, h / 8 + 1, w / 8 + 1});
-  auto u8 = (torch::nn::functional::interpolate(g, torch::nn::functional::InterpolateFuncOptions()
-                                                       .size(std::vector<int64_t>{h, w})
-                                                       .mode(torch::kBilinear)
-                                                       .align_corners(false)) *
-             255)
-                .round()
-                .to(torch::kUInt8);
+  const auto u8 = data::SmoothRandomImages(n, m.input_shape[0], m.input_shape[1], m.input_shape[2], /*seed=*/7);
   return data::ToFloatNormalized(u8, m.norm);
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 }  // namespace
 
@@ -263,8 +251,7 @@ Result<HeadBenchReport> BenchHead(const HeadBenchOptions& o) {
   }
   r.runs = o.runs;
   r.median_ms = Median(ms);
-  std::sort(ms.begin(), ms.end());
-  r.p95_ms = ms[std::min(ms.size() - 1, static_cast<size_t>(0.95 * static_cast<double>(ms.size())))];
+  r.p95_ms = Percentile(ms, 0.95);
   return r;
 }
 

@@ -12,6 +12,7 @@
 
 #include "codec/codec_bench.h"
 #include "core/progress.h"
+#include "core/stats.h"
 #include "core/system.h"
 #include "data/datasets.h"
 #include "data/transforms.h"
@@ -30,12 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 
 // The kind of arithmetic a block spends its time on, for per-operator scaling.
@@ -139,15 +134,7 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
   if (!images_u8.defined()) {
     // Smooth random images (a blurred noise field): the codec's bytes on such inputs say little
     // about real images, but its times do not depend on the content much.
-    auto g = torch::rand({o.codec_maps, p.input_shape[0], p.input_shape[1] / 8 + 1, p.input_shape[2] / 8 + 1});
-    images_u8 = (torch::nn::functional::interpolate(
-                     g, torch::nn::functional::InterpolateFuncOptions()
-                            .size(std::vector<int64_t>{p.input_shape[1], p.input_shape[2]})
-                            .mode(torch::kBilinear)
-                            .align_corners(false)) *
-                 255)
-                    .round()
-                    .to(torch::kUInt8);
+    images_u8 = data::SmoothRandomImages(o.codec_maps, p.input_shape[0], p.input_shape[1], p.input_shape[2], /*seed=*/7);
     p.inputs = std::to_string(o.codec_maps) + " smooth random images (times only: bytes are not those of real images)";
   }
   const auto names = model->block_names();

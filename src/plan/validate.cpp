@@ -67,8 +67,7 @@ Result<std::string> PtqPipeline(const Choice& c, const ValidateOptions& o) {
 
 }  // namespace
 
-Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, const PlanOptions& po,
-                                         const ValidateOptions& o) {
+Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, const ValidateOptions& o) {
   if (o.checkpoint.empty()) return InvalidArgument("--validate needs --checkpoint FILE (the profiled model)");
   std::error_code ec;
   fs::create_directories(o.work_dir, ec);

@@ -37,7 +37,7 @@ struct Validation {
   nlohmann::json ToJson() const;
 };
 
-Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, const PlanOptions& plan_options,
-                                         const ValidateOptions& options);
+// Each plan carries its own rate and RTT.
+Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, const ValidateOptions& options);
 
 }  // namespace splitinfer::plan

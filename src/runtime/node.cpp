@@ -14,6 +14,7 @@
 #include "kernels/head.h"
 #include "models/lowbit/convert.h"
 #include "core/progress.h"
+#include "core/stats.h"
 #include "core/system.h"
 #include "data/datasets.h"
 #include "data/transforms.h"
@@ -25,13 +26,7 @@ namespace splitinfer::runtime {
 
 using Clock = std::chrono::steady_clock;
 
-double PercentileMs(std::vector<double>& s, double q) {
-  if (s.empty()) return 0;
-  std::sort(s.begin(), s.end());
-  // Nearest rank: the smallest value with at least q of the samples at or below it.
-  const size_t k = static_cast<size_t>(std::ceil(q * static_cast<double>(s.size())));
-  return s[std::min(s.size() - 1, k == 0 ? 0 : k - 1)] * 1e3;
-}
+double PercentileMs(std::vector<double>& s, double q) { return Percentile(s, q) * 1e3; }
 
 LatencyStats Summarise(std::vector<double> s) {
   LatencyStats r;

@@ -153,7 +153,7 @@ Status RunPlan(const PlanArgs& a) {
     vo.images = a.images;
     vo.threads = a.threads;
     vo.progress = !a.json;
-    SI_ASSIGN_OR_RETURN(validations, plan::Validate(plans, o, vo));
+    SI_ASSIGN_OR_RETURN(validations, plan::Validate(plans, vo));
   }
   if (!a.plot.empty()) SI_RETURN_IF_ERROR(WritePlot(a.plot, node, server, o, results));
   if (a.json) {
