@@ -108,6 +108,7 @@ Result<QuantizeHeadReport> QuantizeHead(const QuantizeHeadOptions& o) {
 nlohmann::json HeadEvalReport::ToJson() const {
   nlohmann::json j = {{"model", model},           {"split", split},           {"impl", impl},
                       {"wbits", wbits},           {"abits", abits},           {"group_size", group_size},
+                      {"act_ranges", act_ranges},
                       {"images", images},         {"top1_float_head", top1_float}, {"top1_lowbit_head", top1_lowbit},
                       {"loss_pp", top1_float - top1_lowbit}};
   if (!pipeline.empty()) {
@@ -148,6 +149,7 @@ Result<HeadEvalReport> EvaluateHead(const HeadEvalOptions& o) {
       r.wbits = op.quant.wbits;
       r.abits = op.quant.abits;
       r.group_size = op.shape.group_size;
+      if (op.quant.per_region_inputs()) r.act_ranges = "region";
     }
   }
   // Downstream of the head: the pipeline (encoder, frame round trip, decoder/compensator, tail)
@@ -196,8 +198,10 @@ Result<HeadEvalReport> EvaluateHead(const HeadEvalOptions& o) {
 }
 
 nlohmann::json HeadBenchReport::ToJson() const {
-  return {{"impl", impl}, {"model", model}, {"split", split}, {"input", input},
-          {"median_ms", median_ms}, {"p95_ms", p95_ms}, {"runs", runs}};
+  nlohmann::json j = {{"impl", impl}, {"model", model}, {"split", split}, {"input", input},
+                      {"median_ms", median_ms}, {"p95_ms", p95_ms}, {"runs", runs}};
+  if (!kernel_path.empty()) j["kernel_path"] = kernel_path;
+  return j;
 }
 
 Result<HeadBenchReport> BenchHead(const HeadBenchOptions& o) {
@@ -214,6 +218,10 @@ Result<HeadBenchReport> BenchHead(const HeadBenchOptions& o) {
   r.split = o.split;
   r.input = std::to_string(m.input_shape[0]) + "x" + std::to_string(m.input_shape[1]) + "x" +
             std::to_string(m.input_shape[2]);
+  if (!o.input.empty() && o.input != r.input) {
+    return InvalidArgument("--input " + o.input + ": " + m.name + " takes " + r.input +
+                           " (its head and any head file from it are built for that shape)");
+  }
   std::vector<double> ms;
   using Clock = std::chrono::steady_clock;
   if (o.impl == "torch") {
@@ -240,7 +248,8 @@ Result<HeadBenchReport> BenchHead(const HeadBenchOptions& o) {
       return Mismatch("head file " + o.quantized + " is " + graph.model + " up to " + graph.split + ", not " + m.name +
                       " up to " + o.split);
     }
-    SI_ASSIGN_OR_RETURN(auto head, kernels::QuantizedHead::Prepare(graph));
+    SI_ASSIGN_OR_RETURN(auto head, kernels::QuantizedHead::Prepare(graph, o.path));
+    r.kernel_path = kernels::KernelPathName(head.path());
     const auto x = models::lowbit::ToTensor3(images[0]);
     for (int i = 0; i < o.warmup + o.runs; ++i) {
       const auto t0 = Clock::now();

@@ -51,6 +51,7 @@ struct HeadEvalOptions {
 struct HeadEvalReport {
   std::string model, split, pipeline, impl;
   int wbits = 0, abits = 0, group_size = 0;
+  std::string act_ranges = "tensor";  // "region" when any conv has per-region activation ranges
   int64_t images = 0;
   double top1_float = 0;   // the LibTorch head, same path otherwise
   double top1_lowbit = 0;
@@ -65,12 +66,14 @@ struct HeadBenchOptions {
   std::string split;
   std::string impl = "torch";  // torch | int8 | lut | reference
   std::string quantized;       // head file (int8, lut, reference)
+  std::string input;           // "CxHxW": must be the model's input (a head file is built for one shape)
+  kernels::KernelPath path = kernels::KernelPath::kAuto;  // the kernels' SIMD path (int8, lut)
   int threads = 1;
   int warmup = 5, runs = 50;
 };
 
 struct HeadBenchReport {
-  std::string impl, model, split, input;
+  std::string impl, model, split, input, kernel_path;
   double median_ms = 0, p95_ms = 0;
   int runs = 0;
   nlohmann::json ToJson() const;

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <tuple>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -50,6 +52,23 @@ Status CheckQuant(const HeadOp& op, const std::string& label) {
   if (q.input_zero_point < 0 || q.input_zero_point >= (1 << q.abits)) {
     return OutOfRange(label + ": input zero point " + std::to_string(q.input_zero_point) + " outside the " +
                       std::to_string(q.abits) + "-bit codes");
+  }
+  if (!q.input_scales.empty() || !q.input_zero_points.empty()) {
+    const size_t regions = static_cast<size_t>(op.shape.regions());
+    if (q.input_scales.size() != regions || q.input_zero_points.size() != regions) {
+      return InvalidArgument(label + ": " + std::to_string(q.input_scales.size()) + " input scales and " +
+                             std::to_string(q.input_zero_points.size()) + " input zero points for " +
+                             std::to_string(regions) + " regions (per-region ranges need one of each per region)");
+    }
+    for (size_t g = 0; g < regions; ++g) {
+      if (!std::isfinite(q.input_scales[g]) || !(q.input_scales[g] > 0)) {
+        return InvalidArgument(label + ": input scale of region " + std::to_string(g) + " must be positive and finite");
+      }
+      if (q.input_zero_points[g] < 0 || q.input_zero_points[g] >= (1 << q.abits)) {
+        return OutOfRange(label + ": input zero point " + std::to_string(q.input_zero_points[g]) + " of region " +
+                          std::to_string(g) + " outside the " + std::to_string(q.abits) + "-bit codes");
+      }
+    }
   }
   if (q.wbits == 8) {
     for (uint8_t c : q.weight_codes) {
@@ -301,13 +320,15 @@ const char* HeadImplName(HeadImpl impl) {
 Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
   SI_RETURN_IF_ERROR(graph.Validate());
   QuantizedHead h;
-  h.path_ = path;
+  SI_ASSIGN_OR_RETURN(h.path_, ResolveKernelPath(path));
   h.int8_weights_.resize(graph.ops.size());
   h.lut_weights_.resize(graph.ops.size());
   h.int8_convs_.resize(graph.ops.size());
+  h.zero_points_.resize(graph.ops.size());
   for (size_t i = 0; i < graph.ops.size(); ++i) {
     const HeadOp& op = graph.ops[i];
     if (op.kind != HeadOpKind::kConv || !op.quantized) continue;
+    for (int g = 0; g < op.shape.regions(); ++g) h.zero_points_[i].push_back(op.quant.InputZeroPoint(g));
     if (op.quant.wbits == 8) {
       h.int8_weights_[i].resize(op.quant.weight_codes.size());
       std::memcpy(h.int8_weights_[i].data(), op.quant.weight_codes.data(), op.quant.weight_codes.size());
@@ -315,7 +336,7 @@ Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
       SI_ASSIGN_OR_RETURN(h.int8_weights_[i], DecodeLutWeights(op.quant.weight_codes, op.quant.wbits));
       SI_ASSIGN_OR_RETURN(h.lut_weights_[i], PrepareLutWeights(op.shape, op.quant.weight_codes, op.quant.wbits));
     }
-    SI_ASSIGN_OR_RETURN(h.int8_convs_[i], PrepareInt8ConvWeights(op.shape, h.int8_weights_[i], path));
+    SI_ASSIGN_OR_RETURN(h.int8_convs_[i], PrepareInt8ConvWeights(op.shape, h.int8_weights_[i], h.path_));
   }
   h.graph_ = std::move(graph);
   return h;
@@ -351,19 +372,36 @@ Result<Tensor3> QuantizedHead::Run(const Tensor3& input, HeadImpl impl) const {
       continue;
     }
     const ConvQuant& q = op.quant;
-    // Quantize the input per tensor: code = clamp(nearbyint(x / scale) + z, 0, 2^abits - 1).
+    // Quantize the input, region by region (a region's channels are contiguous in [C][H][W]):
+    // code = clamp(nearbyint(x / scale) + z, 0, 2^abits - 1).
     codes.resize(in.data.size());
-    QuantizeActivations(in.data.data(), in.data.size(), q.input_scale, q.input_zero_point, q.abits, codes.data());
+    const size_t region_values = static_cast<size_t>(op.shape.group_size) * in.h * in.w;
+    const std::vector<int32_t>& zps = zero_points_[i];
+    if (!q.per_region_inputs()) {
+      QuantizeActivations(in.data.data(), in.data.size(), q.input_scale, q.input_zero_point, q.abits, codes.data());
+    } else {
+      for (int g = 0; g < op.shape.regions(); ++g) {
+        const size_t at = static_cast<size_t>(g) * region_values;
+        QuantizeActivations(in.data.data() + at, region_values, q.input_scales[static_cast<size_t>(g)],
+                            zps[static_cast<size_t>(g)], q.abits, codes.data() + at);
+      }
+    }
     if (impl == HeadImpl::kReference) {
-      SI_ASSIGN_OR_RETURN(acc, ReferenceConvAccumulate(op.shape, codes, q.input_zero_point, int8_weights_[i]));
+      SI_ASSIGN_OR_RETURN(acc, ReferenceConvAccumulate(op.shape, codes, zps, int8_weights_[i]));
     } else if (impl == HeadImpl::kLut && q.wbits <= 4 && q.abits <= 4) {
-      SI_ASSIGN_OR_RETURN(acc, LutConvAccumulate(lut_weights_[i], codes, q.abits, q.input_zero_point));
+      // TEMP(lut per-region): until lut.h has the per-region overload.
+      if (std::equal(zps.begin() + 1, zps.end(), zps.begin())) {
+        SI_ASSIGN_OR_RETURN(acc, LutConvAccumulate(lut_weights_[i], codes, q.abits, zps[0]));
+      } else {
+        SI_ASSIGN_OR_RETURN(acc, ReferenceConvAccumulate(op.shape, codes, zps, int8_weights_[i]));
+      }
     } else {
       // Into the one buffer of this run: no allocation and no zero fill per conv.
-      SI_RETURN_IF_ERROR(Int8ConvAccumulate(int8_convs_[i], codes, q.input_zero_point, &acc));
+      SI_RETURN_IF_ERROR(Int8ConvAccumulate(int8_convs_[i], codes, zps, &acc));
     }
     Requant rq;
     rq.input_scale = q.input_scale;
+    rq.input_scales = q.input_scales;
     rq.weight_scales = q.weight_scales;
     rq.bias = op.bias;
     rq.relu = false;  // after the residual add
@@ -372,6 +410,27 @@ Result<Tensor3> QuantizedHead::Run(const Tensor3& input, HeadImpl impl) const {
   }
   return regs.back();
 }
+
+namespace {
+
+// [min (at most 0), the percentile of the values] as (scale, zero point) for abits codes.
+std::pair<float, int32_t> ActivationRange(std::vector<float>& v, double percentile, int abits) {
+  const float lo = std::min(0.f, *std::min_element(v.begin(), v.end()));
+  float hi;
+  if (percentile >= 100) {
+    hi = *std::max_element(v.begin(), v.end());
+  } else {
+    const size_t k = std::min(v.size() - 1, static_cast<size_t>(percentile / 100.0 * static_cast<double>(v.size())));
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    hi = v[k];
+  }
+  hi = std::max(hi, lo + 1e-6f);
+  const float top = static_cast<float>((1 << abits) - 1);
+  const float scale = (hi - lo) / top;
+  return {scale, static_cast<int32_t>(std::min(top, std::max(0.f, std::nearbyint(-lo / scale))))};
+}
+
+}  // namespace
 
 Status QuantizeGraph(HeadGraph& g, const std::vector<Tensor3>& calibration, const QuantizeOptions& o) {
   SI_RETURN_IF_ERROR(g.Validate());
@@ -383,8 +442,14 @@ Status QuantizeGraph(HeadGraph& g, const std::vector<Tensor3>& calibration, cons
   if (o.abits < 1 || o.abits > 8) return InvalidArgument("activation bits " + std::to_string(o.abits) + " outside 1..8");
   if (!(o.percentile > 0 && o.percentile <= 100)) return InvalidArgument("percentile must be in (0, 100]");
   if (calibration.empty()) return InvalidArgument("quantizing activations needs at least one calibration image");
-  // Every conv input's values over the calibration images.
-  std::vector<std::vector<float>> seen(g.ops.size());
+  // Every conv input's values over the calibration images, per activation region (one region
+  // per tensor unless region_activations; then the weights' regions of input channels).
+  auto region_channels = [&](const HeadOp& op) {
+    const int cin = op.shape.in_channels;
+    if (!o.region_activations) return cin;
+    return o.group_size > 0 && cin % o.group_size == 0 ? o.group_size : cin;
+  };
+  std::vector<std::vector<std::vector<float>>> seen(g.ops.size());
   for (const Tensor3& image : calibration) {
     SI_RETURN_IF_ERROR(CheckInput(g, image));
     std::vector<Tensor3> regs = {image};
@@ -395,7 +460,12 @@ Status QuantizeGraph(HeadGraph& g, const std::vector<Tensor3>& calibration, cons
         regs.push_back(MaxPool(op, in));
         continue;
       }
-      seen[i].insert(seen[i].end(), in.data.begin(), in.data.end());
+      const int per = region_channels(op);
+      const size_t chunk = static_cast<size_t>(per) * in.h * in.w;
+      seen[i].resize(static_cast<size_t>(in.c / per));
+      for (size_t r = 0; r < seen[i].size(); ++r)
+        seen[i][r].insert(seen[i][r].end(), in.data.begin() + static_cast<std::ptrdiff_t>(r * chunk),
+                          in.data.begin() + static_cast<std::ptrdiff_t>((r + 1) * chunk));
       Tensor3 out{op.shape.out_channels, op.shape.out_height(), op.shape.out_width(), {}};
       out.data.resize(op.shape.output_size());
       FloatConv(op.shape, op.weight, op.bias, in.data.data(), out.data.data());
@@ -448,22 +518,31 @@ Status QuantizeGraph(HeadGraph& g, const std::vector<Tensor3>& calibration, cons
         }
       }
     }
-    std::vector<float>& v = seen[i];
-    const float lo = std::min(0.f, *std::min_element(v.begin(), v.end()));
-    float hi;
-    if (o.percentile >= 100) {
-      hi = *std::max_element(v.begin(), v.end());
-    } else {
-      const size_t k = std::min(v.size() - 1, static_cast<size_t>(o.percentile / 100.0 * static_cast<double>(v.size())));
-      std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-      hi = v[k];
+    q.input_scales.clear();
+    q.input_zero_points.clear();
+    for (std::vector<float>& v : seen[i]) {
+      const auto [scale, zero_point] = ActivationRange(v, o.percentile, o.abits);
+      q.input_scales.push_back(scale);
+      q.input_zero_points.push_back(zero_point);
     }
-    hi = std::max(hi, lo + 1e-6f);
-    const float top = static_cast<float>((1 << o.abits) - 1);
-    q.input_scale = (hi - lo) / top;
-    q.input_zero_point = static_cast<int32_t>(std::min(top, std::max(0.f, std::nearbyint(-lo / q.input_scale))));
+    if (seen[i].size() == 1 || static_cast<int>(seen[i].size()) != s.regions()) {
+      // One range for the tensor (also when the weights fell back to one region per output
+      // channel above: activation regions follow the weights').
+      if (seen[i].size() != 1) {
+        std::vector<float> all;
+        for (const auto& v : seen[i]) all.insert(all.end(), v.begin(), v.end());
+        std::tie(q.input_scales[0], q.input_zero_points[0]) = ActivationRange(all, o.percentile, o.abits);
+      }
+      q.input_scale = q.input_scales[0];
+      q.input_zero_point = q.input_zero_points[0];
+      q.input_scales.clear();
+      q.input_zero_points.clear();
+    } else {
+      q.input_scale = q.input_scales[0];  // unused with per-region ranges; kept valid
+      q.input_zero_point = q.input_zero_points[0];
+    }
     op.quantized = true;
-    std::vector<float>().swap(v);
+    std::vector<std::vector<float>>().swap(seen[i]);
   }
   return g.Validate();
 }
@@ -532,6 +611,10 @@ Status SaveHead(const std::string& path, const HeadGraph& g) {
                       {"weight_scales", Put(blob, q.weight_scales)},
                       {"input_scale", q.input_scale},
                       {"input_zero_point", q.input_zero_point}};
+        if (q.per_region_inputs()) {
+          o["quant"]["input_scales"] = q.input_scales;
+          o["quant"]["input_zero_points"] = q.input_zero_points;
+        }
       }
     } else {
       o["kernel"] = op.pool_kernel;
@@ -565,8 +648,8 @@ Result<HeadGraph> ParseHead(const uint8_t* data, size_t size) {
   uint32_t version, hlen;
   std::memcpy(&version, data + 8, 4);
   std::memcpy(&hlen, data + 12, 4);
-  if (version != kHeadFileVersion) {
-    return Unimplemented("head file version " + std::to_string(version) + "; this build reads version " +
+  if (version < 1 || version > kHeadFileVersion) {
+    return Unimplemented("head file version " + std::to_string(version) + "; this build reads versions 1 to " +
                          std::to_string(kHeadFileVersion));
   }
   if (hlen > kMaxHeaderBytes || hlen > size - 16) return DataLoss("head file: header length runs past the file");
@@ -620,6 +703,17 @@ Result<HeadGraph> ParseHead(const uint8_t* data, size_t size) {
           op.quant.abits = q.at("abits").get<int>();
           op.quant.input_scale = q.at("input_scale").get<float>();
           op.quant.input_zero_point = q.at("input_zero_point").get<int32_t>();
+          if (q.contains("input_scales") || q.contains("input_zero_points")) {
+            // Small arrays in the header; their length is checked against the regions by Validate.
+            const json& sc = q.at("input_scales");
+            const json& zp = q.at("input_zero_points");
+            if (!sc.is_array() || !zp.is_array() || sc.size() != static_cast<size_t>(op.shape.regions()) ||
+                zp.size() != sc.size())
+              return InvalidArgument(what + " input_scales/input_zero_points must be arrays of one value per region (" +
+                                     std::to_string(op.shape.regions()) + ")");
+            op.quant.input_scales = sc.get<std::vector<float>>();
+            op.quant.input_zero_points = zp.get<std::vector<int32_t>>();
+          }
           SI_RETURN_IF_ERROR(Get(q.at("weight_codes"), blob, blob_size, what + " weight codes", &op.quant.weight_codes));
           SI_RETURN_IF_ERROR(Get(q.at("weight_scales"), blob, blob_size, what + " weight scales", &op.quant.weight_scales));
         }

@@ -10,8 +10,8 @@
 // before its ReLU; batch norm is folded into its weights and bias by the converter
 // (src/models/lowbit). A max-pool op reads `input`.
 //
-// Quantized execution of a conv: its input is quantized per tensor to `abits` unsigned codes
-// with the calibrated (scale, zero point); the int32 sums come from the int8 kernel (8-bit
+// Quantized execution of a conv: its input is quantized to `abits` unsigned codes with the
+// calibrated (scale, zero point), per tensor or per local region of input channels; the int32 sums come from the int8 kernel (8-bit
 // weights) or the LUT kernel (<= 4-bit weights and activations); Requantize (qconv.h) turns
 // them into floats, then the residual is added and the ReLU applied in float. Between ops the
 // values are float, so an op's output is quantized once, by the op that reads it.
@@ -39,6 +39,17 @@ struct ConvQuant {
   std::vector<float> weight_scales;
   float input_scale = 1.f;
   int32_t input_zero_point = 0;
+  // Per-region activation ranges: the input channels of region g (shape.group_size of them)
+  // have their own scale and zero point, so a region's sum has the one scale
+  // weight_scale[oc][g] * input_scales[g]. Empty: the scalars above hold for every region.
+  std::vector<float> input_scales;
+  std::vector<int32_t> input_zero_points;
+
+  bool per_region_inputs() const { return !input_scales.empty(); }
+  float InputScale(int g) const { return input_scales.empty() ? input_scale : input_scales[static_cast<size_t>(g)]; }
+  int32_t InputZeroPoint(int g) const {
+    return input_zero_points.empty() ? input_zero_point : input_zero_points[static_cast<size_t>(g)];
+  }
 };
 
 struct HeadOp {
@@ -91,6 +102,7 @@ class QuantizedHead {
   static Result<QuantizedHead> Prepare(HeadGraph graph, KernelPath path = KernelPath::kAuto);
   Result<Tensor3> Run(const Tensor3& input, HeadImpl impl) const;
   const HeadGraph& graph() const { return graph_; }
+  KernelPath path() const { return path_; }  // resolved: never kAuto
 
  private:
   HeadGraph graph_;
@@ -98,6 +110,7 @@ class QuantizedHead {
   std::vector<std::vector<int8_t>> int8_weights_;  // per op (empty for non-conv)
   std::vector<Int8ConvWeights> int8_convs_;        // per op: int8_weights_ prepared for path_
   std::vector<LutWeights> lut_weights_;            // per op (wbits <= 4 only)
+  std::vector<std::vector<int32_t>> zero_points_;  // per op: the input zero point of each region
 };
 
 // The activation quantization of a quantized conv's input, per tensor, in float:
@@ -113,7 +126,9 @@ void QuantizeActivations(const float* x, size_t n, float scale, int32_t zero_poi
 // max|w| / 127; <= 4 bits the odd levels of lut.h with scale = max|w| / (2^wbits - 1).
 // Activations: each conv's input range comes from running the float graph on calibration
 // images; the range is [min, the `percentile` of its values] (percentile 100 = the maximum),
-// zero point from min (0 after a ReLU), scale = range / (2^abits - 1).
+// zero point from min (0 after a ReLU), scale = range / (2^abits - 1). With
+// region_activations, each local region (the same group_size input channels as the weights')
+// gets its own range from its own channels' values; otherwise one range per tensor.
 struct QuantizeOptions {
   int wbits = 8, abits = 8;
   int group_size = 0;
@@ -121,6 +136,7 @@ struct QuantizeOptions {
   bool quantize_first = true;  // the first conv (raw image in) too
   int first_wbits = 0;         // the first conv's weight bits (0 = wbits): it sees the raw image
                                // with few taps per region, so low bits cost it most
+  bool region_activations = true;  // activation ranges per local region, not per tensor
 };
 Status QuantizeGraph(HeadGraph& graph, const std::vector<Tensor3>& calibration, const QuantizeOptions& options);
 
@@ -128,7 +144,9 @@ Status QuantizeGraph(HeadGraph& graph, const std::vector<Tensor3>& calibration, 
 // bytes, a JSON header (model, split, input shape, ops with their fields and blob offsets), then
 // the blob (float32 and byte arrays, little-endian). LoadHead checks every count, offset and
 // shape against the file before it allocates; errors name the field.
-inline constexpr uint32_t kHeadFileVersion = 1;
+// Version 2 added per-region activation ranges ("input_scales", "input_zero_points"); version 1
+// files (one range per conv) still load.
+inline constexpr uint32_t kHeadFileVersion = 2;
 Status SaveHead(const std::string& path, const HeadGraph& graph);
 Result<HeadGraph> ParseHead(const uint8_t* data, size_t size);
 Result<HeadGraph> LoadHead(const std::string& path);

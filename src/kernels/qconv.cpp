@@ -48,8 +48,8 @@ Status ValidateConvShape(const ConvShape& s) {
   return Status::Ok();
 }
 
-Status ValidateConvArgs(const ConvShape& s, size_t input_count, int32_t input_zero_point, int32_t max_zero_point,
-                        size_t weight_count) {
+namespace {
+Status CheckCounts(const ConvShape& s, size_t input_count, size_t weight_count) {
   SI_RETURN_IF_ERROR(ValidateConvShape(s));
   if (input_count != s.input_size())
     return InvalidArgument("conv input has " + std::to_string(input_count) + " values, shape needs " +
@@ -57,15 +57,42 @@ Status ValidateConvArgs(const ConvShape& s, size_t input_count, int32_t input_ze
   if (weight_count != s.weight_size())
     return InvalidArgument("conv weights have " + std::to_string(weight_count) + " values, shape needs " +
                            std::to_string(s.weight_size()));
+  return Status::Ok();
+}
+}  // namespace
+
+Status ValidateConvArgs(const ConvShape& s, size_t input_count, int32_t input_zero_point, int32_t max_zero_point,
+                        size_t weight_count) {
+  SI_RETURN_IF_ERROR(CheckCounts(s, input_count, weight_count));
   if (input_zero_point < 0 || input_zero_point > max_zero_point)
     return OutOfRange("conv input_zero_point = " + std::to_string(input_zero_point) + " is outside [0, " +
                       std::to_string(max_zero_point) + "]");
   return Status::Ok();
 }
 
+Status ValidateConvArgs(const ConvShape& s, size_t input_count, const std::vector<int32_t>& zero_points,
+                        int32_t max_zero_point, size_t weight_count) {
+  SI_RETURN_IF_ERROR(CheckCounts(s, input_count, weight_count));
+  if (zero_points.size() != static_cast<size_t>(s.regions()))
+    return InvalidArgument("conv input_zero_points has " + std::to_string(zero_points.size()) +
+                           " values, needs one per region (" + std::to_string(s.regions()) + ")");
+  for (size_t g = 0; g < zero_points.size(); ++g)
+    if (zero_points[g] < 0 || zero_points[g] > max_zero_point)
+      return OutOfRange("conv input_zero_points[" + std::to_string(g) + "] = " + std::to_string(zero_points[g]) +
+                        " is outside [0, " + std::to_string(max_zero_point) + "]");
+  return Status::Ok();
+}
+
 Result<std::vector<int32_t>> ReferenceConvAccumulate(const ConvShape& s, const std::vector<uint8_t>& input,
                                                      int32_t input_zero_point, const std::vector<int8_t>& weights) {
   SI_RETURN_IF_ERROR(ValidateConvArgs(s, input.size(), input_zero_point, 255, weights.size()));
+  return ReferenceConvAccumulate(s, input, std::vector<int32_t>(s.regions(), input_zero_point), weights);
+}
+
+Result<std::vector<int32_t>> ReferenceConvAccumulate(const ConvShape& s, const std::vector<uint8_t>& input,
+                                                     const std::vector<int32_t>& zero_points,
+                                                     const std::vector<int8_t>& weights) {
+  SI_RETURN_IF_ERROR(ValidateConvArgs(s, input.size(), zero_points, 255, weights.size()));
   const int oh = s.out_height(), ow = s.out_width(), regions = s.regions();
   std::vector<int32_t> acc(s.acc_size(), 0);
   for (int oc = 0; oc < s.out_channels; ++oc)
@@ -81,7 +108,7 @@ Result<std::vector<int32_t>> ReferenceConvAccumulate(const ConvShape& s, const s
                 const int32_t a = input[(static_cast<size_t>(c) * s.in_height + iy) * s.in_width + ix];
                 const int32_t w = weights[((static_cast<size_t>(oc) * s.in_channels + c) * s.kernel_h + ky) *
                                               s.kernel_w + kx];
-                sum += w * (a - input_zero_point);
+                sum += w * (a - zero_points[g]);
               }
           acc[((static_cast<size_t>(oc) * regions + g) * oh + y) * ow + x] = sum;
         }
@@ -109,6 +136,13 @@ Status RequantizeInto(const ConvShape& s, const std::vector<int32_t>& acc, const
                            std::to_string(s.out_channels));
   if (!IsFinite(rq.input_scale) || rq.input_scale <= 0.f)
     return OutOfRange("requantize input_scale must be finite and > 0");
+  const bool per_region = !rq.input_scales.empty();
+  if (per_region && rq.input_scales.size() != static_cast<size_t>(regions))
+    return InvalidArgument("requantize input_scales has " + std::to_string(rq.input_scales.size()) +
+                           " values, needs 0 or one per region (" + std::to_string(regions) + ")");
+  for (size_t i = 0; i < rq.input_scales.size(); ++i)
+    if (!IsFinite(rq.input_scales[i]) || rq.input_scales[i] <= 0.f)
+      return OutOfRange("requantize input_scales[" + std::to_string(i) + "] must be finite and > 0");
   for (size_t i = 0; i < rq.weight_scales.size(); ++i)
     if (!IsFinite(rq.weight_scales[i]) || rq.weight_scales[i] <= 0.f)
       return OutOfRange("requantize weight_scales[" + std::to_string(i) + "] must be finite and > 0");
@@ -121,7 +155,8 @@ Status RequantizeInto(const ConvShape& s, const std::vector<int32_t>& acc, const
   // The documented per-element order, run for all pixels of a channel at once (region by
   // region over a row of partial sums), so the compiler vectorises across pixels; each
   // element still sees exactly: 0, += acc[0]*w[0], += acc[1]*w[1], ..., * input_scale, + bias.
-  const float input_scale = rq.input_scale;
+  // Per-region scales fold into the region's factor; the final multiply by 1 is then exact.
+  const float input_scale = per_region ? 1.f : rq.input_scale;
   for (int oc = 0; oc < s.out_channels; ++oc) {
     const float* scales = rq.weight_scales.data() + static_cast<size_t>(oc) * regions;
     const int32_t* a = acc.data() + static_cast<size_t>(oc) * regions * pixels;
@@ -129,7 +164,7 @@ Status RequantizeInto(const ConvShape& s, const std::vector<int32_t>& acc, const
     float* o = out.data() + static_cast<size_t>(oc) * pixels;  // the running sums (zero-initialised)
     for (int g = 0; g < regions; ++g) {
       const int32_t* ag = a + g * pixels;
-      const float scale = scales[g];
+      const float scale = per_region ? scales[g] * rq.input_scales[g] : scales[g];
       for (size_t p = 0; p < pixels; ++p) o[p] += static_cast<float>(ag[p]) * scale;
     }
     if (rq.relu) {

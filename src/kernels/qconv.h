@@ -11,8 +11,12 @@
 //
 // Exactness contract. Every implementation (reference, portable/AVX2/VNNI int8, LUT) must
 // produce the same int32 acc bit for bit:
-//   acc[oc][g][y][x] = sum over c in region g, ky, kx of  w[oc][c][ky][kx] * (a[c][iy][ix] - z)
+//   acc[oc][g][y][x] = sum over c in region g, ky, kx of  w[oc][c][ky][kx] * (a[c][iy][ix] - z[g])
 // where taps outside the input (zero padding) contribute nothing (the real value there is 0).
+// The zero point is per tensor (z[g] = z) or per region: the input channels of region g then
+// have their own activation range (scale and zero point), the local regions of the paper
+// applied to activations as well as weights; a region's sum still has one scale,
+// weight_scale[oc][g] * input_scale[g].
 // With |region depth| <= kMaxRegionDepth no int32 sum can overflow, so every summation order
 // gives the same value. The float stage is one function, Requantize, shared by all paths,
 // so equal accumulators give equal floats; its order is fixed and documented there.
@@ -63,6 +67,10 @@ Status ValidateConvShape(const ConvShape& shape);
 // argument for a count mismatch, OUT_OF_RANGE for the zero point.
 Status ValidateConvArgs(const ConvShape& shape, size_t input_count, int32_t input_zero_point, int32_t max_zero_point,
                         size_t weight_count);
+// The same with one zero point per region (zero_points.size() must be shape.regions()); the
+// error names the first bad one ("input_zero_points[3]").
+Status ValidateConvArgs(const ConvShape& shape, size_t input_count, const std::vector<int32_t>& zero_points,
+                        int32_t max_zero_point, size_t weight_count);
 
 // How the int32 accumulators become real numbers.
 struct Requant {
@@ -70,17 +78,24 @@ struct Requant {
   std::vector<float> weight_scales;  // [out_channels][regions]: real weight = scale * int8
   std::vector<float> bias;           // [out_channels], or empty for none
   bool relu = false;
+  std::vector<float> input_scales;   // per region instead of input_scale (empty: input_scale for all)
 };
 
 // The readable reference: a direct 7-deep loop. `input` holds input_size() codes, `weights`
 // weight_size() values in [oc][c][ky][kx] order. Returns acc_size() sums, [oc][region][y][x].
 Result<std::vector<int32_t>> ReferenceConvAccumulate(const ConvShape& shape, const std::vector<uint8_t>& input,
                                                      int32_t input_zero_point, const std::vector<int8_t>& weights);
+// Per-region zero points (one per region, see above).
+Result<std::vector<int32_t>> ReferenceConvAccumulate(const ConvShape& shape, const std::vector<uint8_t>& input,
+                                                     const std::vector<int32_t>& zero_points,
+                                                     const std::vector<int8_t>& weights);
 
 // The float stage, identical for every path. Per output element, in this order (float math,
 // no fused multiply-add: the module is built with -ffp-contract=off):
 //   s = 0; for g = 0..regions-1: s += float(acc[g]) * weight_scales[oc][g]
 //   y = s * input_scale;  y += bias[oc];  if relu: y = max(y, 0)
+// With per-region input_scales the region's scale is one float product and there is no final
+// multiply:  s += float(acc[g]) * (weight_scales[oc][g] * input_scales[g]);  y = s;  ...
 Result<std::vector<float>> Requantize(const ConvShape& shape, const std::vector<int32_t>& acc, const Requant& rq);
 // The same into *out (resized, reusing its capacity): for callers that run shape after shape.
 Status RequantizeInto(const ConvShape& shape, const std::vector<int32_t>& acc, const Requant& rq,

@@ -308,7 +308,9 @@ SI_VNNI void PackQuadsFromPlanes(const ConvShape& s, const uint8_t* planes, cons
 // group_size input channels). A 1x1, stride 1, unpadded convolution interleaves the input rows
 // as they are; any other copies the input once into planes bordered by the zero point (so every
 // tap reads a valid byte and padding taps read z, as im2col writes them), then packs from those.
-SI_VNNI void PackQuadsIm2col(const ConvShape& s, const uint8_t* input, uint8_t z, QuadPackedB& p) {
+// zero_points: one per region; channel c's padding holds its region's.
+SI_VNNI void PackQuadsIm2col(const ConvShape& s, const uint8_t* input, const int32_t* zero_points,
+                             QuadPackedB& p) {
   const int n = static_cast<int>(s.pixels()), depth = s.region_depth();
   if (s.kernel_h == 1 && s.kernel_w == 1 && s.stride == 1 && s.padding == 0) {
     for (int g = 0; g < s.regions(); ++g)
@@ -327,6 +329,7 @@ SI_VNNI void PackQuadsIm2col(const ConvShape& s, const uint8_t* input, uint8_t z
   // The planes, then one zero plane for the rows past a region's end.
   uint8_t* const planes = Scratch(1, (static_cast<size_t>(s.in_channels) + 1) * plane);
   for (int c = 0; c < s.in_channels; ++c) {
+    const uint8_t z = static_cast<uint8_t>(zero_points[c / s.group_size]);
     uint8_t* dst = planes + c * plane;
     const uint8_t* src = input + static_cast<size_t>(c) * s.in_height * s.in_width;
     std::memset(dst, z, static_cast<size_t>(s.padding) * wp);
@@ -534,6 +537,8 @@ Result<KernelPath> ResolvePath(KernelPath path, const char* who) {
 
 }  // namespace
 
+Result<KernelPath> ResolveKernelPath(KernelPath path) { return ResolvePath(path, "kernel"); }
+
 const char* KernelPathName(KernelPath path) {
   switch (path) {
     case KernelPath::kAuto: return "auto";
@@ -633,9 +638,15 @@ Result<std::vector<int32_t>> Int8ConvAccumulate(const Int8ConvWeights& w, const 
 
 Status Int8ConvAccumulate(const Int8ConvWeights& w, const std::vector<uint8_t>& input, int32_t input_zero_point,
                           std::vector<int32_t>* out) {
+  SI_RETURN_IF_ERROR(ValidateConvArgs(w.shape, input.size(), input_zero_point, 255, w.shape.weight_size()));
+  return Int8ConvAccumulate(w, input, std::vector<int32_t>(w.shape.regions(), input_zero_point), out);
+}
+
+Status Int8ConvAccumulate(const Int8ConvWeights& w, const std::vector<uint8_t>& input,
+                          const std::vector<int32_t>& zero_points, std::vector<int32_t>* out) {
   if (!out) return InvalidArgument("conv acc must not be null");
   const ConvShape& s = w.shape;
-  SI_RETURN_IF_ERROR(ValidateConvArgs(s, input.size(), input_zero_point, 255, s.weight_size()));
+  SI_RETURN_IF_ERROR(ValidateConvArgs(s, input.size(), zero_points, 255, s.weight_size()));
   const int k = s.in_channels * s.kernel_h * s.kernel_w;
   const int n = static_cast<int>(s.pixels());
   const int regions = s.regions(), depth = s.region_depth();
@@ -645,11 +656,10 @@ Status Int8ConvAccumulate(const Int8ConvWeights& w, const std::vector<uint8_t>& 
       (vnni ? w.tiles.size() != VnniTilesSize(s.out_channels, regions, (depth + 3) / 4)
             : w.weights.size() != s.weight_size()))
     return InvalidArgument("conv weights were not made by PrepareInt8ConvWeights for this shape and path");
-  const uint8_t z = static_cast<uint8_t>(input_zero_point);
 
-  // offset[m][g] = -z * (sum of the region's weights): sum w*(a - z) = sum w*a - z*sum w.
+  // offset[m][g] = -z[g] * (sum of the region's weights): sum w*(a - z) = sum w*a - z*sum w.
   std::vector<int32_t> offset(w.region_sums.size());
-  for (size_t r = 0; r < offset.size(); ++r) offset[r] = -input_zero_point * w.region_sums[r];
+  for (size_t r = 0; r < offset.size(); ++r) offset[r] = -zero_points[r % regions] * w.region_sums[r];
   std::vector<int32_t>& acc = *out;
   acc.resize(s.acc_size());  // no fill needed: every element is written
 
@@ -657,7 +667,7 @@ Status Int8ConvAccumulate(const Int8ConvWeights& w, const std::vector<uint8_t>& 
   if (vnni) {
     // im2col straight into the k-quad layout: no row-major matrix, no second pass.
     QuadPackedB packed(regions, depth, n);
-    PackQuadsIm2col(s, input.data(), z, packed);
+    PackQuadsIm2col(s, input.data(), zero_points.data(), packed);
     GemmVnniPacked(s.out_channels, n, regions, w.tiles.data(), packed, offset.data(), acc.data());
     return Status::Ok();
   }
@@ -671,7 +681,8 @@ Status Int8ConvAccumulate(const Int8ConvWeights& w, const std::vector<uint8_t>& 
     uint8_t* dst = cols.data();
     for (int c = 0; c < s.in_channels; ++c)
       for (int ky = 0; ky < s.kernel_h; ++ky)
-        for (int kx = 0; kx < s.kernel_w; ++kx, dst += n) Im2colRow(s, input.data(), c, ky, kx, z, dst);
+        for (int kx = 0; kx < s.kernel_w; ++kx, dst += n)
+          Im2colRow(s, input.data(), c, ky, kx, static_cast<uint8_t>(zero_points[c / s.group_size]), dst);
     b = cols.data();
   }
   const GemmShape gs{s.out_channels, n, k, depth, n};

@@ -39,6 +39,9 @@ const char* KernelPathName(KernelPath path);
 bool CpuHasAvx2();
 // AVX-512 F, BW, VL and VNNI, with the OS saving the zmm state (what the VNNI path needs).
 bool CpuHasAvx512Vnni();
+// kAuto -> the fastest path this CPU has; another path -> itself, or FAILED_PRECONDITION when
+// the CPU (or build) lacks it.
+Result<KernelPath> ResolveKernelPath(KernelPath path);
 
 struct GemmShape {
   int m = 0;
@@ -86,5 +89,8 @@ Result<std::vector<int32_t>> Int8ConvAccumulate(const Int8ConvWeights& weights, 
 // running many convolutions can reuse one buffer instead of allocating and zeroing each time.
 Status Int8ConvAccumulate(const Int8ConvWeights& weights, const std::vector<uint8_t>& input,
                           int32_t input_zero_point, std::vector<int32_t>* acc);
+// Per-region zero points (qconv.h): equals the per-region ReferenceConvAccumulate bit for bit.
+Status Int8ConvAccumulate(const Int8ConvWeights& weights, const std::vector<uint8_t>& input,
+                          const std::vector<int32_t>& zero_points, std::vector<int32_t>* acc);
 
 }  // namespace splitinfer::kernels

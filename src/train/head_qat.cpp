@@ -44,9 +44,25 @@ torch::Tensor FakeQuantWeight(const torch::Tensor& w, int group, int wbits) {
   return Ste(r, q).reshape(w.sizes());
 }
 
-torch::Tensor FakeQuantAct(const torch::Tensor& x, float scale, int32_t zero_point, int abits) {
-  const double top = static_cast<double>((1 << abits) - 1);
-  const auto q = (torch::clamp(torch::round(x / scale) + zero_point, 0, top) - zero_point) * scale;
+// The activation arithmetic of kernels::QuantizedHead::Run, per tensor or per region of
+// input channels (a [1, C, 1, 1] scale and zero point, channel c taking its region's).
+torch::Tensor FakeQuantAct(const torch::Tensor& x, const kernels::HeadOp& op) {
+  const kernels::ConvQuant& cq = op.quant;
+  const double top = static_cast<double>((1 << cq.abits) - 1);
+  if (!cq.per_region_inputs()) {
+    const auto q = (torch::clamp(torch::round(x / cq.input_scale) + cq.input_zero_point, 0, top) -
+                    cq.input_zero_point) * cq.input_scale;
+    return Ste(x, q);
+  }
+  const int channels = op.shape.in_channels, group = op.shape.group_size;
+  std::vector<float> scale(static_cast<size_t>(channels)), zero(static_cast<size_t>(channels));
+  for (int c = 0; c < channels; ++c) {
+    scale[static_cast<size_t>(c)] = cq.InputScale(c / group);
+    zero[static_cast<size_t>(c)] = static_cast<float>(cq.InputZeroPoint(c / group));
+  }
+  const auto s = torch::tensor(scale).reshape({1, channels, 1, 1});
+  const auto z = torch::tensor(zero).reshape({1, channels, 1, 1});
+  const auto q = (torch::clamp(torch::round(x / s) + z, 0, top) - z) * s;
   return Ste(x, q);
 }
 
@@ -84,7 +100,7 @@ struct GraphHeadImpl : torch::nn::Module {
       auto xin = in;
       auto w = weights[i];
       if (cq.quantized) {
-        xin = FakeQuantAct(in, cq.quant.input_scale, cq.quant.input_zero_point, cq.quant.abits);
+        xin = FakeQuantAct(in, cq);
         w = FakeQuantWeight(w, RegionSize(op, opts), cq.quant.wbits);
       }
       auto y = F::conv2d(xin, w, F::Conv2dFuncOptions().bias(biases[i]).stride(op.shape.stride).padding(op.shape.padding));

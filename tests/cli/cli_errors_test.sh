@@ -91,8 +91,10 @@ if "$BIN" quantize-head --checkpoint "$CKPT" --split stage1 --wbits 2 --abits 4 
    grep -q '"convs":3' "$TMP/qh.json" &&
    "$BIN" eval-head --head "$TMP/head.sihead" --checkpoint "$CKPT" --impl lut --limit 50 --json > "$TMP/eh.json" 2>&1 &&
    grep -q '"images":50' "$TMP/eh.json" && grep -q '"top1_lowbit_head":' "$TMP/eh.json" &&
-   "$BIN" bench head --checkpoint "$CKPT" --split stage1 --impl int8 --quantized "$TMP/head.sihead" --runs 3 --json \
-     > "$TMP/bh.json" 2>&1 && grep -q '"impl":"int8"' "$TMP/bh.json" && grep -q '"median_ms":' "$TMP/bh.json"; then
+   grep -q '"act_ranges":"region"' "$TMP/eh.json" &&
+   "$BIN" bench head --checkpoint "$CKPT" --split stage1 --impl int8 --quantized "$TMP/head.sihead" --runs 3 \
+     --input 1x28x28 --kernel-path portable --json > "$TMP/bh.json" 2>&1 && grep -q '"impl":"int8"' "$TMP/bh.json" &&
+   grep -q '"median_ms":' "$TMP/bh.json" && grep -q '"kernel_path":"portable"' "$TMP/bh.json"; then
   pass=$((pass + 1)); echo "ok   quantize-head, eval-head, bench head"
 else
   fail=$((fail + 1)); echo "FAIL quantize-head, eval-head, bench head:"; cat "$TMP/qh.json" "$TMP/eh.json" "$TMP/bh.json" 2>/dev/null
@@ -112,6 +114,8 @@ check_error "eval-head missing head" "NOT_FOUND: head file" "$BIN" eval-head --h
 check_error "eval-head not a head" "not a splitinfer head file" "$BIN" eval-head --head "$TMP/tiny.yaml" --checkpoint "$CKPT"
 check_error "bench head needs a file" "--impl int8 needs --quantized FILE" "$BIN" bench head --checkpoint "$CKPT" \
   --split stage1 --impl int8
+check_error "bench head wrong input" "--input 3x224x224: resnet_fmnist takes 1x28x28" "$BIN" bench head \
+  --checkpoint "$CKPT" --split stage1 --impl torch --input 3x224x224
 check_error "quantize-head bad bits" "weight bits 3 (use 1, 2, 4 or 8)" "$BIN" quantize-head --checkpoint "$CKPT" \
   --split stage1 --wbits 3 --calibration 4 --out "$TMP/x.sihead"
 check_error "quantize-head unsupported model" "has no low-bit form" "$BIN" quantize-head --checkpoint convnext_tiny \

@@ -231,6 +231,95 @@ TEST(HeadTest, QuantizationUsesLocalRegionsAndCalibratedRanges) {
   EXPECT_EQ(QuantizeGraph(h, {}, o).code(), ErrorCode::kInvalidArgument);
 }
 
+// Activation ranges per local region: each region's range comes from its own channels, so
+// with the maximum as the top (percentile 100) the per-tensor scale is the largest of them;
+// per tensor (region_activations off) leaves one range.
+TEST(HeadTest, ActivationRangesPerRegion) {
+  std::mt19937 rng(TestSeed());
+  const HeadGraph base = TinyResNet(rng);
+  const auto calib = Images(4, rng);
+  QuantizeOptions o;
+  o.abits = 4;
+  o.group_size = 2;
+  HeadGraph region = base, tensor = base;
+  ASSERT_TRUE(QuantizeGraph(region, calib, o).ok());
+  o.region_activations = false;
+  ASSERT_TRUE(QuantizeGraph(tensor, calib, o).ok());
+  // op 2 reads the pooled stem: 8 channels, 4 regions of 2.
+  const ConvQuant& r = region.ops[2].quant;
+  const ConvQuant& t = tensor.ops[2].quant;
+  ASSERT_EQ(region.ops[2].shape.regions(), 4);
+  ASSERT_EQ(r.input_scales.size(), 4u);
+  ASSERT_EQ(r.input_zero_points.size(), 4u);
+  EXPECT_TRUE(t.input_scales.empty() && t.input_zero_points.empty());
+  float largest = 0;
+  for (int g = 0; g < 4; ++g) {
+    EXPECT_LE(r.input_scales[static_cast<size_t>(g)], t.input_scale * (1 + 1e-6f));
+    EXPECT_EQ(r.input_zero_points[static_cast<size_t>(g)], 0);  // after a ReLU
+    largest = std::max(largest, r.input_scales[static_cast<size_t>(g)]);
+  }
+  EXPECT_FLOAT_EQ(largest, t.input_scale);
+  EXPECT_LT(*std::min_element(r.input_scales.begin(), r.input_scales.end()), largest)
+      << "the regions' ranges should differ on random weights";
+  // The one-channel stem has one region: per tensor either way.
+  EXPECT_TRUE(region.ops[0].quant.input_scales.empty());
+  // Validation names what is wrong.
+  HeadGraph bad = region;
+  bad.ops[2].quant.input_scales.pop_back();
+  auto st = bad.Validate();
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("3 input scales and 4 input zero points for 4 regions"), std::string::npos) << st.message();
+  bad = region;
+  bad.ops[2].quant.input_zero_points[1] = 16;
+  st = bad.Validate();
+  EXPECT_EQ(st.code(), ErrorCode::kOutOfRange);
+  EXPECT_NE(st.message().find("input zero point 16 of region 1"), std::string::npos) << st.message();
+}
+
+// Version 1 files (one activation range per conv, written before per-region ranges) still load
+// and run as before; a version 2 file with per-region arrays of the wrong length is refused.
+TEST(HeadTest, VersionOneFilesLoadAndBadRegionArraysAreRefused) {
+  std::mt19937 rng(TestSeed());
+  HeadGraph g = TinyResNet(rng);
+  QuantizeOptions o;
+  o.group_size = 4;
+  o.region_activations = false;
+  ASSERT_TRUE(QuantizeGraph(g, Images(2, rng), o).ok());
+  const auto dir = std::filesystem::temp_directory_path() / ("si_head_v1_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "h.sihead").string();
+  ASSERT_TRUE(SaveHead(path, g).ok());
+  std::ifstream f(path, std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(bytes[8], 2);
+  bytes[8] = 1;  // what version 1 wrote for the same graph
+  auto v1 = ParseHead(bytes.data(), bytes.size());
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  const Tensor3 x = RandomTensor(3, 20, 20, rng);
+  EXPECT_EQ(QuantizedHead::Prepare(*v1)->Run(x, HeadImpl::kInt8)->data,
+            QuantizedHead::Prepare(g)->Run(x, HeadImpl::kInt8)->data);
+
+  o.region_activations = true;
+  HeadGraph r = TinyResNet(rng);
+  ASSERT_TRUE(QuantizeGraph(r, Images(2, rng), o).ok());
+  ASSERT_TRUE(SaveHead(path, r).ok());
+  std::ifstream f2(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(f2)), std::istreambuf_iterator<char>());
+  // Shorten the first per-region array by one value (",<number>]" -> "]"), header length kept
+  // by padding the JSON with spaces.
+  const size_t at = text.find("\"input_scales\":[");
+  ASSERT_NE(at, std::string::npos);
+  const size_t close = text.find(']', at);
+  const size_t comma = text.rfind(',', close);
+  ASSERT_GT(comma, at);
+  text.replace(comma, close - comma, std::string(close - comma, ' '));
+  std::swap(text[comma], text[close]);  // "]" then spaces: still valid JSON, one value fewer
+  auto bad = ParseHead(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("one value per region"), std::string::npos) << bad.status().message();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(HeadTest, FileRoundTripAndBadFiles) {
   std::mt19937 rng(TestSeed());
   HeadGraph g = TinyResNet(rng);

@@ -125,6 +125,81 @@ TEST(QConvTest, ReferenceMatchesHandComputedExample) {
   EXPECT_EQ(QuantizeOutput({-1000.f, 1000.f}, 1.f, 0).value(), (std::vector<uint8_t>{0, 255}));
 }
 
+void ExpectError(const Status& st, ErrorCode code, const std::string& needle);
+
+// Per-region zero points (activation ranges per local region): region 1 of the example above
+// with its own zero point, and a padded 3x3 on a 1x1 input where only the centre tap is inside:
+// the padding taps must add nothing whatever the region's zero point.
+TEST(QConvTest, PerRegionZeroPointsHandComputed) {
+  const ConvShape s{2, 3, 3, 1, 2, 2, 1, 0, 1};
+  const std::vector<uint8_t> input = {1, 2, 3, 4, 5, 6, 7, 8, 9, 2, 2, 2, 2, 2, 2, 2, 2, 2};
+  const std::vector<int8_t> weights = {1, -1, 2, 0, 1, 1, 1, 1};
+  auto acc = ReferenceConvAccumulate(s, input, std::vector<int32_t>{1, 0}, weights);
+  ASSERT_TRUE(acc.ok()) << acc.status().ToString();
+  EXPECT_EQ(*acc, (std::vector<int32_t>{5, 7, 11, 13, 8, 8, 8, 8}));
+
+  const ConvShape pad{2, 1, 1, 1, 3, 3, 1, 1, 1};
+  const std::vector<int8_t> ones(pad.weight_size(), 1);
+  const std::vector<int32_t> zps = {2, 4};
+  auto centre = ReferenceConvAccumulate(pad, {5, 9}, zps, ones);
+  ASSERT_TRUE(centre.ok()) << centre.status().ToString();
+  EXPECT_EQ(*centre, (std::vector<int32_t>{3, 5}));
+  for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni}) {
+    auto w = PrepareInt8ConvWeights(pad, ones, path);
+    if (!w.ok()) continue;  // a path this CPU lacks (checked elsewhere)
+    std::vector<int32_t> got;
+    ASSERT_TRUE(Int8ConvAccumulate(*w, {5, 9}, zps, &got).ok());
+    EXPECT_EQ(got, *centre) << KernelPathName(path);
+  }
+  // y = 3 * (0.5 * 2) + 5 * (0.25 * 4) - 1 = 7: each region's scale is weight x input scale.
+  Requant rq{1.f, {0.5f, 0.25f}, {-1.f}, false, {2.f, 4.f}};
+  auto y = Requantize(pad, *centre, rq);
+  ASSERT_TRUE(y.ok()) << y.status().ToString();
+  EXPECT_EQ(*y, (std::vector<float>{7.f}));
+
+  ExpectError(ReferenceConvAccumulate(pad, {5, 9}, std::vector<int32_t>{2}, ones).status(),
+              ErrorCode::kInvalidArgument, "input_zero_points has 1 values, needs one per region (2)");
+  ExpectError(ReferenceConvAccumulate(pad, {5, 9}, std::vector<int32_t>{2, 256}, ones).status(),
+              ErrorCode::kOutOfRange, "input_zero_points[1] = 256");
+  rq.input_scales = {2.f};
+  ExpectError(Requantize(pad, *centre, rq).status(), ErrorCode::kInvalidArgument, "input_scales has 1 values");
+  rq.input_scales = {2.f, 0.f};
+  ExpectError(Requantize(pad, *centre, rq).status(), ErrorCode::kOutOfRange, "input_scales[1]");
+}
+
+// Random per-region zero points: every int8 path this CPU has against the reference, and the
+// reference against per-tensor runs region by region (the same sums, computed another way).
+TEST(QGemmTest, PerRegionZeroPointsMatchReferenceOnEveryPath) {
+  std::mt19937 rng(TestSeed());
+  for (const ConvShape& s : Shapes(rng)) {
+    SCOPED_TRACE(Describe(s));
+    const auto input = RandomVector<uint8_t>(rng, s.input_size(), 0, 255);
+    const auto weights = RandomVector<int8_t>(rng, s.weight_size(), -128, 127);
+    const auto zps = RandomVector<int32_t>(rng, static_cast<size_t>(s.regions()), 0, 255);
+    auto want = ReferenceConvAccumulate(s, input, zps, weights);
+    ASSERT_TRUE(want.ok()) << want.status().ToString();
+    const size_t plane = s.pixels();
+    for (int g = 0; g < s.regions(); ++g) {
+      auto one = ReferenceConvAccumulate(s, input, zps[static_cast<size_t>(g)], weights);
+      ASSERT_TRUE(one.ok());
+      for (int oc = 0; oc < s.out_channels; ++oc) {
+        const size_t at = (static_cast<size_t>(oc) * s.regions() + g) * plane;
+        ASSERT_TRUE(std::equal(one->begin() + at, one->begin() + at + plane, want->begin() + at)) << "region " << g;
+      }
+    }
+    for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni}) {
+      auto w = PrepareInt8ConvWeights(s, weights, path);
+      if (!w.ok()) {
+        EXPECT_EQ(w.status().code(), ErrorCode::kFailedPrecondition);
+        continue;
+      }
+      std::vector<int32_t> got;
+      ASSERT_TRUE(Int8ConvAccumulate(*w, input, zps, &got).ok());
+      ExpectIdentical(got, *want);
+    }
+  }
+}
+
 void CheckInt8Path(KernelPath path) {
   std::mt19937 rng(TestSeed());
   for (const ConvShape& s : Shapes(rng)) {

@@ -16,6 +16,8 @@ struct Args {
   eval::QuantizeHeadOptions q;
   train::HeadFinetuneOptions ft;
   bool keep_first_float = false;
+  std::string act_ranges = "region";
+  std::string kernel_path = "auto";
   eval::HeadEvalOptions e;
   std::string eval_impl = "int8";
   eval::HeadBenchOptions b;
@@ -43,6 +45,8 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   qh->add_option("--group", a->q.quant.group_size, "input channels per local region (0 = per output channel)");
   qh->add_option("--calibration", a->q.calibration_images, "training images to calibrate activation ranges on");
   qh->add_option("--percentile", a->q.quant.percentile, "activation range top as a percentile (100 = max)");
+  qh->add_option("--act-ranges", a->act_ranges, "activation ranges per local region (region, default) or per tensor")
+      ->check(CLI::IsMember({"region", "tensor"}));
   qh->add_flag("--keep-first-float", a->keep_first_float, "leave the first convolution (raw image in) in float");
   qh->add_option("--out", a->q.out, "head file to write")->required();
   qh->add_option("--finetune", a->ft.epochs, "fine-tune the head through fake quantization for N epochs first (0 = no)");
@@ -65,6 +69,9 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   bh->add_option("--split", a->b.split, "the split point the head ends at")->required();
   bh->add_option("--impl", a->b.impl, "torch | int8 | lut | reference");
   bh->add_option("--quantized", a->b.quantized, "head file (for int8, lut, reference)");
+  bh->add_option("--input", a->b.input, "CxHxW, e.g. 1x28x28 or 3x224x224 (must be the model's input)");
+  bh->add_option("--kernel-path", a->kernel_path, "the kernels' SIMD path: auto, portable, avx2, avx512")
+      ->check(CLI::IsMember({"auto", "portable", "avx2", "avx512"}));
   bh->add_option("--threads", a->b.threads, "threads (LibTorch; the kernels use one)")->check(CLI::Range(1, 1024));
   bh->add_option("--runs", a->b.runs, "timed runs (median, p95)")->check(CLI::Range(1, 1000000));
   bh->add_flag("--json", a->json, "print one JSON object");
@@ -73,6 +80,7 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   return [qh, eh, bh, a]() -> Status {
     if (qh->parsed()) {
       a->q.quant.quantize_first = !a->keep_first_float;
+      a->q.quant.region_activations = a->act_ranges == "region";
       if (a->ft.epochs > 0) {
         a->ft.checkpoint = a->q.checkpoint;
         a->ft.quant = a->q.quant;
@@ -85,9 +93,10 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
       if (a->json) {
         std::printf("%s\n", r.ToJson().dump().c_str());
       } else {
-        const std::string regions = a->q.quant.group_size > 0
-                                        ? "regions of " + std::to_string(a->q.quant.group_size) + " input channels"
-                                        : "one region per output channel";
+        std::string regions = a->q.quant.group_size > 0
+                                  ? "regions of " + std::to_string(a->q.quant.group_size) + " input channels"
+                                  : "one region per output channel";
+        regions += a->q.quant.region_activations ? ", activation ranges per region" : ", activation ranges per tensor";
         std::printf("%s up to %s: %lld convolutions at w%d a%d (%s), %lld bytes of weights -> %s "
                     "(float graph matches LibTorch within %.1e)\n",
                     r.model.c_str(), r.split.c_str(), static_cast<long long>(r.convs), a->q.quant.wbits,
@@ -111,11 +120,17 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
       return Status::Ok();
     }
     if (bh->parsed()) {
+      const std::string& kp = a->kernel_path;
+      a->b.path = kp == "portable" ? kernels::KernelPath::kPortable
+                  : kp == "avx2"   ? kernels::KernelPath::kAvx2
+                  : kp == "avx512" ? kernels::KernelPath::kAvx512Vnni
+                                   : kernels::KernelPath::kAuto;
       SI_ASSIGN_OR_RETURN(auto r, eval::BenchHead(a->b));
       if (a->json) {
         std::printf("%s\n", r.ToJson().dump().c_str());
       } else {
-        std::printf("%s %s up to %s (%s): median %.3f ms, p95 %.3f ms over %d runs\n", r.impl.c_str(), r.model.c_str(),
+        std::printf("%s%s %s up to %s (%s): median %.3f ms, p95 %.3f ms over %d runs\n", r.impl.c_str(),
+                    r.kernel_path.empty() ? "" : (" (" + r.kernel_path + ")").c_str(), r.model.c_str(),
                     r.split.c_str(), r.input.c_str(), r.median_ms, r.p95_ms, r.runs);
       }
       return Status::Ok();
