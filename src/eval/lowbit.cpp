@@ -201,6 +201,13 @@ nlohmann::json HeadBenchReport::ToJson() const {
   nlohmann::json j = {{"impl", impl}, {"model", model}, {"split", split}, {"input", input},
                       {"median_ms", median_ms}, {"p95_ms", p95_ms}, {"runs", runs}};
   if (!kernel_path.empty()) j["kernel_path"] = kernel_path;
+  if (!layers.empty()) {
+    // What --impl auto chose per conv, from its own timing of both kernels.
+    nlohmann::json l = nlohmann::json::array();
+    for (const auto& t : layers)
+      l.push_back({{"name", t.name}, {"int8_ms", t.int8_ms}, {"lut_ms", t.lut_ms}, {"kernel", t.lut ? "lut" : "int8"}});
+    j["layers"] = l;
+  }
   return j;
 }
 
@@ -232,16 +239,9 @@ Result<HeadBenchReport> BenchHead(const HeadBenchOptions& o) {
       if (i >= o.warmup) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     }
   } else {
-    kernels::HeadImpl impl;
-    if (o.impl == "int8") {
-      impl = kernels::HeadImpl::kInt8;
-    } else if (o.impl == "lut") {
-      impl = kernels::HeadImpl::kLut;
-    } else if (o.impl == "reference") {
-      impl = kernels::HeadImpl::kReference;
-    } else {
-      return InvalidArgument("unknown --impl '" + o.impl + "'; use torch, int8, lut or reference");
-    }
+    auto parsed = kernels::ParseHeadImpl(o.impl);
+    if (!parsed.ok()) return InvalidArgument(parsed.status().message() + " (or torch: LibTorch float)");
+    const kernels::HeadImpl impl = *parsed;
     if (o.quantized.empty()) return InvalidArgument("--impl " + o.impl + " needs --quantized FILE (from quantize-head)");
     SI_ASSIGN_OR_RETURN(auto graph, kernels::LoadHead(o.quantized));
     if (graph.model != m.name || graph.split != o.split) {
@@ -250,6 +250,10 @@ Result<HeadBenchReport> BenchHead(const HeadBenchOptions& o) {
     }
     SI_ASSIGN_OR_RETURN(auto head, kernels::QuantizedHead::Prepare(graph, o.path));
     r.kernel_path = kernels::KernelPathName(head.path());
+    if (impl == kernels::HeadImpl::kAuto) {
+      SI_RETURN_IF_ERROR(head.Tune());
+      r.layers = head.timings();
+    }
     const auto x = models::lowbit::ToTensor3(images[0]);
     for (int i = 0; i < o.warmup + o.runs; ++i) {
       const auto t0 = Clock::now();

@@ -64,7 +64,7 @@ Result<HeadEvalReport> EvaluateHead(const HeadEvalOptions& options);
 struct HeadBenchOptions {
   std::string checkpoint;  // .pt or zoo name
   std::string split;
-  std::string impl = "torch";  // torch | int8 | lut | reference
+  std::string impl = "torch";  // torch | int8 | lut | reference | auto
   std::string quantized;       // head file (int8, lut, reference)
   std::string input;           // "CxHxW": must be the model's input (a head file is built for one shape)
   kernels::KernelPath path = kernels::KernelPath::kAuto;  // the kernels' SIMD path (int8, lut)
@@ -74,6 +74,7 @@ struct HeadBenchOptions {
 
 struct HeadBenchReport {
   std::string impl, model, split, input, kernel_path;
+  std::vector<kernels::ConvTiming> layers;  // --impl auto: the per-conv timings behind its choices
   double median_ms = 0, p95_ms = 0;
   int runs = 0;
   nlohmann::json ToJson() const;

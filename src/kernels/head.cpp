@@ -1,6 +1,7 @@
 #include "kernels/head.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -10,6 +11,8 @@
 #include <utility>
 
 #include <nlohmann/json.hpp>
+
+#include "core/stats.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define SI_HEAD_X86 1
@@ -313,8 +316,15 @@ const char* HeadImplName(HeadImpl impl) {
     case HeadImpl::kInt8: return "int8";
     case HeadImpl::kLut: return "lut";
     case HeadImpl::kReference: return "reference";
+    case HeadImpl::kAuto: return "auto";
   }
   return "?";
+}
+
+Result<HeadImpl> ParseHeadImpl(const std::string& name) {
+  for (HeadImpl impl : {HeadImpl::kInt8, HeadImpl::kLut, HeadImpl::kReference, HeadImpl::kAuto})
+    if (name == HeadImplName(impl)) return impl;
+  return InvalidArgument("unknown low-bit implementation '" + name + "'; use int8, lut, reference or auto");
 }
 
 Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
@@ -325,6 +335,7 @@ Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
   h.lut_weights_.resize(graph.ops.size());
   h.int8_convs_.resize(graph.ops.size());
   h.zero_points_.resize(graph.ops.size());
+  h.auto_lut_.assign(graph.ops.size(), 1);
   for (size_t i = 0; i < graph.ops.size(); ++i) {
     const HeadOp& op = graph.ops[i];
     if (op.kind != HeadOpKind::kConv || !op.quantized) continue;
@@ -334,7 +345,8 @@ Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
       std::memcpy(h.int8_weights_[i].data(), op.quant.weight_codes.data(), op.quant.weight_codes.size());
     } else {
       SI_ASSIGN_OR_RETURN(h.int8_weights_[i], DecodeLutWeights(op.quant.weight_codes, op.quant.wbits));
-      SI_ASSIGN_OR_RETURN(h.lut_weights_[i], PrepareLutWeights(op.shape, op.quant.weight_codes, op.quant.wbits));
+      SI_ASSIGN_OR_RETURN(h.lut_weights_[i],
+                          PrepareLutWeights(op.shape, op.quant.weight_codes, op.quant.wbits, h.path_));
     }
     SI_ASSIGN_OR_RETURN(h.int8_convs_[i], PrepareInt8ConvWeights(op.shape, h.int8_weights_[i], h.path_));
   }
@@ -388,13 +400,9 @@ Result<Tensor3> QuantizedHead::Run(const Tensor3& input, HeadImpl impl) const {
     }
     if (impl == HeadImpl::kReference) {
       SI_ASSIGN_OR_RETURN(acc, ReferenceConvAccumulate(op.shape, codes, zps, int8_weights_[i]));
-    } else if (impl == HeadImpl::kLut && q.wbits <= 4 && q.abits <= 4) {
-      // TEMP(lut per-region): until lut.h has the per-region overload.
-      if (std::equal(zps.begin() + 1, zps.end(), zps.begin())) {
-        SI_ASSIGN_OR_RETURN(acc, LutConvAccumulate(lut_weights_[i], codes, q.abits, zps[0]));
-      } else {
-        SI_ASSIGN_OR_RETURN(acc, ReferenceConvAccumulate(op.shape, codes, zps, int8_weights_[i]));
-      }
+    } else if ((impl == HeadImpl::kLut || (impl == HeadImpl::kAuto && auto_lut_[i])) && q.wbits <= 4 &&
+               q.abits <= 4) {
+      SI_RETURN_IF_ERROR(LutConvAccumulate(lut_weights_[i], codes, q.abits, zps, &acc));
     } else {
       // Into the one buffer of this run: no allocation and no zero fill per conv.
       SI_RETURN_IF_ERROR(Int8ConvAccumulate(int8_convs_[i], codes, zps, &acc));
@@ -431,6 +439,45 @@ std::pair<float, int32_t> ActivationRange(std::vector<float>& v, double percenti
 }
 
 }  // namespace
+
+Status QuantizedHead::Tune(int runs) {
+  if (runs < 1) return InvalidArgument("tuning needs at least 1 run per kernel");
+  timings_.clear();
+  std::vector<uint8_t> codes;
+  std::vector<int32_t> acc;
+  for (size_t i = 0; i < graph_.ops.size(); ++i) {
+    const HeadOp& op = graph_.ops[i];
+    if (op.kind != HeadOpKind::kConv || !op.quantized || op.quant.wbits > 4 || op.quant.abits > 4) continue;
+    // The kernels' time does not depend on the values (no data-dependent branches), so
+    // pseudo-random codes of the right range stand in for real activations.
+    codes.resize(op.shape.input_size());
+    uint32_t state = 0x9E3779B9u + static_cast<uint32_t>(i);
+    for (uint8_t& c : codes) {
+      state = state * 1664525u + 1013904223u;
+      c = static_cast<uint8_t>((state >> 24) & ((1u << op.quant.abits) - 1));
+    }
+    const std::vector<int32_t>& zps = zero_points_[i];
+    auto time = [&](auto&& call) -> Result<double> {
+      std::vector<double> ms;
+      for (int r = 0; r <= runs; ++r) {  // one warm-up call, then `runs` timed ones
+        const auto t0 = std::chrono::steady_clock::now();
+        SI_RETURN_IF_ERROR(call());
+        const auto t1 = std::chrono::steady_clock::now();
+        if (r > 0) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      }
+      return Median(ms);
+    };
+    ConvTiming t;
+    t.name = op.name;
+    SI_ASSIGN_OR_RETURN(t.int8_ms, time([&] { return Int8ConvAccumulate(int8_convs_[i], codes, zps, &acc); }));
+    SI_ASSIGN_OR_RETURN(t.lut_ms,
+                        time([&] { return LutConvAccumulate(lut_weights_[i], codes, op.quant.abits, zps, &acc); }));
+    t.lut = t.lut_ms < t.int8_ms;
+    auto_lut_[i] = t.lut;
+    timings_.push_back(t);
+  }
+  return Status::Ok();
+}
 
 Status QuantizeGraph(HeadGraph& g, const std::vector<Tensor3>& calibration, const QuantizeOptions& o) {
   SI_RETURN_IF_ERROR(g.Validate());

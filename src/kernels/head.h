@@ -90,17 +90,33 @@ void MaxPool2dInto(const Tensor3& in, int kernel, int stride, int padding, Tenso
 // Float execution: what the converter checks against LibTorch.
 Result<Tensor3> RunFloat(const HeadGraph& graph, const Tensor3& input);
 
-enum class HeadImpl { kInt8 = 1, kLut = 2, kReference = 3 };
+enum class HeadImpl { kInt8 = 1, kLut = 2, kReference = 3, kAuto = 4 };
 const char* HeadImplName(HeadImpl impl);
+// "int8", "lut", "reference" or "auto"; INVALID_ARGUMENT naming the choices otherwise.
+Result<HeadImpl> ParseHeadImpl(const std::string& name);
+
+// One conv's kernel times as QuantizedHead::Tune measured them (median, milliseconds).
+struct ConvTiming {
+  std::string name;
+  double int8_ms = 0, lut_ms = 0;
+  bool lut = false;  // the LUT kernel was faster: kAuto runs it
+};
 
 // Low-bit execution. kInt8 runs every conv through Int8ConvAccumulate (LUT-coded weights are
 // decoded to int8 once, in Prepare); kLut runs convs with wbits and abits <= 4 through
 // LutConvAccumulate and the rest through the int8 kernel; kReference uses
-// ReferenceConvAccumulate. All three give the same result bit for bit.
+// ReferenceConvAccumulate; kAuto runs each conv the LUT can take on whichever of the two
+// kernels Tune found faster on this CPU (the int8 kernel wins some layers: see
+// bench/README.md), and like kLut before Tune. All give the same result bit for bit, so the
+// choice changes only the time.
 class QuantizedHead {
  public:
   static Result<QuantizedHead> Prepare(HeadGraph graph, KernelPath path = KernelPath::kAuto);
   Result<Tensor3> Run(const Tensor3& input, HeadImpl impl) const;
+  // Times the int8 and LUT kernels on every conv both can run (`runs` calls each, on
+  // deterministic pseudo-random codes of the conv's input size) and keeps the faster for kAuto.
+  Status Tune(int runs = 7);
+  const std::vector<ConvTiming>& timings() const { return timings_; }
   const HeadGraph& graph() const { return graph_; }
   KernelPath path() const { return path_; }  // resolved: never kAuto
 
@@ -111,6 +127,8 @@ class QuantizedHead {
   std::vector<Int8ConvWeights> int8_convs_;        // per op: int8_weights_ prepared for path_
   std::vector<LutWeights> lut_weights_;            // per op (wbits <= 4 only)
   std::vector<std::vector<int32_t>> zero_points_;  // per op: the input zero point of each region
+  std::vector<char> auto_lut_;                     // per op: kAuto runs the LUT kernel
+  std::vector<ConvTiming> timings_;                // from Tune
 };
 
 // The activation quantization of a quantized conv's input, per tensor, in float:

@@ -206,17 +206,15 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
   kernels::HeadImpl lowbit_impl = kernels::HeadImpl::kInt8;
   if (!o.lowbit_head.empty()) {
     if (o.mode != "split") return InvalidArgument("--head lowbit runs the node's head: it needs --mode split");
-    if (o.lowbit_impl == "lut") {
-      lowbit_impl = kernels::HeadImpl::kLut;
-    } else if (o.lowbit_impl != "int8") {
-      return InvalidArgument("unknown low-bit implementation '" + o.lowbit_impl + "'; use int8 or lut");
-    }
+    SI_ASSIGN_OR_RETURN(lowbit_impl, kernels::ParseHeadImpl(o.lowbit_impl));
     SI_ASSIGN_OR_RETURN(auto graph, kernels::LoadHead(o.lowbit_head));
     if (graph.model != pipeline.model_meta().model || graph.split != pipeline.split().name) {
       return Mismatch("head file " + o.lowbit_head + " is " + graph.model + " up to " + graph.split + ", the pipeline " +
                       pipeline.model_meta().model + " split at " + pipeline.split().name);
     }
     SI_ASSIGN_OR_RETURN(auto head, kernels::QuantizedHead::Prepare(std::move(graph)));
+    // auto: time both kernels per conv once, before the first image (milliseconds).
+    if (lowbit_impl == kernels::HeadImpl::kAuto) SI_RETURN_IF_ERROR(head.Tune());
     lowbit = std::move(head);
   }
   const auto& spec = pipeline.spec();

@@ -36,7 +36,7 @@ struct NodeOptions {
   // Split mode: run the head with the low-bit kernels from this head file (quantize-head)
   // instead of LibTorch; the encoder (if any), codec and frame are unchanged.
   std::string lowbit_head;
-  std::string lowbit_impl = "int8";  // int8 | lut
+  std::string lowbit_impl = "int8";  // int8 | lut | reference | auto (kernels::ParseHeadImpl)
   std::string token;   // bearer token
   std::string tls_ca;  // PEM root certificate: use TLS
   int max_retries = 8;

@@ -128,6 +128,16 @@ TEST(HeadTest, ImplementationsAgreeBitForBit) {
     ASSERT_EQ(ref->data.size(), ref_float->data.size());
     EXPECT_EQ(0, std::memcmp(ref->data.data(), int8->data.data(), ref->data.size() * sizeof(float)));
     EXPECT_EQ(0, std::memcmp(ref->data.data(), lut->data.data(), ref->data.size() * sizeof(float)));
+    // auto, tuned: one timing per conv the LUT can run, and still the same bits.
+    ASSERT_TRUE(head->Tune(1).ok());
+    size_t convs = 0;
+    for (const HeadOp& op : g.ops) convs += op.kind == HeadOpKind::kConv;
+    const size_t lut_convs = c.wbits <= 4 && c.abits <= 4 ? convs : 0;
+    EXPECT_EQ(head->timings().size(), lut_convs);
+    for (const ConvTiming& t : head->timings()) EXPECT_TRUE(t.int8_ms > 0 && t.lut_ms > 0) << t.name;
+    auto tuned = head->Run(x, HeadImpl::kAuto);
+    ASSERT_TRUE(tuned.ok());
+    EXPECT_EQ(0, std::memcmp(ref->data.data(), tuned->data.data(), ref->data.size() * sizeof(float)));
     if (c.wbits == 8 && c.abits == 8) {
       double err = 0, norm = 0;
       for (size_t k = 0; k < ref->data.size(); ++k) {
@@ -400,6 +410,15 @@ TEST(HeadTest, MaxPoolMatchesTheDirectLoop) {
       }
     }
   }
+}
+
+TEST(HeadTest, ImplementationNames) {
+  for (HeadImpl impl : {HeadImpl::kInt8, HeadImpl::kLut, HeadImpl::kReference, HeadImpl::kAuto})
+    EXPECT_EQ(ParseHeadImpl(HeadImplName(impl)).value(), impl);
+  auto bad = ParseHeadImpl("fast");
+  EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("unknown low-bit implementation 'fast'; use int8, lut, reference or auto"),
+            std::string::npos);
 }
 
 TEST(HeadTest, GraphErrorsNameTheOp) {

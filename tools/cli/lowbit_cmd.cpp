@@ -25,13 +25,6 @@ struct Args {
   Args() { ft.epochs = 0; }  // fine-tuning only when asked (--finetune N)
 };
 
-Result<kernels::HeadImpl> ParseImpl(const std::string& s) {
-  if (s == "int8") return kernels::HeadImpl::kInt8;
-  if (s == "lut") return kernels::HeadImpl::kLut;
-  if (s == "reference") return kernels::HeadImpl::kReference;
-  return InvalidArgument("unknown --impl '" + s + "'; use int8, lut or reference");
-}
-
 }  // namespace
 
 std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* selected) {
@@ -58,7 +51,7 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   eh->add_option("--head", a->e.head_file, "head file from quantize-head")->required();
   eh->add_option("--checkpoint", a->e.checkpoint, "the checkpoint the head came from")->required();
   eh->add_option("--pipeline", a->e.pipeline, "pipeline YAML: its encoder, codec and server side after the head");
-  eh->add_option("--impl", a->eval_impl, "int8 | lut | reference (all give the same result)");
+  eh->add_option("--impl", a->eval_impl, "int8 | lut | reference | auto (all give the same result)");
   eh->add_option("--limit", a->e.limit, "test images (0 = all)");
   eh->add_flag("--json", a->json, "print one JSON object");
 
@@ -67,7 +60,7 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   auto* bh = bench->add_subcommand("head", "time a head at batch 1: LibTorch float against the low-bit kernels");
   bh->add_option("--checkpoint", a->b.checkpoint, "checkpoint .pt or zoo name")->required();
   bh->add_option("--split", a->b.split, "the split point the head ends at")->required();
-  bh->add_option("--impl", a->b.impl, "torch | int8 | lut | reference");
+  bh->add_option("--impl", a->b.impl, "torch | int8 | lut | reference | auto (int8 or lut per conv, timed)");
   bh->add_option("--quantized", a->b.quantized, "head file (for int8, lut, reference)");
   bh->add_option("--input", a->b.input, "CxHxW, e.g. 1x28x28 or 3x224x224 (must be the model's input)");
   bh->add_option("--kernel-path", a->kernel_path, "the kernels' SIMD path: auto, portable, avx2, avx512")
@@ -106,7 +99,7 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
       return Status::Ok();
     }
     if (eh->parsed()) {
-      SI_ASSIGN_OR_RETURN(a->e.impl, ParseImpl(a->eval_impl));
+      SI_ASSIGN_OR_RETURN(a->e.impl, kernels::ParseHeadImpl(a->eval_impl));
       a->e.progress = !a->json;
       SI_ASSIGN_OR_RETURN(auto r, eval::EvaluateHead(a->e));
       if (a->json) {

@@ -181,7 +181,7 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
   node->add_option("--threads", o.threads, "LibTorch threads for the node's compute")->check(CLI::Range(1, 1024));
   node->add_option("--head", node_args->head, "run the head as `lowbit FILE` (a quantize-head file) instead of LibTorch")
       ->expected(2);
-  node->add_option("--head-impl", o.lowbit_impl, "with --head lowbit: int8 | lut");
+  node->add_option("--head-impl", o.lowbit_impl, "with --head lowbit: int8 | lut | auto (the faster per conv, timed at start)");
   node->add_option("--token-file", node_args->token_file, "bearer token (first line)");
   node->add_option("--tls-ca", o.tls_ca, "PEM root certificate: connect with TLS");
   node->add_option("--retries", o.max_retries, "retries per request on UNAVAILABLE / RESOURCE_EXHAUSTED");
