@@ -114,6 +114,13 @@ Result<std::vector<Tensor3>> Shapes(const HeadGraph& g) {
         return InvalidArgument(label + ": " + std::to_string(op.weight.size()) + " weights and " +
                                std::to_string(op.bias.size()) + " biases for the shape");
       }
+      // A file is untrusted: a NaN or infinite weight would turn every later value into NaN.
+      for (size_t k = 0; k < op.weight.size(); ++k) {
+        if (!std::isfinite(op.weight[k])) return InvalidArgument(label + ": weight " + std::to_string(k) + " is not finite");
+      }
+      for (size_t k = 0; k < op.bias.size(); ++k) {
+        if (!std::isfinite(op.bias[k])) return InvalidArgument(label + ": bias " + std::to_string(k) + " is not finite");
+      }
       if (op.quantized) SI_RETURN_IF_ERROR(CheckQuant(op, label));
       out = {op.shape.out_channels, op.shape.out_height(), op.shape.out_width(), {}};
       if (op.residual >= 0) {
@@ -186,7 +193,8 @@ void AddResidualRelu(const HeadOp& op, const std::vector<Tensor3>& regs, Tensor3
   }
 }
 
-float ClampCode(float v, float top) { return std::min(std::max(v, 0.f), top); }
+// NaN (finite weights can still overflow to inf - inf) becomes 0, as the AVX2 path makes it.
+float ClampCode(float v, float top) { return v > 0.f ? std::min(v, top) : 0.f; }
 
 #ifdef SI_HEAD_X86
 // QuantizeActivations, 8 values at a time, with the scalar loop's operations in its order:
@@ -194,6 +202,8 @@ float ClampCode(float v, float top) { return std::min(std::max(v, 0.f), top); }
 // vaddps, then max(0, v) and min(top, v) written so that they pick what std::max(v, 0.f) and
 // std::min(v, top) pick (the second operand of maxps/minps is returned when they compare false),
 // and a truncating conversion as static_cast does (the value is already integral and in range).
+// A NaN passes maxps/minps as NaN and converts to 0x80000000, whose low byte is code 0: what
+// ClampCode gives it.
 __attribute__((target("avx2"), always_inline)) inline __m256i Codes8(const float* p, __m256 inv, __m256 zero,
                                                                      __m256 top) {
   __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(p), inv), _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC);

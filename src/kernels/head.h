@@ -77,7 +77,8 @@ struct HeadGraph {
   int in_channels = 0, in_height = 0, in_width = 0;
   std::vector<HeadOp> ops;
 
-  // Checks every op against the registers it reads (indices, shapes, counts, limits).
+  // Checks every op against the registers it reads (indices, shapes, counts, limits) and that
+  // every float weight and bias is finite.
   Status Validate() const;
   // Output shape of register r (0 = input).
   Result<Tensor3> ShapeOf(int reg) const;
@@ -134,7 +135,7 @@ class QuantizedHead {
 // The activation quantization of a quantized conv's input, per tensor, in float:
 //   codes[k] = clamp(nearbyint(x[k] * (1 / scale)) + zero_point, 0, 2^abits - 1)
 // (1 / scale rounded once; nearbyint in the current rounding mode, which this module never
-// changes). Vectorised where the CPU allows; every path gives the same codes.
+// changes); a NaN gets code 0. Vectorised where the CPU allows; every path gives the same codes.
 void QuantizeActivations(const float* x, size_t n, float scale, int32_t zero_point, int abits, uint8_t* codes);
 
 // Quantization of a float graph, arithmetic only (the converter in src/models/lowbit calls it).

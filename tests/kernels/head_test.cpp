@@ -187,6 +187,10 @@ TEST(HeadTest, QuantizeActivationsMatchesTheFormula) {
       std::vector<float> x;
       for (int i = -40; i <= 40; ++i) x.push_back(static_cast<float>(i) * 0.5f * scale);  // halves
       for (float v : {0.f, -0.f, 1e30f, -1e30f, 3e38f, -3e38f, 1e-30f, -1e-30f}) x.push_back(v);
+      for (int i = 0; i < 17; ++i) {  // NaN and infinities, in the vector body and the tail
+        x.push_back(std::numeric_limits<float>::quiet_NaN());
+        x.push_back(i % 2 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity());
+      }
       for (int i = 0; i < 300; ++i) x.push_back(u(rng) * scale * static_cast<float>(top));
       for (size_t n : {x.size(), size_t{15}, size_t{16}, size_t{17}, size_t{1}}) {
         SCOPED_TRACE("abits " + std::to_string(abits) + " scale " + std::to_string(scale) + " n " + std::to_string(n));
@@ -195,7 +199,9 @@ TEST(HeadTest, QuantizeActivationsMatchesTheFormula) {
         const float inv = 1.f / scale;
         for (size_t k = 0; k < n; ++k) {
           const float v = std::nearbyint(x[k] * inv) + static_cast<float>(zp);
-          const auto want = static_cast<uint8_t>(std::min(std::max(v, 0.f), static_cast<float>(top)));
+          // NaN -> 0 (documented; a plain cast of NaN would be undefined).
+          const auto want =
+              std::isnan(v) ? uint8_t{0} : static_cast<uint8_t>(std::min(std::max(v, 0.f), static_cast<float>(top)));
           ASSERT_EQ(+got[k], +want) << "x = " << x[k];
         }
       }
