@@ -478,6 +478,7 @@ Status QuantizedHead::Tune(int runs) {
       return Median(ms);
     };
     ConvTiming t;
+    t.op = i;
     t.name = op.name;
     SI_ASSIGN_OR_RETURN(t.int8_ms, time([&] { return Int8ConvAccumulate(int8_convs_[i], codes, zps, &acc); }));
     SI_ASSIGN_OR_RETURN(t.lut_ms,
@@ -486,6 +487,41 @@ Status QuantizedHead::Tune(int runs) {
     auto_lut_[i] = t.lut;
     timings_.push_back(t);
   }
+  if (timings_.empty()) return Status::Ok();
+  // Layer times alone miss what the kernels do to each other's caches (two sets of weights and
+  // scratch buffers instead of one): time the whole head with the per-conv choice, all int8
+  // and all LUT, and keep the fastest, so auto is never slower than both plain choices.
+  Tensor3 x{graph_.in_channels, graph_.in_height, graph_.in_width, {}};
+  x.data.resize(static_cast<size_t>(x.c) * x.h * x.w);
+  uint32_t state = 12345;
+  for (float& v : x.data) {
+    state = state * 1664525u + 1013904223u;
+    v = static_cast<float>(state >> 8) / static_cast<float>(1u << 24) * 2.f - 1.f;
+  }
+  const std::vector<char> per_conv = auto_lut_;
+  std::vector<char> best = per_conv;
+  double best_ms = 0;
+  for (int choice = 0; choice < 3; ++choice) {
+    std::vector<char> use = per_conv;
+    if (choice > 0) {
+      std::fill(use.begin(), use.end(), static_cast<char>(choice == 2));
+    }
+    auto_lut_ = use;
+    std::vector<double> ms;
+    for (int r = 0; r <= runs; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      SI_RETURN_IF_ERROR(Run(x, HeadImpl::kAuto).status());
+      const auto t1 = std::chrono::steady_clock::now();
+      if (r > 0) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    const double m = Median(ms);
+    if (choice == 0 || m < best_ms) {
+      best_ms = m;
+      best = use;
+    }
+  }
+  auto_lut_ = best;
+  for (ConvTiming& t : timings_) t.lut = auto_lut_[t.op];
   return Status::Ok();
 }
 

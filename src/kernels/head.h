@@ -98,9 +98,10 @@ Result<HeadImpl> ParseHeadImpl(const std::string& name);
 
 // One conv's kernel times as QuantizedHead::Tune measured them (median, milliseconds).
 struct ConvTiming {
+  size_t op = 0;  // index in graph().ops
   std::string name;
   double int8_ms = 0, lut_ms = 0;
-  bool lut = false;  // the LUT kernel was faster: kAuto runs it
+  bool lut = false;  // kAuto runs the LUT kernel on it (after Tune's whole-head check)
 };
 
 // Low-bit execution. kInt8 runs every conv through Int8ConvAccumulate (LUT-coded weights are
@@ -115,7 +116,9 @@ class QuantizedHead {
   static Result<QuantizedHead> Prepare(HeadGraph graph, KernelPath path = KernelPath::kAuto);
   Result<Tensor3> Run(const Tensor3& input, HeadImpl impl) const;
   // Times the int8 and LUT kernels on every conv both can run (`runs` calls each, on
-  // deterministic pseudo-random codes of the conv's input size) and keeps the faster for kAuto.
+  // deterministic pseudo-random codes of the conv's input size), then the whole head with
+  // those per-conv choices, with int8 everywhere and with the LUT everywhere (`runs` calls each,
+  // pseudo-random input), and keeps the fastest of the three for kAuto.
   Status Tune(int runs = 7);
   const std::vector<ConvTiming>& timings() const { return timings_; }
   const HeadGraph& graph() const { return graph_; }
