@@ -249,9 +249,8 @@ void QuantizeActivations(const float* x, size_t n, float scale, int32_t zero_poi
   for (; k < n; ++k) codes[k] = static_cast<uint8_t>(ClampCode(std::nearbyint(x[k] * inv) + zero, top));
 }
 
-// Separable: a row pass (max over the window along x, for every input row) into a buffer, then
-// a column pass. Max is exact and order-free, so this equals the direct 4-deep loop; padding
-// taps are skipped (they count as -inf).
+// Separable: a column pass, then a row pass. Max is exact and order-free, so this equals the
+// direct 4-deep loop; padding taps count as -inf.
 Tensor3 MaxPool2d(const Tensor3& in, int kernel, int stride, int padding) {
   Tensor3 out;
   MaxPool2dInto(in, kernel, stride, padding, &out);
@@ -264,30 +263,35 @@ void MaxPool2dInto(const Tensor3& in, int kernel, int stride, int padding, Tenso
   out.h = (in.h + 2 * padding - kernel) / stride + 1;
   out.w = (in.w + 2 * padding - kernel) / stride + 1;
   out.data.resize(static_cast<size_t>(out.c) * out.h * out.w);
-  thread_local std::vector<float> rows;
-  rows.resize(static_cast<size_t>(in.h) * out.w);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  // Column pass first, on whole input rows (contiguous: vectorised), so the row pass runs on
+  // out.h rows instead of in.h. The row pass takes the window max at every position of the
+  // row bordered by -inf (contiguous again), then keeps every stride-th.
+  const int padded_w = in.w + 2 * padding + kernel;
+  const int positions = (out.w - 1) * stride + 1;
+  thread_local std::vector<float> buf;
+  buf.resize(static_cast<size_t>(padded_w) + static_cast<size_t>(positions));
+  float* const line = buf.data();            // [padded_w]: the column maxima, -inf borders
+  float* const window = buf.data() + padded_w;  // [positions]
+  std::fill(line, line + padded_w, kNegInf);
+  float* const cols = line + padding;
   for (int c = 0; c < in.c; ++c) {
     const float* plane = in.data.data() + static_cast<size_t>(c) * in.h * in.w;
-    for (int y = 0; y < in.h; ++y) {
-      const float* row = plane + static_cast<size_t>(y) * in.w;
-      float* dst = rows.data() + static_cast<size_t>(y) * out.w;
-      for (int x = 0; x < out.w; ++x) {
-        const int x0 = std::max(0, x * stride - padding), x1 = std::min(in.w, x * stride - padding + kernel);
-        float m = kNegInf;
-        for (int ix = x0; ix < x1; ++ix) m = std::max(m, row[ix]);
-        dst[x] = m;
-      }
-    }
     float* o = out.data.data() + static_cast<size_t>(c) * out.h * out.w;
     for (int y = 0; y < out.h; ++y) {
       const int y0 = std::max(0, y * stride - padding), y1 = std::min(in.h, y * stride - padding + kernel);
-      float* dst = o + static_cast<size_t>(y) * out.w;
-      std::fill(dst, dst + out.w, kNegInf);
-      for (int iy = y0; iy < y1; ++iy) {
-        const float* src = rows.data() + static_cast<size_t>(iy) * out.w;
-        for (int x = 0; x < out.w; ++x) dst[x] = std::max(dst[x], src[x]);
+      std::copy(plane + static_cast<size_t>(y0) * in.w, plane + static_cast<size_t>(y0 + 1) * in.w, cols);
+      for (int iy = y0 + 1; iy < y1; ++iy) {
+        const float* src = plane + static_cast<size_t>(iy) * in.w;
+        for (int x = 0; x < in.w; ++x) cols[x] = std::max(cols[x], src[x]);
       }
+      std::copy(line, line + positions, window);
+      for (int k = 1; k < kernel; ++k) {
+        const float* shifted = line + k;
+        for (int i = 0; i < positions; ++i) window[i] = std::max(window[i], shifted[i]);
+      }
+      float* dst = o + static_cast<size_t>(y) * out.w;
+      for (int x = 0; x < out.w; ++x) dst[x] = window[static_cast<size_t>(x) * stride];
     }
   }
 }

@@ -151,7 +151,7 @@ Status RequantizeInto(const ConvShape& s, const std::vector<int32_t>& acc, const
 
   const size_t pixels = s.pixels();
   std::vector<float>& out = *dst;
-  out.assign(s.output_size(), 0.f);  // reuses the caller's capacity
+  out.resize(s.output_size());  // reuses the caller's capacity; region 0 writes every element
   // The documented per-element order, run for all pixels of a channel at once (region by
   // region over a row of partial sums), so the compiler vectorises across pixels; each
   // element still sees exactly: 0, += acc[0]*w[0], += acc[1]*w[1], ..., * input_scale, + bias.
@@ -161,11 +161,17 @@ Status RequantizeInto(const ConvShape& s, const std::vector<int32_t>& acc, const
     const float* scales = rq.weight_scales.data() + static_cast<size_t>(oc) * regions;
     const int32_t* a = acc.data() + static_cast<size_t>(oc) * regions * pixels;
     const float bias = rq.bias.empty() ? 0.f : rq.bias[oc];
-    float* o = out.data() + static_cast<size_t>(oc) * pixels;  // the running sums (zero-initialised)
+    float* o = out.data() + static_cast<size_t>(oc) * pixels;  // the running sums
     for (int g = 0; g < regions; ++g) {
       const int32_t* ag = a + g * pixels;
       const float scale = per_region ? scales[g] * rq.input_scales[g] : scales[g];
-      for (size_t p = 0; p < pixels; ++p) o[p] += static_cast<float>(ag[p]) * scale;
+      if (g == 0) {
+        // s = 0, s += ...: written as 0 + x, which is not x when x is -0 (the sum is then +0);
+        // without -ffast-math the compiler keeps the add. No separate zero-fill pass.
+        for (size_t p = 0; p < pixels; ++p) o[p] = 0.f + static_cast<float>(ag[p]) * scale;
+      } else {
+        for (size_t p = 0; p < pixels; ++p) o[p] += static_cast<float>(ag[p]) * scale;
+      }
     }
     if (rq.relu) {
       for (size_t p = 0; p < pixels; ++p) {
