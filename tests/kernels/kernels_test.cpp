@@ -11,19 +11,15 @@
 #include "kernels/lut.h"
 #include "kernels/qconv.h"
 #include "kernels/qgemm.h"
+#include "conv_test_util.h"
 #include "test_seed.h"
 
 namespace splitinfer::kernels {
 namespace {
 
 using ::splitinfer::testing::TestSeed;
-
-std::string Describe(const ConvShape& s) {
-  return std::to_string(s.in_channels) + "x" + std::to_string(s.in_height) + "x" + std::to_string(s.in_width) +
-         " -> " + std::to_string(s.out_channels) + " k" + std::to_string(s.kernel_h) + "x" +
-         std::to_string(s.kernel_w) + " s" + std::to_string(s.stride) + " p" + std::to_string(s.padding) + " G" +
-         std::to_string(s.group_size);
-}
+using test_util::Describe;
+using test_util::RandomVector;
 
 // Fixed shapes covering the corners, then random ones.
 std::vector<ConvShape> Shapes(std::mt19937& rng) {
@@ -59,14 +55,6 @@ std::vector<ConvShape> Shapes(std::mt19937& rng) {
     if (ValidateConvShape(s).ok()) shapes.push_back(s);
   }
   return shapes;
-}
-
-template <typename T>
-std::vector<T> RandomVector(std::mt19937& rng, size_t n, int lo, int hi) {
-  std::uniform_int_distribution<int> d(lo, hi);
-  std::vector<T> v(n);
-  for (auto& x : v) x = static_cast<T>(d(rng));
-  return v;
 }
 
 Requant RandomRequant(std::mt19937& rng, const ConvShape& s) {
@@ -517,71 +505,6 @@ TEST(KernelsErrorTest, ShapesAndArgumentsAreValidated) {
   ExpectError(QGemm(GemmShape{1, 2, 4, 2, 2}, a, b, nullptr, out, static_cast<KernelPath>(9)),
               ErrorCode::kInvalidArgument, "path");
   EXPECT_STREQ(KernelPathName(KernelPath::kAvx512Vnni), "avx512vnni");
-}
-
-// Timing only, never asserted (tests never assert on time): run with
-// --gtest_also_run_disabled_tests --gtest_filter='*Timing*'. Real benchmarks belong in bench/.
-TEST(KernelsTest, DISABLED_Timing) {
-  std::mt19937 rng(TestSeed());
-  const ConvShape s{64, 14, 14, 64, 3, 3, 1, 1, 16};
-  const auto input = RandomVector<uint8_t>(rng, s.input_size(), 0, 15);
-  const auto codes = RandomVector<uint8_t>(rng, s.weight_size(), 0, 15);
-  const auto weights = DecodeLutWeights(codes, 4).value();
-  auto median_ms = [](auto&& fn) {
-    std::vector<double> ms;
-    for (int i = 0; i < 21; ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      fn();
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-    std::nth_element(ms.begin(), ms.begin() + 10, ms.end());
-    return ms[10];
-  };
-  std::printf("%s: reference %.3f ms\n", Describe(s).c_str(),
-              median_ms([&] { (void)ReferenceConvAccumulate(s, input, 3, weights); }));
-  std::printf("int8 portable %.3f ms\n", median_ms([&] { (void)Int8ConvAccumulate(s, input, 3, weights, KernelPath::kPortable); }));
-  if (CpuHasAvx2())
-    std::printf("int8 avx2 %.3f ms\n", median_ms([&] { (void)Int8ConvAccumulate(s, input, 3, weights, KernelPath::kAvx2); }));
-  if (CpuHasAvx512Vnni()) {
-    std::printf("int8 avx512vnni %.3f ms\n",
-                median_ms([&] { (void)Int8ConvAccumulate(s, input, 3, weights, KernelPath::kAvx512Vnni); }));
-    const Int8ConvWeights prepared = PrepareInt8ConvWeights(s, weights, KernelPath::kAvx512Vnni).value();
-    std::printf("int8 avx512vnni, weights prepared %.3f ms\n",
-                median_ms([&] { (void)Int8ConvAccumulate(prepared, input, 3); }));
-  }
-  for (int wbits : {1, 2, 4}) {
-    std::vector<uint8_t> c(codes);
-    for (auto& v : c) v &= (1 << wbits) - 1;
-    const LutWeights lw = PrepareLutWeights(s, c, wbits).value();
-    std::printf("lut w%da4 %.3f ms\n", wbits, median_ms([&] { (void)LutConvAccumulate(lw, input, 4, 3); }));
-  }
-  // The convolutions of the ResNet-FMNIST head up to stage3 (bench head): int8 per layer and
-  // path, weights prepared once as QuantizedHead does (avx2 and portable prepare a copy only).
-  const std::vector<ConvShape> head = {
-      {1, 28, 28, 64, 3, 3, 2, 1, 1},      {64, 14, 14, 64, 3, 3, 1, 1, 16},   {64, 14, 14, 128, 3, 3, 2, 1, 16},
-      {64, 14, 14, 128, 1, 1, 2, 0, 16},   {128, 7, 7, 128, 3, 3, 1, 1, 16},   {128, 7, 7, 256, 3, 3, 2, 1, 16},
-      {128, 7, 7, 256, 1, 1, 2, 0, 16},    {256, 4, 4, 256, 3, 3, 1, 1, 16},
-  };
-  std::printf("resnet_fmnist head convs, ms per call (median of 21):\n%-36s %9s %9s %9s\n", "layer", "portable",
-              "avx2", "vnni");
-  double total[3] = {0, 0, 0};
-  for (const ConvShape& l : head) {
-    const auto in = RandomVector<uint8_t>(rng, l.input_size(), 0, 255);
-    const auto w = RandomVector<int8_t>(rng, l.weight_size(), -127, 127);
-    double ms[3] = {0, 0, 0};
-    int i = 0;
-    for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni}) {
-      auto prepared = PrepareInt8ConvWeights(l, w, path);
-      if (prepared.ok()) {
-        std::vector<int32_t> acc;
-        ms[i] = median_ms([&] { (void)Int8ConvAccumulate(*prepared, in, 3, &acc); });
-        total[i] += ms[i];
-      }
-      ++i;
-    }
-    std::printf("%-36s %9.4f %9.4f %9.4f\n", Describe(l).c_str(), ms[0], ms[1], ms[2]);
-  }
-  std::printf("%-36s %9.4f %9.4f %9.4f\n", "total", total[0], total[1], total[2]);
 }
 
 }  // namespace

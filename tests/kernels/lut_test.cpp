@@ -13,27 +13,15 @@
 #include "kernels/lut.h"
 #include "kernels/qconv.h"
 #include "kernels/qgemm.h"
+#include "conv_test_util.h"
 #include "test_seed.h"
 
 namespace splitinfer::kernels {
 namespace {
 
 using ::splitinfer::testing::TestSeed;
-
-std::string Describe(const ConvShape& s) {
-  return std::to_string(s.in_channels) + "x" + std::to_string(s.in_height) + "x" + std::to_string(s.in_width) +
-         " -> " + std::to_string(s.out_channels) + " k" + std::to_string(s.kernel_h) + "x" +
-         std::to_string(s.kernel_w) + " s" + std::to_string(s.stride) + " p" + std::to_string(s.padding) + " G" +
-         std::to_string(s.group_size);
-}
-
-template <typename T>
-std::vector<T> RandomVector(std::mt19937& rng, size_t n, int lo, int hi) {
-  std::uniform_int_distribution<int> d(lo, hi);
-  std::vector<T> v(n);
-  for (auto& x : v) x = static_cast<T>(d(rng));
-  return v;
-}
+using test_util::Describe;
+using test_util::RandomVector;
 
 // Reports the first difference only (the vectors can be large), with its [oc][region][pixel].
 void ExpectIdentical(const ConvShape& s, const std::vector<int32_t>& got, const std::vector<int32_t>& want) {
