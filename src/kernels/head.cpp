@@ -47,7 +47,7 @@ Status CheckQuant(const HeadOp& op, const std::string& label) {
                            std::to_string(scales) + " regions");
   }
   for (float s : q.weight_scales) {
-    if (!std::isfinite(s) || s < 0) return InvalidArgument(label + ": a weight scale is negative or not finite");
+    if (!std::isfinite(s) || !(s > 0)) return InvalidArgument(label + ": a weight scale is not positive or not finite");
   }
   if (!std::isfinite(q.input_scale) || !(q.input_scale > 0)) {
     return InvalidArgument(label + ": input scale must be positive and finite");

@@ -162,10 +162,11 @@ struct QuantizeOptions {
 };
 Status QuantizeGraph(HeadGraph& graph, const std::vector<Tensor3>& calibration, const QuantizeOptions& options);
 
-// The head file (`splitinfer quantize-head --out`): "SIHEAD\0\0", u32 version (1), u32 header
-// bytes, a JSON header (model, split, input shape, ops with their fields and blob offsets), then
-// the blob (float32 and byte arrays, little-endian). LoadHead checks every count, offset and
-// shape against the file before it allocates; errors name the field.
+// The head file (`splitinfer quantize-head --out`; specified in docs/head_format.md):
+// "SIHEAD\0\0", u32 version, u32 header bytes, a JSON header (model, split, input shape, ops
+// with their fields and blob offsets), then the blob (float32 and byte arrays, little-endian).
+// LoadHead checks every count, offset and shape against the file before it allocates; errors
+// name the field.
 // Version 2 added per-region activation ranges ("input_scales", "input_zero_points"); version 1
 // files (one range per conv) still load.
 inline constexpr uint32_t kHeadFileVersion = 2;

@@ -290,6 +290,16 @@ TEST(HeadTest, ActivationRangesPerRegion) {
   st = bad.Validate();
   EXPECT_EQ(st.code(), ErrorCode::kOutOfRange);
   EXPECT_NE(st.message().find("input zero point 16 of region 1"), std::string::npos) << st.message();
+  bad = region;
+  bad.ops[2].quant.weight_scales[3] = 0.f;  // Requantize refuses it: refused at load instead
+  st = bad.Validate();
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("weight scale is not positive"), std::string::npos) << st.message();
+  bad = region;
+  bad.ops[2].weight[5] = std::numeric_limits<float>::infinity();
+  st = bad.Validate();
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("weight 5 is not finite"), std::string::npos) << st.message();
 }
 
 // Version 1 files (one activation range per conv, written before per-region ranges) still load
