@@ -40,12 +40,11 @@ Result<Model> LoadModel(const std::string& what) {
     m.input_shape = loaded.meta.input_shape;
     m.norm = {loaded.meta.norm_mean, loaded.meta.norm_std};
   } else {
-    models::ModelOptions mo;
-    if (what == "resnet_fmnist") mo = {/*num_classes=*/10, /*in_channels=*/1, 0, 0};
-    SI_ASSIGN_OR_RETURN(m.net, models::CreateModel(what, mo));
+    const models::ZooDefaults zoo = models::DefaultsFor(what);
+    SI_ASSIGN_OR_RETURN(m.net, models::CreateModel(what, zoo.options));
     m.name = what;
-    m.input_shape = what == "resnet_fmnist" ? std::vector<int64_t>{1, 28, 28} : std::vector<int64_t>{3, 224, 224};
-    m.norm = data::DefaultNormalization(what == "resnet_fmnist" ? "fmnist" : "imagefolder");
+    m.input_shape = zoo.input_shape;
+    m.norm = data::DefaultNormalization(zoo.dataset);
   }
   m.net->eval();
   return m;

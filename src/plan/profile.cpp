@@ -121,15 +121,14 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
       p.inputs = "the first " + std::to_string(o.codec_maps) + " Fashion-MNIST test images";
     }
   } else {
-    models::ModelOptions mo;
-    if (o.model == "resnet_fmnist") mo = {/*num_classes=*/10, /*in_channels=*/1, 0, 0};
-    SI_ASSIGN_OR_RETURN(model, models::CreateModel(o.model, mo));
+    const models::ZooDefaults zoo = models::DefaultsFor(o.model);
+    SI_ASSIGN_OR_RETURN(model, models::CreateModel(o.model, zoo.options));
     model->to(device);
     model->eval();
     p.model = o.model;
     p.source = "random weights";
-    p.input_shape = o.model == "resnet_fmnist" ? std::vector<int64_t>{1, 28, 28} : std::vector<int64_t>{3, 224, 224};
-    norm = data::DefaultNormalization(o.model == "resnet_fmnist" ? "fmnist" : "imagefolder");
+    p.input_shape = zoo.input_shape;
+    norm = data::DefaultNormalization(zoo.dataset);
   }
   if (!images_u8.defined()) {
     // Smooth random images (a blurred noise field): the codec's bytes on such inputs say little

@@ -202,9 +202,7 @@ si::Status RunEval(const EvalArgs& a) {
 
 si::Status RunModels(bool params) {
   for (const auto& name : si::models::ModelNames()) {
-    si::models::ModelOptions o;
-    if (name == "resnet_fmnist") o = {/*num_classes=*/10, /*in_channels=*/1, 0, 0};
-    SI_ASSIGN_OR_RETURN(si::models::BlockChain m, si::models::CreateModel(name, o));
+    SI_ASSIGN_OR_RETURN(si::models::BlockChain m, si::models::CreateModel(name, si::models::DefaultsFor(name).options));
     std::printf("%-18s", name.c_str());
     if (params) std::printf(" %12lld params ", static_cast<long long>(m->parameter_count()));
     std::printf(" splits:");

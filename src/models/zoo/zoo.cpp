@@ -25,6 +25,11 @@ std::vector<std::string> ModelNames() {
   return names;
 }
 
+ZooDefaults DefaultsFor(const std::string& name) {
+  if (name == "resnet_fmnist") return {{/*num_classes=*/10, /*in_channels=*/1, 0, 0}, {1, 28, 28}, "fmnist"};
+  return {ModelOptions{}, {3, 224, 224}, "imagefolder"};
+}
+
 Result<BlockChain> CreateModel(const std::string& name, const ModelOptions& options) {
   auto it = Registry().find(name);
   if (it == Registry().end()) {

@@ -14,6 +14,16 @@ namespace splitinfer::models {
 
 // NOT_FOUND listing the known names for an unknown model.
 Result<BlockChain> CreateModel(const std::string& name, const ModelOptions& options);
+
+// What a zoo model is built for when no checkpoint says otherwise (random weights: profiles,
+// benchmarks, `splitinfer models`): resnet_fmnist takes 1x28x28 Fashion-MNIST images into 10
+// classes, every other model 3x224x224 ImageNet-normalised images into 1000.
+struct ZooDefaults {
+  ModelOptions options;
+  std::vector<int64_t> input_shape;  // {C, H, W}
+  std::string dataset;               // whose normalisation the inputs use: "fmnist" or "imagefolder"
+};
+ZooDefaults DefaultsFor(const std::string& name);
 std::vector<std::string> ModelNames();
 
 // Small residual network for 28x28 grayscale (Fashion-MNIST). Blocks: stem (conv3x3 stride 2
