@@ -31,27 +31,26 @@ sys.exit(0 if 'splitinfer_requests_total{code=\"NOT_FOUND\"' in t and 'splitinfe
 else
   echo "FAIL metrics endpoint"; rc=1
 fi
-# The node with a low-bit head (issue 7): same frames, same server; 8-bit keeps the answers.
-if "$BIN" quantize-head --checkpoint "$SRC/models/fmnist_best/model.pt" --split stage3 --wbits 8 --abits 8 --group 16 \
-     --calibration 16 --out "$TMP/head.sihead" --json > "$TMP/qh.json" 2>&1 &&
-   "$BIN" node --server "127.0.0.1:$(cat "$TMP/port")" --pipeline "$SRC/models/fmnist_best.yaml" --limit 100 \
-     --head lowbit "$TMP/head.sihead" --head-impl lut --json --quiet > "$TMP/node.json" 2>&1 &&
-   $PY -c "import json,sys; j=json.load(open('$TMP/node.json')); sys.exit(0 if j['images']==100 and j['top1']>=85 else 1)"; then
-  echo "ok   node --head lowbit"
-else
-  echo "FAIL node --head lowbit"; cat "$TMP/qh.json" "$TMP/node.json"; rc=1
-fi
+# The node with a low-bit head (issue 7): same frames, same server. lowbit_node TAG IMPL
+# QUANTIZE-ARGS...: quantize fmnist_best's head, run 100 test images through the node with it,
+# expect >= 85 % top-1.
+lowbit_node() {
+  local tag=$1 impl=$2; shift 2
+  if "$BIN" quantize-head --checkpoint "$SRC/models/fmnist_best/model.pt" --split stage3 --group 16 "$@" \
+       --out "$TMP/$tag.sihead" --json > "$TMP/$tag.qh.json" 2>&1 &&
+     "$BIN" node --server "127.0.0.1:$(cat "$TMP/port")" --pipeline "$SRC/models/fmnist_best.yaml" --limit 100 \
+       --head lowbit "$TMP/$tag.sihead" --head-impl "$impl" --json --quiet > "$TMP/$tag.node.json" 2>&1 &&
+     $PY -c "import json,sys; j=json.load(open('$TMP/$tag.node.json')); sys.exit(0 if j['images']==100 and j['top1']>=85 else 1)"; then
+    echo "ok   node --head lowbit ($tag, --head-impl $impl)"
+  else
+    echo "FAIL node --head lowbit ($tag, --head-impl $impl)"; cat "$TMP/$tag.qh.json" "$TMP/$tag.node.json"; rc=1
+  fi
+}
+# 8 bits keep the answers.
+lowbit_node w8a8 lut --wbits 8 --abits 8 --calibration 16
 # 4-bit weights and activations (per-region ranges: ~92.5 % on the full test set) on whichever
 # of the int8 and LUT kernels `auto` finds faster per conv.
-if "$BIN" quantize-head --checkpoint "$SRC/models/fmnist_best/model.pt" --split stage3 --wbits 4 --abits 4 --group 16 \
-     --calibration 64 --out "$TMP/head4.sihead" --json > "$TMP/qh4.json" 2>&1 &&
-   "$BIN" node --server "127.0.0.1:$(cat "$TMP/port")" --pipeline "$SRC/models/fmnist_best.yaml" --limit 100 \
-     --head lowbit "$TMP/head4.sihead" --head-impl auto --json --quiet > "$TMP/node4.json" 2>&1 &&
-   $PY -c "import json,sys; j=json.load(open('$TMP/node4.json')); sys.exit(0 if j['images']==100 and j['top1']>=85 else 1)"; then
-  echo "ok   node --head lowbit --head-impl auto (w4a4)"
-else
-  echo "FAIL node --head lowbit --head-impl auto"; cat "$TMP/qh4.json" "$TMP/node4.json"; rc=1
-fi
+lowbit_node w4a4 auto --wbits 4 --abits 4 --calibration 64
 # SIGTERM: the server must drain and exit 0.
 kill -TERM $SERVER
 wait $SERVER
