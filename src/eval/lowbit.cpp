@@ -121,6 +121,7 @@ Result<HeadEvalReport> EvaluateHead(const HeadEvalOptions& o) {
   torch::NoGradGuard no_grad;
   SI_ASSIGN_OR_RETURN(auto graph, kernels::LoadHead(o.head_file));
   SI_ASSIGN_OR_RETURN(auto head, kernels::QuantizedHead::Prepare(graph));
+  if (o.impl == kernels::HeadImpl::kAuto) SI_RETURN_IF_ERROR(head.Tune());  // as the node does
   SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint));
   if (m.name != graph.model) {
     return Mismatch("head file " + o.head_file + " is of " + graph.model + ", the checkpoint of " + m.name);
