@@ -121,6 +121,12 @@ Result<std::vector<float>> Requantize(const ConvShape& s, const std::vector<int3
   return out;
 }
 
+// Cloned for AVX-512 and AVX2 (GCC picks one at load time): the loops below are the module's
+// widest, and wider vectors change nothing in the result (the same IEEE operations per element;
+// -ffp-contract=off keeps them unfused).
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 Status RequantizeInto(const ConvShape& s, const std::vector<int32_t>& acc, const Requant& rq, std::vector<float>* dst) {
   SI_RETURN_IF_ERROR(ValidateConvShape(s));
   const int regions = s.regions();
