@@ -7,7 +7,6 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
-#include <tuple>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -238,6 +237,17 @@ Status CheckInput(const HeadGraph& g, const Tensor3& input) {
 }
 
 }  // namespace
+
+Tensor3 PseudoRandomInput(int c, int h, int w, uint32_t seed) {
+  Tensor3 x{c, h, w, {}};
+  x.data.resize(static_cast<size_t>(c) * h * w);
+  uint32_t state = seed;
+  for (float& v : x.data) {
+    state = state * 1664525u + 1013904223u;
+    v = static_cast<float>(state >> 8) / static_cast<float>(1u << 24) * 2.f - 1.f;
+  }
+  return x;
+}
 
 void QuantizeActivations(const float* x, size_t n, float scale, int32_t zero_point, int abits, uint8_t* codes) {
   const float inv = 1.f / scale;
@@ -495,13 +505,7 @@ Status QuantizedHead::Tune(int runs) {
   // Layer times alone miss what the kernels do to each other's caches (two sets of weights and
   // scratch buffers instead of one): time the whole head with the per-conv choice, all int8
   // and all LUT, and keep the fastest, so auto is never slower than both plain choices.
-  Tensor3 x{graph_.in_channels, graph_.in_height, graph_.in_width, {}};
-  x.data.resize(static_cast<size_t>(x.c) * x.h * x.w);
-  uint32_t state = 12345;
-  for (float& v : x.data) {
-    state = state * 1664525u + 1013904223u;
-    v = static_cast<float>(state >> 8) / static_cast<float>(1u << 24) * 2.f - 1.f;
-  }
+  const Tensor3 x = PseudoRandomInput(graph_.in_channels, graph_.in_height, graph_.in_width, 12345);
   const std::vector<char> per_conv = auto_lut_;
   std::vector<char> best = per_conv;
   double best_ms = 0;
@@ -622,21 +626,13 @@ Status QuantizeGraph(HeadGraph& g, const std::vector<Tensor3>& calibration, cons
       q.input_scales.push_back(scale);
       q.input_zero_points.push_back(zero_point);
     }
-    if (seen[i].size() == 1 || static_cast<int>(seen[i].size()) != s.regions()) {
-      // One range for the tensor (also when the weights fell back to one region per output
-      // channel above: activation regions follow the weights').
-      if (seen[i].size() != 1) {
-        std::vector<float> all;
-        for (const auto& v : seen[i]) all.insert(all.end(), v.begin(), v.end());
-        std::tie(q.input_scales[0], q.input_zero_points[0]) = ActivationRange(all, o.percentile, o.abits);
-      }
-      q.input_scale = q.input_scales[0];
-      q.input_zero_point = q.input_zero_points[0];
+    // region_channels follows the weights' regions (including their fallback to one region), so
+    // there is one range, or one per region.
+    q.input_scale = q.input_scales[0];  // with per-region ranges: region 0's, kept valid for readers
+    q.input_zero_point = q.input_zero_points[0];
+    if (seen[i].size() == 1) {
       q.input_scales.clear();
       q.input_zero_points.clear();
-    } else {
-      q.input_scale = q.input_scales[0];  // unused with per-region ranges; kept valid
-      q.input_zero_point = q.input_zero_points[0];
     }
     op.quantized = true;
     std::vector<std::vector<float>>().swap(seen[i]);

@@ -72,6 +72,10 @@ struct Tensor3 {
   std::vector<float> data;  // [c][h][w]
 };
 
+// A deterministic pseudo-random [c, h, w] map with values in [-1, 1) (a linear congruential
+// generator, the same on every platform): what Tune times a head on, and what tests run.
+Tensor3 PseudoRandomInput(int c, int h, int w, uint32_t seed);
+
 struct HeadGraph {
   std::string model, split;
   int in_channels = 0, in_height = 0, in_width = 0;

@@ -164,9 +164,11 @@ Status FinetuneHead(kernels::HeadGraph& graph, const HeadFinetuneOptions& o) {
   const int64_t n = train->size();
   const int64_t steps_per_epoch = (n + o.batch_size - 1) / o.batch_size;
   const ScheduleConfig sched{"cosine", 0.05, 1e-2};
-  torch::Generator gen = at::detail::createCPUGenerator(1234);
   const data::AugmentOptions aug{/*crop_padding=*/2, /*flip_probability=*/0.5};
   for (int64_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
+    // The epoch's order and augmentation derive from (seed, epoch), as in the trainer, so a
+    // resumed run sees the same batches as an uninterrupted one (AdamW's moments restart).
+    torch::Generator gen = at::detail::createCPUGenerator(1234 * 104729ULL + static_cast<uint64_t>(epoch));
     const auto order = EpochOrder(n, 1234, epoch);
     ProgressBar bar(stderr, "head qat " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), n,
                     o.progress ? 1.0 : 1e9);

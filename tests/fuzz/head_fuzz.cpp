@@ -45,17 +45,6 @@ bool SmallEnough(const HeadGraph& g) {
   return true;
 }
 
-Tensor3 FixedInput(const HeadGraph& g) {
-  Tensor3 x{g.in_channels, g.in_height, g.in_width, {}};
-  x.data.resize(static_cast<size_t>(g.in_channels) * g.in_height * g.in_width);
-  uint32_t state = 12345;
-  for (float& v : x.data) {
-    state = state * 1664525u + 1013904223u;
-    v = static_cast<float>(state >> 8) / static_cast<float>(1u << 24) * 4.f - 2.f;
-  }
-  return x;
-}
-
 bool SameBits(const Tensor3& a, const Tensor3& b) {
   return a.c == b.c && a.h == b.h && a.w == b.w && a.data.size() == b.data.size() &&
          std::memcmp(a.data.data(), b.data.data(), a.data.size() * sizeof(float)) == 0;
@@ -94,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Status valid = g.Validate();
   if (!valid.ok()) Fail("parsed graph does not validate", valid);
   if (!SmallEnough(g)) return 0;
-  const Tensor3 x = FixedInput(g);
+  const Tensor3 x = PseudoRandomInput(g.in_channels, g.in_height, g.in_width, 12345);
   auto out = RunAll(g, x);
   if (!out.ok()) return 0;  // e.g. an unquantized graph is fine for RunFloat but not Prepare
 
