@@ -65,17 +65,13 @@ nlohmann::json NodeReport::ToJson() const {
 
 namespace {
 
-bool Retryable(const grpc::Status& s) {
-  return s.error_code() == grpc::StatusCode::UNAVAILABLE || s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
-}
-
 class Client {
  public:
   Client(std::shared_ptr<grpc::Channel> channel, const NodeOptions& o)
       : stub_(inference::GRPCInferenceService::NewStub(channel)), o_(o) {}
 
-  // One call with retries: UNAVAILABLE (server restarting) and RESOURCE_EXHAUSTED (busy) back
-  // off exponentially from 50 ms to 2 s; any other error is final.
+  // One call with retries: the Retryable codes back off exponentially from 50 ms to 2 s; any
+  // other error is final.
   template <typename Req, typename Resp, typename Call>
   Status Do(const Req& req, Resp* resp, Call call, bool wait_for_ready) {
     double backoff = 0.05;

@@ -312,7 +312,7 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
   pending->held = n;
   if (metrics_) metrics_->InFlight(static_cast<double>(now_in_flight));
   if (now_in_flight > config_.max_in_flight) {
-    return ResourceExhausted("server busy: " + std::to_string(now_in_flight - n) + " images in flight, limit " +
+    return ResourceExhausted(std::string(kServerBusy) + ": " + std::to_string(now_in_flight - n) + " images in flight, limit " +
                              std::to_string(config_.max_in_flight) + "; retry with backoff");
   }
   try {

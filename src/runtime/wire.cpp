@@ -68,6 +68,18 @@ Status FromGrpc(const grpc::Status& s) {
   }
 }
 
+bool Retryable(const grpc::Status& s) {
+  switch (s.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::CANCELLED:
+      return true;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return s.error_message().find(kServerBusy) != std::string::npos;
+    default:
+      return false;
+  }
+}
+
 std::optional<int64_t> IntParam(const Params& params, const std::string& key) {
   auto it = params.find(key);
   if (it == params.end() || it->second.parameter_choice_case() != inference::InferParameter::kInt64Param) {

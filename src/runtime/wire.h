@@ -59,6 +59,19 @@ const char* GrpcCodeName(grpc::StatusCode code);  // "INVALID_ARGUMENT", as in t
 grpc::Status ToGrpc(const Status& status);
 Status FromGrpc(const grpc::Status& status);
 
+// The start of the RESOURCE_EXHAUSTED message of a server at its in-flight limit; the other
+// RESOURCE_EXHAUSTED causes (a request above a size limit) fail the same way when resent.
+inline constexpr char kServerBusy[] = "server busy";
+
+// Whether a client should resend a call that failed with `status`. Inference is a pure function
+// of the request, so resending is safe; the question is whether it can succeed:
+//   UNAVAILABLE         no server (not yet up, or restarting)
+//   RESOURCE_EXHAUSTED  only kServerBusy: the server's in-flight limit, which clears
+//   CANCELLED           a client that never cancels its own calls (the node) gets it when the
+//                       server drops a call it accepted but had not started, which a graceful
+//                       shutdown does to calls that arrive while it drains
+bool Retryable(const grpc::Status& status);
+
 using Params = google::protobuf::Map<std::string, inference::InferParameter>;
 std::optional<int64_t> IntParam(const Params& params, const std::string& key);
 std::optional<std::string> StringParam(const Params& params, const std::string& key);

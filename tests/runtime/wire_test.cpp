@@ -136,5 +136,20 @@ TEST(WireTest, ParametersAndCodes) {
   EXPECT_STREQ(GrpcCodeName(grpc::StatusCode::UNAUTHENTICATED), "UNAUTHENTICATED");
 }
 
+TEST(WireTest, OnlyCallsThatCanSucceedLaterAreRetried) {
+  using grpc::StatusCode;
+  EXPECT_TRUE(Retryable(grpc::Status(StatusCode::UNAVAILABLE, "failed to connect to all addresses")));
+  EXPECT_TRUE(Retryable(grpc::Status(StatusCode::CANCELLED, "")));  // dropped by a draining server
+  // The message the server really sends when full (ToGrpc prefixes the code name).
+  EXPECT_TRUE(Retryable(ToGrpc(ResourceExhausted(std::string(kServerBusy) + ": 64 images in flight, limit 64"))));
+  // A request above a size limit fails the same way every time.
+  EXPECT_FALSE(Retryable(grpc::Status(StatusCode::RESOURCE_EXHAUSTED,
+                                      "Received message larger than max (5000000 vs. 4194304)")));
+  EXPECT_FALSE(Retryable(ToGrpc(ResourceExhausted("300 images in one request; the limit is 256"))));
+  EXPECT_FALSE(Retryable(grpc::Status(StatusCode::INVALID_ARGUMENT, "FRAME_CRC_MISMATCH")));
+  EXPECT_FALSE(Retryable(grpc::Status(StatusCode::DEADLINE_EXCEEDED, "")));
+  EXPECT_FALSE(Retryable(grpc::Status::OK));
+}
+
 }  // namespace
 }  // namespace splitinfer::runtime
