@@ -69,7 +69,7 @@ Result<torch::Tensor> CalibrationImages(const Model& m, int64_t n) {
 
 nlohmann::json QuantizeHeadReport::ToJson() const {
   return {{"model", model}, {"split", split}, {"out", out}, {"convs", convs}, {"weight_bytes", weight_bytes},
-          {"float_graph_error", float_graph_error}};
+          {"float_graph_error", float_graph_error}, {"stopped", stopped}};
 }
 
 Result<QuantizeHeadReport> QuantizeHead(const QuantizeHeadOptions& o) {
@@ -91,7 +91,13 @@ Result<QuantizeHeadReport> QuantizeHead(const QuantizeHeadOptions& o) {
     return Internal("the extracted head of " + m.name + " differs from LibTorch's by " +
                     std::to_string(r.float_graph_error) + " (relative): its blocks are not what the converter assumes");
   }
-  if (o.finetune) SI_RETURN_IF_ERROR(o.finetune(graph));
+  if (o.finetune) {
+    SI_ASSIGN_OR_RETURN(const bool tuned, o.finetune(graph));
+    if (!tuned) {
+      r.stopped = true;
+      return r;
+    }
+  }
   std::vector<kernels::Tensor3> calib;
   for (int64_t i = 0; i < images.size(0); ++i) calib.push_back(models::lowbit::ToTensor3(images[i]));
   SI_RETURN_IF_ERROR(kernels::QuantizeGraph(graph, calib, o.quant));

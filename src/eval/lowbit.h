@@ -26,14 +26,17 @@ struct QuantizeHeadOptions {
   int64_t calibration_images = 64;  // the first training images
   std::string out;
   // Runs on the float graph (checked against LibTorch) before it is quantized: quantize-head
-  // --finetune plugs train::FinetuneHead in here (eval does not depend on train).
-  std::function<Status(kernels::HeadGraph&)> finetune;
+  // --finetune plugs train::FinetuneHead in here (eval does not depend on train). Returns
+  // whether the graph is fine-tuned; false means the run stopped early (--stop-after) with its
+  // progress in a state file, and nothing is quantized or written.
+  std::function<Result<bool>(kernels::HeadGraph&)> finetune;
 };
 
 struct QuantizeHeadReport {
   std::string model, split, out;
   int64_t convs = 0, weight_bytes = 0;  // packed weight bits of the quantized convs, in bytes
   double float_graph_error = 0;         // the extracted float graph against LibTorch (relative)
+  bool stopped = false;                 // fine-tuning stopped early; no head file was written
   nlohmann::json ToJson() const;
 };
 

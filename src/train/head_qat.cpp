@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "core/progress.h"
@@ -119,7 +120,7 @@ TORCH_MODULE(GraphHead);
 
 }  // namespace
 
-Status FinetuneHead(kernels::HeadGraph& graph, const HeadFinetuneOptions& o) {
+Result<int64_t> FinetuneHead(kernels::HeadGraph& graph, const HeadFinetuneOptions& o) {
   if (o.epochs < 1 || o.batch_size < 1) return InvalidArgument("fine-tuning needs epochs >= 1 and batch size >= 1");
   SI_ASSIGN_OR_RETURN(auto loaded, models::LoadCheckpoint(o.checkpoint, torch::kCPU));
   auto model = loaded.model;
@@ -148,26 +149,34 @@ Status FinetuneHead(kernels::HeadGraph& graph, const HeadFinetuneOptions& o) {
   GraphHead head(graph, calibrated, o.quant);
   head->train();
   auto opt = MakeOptimizer(OptimizerConfig{"adamw", o.lr, 0.9, false, 0.0}, head->parameters());
+  // Everything the batches, the schedule and the fake quantization depend on.
+  const auto& q = o.quant;
+  const nlohmann::json settings = {
+      {"checkpoint", o.checkpoint},  {"split", graph.split},
+      {"wbits", q.wbits},            {"abits", q.abits},
+      {"group", q.group_size},       {"percentile", q.percentile},
+      {"quantize_first", q.quantize_first}, {"first_wbits", q.first_wbits},
+      {"region_activations", q.region_activations}, {"epochs", o.epochs},
+      {"batch_size", o.batch_size},  {"lr", o.lr},
+      {"kd_weight", o.kd_weight},    {"kd_temperature", o.kd_temperature},
+      {"calibration_images", o.calibration_images}, {"limit_train", o.limit_train}};
+  const EpochState epoch_state{o.state_path, "head", settings.dump(), "delete it to start over"};
   int64_t start_epoch = 0;
-  if (!o.state_path.empty() && std::filesystem::exists(o.state_path)) {
-    std::vector<torch::Tensor> state;
-    torch::load(state, o.state_path);
-    auto params = head->parameters();
-    if (state.size() != params.size() + 1) {
-      return DataLoss(o.state_path + " does not hold this head's parameters: delete it to start over");
+  if (!o.state_path.empty()) {
+    SI_ASSIGN_OR_RETURN(start_epoch, LoadEpochState(epoch_state, *head, *opt, torch::kCPU));
+    if (start_epoch > 0) {  // on stderr even without progress, as the trainer does
+      std::fprintf(stderr, "head fine-tuning: resuming after epoch %lld\n", static_cast<long long>(start_epoch));
     }
-    torch::NoGradGuard ng;
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(state[i]);
-    start_epoch = state.back().item<int64_t>();
-    if (o.progress) std::fprintf(stderr, "head fine-tuning: resuming after epoch %lld\n", static_cast<long long>(start_epoch));
   }
   const int64_t n = train->size();
   const int64_t steps_per_epoch = (n + o.batch_size - 1) / o.batch_size;
   const ScheduleConfig sched{"cosine", 0.05, 1e-2};
   const data::AugmentOptions aug{/*crop_padding=*/2, /*flip_probability=*/0.5};
-  for (int64_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
+  int64_t epoch = start_epoch;
+  for (; epoch < o.epochs; ++epoch) {
+    if (o.stop_after_epochs > 0 && epoch - start_epoch >= o.stop_after_epochs) return epoch;
     // The epoch's order and augmentation derive from (seed, epoch), as in the trainer, so a
-    // resumed run sees the same batches as an uninterrupted one (AdamW's moments restart).
+    // resumed run sees the same batches as an uninterrupted one.
     torch::Generator gen = at::detail::createCPUGenerator(1234 * 104729ULL + static_cast<uint64_t>(epoch));
     const auto order = EpochOrder(n, 1234, epoch);
     ProgressBar bar(stderr, "head qat " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), n,
@@ -205,12 +214,7 @@ Status FinetuneHead(kernels::HeadGraph& graph, const HeadFinetuneOptions& o) {
       }
     }
     if (o.progress) bar.finish("");
-    if (!o.state_path.empty()) {
-      std::vector<torch::Tensor> state;
-      for (const auto& p : head->parameters()) state.push_back(p.detach().clone());
-      state.push_back(torch::tensor(epoch + 1, torch::kLong));
-      torch::save(state, o.state_path);
-    }
+    if (!o.state_path.empty()) SI_RETURN_IF_ERROR(SaveEpochState(epoch_state, *head, *opt, epoch + 1));
   }
   // The fine-tuned float weights back into the graph.
   for (size_t i = 0; i < graph.ops.size(); ++i) {
@@ -220,7 +224,8 @@ Status FinetuneHead(kernels::HeadGraph& graph, const HeadFinetuneOptions& o) {
     op.weight.assign(w.data_ptr<float>(), w.data_ptr<float>() + w.numel());
     op.bias.assign(b.data_ptr<float>(), b.data_ptr<float>() + b.numel());
   }
-  return graph.Validate();
+  SI_RETURN_IF_ERROR(graph.Validate());
+  return epoch;
 }
 
 }  // namespace splitinfer::train

@@ -1,9 +1,12 @@
 #include "train/loop.h"
 
+#include <filesystem>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include "data/datasets.h"
+#include "models/checkpoint.h"
 
 namespace splitinfer::train {
 
@@ -20,6 +23,51 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& c,
 
 void SetLearningRate(torch::optim::Optimizer& opt, double lr) {
   for (auto& group : opt.param_groups()) group.options().set_lr(lr);
+}
+
+Result<int64_t> LoadEpochState(const EpochState& s, torch::nn::Module& module, torch::optim::Optimizer& opt,
+                               const torch::Device& device) {
+  if (!std::filesystem::exists(s.path)) return int64_t{0};
+  try {
+    torch::serialize::InputArchive state;
+    state.load_from(s.path, device);
+    c10::IValue saved_config, done;
+    if (!state.try_read("config", saved_config) || !state.try_read("epochs_done", done) || !saved_config.isString() ||
+        !done.isInt()) {
+      return DataLoss(s.path + " is not a splitinfer training state; " + s.start_over);
+    }
+    if (saved_config.toStringRef() != s.config) {
+      return Mismatch(s.path + " was written with other settings; " + s.start_over);
+    }
+    torch::serialize::InputArchive module_archive, opt_archive;
+    if (!state.try_read(s.module_key, module_archive) || !state.try_read("optimizer", opt_archive)) {
+      return DataLoss(s.path + " lacks the " + s.module_key + " or the optimizer; " + s.start_over);
+    }
+    SI_RETURN_IF_ERROR(models::LoadModuleChecked(module, module_archive, "", s.path, s.module_key));
+    opt.load(opt_archive);
+    return static_cast<int64_t>(done.toInt());
+  } catch (const c10::Error& e) {
+    return DataLoss("cannot resume from " + s.path + ": " + e.what_without_backtrace() + "; " + s.start_over);
+  }
+}
+
+Status SaveEpochState(const EpochState& s, torch::nn::Module& module, torch::optim::Optimizer& opt,
+                      int64_t epochs_done) {
+  try {
+    torch::serialize::OutputArchive state, module_archive, opt_archive;
+    module.save(module_archive);
+    opt.save(opt_archive);
+    state.write(s.module_key, module_archive);
+    state.write("optimizer", opt_archive);
+    state.write("config", c10::IValue(s.config));
+    state.write("epochs_done", c10::IValue(epochs_done));
+    // Atomic: a run killed while writing leaves the previous epoch's state.
+    state.save_to(s.path + ".tmp");
+    std::filesystem::rename(s.path + ".tmp", s.path);
+  } catch (const std::exception& e) {
+    return IoError("cannot write " + s.path + ": " + e.what());
+  }
+  return Status::Ok();
 }
 
 // A permutation of [0, n) for one epoch, from its own generator (resumable, reproducible).

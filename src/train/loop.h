@@ -3,7 +3,10 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
+
+#include <torch/nn/module.h>
 
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
@@ -23,5 +26,22 @@ Result<std::unique_ptr<data::Dataset>> OpenSplit(const DataConfig& c, data::Spli
 
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& c, std::vector<torch::Tensor> params);
 void SetLearningRate(torch::optim::Optimizer& opt, double lr);
+
+// The state every loop here writes after each epoch, so that an interrupted run resumes where it
+// stopped and ends where an uninterrupted one would: the module's tensors, the optimizer's
+// (AdamW moments, SGD momentum), the settings the run started with and the epochs done.
+struct EpochState {
+  std::string path;          // FILE.state.pt; written as FILE.state.pt.tmp, then renamed
+  std::string module_key;    // the module's archive key ("model", "root": kept for files already written)
+  std::string config;        // the run's settings as text; a resume under other settings is refused
+  std::string start_over;    // what the user does to discard the file, e.g. "delete it or pass --restart"
+};
+
+// Epochs done: 0 when there is no file. DATA_LOSS for a file that is not such a state or is
+// damaged; MISMATCH for other settings, or a module whose tensors differ (naming the first).
+Result<int64_t> LoadEpochState(const EpochState& state, torch::nn::Module& module, torch::optim::Optimizer& opt,
+                               const torch::Device& device);
+Status SaveEpochState(const EpochState& state, torch::nn::Module& module, torch::optim::Optimizer& opt,
+                      int64_t epochs_done);
 
 }  // namespace splitinfer::train

@@ -324,30 +324,8 @@ Status RunStage(Ctx& ctx, const Stage& stage) {
   const MethodConfig& c = ctx.c;
   auto optimizer = MakeOptimizer(c.optimizer, stage.params);
   const std::string state_path = OutPath(ctx, stage.name + ".state.pt");
-  const std::string config_text = ToJson(c).dump();
-  int64_t start = 0;
-  if (fs::exists(state_path)) {
-    try {
-      torch::serialize::InputArchive state;
-      state.load_from(state_path, ctx.in.device);
-      c10::IValue saved_config, done;
-      if (!state.try_read("config", saved_config) || !state.try_read("epochs_done", done)) {
-        return DataLoss(state_path + " is not a splitinfer method state; delete it to retrain");
-      }
-      if (saved_config.toStringRef() != config_text) {
-        return Mismatch(state_path + " was written with other method settings; delete " + ctx.in.out_dir +
-                        " to retrain with the new ones");
-      }
-      torch::serialize::InputArchive root_archive, opt_archive;
-      state.read("root", root_archive);
-      state.read("optimizer", opt_archive);
-      SI_RETURN_IF_ERROR(models::LoadModuleChecked(*stage.root, root_archive, "", state_path, stage.name));
-      optimizer->load(opt_archive);
-      start = done.toInt();
-    } catch (const c10::Error& e) {
-      return DataLoss("cannot resume from " + state_path + ": " + e.what_without_backtrace() + "; delete it to retrain");
-    }
-  }
+  const EpochState epoch_state{state_path, "root", ToJson(c).dump(), "delete " + ctx.in.out_dir + " to retrain"};
+  SI_ASSIGN_OR_RETURN(const int64_t start, LoadEpochState(epoch_state, *stage.root, *optimizer, ctx.in.device));
   const int64_t n = ctx.train_set->size();
   const int64_t steps_per_epoch = (n + c.batch_size - 1) / c.batch_size;
   const int64_t total = steps_per_epoch * stage.epochs;
@@ -396,19 +374,7 @@ Status RunStage(Ctx& ctx, const Stage& stage) {
       }
     }
     if (ctx.in.progress) bar.finish("loss " + std::to_string(loss_sum / seen).substr(0, 6));
-    try {
-      torch::serialize::OutputArchive state, root_archive, opt_archive;
-      stage.root->save(root_archive);
-      optimizer->save(opt_archive);
-      state.write("root", root_archive);
-      state.write("optimizer", opt_archive);
-      state.write("config", c10::IValue(config_text));
-      state.write("epochs_done", c10::IValue(epoch + 1));
-      state.save_to(state_path + ".tmp");
-      fs::rename(state_path + ".tmp", state_path);
-    } catch (const std::exception& err) {
-      return IoError("cannot write " + state_path + ": " + err.what());
-    }
+    SI_RETURN_IF_ERROR(SaveEpochState(epoch_state, *stage.root, *optimizer, epoch + 1));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     nlohmann::json line = {{"stage", stage.name}, {"epoch", epoch + 1}, {"loss", loss_sum / seen}, {"seconds", secs}};
     if (scored) line["train_acc"] = 100.0 * correct / scored;

@@ -70,31 +70,15 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
 
   const nlohmann::json config_json = ToJson(config);
   const std::string state_path = (fs::path(options.out_dir) / kStateFile).string();
+  const EpochState epoch_state{state_path, "model", config_json.dump(),
+                               "use another --out, or --restart to discard it"};
   int64_t start_epoch = 0;
-  if (!options.restart && fs::exists(state_path)) {
-    try {
-      torch::serialize::InputArchive state;
-      state.load_from(state_path, options.device);
-      c10::IValue saved_config, epochs_done;
-      if (!state.try_read("config", saved_config) || !state.try_read("epochs_done", epochs_done)) {
-        return DataLoss(state_path + " is not a splitinfer training state; delete it or pass --restart");
-      }
-      if (nlohmann::json::parse(saved_config.toStringRef()) != config_json) {
-        return Mismatch(state_path + " was written with a different config; use another --out, or --restart to "
-                        "discard it");
-      }
-      torch::serialize::InputArchive model_archive, opt_archive;
-      state.read("model", model_archive);
-      state.read("optimizer", opt_archive);
-      model->load(model_archive);
-      optimizer->load(opt_archive);
-      start_epoch = epochs_done.toInt();
-    } catch (const c10::Error& e) {
-      return DataLoss("cannot resume from " + state_path + ": " + e.what_without_backtrace() +
-                      "; delete it or pass --restart");
+  if (!options.restart) {
+    SI_ASSIGN_OR_RETURN(start_epoch, LoadEpochState(epoch_state, *model, *optimizer, options.device));
+    if (start_epoch > 0) {
+      std::fprintf(stderr, "train: resuming from %s after epoch %lld\n", state_path.c_str(),
+                   static_cast<long long>(start_epoch));
     }
-    std::fprintf(stderr, "train: resuming from %s after epoch %lld\n", state_path.c_str(),
-                 static_cast<long long>(start_epoch));
   }
   {
     std::ofstream cfg(fs::path(options.out_dir) / "config.json");
@@ -165,20 +149,7 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
       bar.finish("loss " + Fixed(loss_sum / seen, 4) + " train acc " + Fixed(100.0 * correct / seen, 2) +
                  "% test top1 " + Fixed(ev.top1, 2) + "%");
     }
-    // Save the resumable state after every epoch (atomically: write, then rename).
-    try {
-      torch::serialize::OutputArchive state, model_archive, opt_archive;
-      model->save(model_archive);
-      optimizer->save(opt_archive);
-      state.write("model", model_archive);
-      state.write("optimizer", opt_archive);
-      state.write("config", c10::IValue(config_json.dump()));
-      state.write("epochs_done", c10::IValue(epoch + 1));
-      state.save_to(state_path + ".tmp");
-      fs::rename(state_path + ".tmp", state_path);
-    } catch (const std::exception& e) {
-      return IoError("cannot write " + state_path + ": " + e.what());
-    }
+    SI_RETURN_IF_ERROR(SaveEpochState(epoch_state, *model, *optimizer, epoch + 1));
     nlohmann::json line = {{"epoch", epoch + 1},      {"train_loss", loss_sum / seen},
                            {"train_acc", 100.0 * correct / seen}, {"test_top1", ev.top1},
                            {"lr", LearningRate(config.schedule, config.optimizer.lr, (epoch + 1) * steps_per_epoch - 1,

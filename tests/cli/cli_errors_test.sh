@@ -99,16 +99,21 @@ if "$BIN" quantize-head --checkpoint "$CKPT" --split stage1 --wbits 2 --abits 4 
 else
   fail=$((fail + 1)); echo "FAIL quantize-head, eval-head, bench head:"; cat "$TMP/qh.json" "$TMP/eh.json" "$TMP/bh.json" 2>/dev/null
 fi
-# Fine-tuning through the fake quantization runs, resumes from its state file and still writes a head.
+# Fine-tuning through the fake quantization stops when told (writing no head), resumes from its
+# state file and then writes the head; other settings are refused.
 if "$BIN" quantize-head --checkpoint "$CKPT" --split stage1 --wbits 2 --abits 8 --group 2 --calibration 8 \
-     --finetune 1 --limit-train 128 --out "$TMP/ft.sihead" --json > "$TMP/ft.json" 2>&1 &&
-   [ -s "$TMP/ft.sihead.state.pt" ] && grep -q '"convs":3' "$TMP/ft.json" &&
+     --finetune 2 --stop-after 1 --limit-train 128 --out "$TMP/ft.sihead" > "$TMP/ft.out" 2>&1 &&
+   grep -q "stopped after epoch 1 of 2" "$TMP/ft.out" && [ ! -e "$TMP/ft.sihead" ] &&
+   [ -s "$TMP/ft.sihead.state.pt" ] &&
    "$BIN" quantize-head --checkpoint "$CKPT" --split stage1 --wbits 2 --abits 8 --group 2 --calibration 8 \
-     --finetune 1 --limit-train 128 --out "$TMP/ft.sihead" > "$TMP/ft2.out" 2>&1 &&
-   grep -q "resuming after epoch 1" "$TMP/ft2.out"; then
+     --finetune 2 --limit-train 128 --out "$TMP/ft.sihead" --json > "$TMP/ft.json" 2> "$TMP/ft2.out" &&
+   grep -q "resuming after epoch 1" "$TMP/ft2.out" && grep -q '"convs":3' "$TMP/ft.json" && [ -s "$TMP/ft.sihead" ] &&
+   ! "$BIN" quantize-head --checkpoint "$CKPT" --split stage1 --wbits 4 --abits 8 --group 2 --calibration 8 \
+     --finetune 2 --limit-train 128 --out "$TMP/ft.sihead" > "$TMP/ft3.out" 2>&1 &&
+   grep -q "MISMATCH: .*ft.sihead.state.pt was written with other settings; delete it to start over" "$TMP/ft3.out"; then
   pass=$((pass + 1)); echo "ok   quantize-head --finetune (and resume)"
 else
-  fail=$((fail + 1)); echo "FAIL quantize-head --finetune:"; cat "$TMP/ft.json" "$TMP/ft2.out" 2>/dev/null
+  fail=$((fail + 1)); echo "FAIL quantize-head --finetune:"; cat "$TMP/ft.out" "$TMP/ft.json" "$TMP/ft2.out" "$TMP/ft3.out" 2>/dev/null
 fi
 check_error "eval-head missing head" "NOT_FOUND: head file" "$BIN" eval-head --head "$TMP/none.sihead" --checkpoint "$CKPT"
 check_error "eval-head not a head" "not a splitinfer head file" "$BIN" eval-head --head "$TMP/tiny.yaml" --checkpoint "$CKPT"

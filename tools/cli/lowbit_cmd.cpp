@@ -22,6 +22,7 @@ struct Args {
   std::string eval_impl = "int8";
   eval::HeadBenchOptions b;
   bool json = false;
+  std::shared_ptr<int64_t> epochs_done;  // fine-tuning epochs done, when --finetune runs
   Args() { ft.epochs = 0; }  // fine-tuning only when asked (--finetune N)
 };
 
@@ -45,6 +46,8 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   qh->add_option("--finetune", a->ft.epochs, "fine-tune the head through fake quantization for N epochs first (0 = no)");
   qh->add_option("--lr", a->ft.lr, "with --finetune: AdamW learning rate (default 1e-4)");
   qh->add_option("--limit-train", a->ft.limit_train, "with --finetune: training images (0 = all)");
+  qh->add_option("--stop-after", a->ft.stop_after_epochs,
+                 "with --finetune: stop (resumably) after this many epochs in this run; the same command resumes");
   qh->add_flag("--json", a->json, "print one JSON object");
 
   auto* eh = app.add_subcommand("eval-head", "accuracy of a head file on the test set (alone or in a pipeline)");
@@ -80,9 +83,21 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
         a->ft.state_path = a->q.out + ".state.pt";
         a->ft.progress = !a->json;
         auto ft = a->ft;
-        a->q.finetune = [ft](kernels::HeadGraph& g) { return train::FinetuneHead(g, ft); };
+        auto done = std::make_shared<int64_t>(0);
+        a->q.finetune = [ft, done](kernels::HeadGraph& g) -> Result<bool> {
+          SI_ASSIGN_OR_RETURN(*done, train::FinetuneHead(g, ft));
+          return *done == ft.epochs;
+        };
+        a->epochs_done = done;
       }
       SI_ASSIGN_OR_RETURN(auto r, eval::QuantizeHead(a->q));
+      if (r.stopped && !a->json) {
+        std::printf("fine-tuning stopped after epoch %lld of %lld (--stop-after); %s holds the progress: run the "
+                    "same command again to resume\n",
+                    static_cast<long long>(*a->epochs_done), static_cast<long long>(a->ft.epochs),
+                    a->ft.state_path.c_str());
+        return Status::Ok();
+      }
       if (a->json) {
         std::printf("%s\n", r.ToJson().dump().c_str());
       } else {
