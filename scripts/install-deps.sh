@@ -22,7 +22,9 @@ PACKAGES=(
   # config, CLI, JSON, images
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libopencv-dev
   # tests, benchmarks, plots
-  libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox
+  libgtest-dev libgmock-dev googletest libbenchmark-dev gnuplot-nox
+  # the kernels cross-compiled for 64-bit ARM and tested under emulation (tests/cross)
+  g++-aarch64-linux-gnu qemu-user
 )
 
 missing=()
