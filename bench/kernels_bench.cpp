@@ -46,12 +46,7 @@ const std::vector<Layer>& Layers() {
   return layers;
 }
 
-std::vector<k::KernelPath> Paths() {
-  std::vector<k::KernelPath> paths = {k::KernelPath::kPortable};
-  if (k::CpuHasAvx2()) paths.push_back(k::KernelPath::kAvx2);
-  if (k::CpuHasAvx512Vnni()) paths.push_back(k::KernelPath::kAvx512Vnni);
-  return paths;
-}
+std::vector<k::KernelPath> Paths() { return k::AvailableKernelPaths(); }
 
 template <typename T>
 std::vector<T> Random(size_t n, int lo, int hi, uint32_t seed) {
@@ -123,6 +118,7 @@ int main(int argc, char** argv) {
   if (k::CpuHasAvx2()) features += " avx2";
   if (k::CpuHasAvx512Vnni()) features += " avx512f+bw+vl+vnni";
   if (k::CpuHasAvx512Vbmi()) features += " avx512vbmi";
+  if (k::CpuHasNeon()) features += " neon";
   benchmark::AddCustomContext("cpu_kernel_paths", features);
   const int bits[][2] = {{2, 4}, {2, 2}, {1, 1}, {4, 4}};
   for (const Layer& l : Layers()) {

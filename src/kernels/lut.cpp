@@ -4,11 +4,11 @@
 //
 //   input codes --padded rows (z_g in the border)--> nibbles[group][py][phase][xq][P]   once per call
 //   nibbles --row copies--> idx[chunk][pixel][P]                                        per tile
-//   idx x tables[g][block][chunk][channel][2^S] --pshufb / vpermb, add u8--> u8 sums
-//       --widening multiply-add by 2^b (vpdpbusd / maddubs+madd)--> int32 S per channel and pixel
+//   idx x tables[g][block][chunk][channel][2^S] --pshufb / vpermb / tbl, add u8--> u8 sums
+//       --widening multiply-add by 2^b (vpdpbusd / maddubs+madd / umull+addp)--> int32 S per channel and pixel
 //   acc = 2*S - L*V - z_g*W   (V = S of the all-ones channel, W = weight_sums)
 //
-// The chunk plan. A chunk is up to S taps ("slots": S = 4 for 16-entry pshufb tables, 6 for
+// The chunk plan. A chunk is up to S taps ("slots": S = 4 for 16-entry pshufb / tbl tables, 6 for
 // 64-entry vpermb tables) of one region in one kernel row: nc channels x nx consecutive columns,
 // slot i = ci * nx + d. Because a chunk's taps sit at fixed offsets from one input position, its
 // activation nibble depends only on that position: it is computed once per position and reused
@@ -22,7 +22,8 @@
 // 4 for 3 and 4 (abits = 3 leaves plane 3 all zero: T[0] = 0). A 32-bit lane then holds all
 // planes of one pixel (P = 4), of two (P = 2) or of four pixels (P = 1); the widening step uses
 // per-byte multipliers (1, 2, 4, 8), (1, 2, 0, 0) / (0, 0, 1, 2) or unit bytes, so each int32
-// lane ends up with one pixel's sum, and a fixed permutation restores pixel order on the store.
+// lane ends up with one pixel's sum, and a fixed permutation restores pixel order on the store
+// (NEON adds neighbouring bytes pairwise instead, which keeps pixel order: no permutation).
 //
 // Exactness: every table entry is a sum of <= S codes u <= L, so <= S*L <= 90; n_u8 =
 // floor(255 / (S*L)) chunks (S = 4: 63, 21, 9, 4 for wbits 1..4; S = 6: 42, 14, 6, 2) add up in
@@ -38,6 +39,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define SI_LUT_X86 1
 #include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#define SI_LUT_NEON 1
+#include <arm_neon.h>
 #endif
 
 namespace splitinfer::kernels {
@@ -121,20 +126,8 @@ int PlaneBytes(int abits) { return abits == 1 ? 1 : abits == 2 ? 2 : 4; }
 constexpr size_t kMaxTableBytes = size_t{1} << 31;
 
 // ---- Paths -------------------------------------------------------------------------------------
-Result<KernelPath> ResolveLutPath(KernelPath path) {
-  switch (path) {
-    case KernelPath::kAuto:
-      return CpuHasAvx512Vnni() ? KernelPath::kAvx512Vnni : CpuHasAvx2() ? KernelPath::kAvx2 : KernelPath::kPortable;
-    case KernelPath::kPortable: return path;
-    case KernelPath::kAvx2:
-      if (!CpuHasAvx2()) return FailedPrecondition("lut path avx2: this CPU has no AVX2");
-      return path;
-    case KernelPath::kAvx512Vnni:
-      if (!CpuHasAvx512Vnni()) return FailedPrecondition("lut path avx512vnni: this CPU (or build) has no AVX-512 VNNI");
-      return path;
-  }
-  return InvalidArgument("lut path " + std::to_string(static_cast<int>(path)) + " is not a KernelPath");
-}
+// The int8 kernels' resolution (qgemm.cpp): the LUT has the same paths.
+Result<KernelPath> ResolveLutPath(KernelPath path) { return ResolveKernelPath(path); }
 
 // The slots a path uses when the caller leaves it to PrepareLutWeights. 64-entry tables take 4x
 // the bytes of 16-entry ones (about 11 bytes per tap and channel), and each is read once per
@@ -858,6 +851,155 @@ SI_LUT_AVX2 void LookupTileAvx2(const Tile& t) {
 }
 #endif  // SI_LUT_X86
 
+#ifdef SI_LUT_NEON
+// ---- AArch64 NEON: 16 index bytes per tbl -----------------------------------------------------
+// The AVX2 scheme on 128-bit vectors, ARMv8.0 only (a Cortex-A72 has no udot). A 16-entry table
+// is one q register, read by tbl (vqtbl1q_u8) with no broadcast, so the tables are the ones
+// PrepareLutWeights lays out for every path. Indices are nibbles (S = 4: < 16), which both
+// look-ups read alike (tbl gives 0 from 16 up, pshufb only when bit 7 is set). Index bytes past
+// the tile's last pixel only reach lanes that are never stored.
+// The nibbles and index rows are the portable functions: NEON is the AArch64 baseline, so the
+// compiler already vectorises them for it.
+//
+// Per chunk: R index vectors are loaded once and looked up in the OCB tables of the block (64
+// contiguous bytes), added into OCB*R uint8 sums; every n_u8 chunks they widen into uint32, as on
+// AVX2 (entries <= S*L, so n_u8 = floor(255 / (S*L)) chunks cannot wrap). Registers, of 32: OCB
+// tables, R index vectors, OCB*R u8 and OCB*R*(4/P) u32 accumulators and one widening constant:
+// 23 for P = 4 and 31 for P = 2 (both R = 2, 8 and 16 pixels), 25 for P = 1 (R = 1, 16 pixels).
+// (At P = 2 GCC 12 keeps a few u32 sums on the stack; they are touched once per n_u8 chunks, and
+// the look-up loop itself is loads, tbl and add only.)
+
+// The widening step, keeping pixel order: umull / umull2 by the plane weights (u16 products
+// <= 255 * 8), addp of neighbouring products: one pixel's sum per u16 for P = 2 (<= 255 * 3),
+// half of one for P = 4 (<= 255 * 12); then uadalp (P = 4: the two halves) or uaddw / uaddw2
+// into uint32. P = 1 bytes are whole pixels: uxtl, then uaddw. sum[k] gets pixels 4k .. 4k+3 of
+// the vector's 16 / P. (Weight bytes as the index bytes: little-endian lanes, Word<P>.)
+template <int P>
+__attribute__((always_inline)) inline void WidenNeon(uint8x16_t u8, uint32x4_t* sum) {
+  if constexpr (P == 1) {
+    const uint16x8_t lo = vmovl_u8(vget_low_u8(u8)), hi = vmovl_high_u8(u8);
+    sum[0] = vaddw_u16(sum[0], vget_low_u16(lo));
+    sum[1] = vaddw_high_u16(sum[1], lo);
+    sum[2] = vaddw_u16(sum[2], vget_low_u16(hi));
+    sum[3] = vaddw_high_u16(sum[3], hi);
+  } else {
+    const uint8x16_t weights =
+        P == 4 ? vreinterpretq_u8_u32(vdupq_n_u32(0x08040201)) : vreinterpretq_u8_u16(vdupq_n_u16(0x0201));
+    const uint16x8_t pairs = vpaddq_u16(vmull_u8(vget_low_u8(u8), vget_low_u8(weights)), vmull_high_u8(u8, weights));
+    if constexpr (P == 4) {
+      sum[0] = vpadalq_u16(sum[0], pairs);
+    } else {
+      sum[0] = vaddw_u16(sum[0], vget_low_u16(pairs));
+      sum[1] = vaddw_high_u16(sum[1], pairs);
+    }
+  }
+}
+
+// The first n (1..4) lanes: the lanes past the tile's last pixel belong to another region's or
+// channel's row of acc, and NEON has no masked store.
+__attribute__((always_inline)) inline void StoreLanesNeon(int32_t* dst, int32x4_t v, int n) {
+  if (n == 4) {
+    vst1q_s32(dst, v);
+    return;
+  }
+  if (n >= 2) vst1_s32(dst, vget_low_s32(v));
+  else vst1q_lane_s32(dst, v, 0);
+  if (n == 3) vst1q_lane_s32(dst + 2, v, 2);
+}
+
+// R vectors of pixels for channels t0 .. t0+OCB-1; stores as Store512.
+template <int P, int R, int OCB>
+__attribute__((noinline)) void LookupNeon(const Tile& t, const uint8_t* idx, const uint8_t* tables, int t0, int px,
+                                          int count) {
+  constexpr int J = 4 / P, kVec = 16 / P;
+  uint32x4_t sum[OCB][R][J];
+#pragma GCC unroll 16
+  for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int k = 0; k < J; ++k) sum[o][r][k] = vdupq_n_u32(0);
+  const size_t stride = t.idx_stride;
+  for (int q0 = 0; q0 < t.chunks; q0 += t.n_u8) {
+    const int q1 = std::min(t.chunks, q0 + t.n_u8);
+    uint8x16_t u8[OCB][R];
+#pragma GCC unroll 16
+    for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) u8[o][r] = vdupq_n_u8(0);
+    const uint8_t* iq = idx + static_cast<size_t>(q0) * stride;
+    const uint8_t* tq = tables + static_cast<size_t>(q0) * OCB * 16;
+    for (int q = q0; q < q1; ++q, iq += stride, tq += OCB * 16) {
+      uint8x16_t in[R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) in[r] = vld1q_u8(iq + 16 * r);
+#pragma GCC unroll 16
+      for (int o = 0; o < OCB; ++o) {
+        const uint8x16_t table = vld1q_u8(tq + 16 * o);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) u8[o][r] = vaddq_u8(u8[o][r], vqtbl1q_u8(table, in[r]));
+      }
+    }
+#pragma GCC unroll 16
+    for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) WidenNeon<P>(u8[o][r], sum[o][r]);
+  }
+  const int32_t level = (1 << t.wbits) - 1;
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int k = 0; k < J; ++k) {
+      const int first = px + r * kVec + 4 * k, n = std::min(4, count - (r * kVec + 4 * k));
+      if (n <= 0) break;
+      int32x4_t base;
+      int o0 = 0;
+      if (t0 == 0) {
+        base = vmulq_n_s32(vreinterpretq_s32_u32(sum[0][r][k]), level);  // L * V
+        vst1q_s32(t.base + first, base);
+        o0 = 1;
+      } else {
+        base = vld1q_s32(t.base + first);
+      }
+#pragma GCC unroll 16
+      for (int o = 0; o < OCB; ++o) {
+        if (o < o0) continue;
+        const size_t oc = static_cast<size_t>(t0 + o - 1);
+        const int32x4_t zw = vdupq_n_s32(t.z * t.weight_sums[oc * t.regions]);
+        const int32x4_t s = vreinterpretq_s32_u32(sum[o][r][k]);
+        StoreLanesNeon(t.out + oc * t.out_stride + first, vsubq_s32(vsubq_s32(vaddq_s32(s, s), base), zw), n);
+      }
+    }
+}
+
+template <int P, int R>
+void LookupGroupNeon(const Tile& t, int ocb, const uint8_t* tables, int t0, int px, int count) {
+  const uint8_t* idx = t.idx + static_cast<size_t>(px) * P;
+  switch (ocb) {
+    case 4: LookupNeon<P, R, 4>(t, idx, tables, t0, px, count); break;
+    case 3: LookupNeon<P, R, 3>(t, idx, tables, t0, px, count); break;
+    case 2: LookupNeon<P, R, 2>(t, idx, tables, t0, px, count); break;
+    default: LookupNeon<P, R, 1>(t, idx, tables, t0, px, count); break;
+  }
+}
+
+// Block by block as LookupTile512; two vectors per group while more than one is left, except for
+// P = 1, whose 4 u32 accumulators per vector and channel leave no room for a second.
+template <int P>
+void LookupTileNeon(const Tile& t) {
+  constexpr int kVec = 16 / P;
+  for (int t0 = 0; t0 < t.channels; t0 += kLutBlock) {
+    const int ocb = std::min(kLutBlock, t.channels - t0);
+    const uint8_t* tables = t.tables + static_cast<size_t>(t0) * t.chunks * 16;
+    int px = 0;
+    if constexpr (P != 1)
+      for (; t.count - px > kVec; px += 2 * kVec)
+        LookupGroupNeon<P, 2>(t, ocb, tables, t0, px, std::min(2 * kVec, t.count - px));
+    for (; px < t.count; px += kVec) LookupGroupNeon<P, 1>(t, ocb, tables, t0, px, std::min(kVec, t.count - px));
+  }
+}
+#endif  // SI_LUT_NEON
+
 // Pixels per tile: a multiple of the widest pixel group any path uses (64), sized so one region's
 // index bytes for the tile (chunks * pixels * P) stay near 32 KiB: with one block's tables they
 // fit L1 while every block runs over them. (16 to 64 KiB measured the same within noise.)
@@ -872,7 +1014,7 @@ int TilePixels(size_t chunks, int planes, size_t pixels) {
 void Run(Job& j) {
   const ConvShape& s = *j.s;
   const LutWeights& w = *j.w;
-  [[maybe_unused]] const KernelPath path = w.path;  // only x86 builds have a choice
+  [[maybe_unused]] const KernelPath path = w.path;  // only x86 and AArch64 builds have a choice
   const int regions = s.regions(), chunks = static_cast<int>(j.plan->chunks.size());
   const size_t pixels = s.pixels();
   const int P = j.planes;
@@ -940,6 +1082,14 @@ void Run(Job& j) {
       }
 #endif
       BuildIndexPortable(j, g, ip0, t.count, idx_stride, idx);
+#ifdef SI_LUT_NEON
+      if (path == KernelPath::kNeon) {
+        if (P == 4) LookupTileNeon<4>(t);
+        else if (P == 2) LookupTileNeon<2>(t);
+        else LookupTileNeon<1>(t);
+        continue;
+      }
+#endif
       if (P == 4) LookupPortableP<4>(t);
       else if (P == 2) LookupPortableP<2>(t);
       else LookupPortableP<1>(t);

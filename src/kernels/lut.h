@@ -32,9 +32,10 @@
 // pixels, so layers with few output pixels stream them rather than reuse them.
 //
 // Paths (KernelPath, as in qgemm.h; kAuto takes the fastest this CPU has): portable scalar
-// (any CPU), AVX2 (vpshufb on 256 bits) and AVX-512 (BW + VNNI: vpshufb on 512 bits, vpdpbusd
+// (any CPU), AVX2 (vpshufb on 256 bits), AVX-512 (BW + VNNI: vpshufb on 512 bits, vpdpbusd
 // to widen; with VBMI and enough output pixels, 64-entry tables read by vpermb: 6 taps per
-// look-up at the same rate). All give the same acc bit for bit. Per-layer times against the int8
+// look-up at the same rate) and, on AArch64, NEON (ARMv8.0: tbl on 128 bits, umull + addp to
+// widen). All give the same acc bit for bit. Per-layer times against the int8
 // path: bench/kernels_bench.cpp.
 #pragma once
 

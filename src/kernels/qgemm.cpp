@@ -1,4 +1,4 @@
-// kernels: portable, AVX2 and AVX-512 VNNI int8 GEMM, im2col convolution (contract: qgemm.h).
+// kernels: portable, AVX2, AVX-512 VNNI and NEON int8 GEMM, im2col convolution (contract: qgemm.h).
 #include "kernels/qgemm.h"
 
 #include <algorithm>
@@ -9,6 +9,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define SI_KERNELS_X86 1
 #include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#define SI_KERNELS_NEON 1
+#include <arm_neon.h>
 #endif
 
 namespace splitinfer::kernels {
@@ -75,6 +79,20 @@ constexpr int kVnniRows = 8;
 
 size_t VnniTilesSize(int m, int regions, int quads) {
   return static_cast<size_t>((m + kVnniRows - 1) / kVnniRows) * regions * quads * kVnniRows * 4;
+}
+
+// The NEON path's weight layout: rows in blocks of 4, [block][k][4 rows] int8, rows past m zero,
+// so one 32-bit load gives the 4 rows' weights at k (the lanes smlal multiplies by).
+constexpr int kNeonRows = 4;
+
+size_t NeonRowsSize(int m, int k) { return static_cast<size_t>((m + kNeonRows - 1) / kNeonRows) * k * kNeonRows; }
+
+std::vector<int8_t> PackNeonRows(int m, int k, const int8_t* a) {
+  std::vector<int8_t> packed(NeonRowsSize(m, k), 0);
+  for (int r = 0; r < m; ++r)
+    for (int kk = 0; kk < k; ++kk)
+      packed[(static_cast<size_t>(r / kNeonRows) * k + kk) * kNeonRows + r % kNeonRows] = a[static_cast<size_t>(r) * k + kk];
+  return packed;
 }
 
 #ifdef SI_KERNELS_X86
@@ -518,12 +536,97 @@ void GemmVnni(const GemmShape& s, const int8_t* a, const uint8_t* b, const int32
 }
 #endif  // SI_KERNELS_X86
 
+#ifdef SI_KERNELS_NEON
+// ---- AArch64 NEON (ARMv8.0) ------------------------------------------------------------------
+// acc[0..3] (16 columns) += w[lane] * b16 (the 16 bytes of one B row, widened to int16):
+// vmlal(_high)_lane_s16 multiplies int16 by int16 into int32 exactly (|w * b| <= 128 * 255).
+template <int Lane>
+inline void MulAddRow(int32x4_t acc[4], int16x8_t b_lo, int16x8_t b_hi, int16x4_t w) {
+  acc[0] = vmlal_lane_s16(acc[0], vget_low_s16(b_lo), w, Lane);
+  acc[1] = vmlal_high_lane_s16(acc[1], b_lo, w, Lane);
+  acc[2] = vmlal_lane_s16(acc[2], vget_low_s16(b_hi), w, Lane);
+  acc[3] = vmlal_high_lane_s16(acc[3], b_hi, w, Lane);
+}
+
+// The 4 weights of one k (kNeonRows layout), sign-extended to int16 lanes.
+inline int16x4_t LoadRowWeights(const int8_t* p) {
+  int32_t bits;
+  std::memcpy(&bits, p, sizeof bits);
+  return vget_low_s16(vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(bits))));
+}
+
+// MR (1..4) rows of C, one region, all columns: a register tile of MR rows x 16 columns (16
+// int32x4 accumulators at MR = 4, of AArch64's 32 vector registers), one B row load and two
+// widenings per k shared by the MR rows. The last n % 16 columns run scalar from the same
+// packed weights. wp: the row block's weights, [k][4].
+template <int MR>
+void NeonRows(const GemmShape& s, int g, const int8_t* wp, const uint8_t* b, const int32_t* base,
+              int32_t* const out[kNeonRows]) {
+  const int k0 = g * s.group_k, k1 = k0 + s.group_k;
+  const int n16 = s.n - s.n % 16;
+  for (int n0 = 0; n0 < n16; n0 += 16) {
+    int32x4_t acc[MR][4];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < 4; ++j) acc[i][j] = vdupq_n_s32(base[i]);
+    for (int k = k0; k < k1; ++k) {
+      const uint8x16_t row = vld1q_u8(b + static_cast<size_t>(k) * s.ldb + n0);
+      const int16x8_t b_lo = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(row)));
+      const int16x8_t b_hi = vreinterpretq_s16_u16(vmovl_high_u8(row));
+      const int16x4_t w = LoadRowWeights(wp + static_cast<size_t>(k) * kNeonRows);
+      MulAddRow<0>(acc[0], b_lo, b_hi, w);
+      if constexpr (MR > 1) MulAddRow<1>(acc[1], b_lo, b_hi, w);
+      if constexpr (MR > 2) MulAddRow<2>(acc[2], b_lo, b_hi, w);
+      if constexpr (MR > 3) MulAddRow<3>(acc[3], b_lo, b_hi, w);
+    }
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < 4; ++j) vst1q_s32(out[i] + n0 + 4 * j, acc[i][j]);
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int n = n16; n < s.n; ++n) {
+      int32_t sum = base[i];
+      for (int k = k0; k < k1; ++k)
+        sum += wp[static_cast<size_t>(k) * kNeonRows + i] * static_cast<int32_t>(b[static_cast<size_t>(k) * s.ldb + n]);
+      out[i][n] = sum;
+    }
+}
+
+// C from B and A in the kNeonRows layout (PackNeonRows).
+void GemmNeonPacked(const GemmShape& s, const int8_t* packed, const uint8_t* b, const int32_t* offset, int32_t* c) {
+  const int regions = s.k / s.group_k;
+  for (int m = 0; m < s.m; m += kNeonRows) {
+    const int mr = std::min(kNeonRows, s.m - m);
+    const int8_t* w = packed + static_cast<size_t>(m / kNeonRows) * s.k * kNeonRows;
+    for (int g = 0; g < regions; ++g) {
+      int32_t base[kNeonRows] = {};
+      int32_t* out[kNeonRows] = {};
+      for (int i = 0; i < mr; ++i) {
+        const size_t row = static_cast<size_t>(m + i) * regions + g;
+        base[i] = offset ? offset[row] : 0;
+        out[i] = c + row * s.n;
+      }
+      switch (mr) {
+        case 4: NeonRows<4>(s, g, w, b, base, out); break;
+        case 3: NeonRows<3>(s, g, w, b, base, out); break;
+        case 2: NeonRows<2>(s, g, w, b, base, out); break;
+        default: NeonRows<1>(s, g, w, b, base, out); break;
+      }
+    }
+  }
+}
+#endif  // SI_KERNELS_NEON
+
 // The path a request runs on, or FAILED_PRECONDITION when the CPU lacks it.
 Result<KernelPath> ResolvePath(KernelPath path, const char* who) {
   switch (path) {
     case KernelPath::kAuto:
-      return CpuHasAvx512Vnni() ? KernelPath::kAvx512Vnni : CpuHasAvx2() ? KernelPath::kAvx2 : KernelPath::kPortable;
+      return CpuHasAvx512Vnni() ? KernelPath::kAvx512Vnni
+             : CpuHasAvx2()     ? KernelPath::kAvx2
+             : CpuHasNeon()     ? KernelPath::kNeon
+                                : KernelPath::kPortable;
     case KernelPath::kPortable: return path;
+    case KernelPath::kNeon:
+      if (!CpuHasNeon()) return FailedPrecondition(std::string(who) + " path neon: this build is not for AArch64");
+      return path;
     case KernelPath::kAvx2:
       if (!CpuHasAvx2()) return FailedPrecondition(std::string(who) + " path avx2: this CPU has no AVX2");
       return path;
@@ -545,8 +648,25 @@ const char* KernelPathName(KernelPath path) {
     case KernelPath::kPortable: return "portable";
     case KernelPath::kAvx2: return "avx2";
     case KernelPath::kAvx512Vnni: return "avx512vnni";
+    case KernelPath::kNeon: return "neon";
   }
   return "unknown";
+}
+
+bool CpuHasNeon() {
+#ifdef SI_KERNELS_NEON
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::vector<KernelPath> AvailableKernelPaths() {
+  std::vector<KernelPath> paths = {KernelPath::kPortable};
+  if (CpuHasAvx2()) paths.push_back(KernelPath::kAvx2);
+  if (CpuHasAvx512Vnni()) paths.push_back(KernelPath::kAvx512Vnni);
+  if (CpuHasNeon()) paths.push_back(KernelPath::kNeon);
+  return paths;
 }
 
 bool CpuHasAvx2() {
@@ -598,9 +718,14 @@ Status QGemm(const GemmShape& s, const int8_t* a, const uint8_t* b, const int32_
     GemmAvx2(s, a, b, offset, c);
     return Status::Ok();
   }
-#else
-  (void)run;  // only the portable path exists here
 #endif
+#ifdef SI_KERNELS_NEON
+  if (run == KernelPath::kNeon) {
+    GemmNeonPacked(s, PackNeonRows(s.m, s.k, a).data(), b, offset, c);
+    return Status::Ok();
+  }
+#endif
+  (void)run;  // the portable path, on every build
   GemmPortable(s, a, b, offset, c);
   return Status::Ok();
 }
@@ -625,6 +750,10 @@ Result<Int8ConvWeights> PrepareInt8ConvWeights(const ConvShape& s, const std::ve
     return w;
   }
 #endif
+  if (w.path == KernelPath::kNeon) {
+    w.tiles = PackNeonRows(s.out_channels, static_cast<int>(s.weight_size() / s.out_channels), weights.data());
+    return w;
+  }
   w.weights = weights;
   return w;
 }
@@ -651,10 +780,11 @@ Status Int8ConvAccumulate(const Int8ConvWeights& w, const std::vector<uint8_t>& 
   const int n = static_cast<int>(s.pixels());
   const int regions = s.regions(), depth = s.region_depth();
   SI_ASSIGN_OR_RETURN(const KernelPath run, ResolvePath(w.path, "conv"));
-  const bool vnni = run == KernelPath::kAvx512Vnni;
+  const bool vnni = run == KernelPath::kAvx512Vnni, neon = run == KernelPath::kNeon;
   if (w.path == KernelPath::kAuto || w.region_sums.size() != static_cast<size_t>(s.out_channels) * regions ||
-      (vnni ? w.tiles.size() != VnniTilesSize(s.out_channels, regions, (depth + 3) / 4)
-            : w.weights.size() != s.weight_size()))
+      (vnni   ? w.tiles.size() != VnniTilesSize(s.out_channels, regions, (depth + 3) / 4)
+       : neon ? w.tiles.size() != NeonRowsSize(s.out_channels, k)
+              : w.weights.size() != s.weight_size()))
     return InvalidArgument("conv weights were not made by PrepareInt8ConvWeights for this shape and path");
 
   // offset[m][g] = -z[g] * (sum of the region's weights): sum w*(a - z) = sum w*a - z*sum w.
@@ -686,6 +816,12 @@ Status Int8ConvAccumulate(const Int8ConvWeights& w, const std::vector<uint8_t>& 
     b = cols.data();
   }
   const GemmShape gs{s.out_channels, n, k, depth, n};
+#ifdef SI_KERNELS_NEON
+  if (neon) {
+    GemmNeonPacked(gs, w.tiles.data(), b, offset.data(), acc.data());
+    return Status::Ok();
+  }
+#endif
   return QGemm(gs, w.weights.data(), b, offset.data(), acc.data(), run);
 }
 

@@ -60,7 +60,7 @@ Result<Tensor3> RunAll(const HeadGraph& g, const Tensor3& x) {
     if (!got.ok()) Fail("a kernel refused what the reference ran", got.status());
     if (!SameBits(*got, *ref)) Fail(impl == HeadImpl::kInt8 ? "int8 differs from the reference" : "lut differs from the reference", Status::Ok());
   }
-  if (CpuHasAvx2()) {  // the portable path too, when auto picked a SIMD one
+  if (head->path() != KernelPath::kPortable) {  // the portable path too, when auto picked a SIMD one
     auto portable = QuantizedHead::Prepare(g, KernelPath::kPortable);
     if (!portable.ok()) Fail("portable path refused a graph auto took", portable.status());
     for (HeadImpl impl : {HeadImpl::kInt8, HeadImpl::kLut}) {

@@ -2,12 +2,14 @@
 // convolution shape in failure messages, and seeded random vectors.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "kernels/qconv.h"
+#include "kernels/qgemm.h"
 
 namespace splitinfer::kernels::test_util {
 
@@ -25,6 +27,16 @@ std::vector<T> RandomVector(std::mt19937& rng, size_t n, int lo, int hi) {
   std::vector<T> v(n);
   for (auto& x : v) x = static_cast<T>(d(rng));
   return v;
+}
+
+// Every explicit kernel path, whether or not this CPU has it (tests check that a missing one is
+// refused), and whether this CPU (and build) has `path`.
+inline std::vector<KernelPath> AllKernelPaths() {
+  return {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni, KernelPath::kNeon};
+}
+inline bool CpuHas(KernelPath path) {
+  const auto have = AvailableKernelPaths();
+  return path == KernelPath::kAuto || std::find(have.begin(), have.end(), path) != have.end();
 }
 
 }  // namespace splitinfer::kernels::test_util

@@ -10,6 +10,7 @@
 #include <limits>
 #include <random>
 
+#include "conv_test_util.h"
 #include "test_seed.h"
 
 namespace splitinfer::kernels {
@@ -164,9 +165,11 @@ TEST(HeadTest, KernelPathsAgreeBitForBit) {
   const Tensor3 x = RandomTensor(3, 20, 20, rng);
   auto want = QuantizedHead::Prepare(g, KernelPath::kPortable)->Run(x, HeadImpl::kInt8);
   ASSERT_TRUE(want.ok());
-  for (KernelPath path : {KernelPath::kAuto, KernelPath::kAvx2, KernelPath::kAvx512Vnni}) {
+  auto paths = test_util::AllKernelPaths();
+  paths.push_back(KernelPath::kAuto);
+  for (KernelPath path : paths) {
     SCOPED_TRACE(KernelPathName(path));
-    if ((path == KernelPath::kAvx2 && !CpuHasAvx2()) || (path == KernelPath::kAvx512Vnni && !CpuHasAvx512Vnni())) {
+    if (!test_util::CpuHas(path)) {
       EXPECT_EQ(QuantizedHead::Prepare(g, path).status().code(), ErrorCode::kFailedPrecondition);
       continue;
     }

@@ -18,6 +18,8 @@ namespace splitinfer::kernels {
 namespace {
 
 using ::splitinfer::testing::TestSeed;
+using test_util::AllKernelPaths;
+using test_util::CpuHas;
 using test_util::Describe;
 using test_util::RandomVector;
 
@@ -132,7 +134,7 @@ TEST(QConvTest, PerRegionZeroPointsHandComputed) {
   auto centre = ReferenceConvAccumulate(pad, {5, 9}, zps, ones);
   ASSERT_TRUE(centre.ok()) << centre.status().ToString();
   EXPECT_EQ(*centre, (std::vector<int32_t>{3, 5}));
-  for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni}) {
+  for (KernelPath path : AllKernelPaths()) {
     auto w = PrepareInt8ConvWeights(pad, ones, path);
     if (!w.ok()) continue;  // a path this CPU lacks (checked elsewhere)
     std::vector<int32_t> got;
@@ -175,7 +177,7 @@ TEST(QGemmTest, PerRegionZeroPointsMatchReferenceOnEveryPath) {
         ASSERT_TRUE(std::equal(one->begin() + at, one->begin() + at + plane, want->begin() + at)) << "region " << g;
       }
     }
-    for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni}) {
+    for (KernelPath path : AllKernelPaths()) {
       auto w = PrepareInt8ConvWeights(s, weights, path);
       if (!w.ok()) {
         EXPECT_EQ(w.status().code(), ErrorCode::kFailedPrecondition);
@@ -212,6 +214,11 @@ TEST(QGemmTest, Avx2ConvMatchesReference) {
 TEST(QGemmTest, Avx512VnniConvMatchesReference) {
   if (!CpuHasAvx512Vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
   CheckInt8Path(KernelPath::kAvx512Vnni);
+}
+
+TEST(QGemmTest, NeonConvMatchesReference) {
+  if (!CpuHasNeon()) GTEST_SKIP() << "not an AArch64 build";
+  CheckInt8Path(KernelPath::kNeon);
 }
 
 TEST(QGemmTest, AutoPicksTheFastestPathThisCpuHas) {
@@ -289,6 +296,11 @@ TEST(QGemmTest, Avx512VnniGemmMatchesPortable) {
   CheckGemmAgainstPortable(KernelPath::kAvx512Vnni);
 }
 
+TEST(QGemmTest, NeonGemmMatchesPortable) {
+  if (!CpuHasNeon()) GTEST_SKIP() << "not an AArch64 build";
+  CheckGemmAgainstPortable(KernelPath::kNeon);
+}
+
 TEST(QGemmTest, Avx512VnniGemmExtremeValues) {
   // Every product at its extreme (w = -128 or 127, b = 0 or 255) with depths 1..9, so a quad
   // sum reaches 4 * 128 * 255; the int32 total must still be exact.
@@ -324,10 +336,12 @@ TEST(QGemmTest, PreparedWeightsMatchReferenceOnEveryPath) {
     const int32_t zp = static_cast<int32_t>(rng() % 256);
     auto want = ReferenceConvAccumulate(s, input, zp, weights);
     ASSERT_TRUE(want.ok());
-    for (KernelPath path : {KernelPath::kAuto, KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni}) {
+    auto paths = AllKernelPaths();
+    paths.push_back(KernelPath::kAuto);
+    for (KernelPath path : paths) {
       SCOPED_TRACE(KernelPathName(path));
       auto w = PrepareInt8ConvWeights(s, weights, path);
-      if ((path == KernelPath::kAvx2 && !CpuHasAvx2()) || (path == KernelPath::kAvx512Vnni && !CpuHasAvx512Vnni())) {
+      if (!CpuHas(path)) {
         EXPECT_EQ(w.status().code(), ErrorCode::kFailedPrecondition);
         continue;
       }
@@ -402,9 +416,8 @@ TEST(QGemmTest, ExtremeValuesStayExact) {
     auto want = ReferenceConvAccumulate(s, input, z, weights);
     ASSERT_TRUE(want.ok());
     EXPECT_EQ((*want)[s.out_width() + 1], w * (a - z) * s.region_depth());  // an interior pixel: all taps
-    for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni}) {
-      if (path == KernelPath::kAvx2 && !CpuHasAvx2()) continue;
-      if (path == KernelPath::kAvx512Vnni && !CpuHasAvx512Vnni()) continue;
+    for (KernelPath path : AllKernelPaths()) {
+      if (!CpuHas(path)) continue;
       SCOPED_TRACE(KernelPathName(path));
       auto got = Int8ConvAccumulate(s, input, z, weights, path);
       ASSERT_TRUE(got.ok());

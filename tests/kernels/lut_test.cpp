@@ -44,11 +44,12 @@ bool Has(KernelPath path) {
   switch (path) {
     case KernelPath::kAvx2: return CpuHasAvx2();
     case KernelPath::kAvx512Vnni: return CpuHasAvx512Vnni();
+    case KernelPath::kNeon: return CpuHasNeon();
     default: return true;
   }
 }
 
-// A kernel: the path and the table width (4 slots: 16-entry tables, vpshufb; 6: 64-entry
+// A kernel: the path and the table width (4 slots: 16-entry tables, vpshufb or tbl; 6: 64-entry
 // tables, vpermb, AVX-512 VBMI only).
 struct Kernel {
   KernelPath path;
@@ -227,12 +228,14 @@ TEST_P(LutPathTest, RepeatedCallsOnReusedBuffersAgree) {
 
 INSTANTIATE_TEST_SUITE_P(Kernels, LutPathTest,
                          ::testing::Values(Kernel{KernelPath::kPortable, 4}, Kernel{KernelPath::kAvx2, 4},
-                                           Kernel{KernelPath::kAvx512Vnni, 4}, Kernel{KernelPath::kAvx512Vnni, 6}),
+                                           Kernel{KernelPath::kAvx512Vnni, 4}, Kernel{KernelPath::kAvx512Vnni, 6},
+                                           Kernel{KernelPath::kNeon, 4}),
                          [](const auto& param_info) { return Name(param_info.param); });
 
 TEST(LutTest, AutoPicksTheFastestPathThisCpuHas) {
   const KernelPath best = CpuHasAvx512Vnni() ? KernelPath::kAvx512Vnni
                           : CpuHasAvx2()     ? KernelPath::kAvx2
+                          : CpuHasNeon()     ? KernelPath::kNeon
                                              : KernelPath::kPortable;
   // Few output pixels: 16-entry tables everywhere (64-entry ones would be streamed, not reused).
   const ConvShape small{4, 5, 5, 3, 3, 3, 1, 1, 4};
@@ -245,10 +248,13 @@ TEST(LutTest, AutoPicksTheFastestPathThisCpuHas) {
   lw = PrepareLutWeights(large, std::vector<uint8_t>(large.weight_size(), 1), 2);
   ASSERT_TRUE(lw.ok());
   EXPECT_EQ(lw->slots, best == KernelPath::kAvx512Vnni && CpuHasAvx512Vbmi() ? 6 : 4);
-  // The portable and AVX2 paths always take 16-entry tables.
-  lw = PrepareLutWeights(large, std::vector<uint8_t>(large.weight_size(), 1), 2, KernelPath::kPortable);
-  ASSERT_TRUE(lw.ok());
-  EXPECT_EQ(lw->slots, 4);
+  // The other paths always take 16-entry tables.
+  for (KernelPath path : AvailableKernelPaths()) {
+    if (path == KernelPath::kAvx512Vnni) continue;
+    lw = PrepareLutWeights(large, std::vector<uint8_t>(large.weight_size(), 1), 2, path);
+    ASSERT_TRUE(lw.ok()) << KernelPathName(path);
+    EXPECT_EQ(lw->slots, 4) << KernelPathName(path);
+  }
 }
 
 TEST(LutTest, ArgumentsAreChecked) {
@@ -256,15 +262,17 @@ TEST(LutTest, ArgumentsAreChecked) {
   const std::vector<uint8_t> codes(s.weight_size(), 1), input(s.input_size(), 2);
   ExpectError(PrepareLutWeights(s, codes, 2, static_cast<KernelPath>(9)).status(), ErrorCode::kInvalidArgument,
               "path");
-  for (KernelPath path : {KernelPath::kAvx2, KernelPath::kAvx512Vnni})
+  for (KernelPath path : {KernelPath::kAvx2, KernelPath::kAvx512Vnni, KernelPath::kNeon})
     if (!Has(path))
       ExpectError(PrepareLutWeights(s, codes, 2, path).status(), ErrorCode::kFailedPrecondition,
                   KernelPathName(path));
   ExpectError(PrepareLutWeights(s, {1, 2, 3}, 2).status(), ErrorCode::kInvalidArgument, "weight codes");
   ExpectError(PrepareLutWeights(s, codes, 2, KernelPath::kPortable, 5).status(), ErrorCode::kInvalidArgument,
               "slots");
-  ExpectError(PrepareLutWeights(s, codes, 2, KernelPath::kPortable, 6).status(), ErrorCode::kInvalidArgument,
-              "slots = 6 needs the avx512vnni path");
+  for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kNeon})
+    if (Has(path))
+      ExpectError(PrepareLutWeights(s, codes, 2, path, 6).status(), ErrorCode::kInvalidArgument,
+                  "slots = 6 needs the avx512vnni path");
   if (CpuHasAvx512Vnni() && !CpuHasAvx512Vbmi())
     ExpectError(PrepareLutWeights(s, codes, 2, KernelPath::kAvx512Vnni, 6).status(), ErrorCode::kFailedPrecondition,
                 "VBMI");
