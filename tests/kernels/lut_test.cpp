@@ -20,6 +20,7 @@ namespace splitinfer::kernels {
 namespace {
 
 using ::splitinfer::testing::TestSeed;
+using test_util::CpuHas;
 using test_util::Describe;
 using test_util::RandomVector;
 
@@ -40,14 +41,6 @@ void ExpectError(const Status& st, ErrorCode code, const std::string& needle) {
   EXPECT_NE(st.message().find(needle), std::string::npos) << st.ToString();
 }
 
-bool Has(KernelPath path) {
-  switch (path) {
-    case KernelPath::kAvx2: return CpuHasAvx2();
-    case KernelPath::kAvx512Vnni: return CpuHasAvx512Vnni();
-    case KernelPath::kNeon: return CpuHasNeon();
-    default: return true;
-  }
-}
 
 // A kernel: the path and the table width (4 slots: 16-entry tables, vpshufb or tbl; 6: 64-entry
 // tables, vpermb, AVX-512 VBMI only).
@@ -56,7 +49,7 @@ struct Kernel {
   int slots;
 };
 
-bool Has(const Kernel& k) { return Has(k.path) && (k.slots == 4 || CpuHasAvx512Vbmi()); }
+bool Has(const Kernel& k) { return CpuHas(k.path) && (k.slots == 4 || CpuHasAvx512Vbmi()); }
 
 std::string Name(const Kernel& k) { return std::string(KernelPathName(k.path)) + "_s" + std::to_string(k.slots); }
 
@@ -263,14 +256,14 @@ TEST(LutTest, ArgumentsAreChecked) {
   ExpectError(PrepareLutWeights(s, codes, 2, static_cast<KernelPath>(9)).status(), ErrorCode::kInvalidArgument,
               "path");
   for (KernelPath path : {KernelPath::kAvx2, KernelPath::kAvx512Vnni, KernelPath::kNeon})
-    if (!Has(path))
+    if (!CpuHas(path))
       ExpectError(PrepareLutWeights(s, codes, 2, path).status(), ErrorCode::kFailedPrecondition,
                   KernelPathName(path));
   ExpectError(PrepareLutWeights(s, {1, 2, 3}, 2).status(), ErrorCode::kInvalidArgument, "weight codes");
   ExpectError(PrepareLutWeights(s, codes, 2, KernelPath::kPortable, 5).status(), ErrorCode::kInvalidArgument,
               "slots");
   for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kNeon})
-    if (Has(path))
+    if (CpuHas(path))
       ExpectError(PrepareLutWeights(s, codes, 2, path, 6).status(), ErrorCode::kInvalidArgument,
                   "slots = 6 needs the avx512vnni path");
   if (CpuHasAvx512Vnni() && !CpuHasAvx512Vbmi())
