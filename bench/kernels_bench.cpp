@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
   if (k::CpuHasAvx512Vnni()) features += " avx512f+bw+vl+vnni";
   if (k::CpuHasAvx512Vbmi()) features += " avx512vbmi";
   if (k::CpuHasNeon()) features += " neon";
+  if (k::CpuHasNeonDot()) features += " dotprod";
   benchmark::AddCustomContext("cpu_kernel_paths", features);
   const int bits[][2] = {{2, 4}, {2, 2}, {1, 1}, {4, 4}};
   for (const Layer& l : Layers()) {

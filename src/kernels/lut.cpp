@@ -1083,7 +1083,7 @@ void Run(Job& j) {
 #endif
       BuildIndexPortable(j, g, ip0, t.count, idx_stride, idx);
 #ifdef SI_LUT_NEON
-      if (path == KernelPath::kNeon) {
+      if (path == KernelPath::kNeon || path == KernelPath::kNeonDot) {  // dotprod changes nothing here
         if (P == 4) LookupTileNeon<4>(t);
         else if (P == 2) LookupTileNeon<2>(t);
         else LookupTileNeon<1>(t);

@@ -1,4 +1,5 @@
-// kernels: portable, AVX2, AVX-512 VNNI and NEON int8 GEMM, im2col convolution (contract: qgemm.h).
+// kernels: portable, AVX2, AVX-512 VNNI, NEON and NEON dot-product int8 GEMM, im2col convolution
+// (contract: qgemm.h).
 #include "kernels/qgemm.h"
 
 #include <algorithm>
@@ -13,6 +14,10 @@
 #if defined(__aarch64__)
 #define SI_KERNELS_NEON 1
 #include <arm_neon.h>
+#if defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 #endif
 
 namespace splitinfer::kernels {
@@ -73,13 +78,62 @@ void GemmPortable(const GemmShape& s, const int8_t* a, const uint8_t* b, const i
     }
 }
 
-// The VNNI path's weight layout (see PackVnniTiles): rows in blocks of 8, each region padded to
-// whole k-quads. Sized here, outside the x86-only code, for the checks every build runs.
-constexpr int kVnniRows = 8;
+// The weight layout of the k-quad kernels, VNNI and NEON dot product (see PackQuadTiles): rows in
+// blocks of 8, each region padded to whole k-quads. Pure C++, shared by both and by the checks
+// every build runs.
+constexpr int kQuadRows = 8;
 
-size_t VnniTilesSize(int m, int regions, int quads) {
-  return static_cast<size_t>((m + kVnniRows - 1) / kVnniRows) * regions * quads * kVnniRows * 4;
+size_t QuadTilesSize(int m, int regions, int quads) {
+  return static_cast<size_t>((m + kQuadRows - 1) / kQuadRows) * regions * quads * kQuadRows * 4;
 }
+
+// B as k-quads interleaved per column: for region g and quad q (rows k = g*group_k + 4q + j,
+// j = 0..3), 4*ldp bytes holding (B[k][n], B[k+1][n], B[k+2][n], B[k+3][n]) for n = 0..ldp-1,
+// the u8 operand layout of vpdpbusd. Rows past the region's end and columns past n are zero (A
+// is zero-padded there too, so they add nothing). ldp is n rounded up to 16 (one zmm of int32
+// lanes), so a column tile never reads past the buffer and needs no masked loads. (The NEON
+// dot-product path stores B - 128 as int8 in the same layout: sdot multiplies signed bytes.)
+// Per-thread scratch that only grows: a head runs the same shapes image after image, and
+// allocating its megabyte-sized buffers per call made the kernel fault fresh pages every time
+// (16 % of the ResNet-50 stem's samples under perf). Slot 0: packed B; slot 1: padded planes.
+uint8_t* Scratch(int slot, size_t bytes) {
+  thread_local std::vector<uint8_t> buffers[2];
+  auto& b = buffers[slot];
+  if (b.size() < bytes) b.resize(bytes);
+  return b.data();
+}
+
+struct QuadPackedB {
+  int quads = 0;  // per region: ceil(group_k / 4)
+  int ldp = 0;
+  // [regions][quads][ldp][4]; not zero-filled here: the packers write every byte.
+  uint8_t* data = nullptr;
+
+  QuadPackedB(int regions, int group_k, int n)
+      : quads((group_k + 3) / 4), ldp((n + 15) / 16 * 16),
+        data(Scratch(0, static_cast<size_t>(regions) * quads * ldp * 4)) {}
+  uint8_t* quad(int g, int q) { return data + (static_cast<size_t>(g) * quads + q) * ldp * 4; }
+  const uint8_t* quad(int g, int q) const { return data + (static_cast<size_t>(g) * quads + q) * ldp * 4; }
+};
+
+// A for the VNNI and NEON dot-product kernels: rows in blocks of
+// kQuadRows, [block][region][quad][row][4 weights]. One tile then reads its broadcasts from a
+// single stream (32 bytes per quad). Weights past a region's end and rows past m are zero, so
+// they add nothing (and padded rows are not stored).
+// `a` row-major with row stride lda; region g of row r = a[r*lda + g*group_k ..], group_k weights.
+std::vector<int8_t> PackQuadTiles(int m, int regions, int group_k, const int8_t* a, size_t lda) {
+  const int quads = (group_k + 3) / 4;
+  std::vector<int8_t> tiles(QuadTilesSize(m, regions, quads), 0);
+  for (int r = 0; r < m; ++r)
+    for (int g = 0; g < regions; ++g) {
+      const int8_t* src = a + static_cast<size_t>(r) * lda + static_cast<size_t>(g) * group_k;
+      int8_t* dst = tiles.data() + ((static_cast<size_t>(r / kQuadRows) * regions + g) * quads * kQuadRows +
+                                    r % kQuadRows) * 4;
+      for (int kk = 0; kk < group_k; ++kk) dst[(kk / 4) * kQuadRows * 4 + kk % 4] = src[kk];
+    }
+  return tiles;
+}
+
 
 // The NEON path's weight layout: rows in blocks of 4, [block][k][4 rows] int8, rows past m zero,
 // so one 32-bit load gives the 4 rows' weights at k (the lanes smlal multiplies by).
@@ -193,34 +247,6 @@ void GemmAvx2(const GemmShape& s, const int8_t* a, const uint8_t* b, const int32
 // ---- AVX-512 VNNI ----------------------------------------------------------------------------
 #define SI_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define SI_VNNI_INLINE SI_VNNI __attribute__((always_inline)) inline
-
-// B as k-quads interleaved per column: for region g and quad q (rows k = g*group_k + 4q + j,
-// j = 0..3), 4*ldp bytes holding (B[k][n], B[k+1][n], B[k+2][n], B[k+3][n]) for n = 0..ldp-1,
-// the u8 operand layout of vpdpbusd. Rows past the region's end and columns past n are zero (A
-// is zero-padded there too, so they add nothing). ldp is n rounded up to 16 (one zmm of int32
-// lanes), so a column tile never reads past the buffer and needs no masked loads.
-// Per-thread scratch that only grows: a head runs the same shapes image after image, and
-// allocating its megabyte-sized buffers per call made the kernel fault fresh pages every time
-// (16 % of the ResNet-50 stem's samples under perf). Slot 0: packed B; slot 1: padded planes.
-uint8_t* Scratch(int slot, size_t bytes) {
-  thread_local std::vector<uint8_t> buffers[2];
-  auto& b = buffers[slot];
-  if (b.size() < bytes) b.resize(bytes);
-  return b.data();
-}
-
-struct QuadPackedB {
-  int quads = 0;  // per region: ceil(group_k / 4)
-  int ldp = 0;
-  // [regions][quads][ldp][4]; not zero-filled here: the packers write every byte.
-  uint8_t* data = nullptr;
-
-  QuadPackedB(int regions, int group_k, int n)
-      : quads((group_k + 3) / 4), ldp((n + 15) / 16 * 16),
-        data(Scratch(0, static_cast<size_t>(regions) * quads * ldp * 4)) {}
-  uint8_t* quad(int g, int q) { return data + (static_cast<size_t>(g) * quads + q) * ldp * 4; }
-  const uint8_t* quad(int g, int q) const { return data + (static_cast<size_t>(g) * quads + q) * ldp * 4; }
-};
 
 // dst[4n + j] = rows[j][n] (0 where rows[j] is null), n < count; dst[4n..] = 0 for count <= n < ldp.
 SI_VNNI void InterleaveQuad(const uint8_t* const rows[4], int count, int ldp, uint8_t* dst) {
@@ -371,24 +397,6 @@ SI_VNNI void PackQuadsIm2col(const ConvShape& s, const uint8_t* input, const int
   }
 }
 
-// A for the VNNI kernel (kVnniRows, VnniTilesSize above the x86 code): rows in blocks of
-// kVnniRows, [block][region][quad][row][4 weights]. One tile then reads its broadcasts from a
-// single stream (32 bytes per quad). Weights past a region's end and rows past m are zero, so
-// they add nothing (and padded rows are not stored).
-// `a` row-major with row stride lda; region g of row r = a[r*lda + g*group_k ..], group_k weights.
-std::vector<int8_t> PackVnniTiles(int m, int regions, int group_k, const int8_t* a, size_t lda) {
-  const int quads = (group_k + 3) / 4;
-  std::vector<int8_t> tiles(VnniTilesSize(m, regions, quads), 0);
-  for (int r = 0; r < m; ++r)
-    for (int g = 0; g < regions; ++g) {
-      const int8_t* src = a + static_cast<size_t>(r) * lda + static_cast<size_t>(g) * group_k;
-      int8_t* dst = tiles.data() + ((static_cast<size_t>(r / kVnniRows) * regions + g) * quads * kVnniRows +
-                                    r % kVnniRows) * 4;
-      for (int kk = 0; kk < group_k; ++kk) dst[(kk / 4) * kVnniRows * 4 + kk % 4] = src[kk];
-    }
-  return tiles;
-}
-
 // Row i of a tile: NV vectors, all full but the last, which gets `tail`.
 template <int NV>
 SI_VNNI_INLINE void StoreTileRow(int32_t* out, __m512i x0, __m512i x1, __m512i x2, __mmask16 tail) {
@@ -437,7 +445,7 @@ template <int NV, int RB>
 SI_VNNI __attribute__((noinline)) void VnniTile(const int8_t* a0, const int8_t* a1, const uint8_t* b,
                                                 size_t quad_bytes, int quads, const int32_t* offset,
                                                 size_t offset_stride, int rows, int32_t* c, size_t ldc, int cols) {
-  static_assert(kVnniRows == 8 && NV >= 1 && NV <= 3 && (RB == 8 || (RB == 16 && NV == 1)),
+  static_assert(kQuadRows == 8 && NV >= 1 && NV <= 3 && (RB == 8 || (RB == 16 && NV == 1)),
                 "the tile below is written out for 8 or 16 rows and 1..3 vectors");
 #define SI_VNNI_INIT(i)                                                                                   \
   __m512i c##i##_0 = _mm512_set1_epi32(offset && (i) < rows ? offset[(i) * offset_stride] : 0),           \
@@ -465,8 +473,8 @@ SI_VNNI __attribute__((noinline)) void VnniTile(const int8_t* a0, const int8_t* 
     SI_VNNI_ROW(8) SI_VNNI_ROW(9) SI_VNNI_ROW(10) SI_VNNI_ROW(11)
     SI_VNNI_ROW(12) SI_VNNI_ROW(13) SI_VNNI_ROW(14) SI_VNNI_ROW(15)
 #undef SI_VNNI_ROW
-    a0 += kVnniRows * 4;
-    if constexpr (RB == 16) a1 += kVnniRows * 4;
+    a0 += kQuadRows * 4;
+    if constexpr (RB == 16) a1 += kQuadRows * 4;
     b += quad_bytes;
   } while (++q < quads);
   // Full tiles store straight to C; a tile with padded rows goes through a buffer. (Choosing the
@@ -493,36 +501,36 @@ SI_VNNI __attribute__((noinline)) void VnniTile(const int8_t* a0, const int8_t* 
   for (int i = 0; i < rows; ++i) std::memcpy(c + i * ldc, buffer[i], static_cast<size_t>(cols) * 4);
 }
 
-// C[m][g][n] from packed B and A tiles (PackVnniTiles). Region by region, so the region's slice
+// C[m][g][n] from packed B and A tiles (PackQuadTiles). Region by region, so the region's slice
 // of B (quads * 4 * ldp bytes) stays in L1 while all row blocks stream past it; columns in
 // tiles of up to 48, the last one as narrow as the remaining columns allow (steps of 16).
 SI_VNNI void GemmVnniPacked(int m, int n, int regions, const int8_t* tiles, const QuadPackedB& b,
                             const int32_t* offset, int32_t* c) {
   const size_t ldc = static_cast<size_t>(regions) * n, quad_bytes = static_cast<size_t>(b.ldp) * 4;
-  const size_t tile_bytes = static_cast<size_t>(b.quads) * kVnniRows * 4;  // one row block, one region
+  const size_t tile_bytes = static_cast<size_t>(b.quads) * kQuadRows * 4;  // one row block, one region
   const size_t block_bytes = tile_bytes * regions;                          // next row block, same region
   for (int g = 0; g < regions; ++g)
     for (int n0 = 0; n0 < n; n0 += 48) {
       const int cols = std::min(48, n - n0), nv = (cols + 15) / 16;
       const uint8_t* bt = b.quad(g, 0) + static_cast<size_t>(n0) * 4;
       for (int r = 0; r < m;) {
-        const int8_t* a = tiles + (static_cast<size_t>(r / kVnniRows) * regions + g) * tile_bytes;
+        const int8_t* a = tiles + (static_cast<size_t>(r / kQuadRows) * regions + g) * tile_bytes;
         const int32_t* off = offset ? offset + static_cast<size_t>(r) * regions + g : nullptr;
         int32_t* out = c + static_cast<size_t>(r) * ldc + static_cast<size_t>(g) * n + n0;
         const int left = m - r;
-        if (nv == 1 && left > kVnniRows) {
-          const int rows = std::min(2 * kVnniRows, left);
+        if (nv == 1 && left > kQuadRows) {
+          const int rows = std::min(2 * kQuadRows, left);
           VnniTile<1, 16>(a, a + block_bytes, bt, quad_bytes, b.quads, off, regions, rows, out, ldc, cols);
-          r += 2 * kVnniRows;
+          r += 2 * kQuadRows;
           continue;
         }
-        const int rows = std::min(kVnniRows, left);
+        const int rows = std::min(kQuadRows, left);
         switch (nv) {
           case 3: VnniTile<3, 8>(a, a, bt, quad_bytes, b.quads, off, regions, rows, out, ldc, cols); break;
           case 2: VnniTile<2, 8>(a, a, bt, quad_bytes, b.quads, off, regions, rows, out, ldc, cols); break;
           default: VnniTile<1, 8>(a, a, bt, quad_bytes, b.quads, off, regions, rows, out, ldc, cols); break;
         }
-        r += kVnniRows;
+        r += kQuadRows;
       }
     }
 }
@@ -531,7 +539,7 @@ void GemmVnni(const GemmShape& s, const int8_t* a, const uint8_t* b, const int32
   const int regions = s.k / s.group_k;
   QuadPackedB packed(regions, s.group_k, s.n);
   PackQuadsFromRows(s, b, packed);
-  const std::vector<int8_t> tiles = PackVnniTiles(s.m, regions, s.group_k, a, static_cast<size_t>(s.k));
+  const std::vector<int8_t> tiles = PackQuadTiles(s.m, regions, s.group_k, a, static_cast<size_t>(s.k));
   GemmVnniPacked(s.m, s.n, regions, tiles.data(), packed, offset, c);
 }
 #endif  // SI_KERNELS_X86
@@ -613,6 +621,112 @@ void GemmNeonPacked(const GemmShape& s, const int8_t* packed, const uint8_t* b, 
     }
   }
 }
+
+// ---- AArch64 NEON dot product (ARMv8.2 dotprod: Cortex-A55/A76, as in a Raspberry Pi 5) ------
+// sdot multiplies signed bytes and B holds codes 0..255, so the packer stores B - 128 (b ^ 0x80)
+// and the offsets carry the difference: sum w*b = sum w*(b - 128) + 128 * sum w, i.e. offset[m][g]
+// gains 128 * (the region's weight sum). Each product |w * (b - 128)| <= 128 * 128, and sdot adds
+// a quad's 4 products into the int32 lane exactly (no saturation). A is PackQuadTiles' layout,
+// B QuadPackedB's (the VNNI path's), so a quad of 4 columns is one 16-byte load.
+#define SI_NEON_DOT __attribute__((target("arch=armv8.2-a+dotprod")))
+
+// Row-major B rows into k-quads, minus 128: vst4q_u8 interleaves 4 registers byte by byte,
+// which is (B[k][n], B[k+1][n], B[k+2][n], B[k+3][n]) per column. Rows past the region's end
+// (zero weights) and columns past n are 0.
+void PackQuadsSigned(const GemmShape& s, const uint8_t* b, QuadPackedB& p) {
+  const int regions = s.k / s.group_k;
+  const uint8x16_t flip = vdupq_n_u8(0x80);
+  for (int g = 0; g < regions; ++g)
+    for (int q = 0; q < p.quads; ++q) {
+      const uint8_t* rows[4];
+      for (int j = 0; j < 4; ++j) {
+        const int kk = 4 * q + j;
+        rows[j] = kk < s.group_k ? b + static_cast<size_t>(g * s.group_k + kk) * s.ldb : nullptr;
+      }
+      uint8_t* dst = p.quad(g, q);
+      int n0 = 0;
+      for (; n0 + 16 <= s.n; n0 += 16) {
+        uint8x16x4_t x;
+        for (int j = 0; j < 4; ++j) x.val[j] = rows[j] ? veorq_u8(vld1q_u8(rows[j] + n0), flip) : vdupq_n_u8(0);
+        vst4q_u8(dst + static_cast<size_t>(n0) * 4, x);
+      }
+      for (; n0 < p.ldp; ++n0)  // the last n % 16 columns, then the padding
+        for (int j = 0; j < 4; ++j)
+          dst[static_cast<size_t>(n0) * 4 + j] = rows[j] && n0 < s.n ? static_cast<uint8_t>(rows[j][n0] ^ 0x80) : 0;
+    }
+}
+
+// acc[0..1] (8 columns) += the dot products of their k-quads with row `Lane` of the 4 in `a`.
+template <int Lane>
+SI_NEON_DOT __attribute__((always_inline)) inline void DotRow(int32x4_t acc[2], int8x16_t b0, int8x16_t b1, int8x16_t a) {
+  acc[0] = vdotq_laneq_s32(acc[0], b0, a, Lane);
+  acc[1] = vdotq_laneq_s32(acc[1], b1, a, Lane);
+}
+
+// C[m][g][n] from packed B and A tiles, region by region. A register tile is 8 rows (two
+// vectors of 4 rows x 4 weights per quad) x 8 columns (two vectors of 4 columns x 4 codes): 16
+// int32x4 accumulators, and per quad 4 loads for 16 sdot (256 multiply-adds). offset must
+// already hold the + 128 * weight-sum term.
+SI_NEON_DOT void GemmDotPacked(int m, int n, int regions, const int8_t* tiles, const QuadPackedB& b,
+                               const int32_t* offset, int32_t* c) {
+  const int quads = b.quads;
+  const size_t quad_stride = static_cast<size_t>(b.ldp) * 4;
+  for (int g = 0; g < regions; ++g)
+    for (int r0 = 0; r0 < m; r0 += kQuadRows) {
+      const int rows = std::min(kQuadRows, m - r0);
+      const int8_t* at = tiles + (static_cast<size_t>(r0 / kQuadRows) * regions + g) * quads * kQuadRows * 4;
+      int32_t base[kQuadRows] = {};
+      for (int i = 0; i < rows; ++i) base[i] = offset ? offset[static_cast<size_t>(r0 + i) * regions + g] : 0;
+      for (int n0 = 0; n0 < n; n0 += 8) {  // ldp is a multiple of 16: a tile never reads past it
+        int32x4_t acc[kQuadRows][2];
+        for (int i = 0; i < kQuadRows; ++i) acc[i][0] = acc[i][1] = vdupq_n_s32(base[i]);
+        const int8_t* bq = reinterpret_cast<const int8_t*>(b.quad(g, 0)) + static_cast<size_t>(n0) * 4;
+        const int8_t* aq = at;
+        for (int q = 0; q < quads; ++q, bq += quad_stride, aq += kQuadRows * 4) {
+          const int8x16_t b0 = vld1q_s8(bq), b1 = vld1q_s8(bq + 16);
+          const int8x16_t a0 = vld1q_s8(aq), a1 = vld1q_s8(aq + 16);
+          DotRow<0>(acc[0], b0, b1, a0);
+          DotRow<1>(acc[1], b0, b1, a0);
+          DotRow<2>(acc[2], b0, b1, a0);
+          DotRow<3>(acc[3], b0, b1, a0);
+          DotRow<0>(acc[4], b0, b1, a1);
+          DotRow<1>(acc[5], b0, b1, a1);
+          DotRow<2>(acc[6], b0, b1, a1);
+          DotRow<3>(acc[7], b0, b1, a1);
+        }
+        const int cols = std::min(8, n - n0);
+        for (int i = 0; i < rows; ++i) {  // rows past m are zero padding: not stored
+          int32_t* out = c + (static_cast<size_t>(r0 + i) * regions + g) * n + n0;
+          if (cols == 8) {
+            vst1q_s32(out, acc[i][0]);
+            vst1q_s32(out + 4, acc[i][1]);
+          } else {
+            int32_t tmp[8];
+            vst1q_s32(tmp, acc[i][0]);
+            vst1q_s32(tmp + 4, acc[i][1]);
+            std::memcpy(out, tmp, static_cast<size_t>(cols) * sizeof(int32_t));
+          }
+        }
+      }
+    }
+}
+
+void GemmDot(const GemmShape& s, const int8_t* a, const uint8_t* b, const int32_t* offset, int32_t* c) {
+  const int regions = s.k / s.group_k;
+  std::vector<int32_t> shifted(static_cast<size_t>(s.m) * regions);
+  for (int r = 0; r < s.m; ++r)
+    for (int g = 0; g < regions; ++g) {
+      const int8_t* w = a + static_cast<size_t>(r) * s.k + static_cast<size_t>(g) * s.group_k;
+      int32_t sum = 0;
+      for (int kk = 0; kk < s.group_k; ++kk) sum += w[kk];
+      const size_t row = static_cast<size_t>(r) * regions + g;
+      shifted[row] = (offset ? offset[row] : 0) + 128 * sum;
+    }
+  QuadPackedB packed(regions, s.group_k, s.n);
+  PackQuadsSigned(s, b, packed);
+  const std::vector<int8_t> tiles = PackQuadTiles(s.m, regions, s.group_k, a, static_cast<size_t>(s.k));
+  GemmDotPacked(s.m, s.n, regions, tiles.data(), packed, shifted.data(), c);
+}
 #endif  // SI_KERNELS_NEON
 
 // The path a request runs on, or FAILED_PRECONDITION when the CPU lacks it.
@@ -621,11 +735,17 @@ Result<KernelPath> ResolvePath(KernelPath path, const char* who) {
     case KernelPath::kAuto:
       return CpuHasAvx512Vnni() ? KernelPath::kAvx512Vnni
              : CpuHasAvx2()     ? KernelPath::kAvx2
+             : CpuHasNeonDot()  ? KernelPath::kNeonDot
              : CpuHasNeon()     ? KernelPath::kNeon
                                 : KernelPath::kPortable;
     case KernelPath::kPortable: return path;
     case KernelPath::kNeon:
       if (!CpuHasNeon()) return FailedPrecondition(std::string(who) + " path neon: this build is not for AArch64");
+      return path;
+    case KernelPath::kNeonDot:
+      if (!CpuHasNeonDot())
+        return FailedPrecondition(std::string(who) +
+                                  " path neondot: this CPU (or build) has no ARMv8.2 dot-product instructions");
       return path;
     case KernelPath::kAvx2:
       if (!CpuHasAvx2()) return FailedPrecondition(std::string(who) + " path avx2: this CPU has no AVX2");
@@ -649,6 +769,7 @@ const char* KernelPathName(KernelPath path) {
     case KernelPath::kAvx2: return "avx2";
     case KernelPath::kAvx512Vnni: return "avx512vnni";
     case KernelPath::kNeon: return "neon";
+    case KernelPath::kNeonDot: return "neondot";
   }
   return "unknown";
 }
@@ -661,11 +782,21 @@ bool CpuHasNeon() {
 #endif
 }
 
+bool CpuHasNeonDot() {
+#if defined(SI_KERNELS_NEON) && defined(__linux__) && defined(HWCAP_ASIMDDP)
+  static const bool has = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  return has;
+#else
+  return false;
+#endif
+}
+
 std::vector<KernelPath> AvailableKernelPaths() {
   std::vector<KernelPath> paths = {KernelPath::kPortable};
   if (CpuHasAvx2()) paths.push_back(KernelPath::kAvx2);
   if (CpuHasAvx512Vnni()) paths.push_back(KernelPath::kAvx512Vnni);
   if (CpuHasNeon()) paths.push_back(KernelPath::kNeon);
+  if (CpuHasNeonDot()) paths.push_back(KernelPath::kNeonDot);
   return paths;
 }
 
@@ -724,6 +855,10 @@ Status QGemm(const GemmShape& s, const int8_t* a, const uint8_t* b, const int32_
     GemmNeonPacked(s, PackNeonRows(s.m, s.k, a).data(), b, offset, c);
     return Status::Ok();
   }
+  if (run == KernelPath::kNeonDot) {
+    GemmDot(s, a, b, offset, c);
+    return Status::Ok();
+  }
 #endif
   (void)run;  // the portable path, on every build
   GemmPortable(s, a, b, offset, c);
@@ -743,13 +878,11 @@ Result<Int8ConvWeights> PrepareInt8ConvWeights(const ConvShape& s, const std::ve
     for (int i = 0; i < depth; ++i) sum += weights[r * depth + i];
     w.region_sums[r] = sum;
   }
-#ifdef SI_KERNELS_X86
-  if (w.path == KernelPath::kAvx512Vnni) {
-    w.tiles = PackVnniTiles(s.out_channels, s.regions(), depth, weights.data(),
+  if (w.path == KernelPath::kAvx512Vnni || w.path == KernelPath::kNeonDot) {
+    w.tiles = PackQuadTiles(s.out_channels, s.regions(), depth, weights.data(),
                             static_cast<size_t>(s.in_channels) * s.kernel_h * s.kernel_w);
     return w;
   }
-#endif
   if (w.path == KernelPath::kNeon) {
     w.tiles = PackNeonRows(s.out_channels, static_cast<int>(s.weight_size() / s.out_channels), weights.data());
     return w;
@@ -780,16 +913,18 @@ Status Int8ConvAccumulate(const Int8ConvWeights& w, const std::vector<uint8_t>& 
   const int n = static_cast<int>(s.pixels());
   const int regions = s.regions(), depth = s.region_depth();
   SI_ASSIGN_OR_RETURN(const KernelPath run, ResolvePath(w.path, "conv"));
-  const bool vnni = run == KernelPath::kAvx512Vnni, neon = run == KernelPath::kNeon;
+  const bool vnni = run == KernelPath::kAvx512Vnni, neon = run == KernelPath::kNeon, dot = run == KernelPath::kNeonDot;
   if (w.path == KernelPath::kAuto || w.region_sums.size() != static_cast<size_t>(s.out_channels) * regions ||
-      (vnni   ? w.tiles.size() != VnniTilesSize(s.out_channels, regions, (depth + 3) / 4)
-       : neon ? w.tiles.size() != NeonRowsSize(s.out_channels, k)
-              : w.weights.size() != s.weight_size()))
+      (vnni || dot ? w.tiles.size() != QuadTilesSize(s.out_channels, regions, (depth + 3) / 4)
+       : neon      ? w.tiles.size() != NeonRowsSize(s.out_channels, k)
+                   : w.weights.size() != s.weight_size()))
     return InvalidArgument("conv weights were not made by PrepareInt8ConvWeights for this shape and path");
 
-  // offset[m][g] = -z[g] * (sum of the region's weights): sum w*(a - z) = sum w*a - z*sum w.
+  // offset[m][g] = -z[g] * (sum of the region's weights): sum w*(a - z) = sum w*a - z*sum w. The
+  // dot-product path multiplies a - 128, so it adds 128 * sum w back (see PackQuadsSigned).
   std::vector<int32_t> offset(w.region_sums.size());
-  for (size_t r = 0; r < offset.size(); ++r) offset[r] = -zero_points[r % regions] * w.region_sums[r];
+  const int32_t shift = dot ? 128 : 0;
+  for (size_t r = 0; r < offset.size(); ++r) offset[r] = (shift - zero_points[r % regions]) * w.region_sums[r];
   std::vector<int32_t>& acc = *out;
   acc.resize(s.acc_size());  // no fill needed: every element is written
 
@@ -803,22 +938,28 @@ Status Int8ConvAccumulate(const Int8ConvWeights& w, const std::vector<uint8_t>& 
   }
 #endif
 
-  // im2col: B[(c, ky, kx)][(y, x)], taps in the zero padding holding the zero point.
-  std::vector<uint8_t> cols;
+  // im2col: B[(c, ky, kx)][(y, x)], taps in the zero padding holding the zero point (into
+  // scratch slot 1, which only the VNNI path, returned above, uses otherwise).
   const uint8_t* b = input.data();
   if (s.kernel_h != 1 || s.kernel_w != 1 || s.stride != 1 || s.padding != 0) {
-    cols.resize(static_cast<size_t>(k) * n);
-    uint8_t* dst = cols.data();
+    uint8_t* const cols = Scratch(1, static_cast<size_t>(k) * n);
+    uint8_t* dst = cols;
     for (int c = 0; c < s.in_channels; ++c)
       for (int ky = 0; ky < s.kernel_h; ++ky)
         for (int kx = 0; kx < s.kernel_w; ++kx, dst += n)
           Im2colRow(s, input.data(), c, ky, kx, static_cast<uint8_t>(zero_points[c / s.group_size]), dst);
-    b = cols.data();
+    b = cols;
   }
   const GemmShape gs{s.out_channels, n, k, depth, n};
 #ifdef SI_KERNELS_NEON
   if (neon) {
     GemmNeonPacked(gs, w.tiles.data(), b, offset.data(), acc.data());
+    return Status::Ok();
+  }
+  if (dot) {
+    QuadPackedB packed(regions, depth, n);
+    PackQuadsSigned(gs, b, packed);
+    GemmDotPacked(s.out_channels, n, regions, w.tiles.data(), packed, offset.data(), acc.data());
     return Status::Ok();
   }
 #endif

@@ -12,8 +12,9 @@
 // Paths: a portable scalar loop (any CPU), an AVX2 one and an AVX-512 VNNI one, chosen at run
 // time (__builtin_cpu_supports): the file builds without -mavx2/-mavx512* and the SIMD code sits
 // in target("...") functions, so one x86-64 binary runs on CPUs with and without them. On
-// AArch64, a NEON path (ARMv8.0: no dot-product instructions needed). kAuto takes VNNI, else
-// AVX2, else NEON, else portable. All paths are exact:
+// AArch64, a NEON path (ARMv8.0) and, where the CPU has ARMv8.2 dotprod, a dot-product one (the
+// SIMD code in a target("...") function again). kAuto takes VNNI, else AVX2, else NEON dot
+// product, else NEON, else portable. All paths are exact:
 // - AVX2 widens to int16 and uses madd_epi16 (|a*w| <= 255*128 fits int16, pair sums fit
 //   int32), never the saturating maddubs_epi16.
 // - VNNI uses vpdpbusd (B unsigned, A signed; the non-saturating form): per int32 lane it adds
@@ -22,6 +23,8 @@
 //   length is not a multiple of 4 is padded with zero weights, so the padding adds exactly 0.
 // - NEON widens B to int16 and uses smlal by lane (int16 x int16 -> int32 multiply-accumulate,
 //   exact): 4 rows of A as one int16x4 vector per k, 16 columns per pass.
+// - NEON dot product uses sdot by lane (signed bytes; 4 products per int32 lane, exact): B is
+//   stored as b - 128 in the VNNI path's k-quad layout and the offset gains 128 * sum w.
 // No int32 sum can overflow when group_k <= kMaxRegionDepth and the offsets are the
 // convolution's (every prefix is then a partial convolution sum, bounded by 128 * 255 per tap);
 // other offsets must leave the same headroom. (vpdpbusd and the int32 adds wrap modulo 2^32, so
@@ -36,7 +39,7 @@
 
 namespace splitinfer::kernels {
 
-enum class KernelPath { kAuto = 0, kPortable = 1, kAvx2 = 2, kAvx512Vnni = 3, kNeon = 4 };
+enum class KernelPath { kAuto = 0, kPortable = 1, kAvx2 = 2, kAvx512Vnni = 3, kNeon = 4, kNeonDot = 5 };
 const char* KernelPathName(KernelPath path);
 bool CpuHasAvx2();
 // AVX-512 F, BW, VL and VNNI, with the OS saving the zmm state (what the VNNI path needs).
@@ -44,6 +47,9 @@ bool CpuHasAvx512Vnni();
 // AArch64 Advanced SIMD: part of every ARMv8-A core (a Raspberry Pi 4's Cortex-A72 included),
 // so true in every AArch64 build and false elsewhere.
 bool CpuHasNeon();
+// AArch64 with the ARMv8.2 dot-product instructions (sdot), as the OS reports them: Cortex-A55,
+// A76 and later (a Raspberry Pi 5), not a Pi 4's A72.
+bool CpuHasNeonDot();
 // Every path this CPU and build can run, kPortable first (what tests and benchmarks iterate).
 std::vector<KernelPath> AvailableKernelPaths();
 // kAuto -> the fastest path this CPU has; another path -> itself, or FAILED_PRECONDITION when
@@ -81,7 +87,7 @@ struct Int8ConvWeights {
   KernelPath path = KernelPath::kPortable;  // resolved, never kAuto
   std::vector<int32_t> region_sums;         // [oc][region]: sum of the region's weights
   std::vector<int8_t> weights;              // portable/AVX2: as given, [oc][c][ky][kx]
-  std::vector<int8_t> tiles;                // VNNI: [oc/8][region][k/4][8 rows][4], zero-padded;
+  std::vector<int8_t> tiles;                // VNNI, NEON dot: [oc/8][region][k/4][8 rows][4], zero-padded;
                                             // NEON: [oc/4][k][4 rows], zero-padded
 };
 

@@ -32,7 +32,7 @@ std::vector<T> RandomVector(std::mt19937& rng, size_t n, int lo, int hi) {
 // Every explicit kernel path, whether or not this CPU has it (tests check that a missing one is
 // refused), and whether this CPU (and build) has `path`.
 inline std::vector<KernelPath> AllKernelPaths() {
-  return {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni, KernelPath::kNeon};
+  return {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kAvx512Vnni, KernelPath::kNeon, KernelPath::kNeonDot};
 }
 inline bool CpuHas(KernelPath path) {
   const auto have = AvailableKernelPaths();

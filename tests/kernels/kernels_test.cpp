@@ -221,6 +221,11 @@ TEST(QGemmTest, NeonConvMatchesReference) {
   CheckInt8Path(KernelPath::kNeon);
 }
 
+TEST(QGemmTest, NeonDotConvMatchesReference) {
+  if (!CpuHasNeonDot()) GTEST_SKIP() << "this CPU has no ARMv8.2 dot product";
+  CheckInt8Path(KernelPath::kNeonDot);
+}
+
 TEST(QGemmTest, AutoPicksTheFastestPathThisCpuHas) {
   // kAuto must agree with the reference whichever path it takes.
   CheckInt8Path(KernelPath::kAuto);
@@ -299,6 +304,11 @@ TEST(QGemmTest, Avx512VnniGemmMatchesPortable) {
 TEST(QGemmTest, NeonGemmMatchesPortable) {
   if (!CpuHasNeon()) GTEST_SKIP() << "not an AArch64 build";
   CheckGemmAgainstPortable(KernelPath::kNeon);
+}
+
+TEST(QGemmTest, NeonDotGemmMatchesPortable) {
+  if (!CpuHasNeonDot()) GTEST_SKIP() << "this CPU has no ARMv8.2 dot product";
+  CheckGemmAgainstPortable(KernelPath::kNeonDot);
 }
 
 TEST(QGemmTest, Avx512VnniGemmExtremeValues) {

@@ -222,12 +222,13 @@ TEST_P(LutPathTest, RepeatedCallsOnReusedBuffersAgree) {
 INSTANTIATE_TEST_SUITE_P(Kernels, LutPathTest,
                          ::testing::Values(Kernel{KernelPath::kPortable, 4}, Kernel{KernelPath::kAvx2, 4},
                                            Kernel{KernelPath::kAvx512Vnni, 4}, Kernel{KernelPath::kAvx512Vnni, 6},
-                                           Kernel{KernelPath::kNeon, 4}),
+                                           Kernel{KernelPath::kNeon, 4}, Kernel{KernelPath::kNeonDot, 4}),
                          [](const auto& param_info) { return Name(param_info.param); });
 
 TEST(LutTest, AutoPicksTheFastestPathThisCpuHas) {
   const KernelPath best = CpuHasAvx512Vnni() ? KernelPath::kAvx512Vnni
                           : CpuHasAvx2()     ? KernelPath::kAvx2
+                          : CpuHasNeonDot()  ? KernelPath::kNeonDot
                           : CpuHasNeon()     ? KernelPath::kNeon
                                              : KernelPath::kPortable;
   // Few output pixels: 16-entry tables everywhere (64-entry ones would be streamed, not reused).
@@ -255,14 +256,14 @@ TEST(LutTest, ArgumentsAreChecked) {
   const std::vector<uint8_t> codes(s.weight_size(), 1), input(s.input_size(), 2);
   ExpectError(PrepareLutWeights(s, codes, 2, static_cast<KernelPath>(9)).status(), ErrorCode::kInvalidArgument,
               "path");
-  for (KernelPath path : {KernelPath::kAvx2, KernelPath::kAvx512Vnni, KernelPath::kNeon})
+  for (KernelPath path : {KernelPath::kAvx2, KernelPath::kAvx512Vnni, KernelPath::kNeon, KernelPath::kNeonDot})
     if (!CpuHas(path))
       ExpectError(PrepareLutWeights(s, codes, 2, path).status(), ErrorCode::kFailedPrecondition,
                   KernelPathName(path));
   ExpectError(PrepareLutWeights(s, {1, 2, 3}, 2).status(), ErrorCode::kInvalidArgument, "weight codes");
   ExpectError(PrepareLutWeights(s, codes, 2, KernelPath::kPortable, 5).status(), ErrorCode::kInvalidArgument,
               "slots");
-  for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kNeon})
+  for (KernelPath path : {KernelPath::kPortable, KernelPath::kAvx2, KernelPath::kNeon, KernelPath::kNeonDot})
     if (CpuHas(path))
       ExpectError(PrepareLutWeights(s, codes, 2, path, 6).status(), ErrorCode::kInvalidArgument,
                   "slots = 6 needs the avx512vnni path");

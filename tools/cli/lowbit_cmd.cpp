@@ -66,8 +66,8 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   bh->add_option("--impl", a->b.impl, "torch | int8 | lut | reference | auto (int8 or lut per conv, timed)");
   bh->add_option("--quantized", a->b.quantized, "head file (for int8, lut, reference)");
   bh->add_option("--input", a->b.input, "CxHxW, e.g. 1x28x28 or 3x224x224 (must be the model's input)");
-  bh->add_option("--kernel-path", a->kernel_path, "the kernels' SIMD path: auto, portable, avx2, avx512, neon")
-      ->check(CLI::IsMember({"auto", "portable", "avx2", "avx512", "neon"}));
+  bh->add_option("--kernel-path", a->kernel_path, "the kernels' SIMD path: auto, portable, avx2, avx512, neon, neondot")
+      ->check(CLI::IsMember({"auto", "portable", "avx2", "avx512", "neon", "neondot"}));
   bh->add_option("--threads", a->b.threads, "threads (LibTorch; the kernels use one)")->check(CLI::Range(1, 1024));
   bh->add_option("--runs", a->b.runs, "timed runs (median, p95)")->check(CLI::Range(1, 1000000));
   bh->add_flag("--json", a->json, "print one JSON object");
@@ -133,6 +133,7 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
                   : kp == "avx2"   ? kernels::KernelPath::kAvx2
                   : kp == "avx512" ? kernels::KernelPath::kAvx512Vnni
                   : kp == "neon"   ? kernels::KernelPath::kNeon
+                  : kp == "neondot" ? kernels::KernelPath::kNeonDot
                                    : kernels::KernelPath::kAuto;
       SI_ASSIGN_OR_RETURN(auto r, eval::BenchHead(a->b));
       if (a->json) {
