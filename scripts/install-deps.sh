@@ -23,9 +23,12 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libopencv-dev
   # tests, benchmarks, plots
   libgtest-dev libgmock-dev googletest libbenchmark-dev gnuplot-nox
-  # the kernels cross-compiled for 64-bit ARM and tested under emulation (tests/cross)
-  g++-aarch64-linux-gnu qemu-user
 )
+# On x86-64, the kernels are also cross-compiled for 64-bit ARM and tested under emulation
+# (tests/cross); an ARM host runs its NEON paths natively and needs neither.
+if [ "$(dpkg --print-architecture)" = amd64 ]; then
+  PACKAGES+=(g++-aarch64-linux-gnu qemu-user)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
