@@ -110,6 +110,11 @@ TEST(ServerTest, NodeRunsEveryModeOverLoopback) {
   EXPECT_GT(split->frame_bytes_per_image, 20.0);
   EXPECT_LT(split->frame_bytes_per_image, 80.0);
   EXPECT_GT(split->message_bytes_per_image, split->frame_bytes_per_image);
+  // The request around the frame: model name, the input's name, datatype and shape, the
+  // requested output, the length prefixes and gRPC's 5 bytes; nothing the frame already says.
+  EXPECT_LE(split->message_bytes_per_image - split->frame_bytes_per_image, 56.0)
+      << split->message_bytes_per_image << " bytes per request for " << split->frame_bytes_per_image
+      << "-byte frames";
   EXPECT_GT(split->server.median_ms, 0.0);
   EXPECT_GE(split->total.median_ms, split->node_compute.median_ms);
 
