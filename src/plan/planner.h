@@ -41,10 +41,11 @@ struct PlanOptions {
   double min_accuracy = -1;             // percent; < 0 = no constraint
   std::vector<int> bits;                // only these bit widths (empty = all): without measured
                                         // accuracy (random weights), keeps 1-bit PTQ out of the plan
-  // Bytes of a request beyond the frame (model name, input name/type/shape, parameters, gRPC
-  // prefix) and of a reply beyond 4 bytes per class: measured with the shipped pipeline
-  // (docs/wire_protocol.md "Bytes on the link"; the reply overhead by the same method).
-  double request_overhead_bytes = 92;
+  // Bytes of a request beyond the frame (model name, input name/type/shape, requested output,
+  // lengths, gRPC prefix) and of a reply beyond 4 bytes per class: measured with the shipped
+  // pipeline (docs/wire_protocol.md "Bytes on the link": 95.5 - 42.5; a PNG request's longer
+  // input name and length prefixes add ~5; the reply overhead by the same method).
+  double request_overhead_bytes = 53;
   double reply_overhead_bytes = 40;
   int64_t server_batch = 1;
   // Scale each side's compute by its profile's idle_slowdown at the gap it waits between images
