@@ -33,14 +33,15 @@ def main() -> int:
         f"link {r0['rate_bytes_per_s'] / 1e6:g} MB/s with {r0['rtt_ms']:g} ms RTT (emulated on the node), "
         f"node {r0['threads']} thread(s).",
         "",
-        "| mode | top-1 % | bytes/image (frame) | bytes/image (request) | median ms | p95 ms | "
+        "| mode | top-1 % | bytes/image (frame) | bytes/image (request) | bytes/image (reply) | median ms | p95 ms | "
         "node compute | encode | transmit | server |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lat = r["latency"]
         lines.append(
             f"| {r['mode']} | {r['top1']:.2f} | {r['bytes_per_image']:.1f} | {r['message_bytes_per_image']:.1f} | "
+            f"{r.get('reply_bytes_per_image', 0.0):.1f} | "
             f"{lat['total']['median_ms']:.2f} | {lat['total']['p95_ms']:.2f} | "
             + " | ".join(f"{lat[s]['median_ms']:.2f}" for s in STAGES[:4])
             + " |"
@@ -48,8 +49,8 @@ def main() -> int:
     lines += [
         "",
         "Stage columns are medians in ms. transmit = the request's round trip minus the time the server "
-        "reports for it (emulated link, loopback, gRPC); request bytes = the serialised ModelInferRequest "
-        "plus gRPC's 5-byte prefix.",
+        "reports for it (emulated link, loopback, gRPC); request (reply) bytes = the serialised "
+        "ModelInferRequest (ModelInferResponse) plus gRPC's 5-byte prefix.",
     ]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "e2e.md"), "w") as f:

@@ -42,11 +42,12 @@ struct PlanOptions {
   std::vector<int> bits;                // only these bit widths (empty = all): without measured
                                         // accuracy (random weights), keeps 1-bit PTQ out of the plan
   // Bytes of a request beyond the frame (model name, input name/type/shape, requested output,
-  // lengths, gRPC prefix) and of a reply beyond 4 bytes per class: measured with the shipped
-  // pipeline (docs/wire_protocol.md "Bytes on the link": 95.5 - 42.5; a PNG request's longer
-  // input name and length prefixes add ~5; the reply overhead by the same method).
+  // lengths, gRPC prefix) and of a reply beyond 4 bytes per class (model name and version, the
+  // output's description, server_us, gRPC prefix): measured with the shipped pipeline
+  // (docs/wire_protocol.md "Bytes on the link": 95.5 - 42.5 and 101.0 - 40; a PNG request's
+  // longer input name and length prefixes add ~5).
   double request_overhead_bytes = 53;
-  double reply_overhead_bytes = 40;
+  double reply_overhead_bytes = 61;
   int64_t server_batch = 1;
   // Scale each side's compute by its profile's idle_slowdown at the gap it waits between images
   // (node: link + call + server; server: node + link + call). Off: times as profiled (hot).

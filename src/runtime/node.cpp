@@ -50,6 +50,7 @@ nlohmann::json NodeReport::ToJson() const {
           {"top1", top1},
           {"bytes_per_image", frame_bytes_per_image},
           {"message_bytes_per_image", message_bytes_per_image},
+          {"reply_bytes_per_image", reply_bytes_per_image},
           {"rate_bytes_per_s", rate_bytes_per_s},
           {"rtt_ms", rtt_s * 1e3},
           {"threads", threads},
@@ -256,7 +257,7 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
   LinkEmulator link(o.link);
   const int64_t n = o.limit > 0 ? std::min(o.limit, dataset->size()) : dataset->size();
   std::vector<double> t_node, t_encode, t_transmit, t_server, t_total;
-  double frame_bytes = 0, message_bytes = 0;
+  double frame_bytes = 0, message_bytes = 0, reply_bytes = 0;
   ProgressBar bar(stderr, "node " + o.mode, n, o.progress ? 0.5 : 1e9);
   const auto& norm = pipeline.normalization();
   for (int64_t i = 0; i < n; ++i) {
@@ -311,7 +312,9 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
         link.Transmit(wire);
         inference::ModelInferResponse r;
         SI_RETURN_IF_ERROR(client->Infer(q, &r));
-        link.Receive(r.ByteSizeLong() + 5);
+        const uint64_t reply_wire = r.ByteSizeLong() + 5;
+        reply_bytes += static_cast<double>(reply_wire);
+        link.Receive(reply_wire);
         const auto t3 = Clock::now();
         SI_ASSIGN_OR_RETURN(predicted, TopClass(r));
         const double server_s = static_cast<double>(IntParam(r.parameters(), param::kServerUs).value_or(0)) * 1e-6;
@@ -332,6 +335,7 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
   rep.top1 = n ? 100.0 * static_cast<double>(rep.correct) / static_cast<double>(n) : 0;
   rep.frame_bytes_per_image = n ? frame_bytes / n : 0;
   rep.message_bytes_per_image = n ? message_bytes / n : 0;
+  rep.reply_bytes_per_image = n ? reply_bytes / n : 0;
   rep.node_compute = Summarise(t_node);
   rep.encode = Summarise(t_encode);
   rep.transmit = Summarise(t_transmit);

@@ -57,6 +57,7 @@ struct NodeReport {
   double top1 = 0;
   double frame_bytes_per_image = 0;    // the frame (or PNG) alone
   double message_bytes_per_image = 0;  // the whole serialised request, as the link carries it
+  double reply_bytes_per_image = 0;    // the serialised reply and gRPC's prefix, the link's other way
   LatencyStats node_compute, encode, transmit, server, total;
   int64_t retries = 0;
   double rate_bytes_per_s = 0, rtt_s = 0;

@@ -118,6 +118,7 @@ struct InferenceCore::Pending {
   double decode_s = 0;
   int64_t top_k = 5;
   bool want_scores = true, want_classes = true;
+  bool want_timings = false;  // the stage breakdown in the reply (request parameter "timings")
   InferenceCore* core = nullptr;
   int64_t held = 0;  // in-flight slots this request holds
   ~Pending() {
@@ -262,6 +263,11 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
     pending->top_k = *v;
   }
   pending->top_k = std::min<int64_t>(pending->top_k, static_cast<int64_t>(m->labels.size()));
+  if (auto it = params.find(param::kTimings); it != params.end()) {
+    auto v = BoolParam(params, param::kTimings);
+    if (!v) return InvalidArgument("parameter 'timings' must be a bool (bool_param)");
+    pending->want_timings = *v;
+  }
   if (request.outputs_size() > 0) {
     pending->want_scores = pending->want_classes = false;
     for (const auto& o : request.outputs()) {
@@ -428,10 +434,12 @@ Status InferenceCore::Finish(Pending& p, inference::ModelInferResponse* response
   auto* params = response->mutable_parameters();
   auto us = [](double s) { return static_cast<int64_t>(s * 1e6); };
   SetParam(*params, param::kServerUs, us(total_s));
-  SetParam(*params, param::kDecodeUs, us(p.decode_s));
-  SetParam(*params, param::kQueueUs, us(queue_s));
-  SetParam(*params, param::kComputeUs, us(last.compute_s));
-  SetParam(*params, param::kBatchSize, last.batch_size);
+  if (p.want_timings) {
+    SetParam(*params, param::kDecodeUs, us(p.decode_s));
+    SetParam(*params, param::kQueueUs, us(queue_s));
+    SetParam(*params, param::kComputeUs, us(last.compute_s));
+    SetParam(*params, param::kBatchSize, last.batch_size);
+  }
   if (metrics_) {
     metrics_->Batch(m->name, static_cast<double>(last.batch_size));
     metrics_->Stage(m->name, "queue", queue_s);

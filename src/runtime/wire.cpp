@@ -80,6 +80,16 @@ bool Retryable(const grpc::Status& s) {
   }
 }
 
+std::optional<bool> BoolParam(const Params& params, const std::string& key) {
+  auto it = params.find(key);
+  if (it == params.end() || it->second.parameter_choice_case() != inference::InferParameter::kBoolParam) {
+    return std::nullopt;
+  }
+  return it->second.bool_param();
+}
+
+void SetParam(Params& params, const std::string& key, bool value) { params[key].set_bool_param(value); }
+
 std::optional<int64_t> IntParam(const Params& params, const std::string& key) {
   auto it = params.find(key);
   if (it == params.end() || it->second.parameter_choice_case() != inference::InferParameter::kInt64Param) {

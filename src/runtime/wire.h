@@ -45,7 +45,9 @@ inline constexpr char kPipelineId[] = "pipeline_id";             // int64: the f
 inline constexpr char kFeatureShape[] = "feature_shape";         // string "64x14x14": what is quantized
 inline constexpr char kBits[] = "bits";                          // int64
 inline constexpr char kTopK[] = "top_k";                         // request: int64, entries in "classes"
-// Response timings (microseconds, as measured inside the server for this request).
+inline constexpr char kTimings[] = "timings";                    // request: bool, the stage breakdown below
+// Response timings (microseconds, as measured inside the server for this request). server_us is
+// in every reply; the rest only when the request sets "timings" (they cost ~70 bytes a reply).
 inline constexpr char kServerUs[] = "server_us";    // receipt to reply
 inline constexpr char kDecodeUs[] = "decode_us";    // frame -> features
 inline constexpr char kQueueUs[] = "queue_us";      // waiting for a batch
@@ -77,6 +79,8 @@ std::optional<int64_t> IntParam(const Params& params, const std::string& key);
 std::optional<std::string> StringParam(const Params& params, const std::string& key);
 void SetParam(Params& params, const std::string& key, int64_t value);
 void SetParam(Params& params, const std::string& key, const std::string& value);
+void SetParam(Params& params, const std::string& key, bool value);
+std::optional<bool> BoolParam(const Params& params, const std::string& key);
 
 struct RequestLimits {
   uint64_t max_elements_per_input = uint64_t{1} << 24;  // image values or frames in one input

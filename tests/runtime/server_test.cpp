@@ -216,7 +216,9 @@ TEST(ServerTest, BadRequestsGetSpecificErrorsAndTheServerKeepsServing) {
 
   // After all that, the same server answers a good request, batched with others.
   inference::ModelInferResponse r;
-  auto s = Call(*stub, FrameRequest(frames.frames), &r);
+  auto q = FrameRequest(frames.frames);
+  SetParam(*q.mutable_parameters(), param::kTimings, true);
+  auto s = Call(*stub, q, &r);
   ASSERT_TRUE(s.ok()) << s.error_message();
   ASSERT_EQ(r.outputs_size(), 2);
   EXPECT_EQ(r.outputs(0).name(), "scores");
@@ -224,6 +226,16 @@ TEST(ServerTest, BadRequestsGetSpecificErrorsAndTheServerKeepsServing) {
   EXPECT_EQ(r.outputs(0).shape(1), 10);
   EXPECT_EQ(r.raw_output_contents(0).size(), 4u * 10 * 4);
   EXPECT_GE(IntParam(r.parameters(), "batch_size").value(), 1);
+  EXPECT_TRUE(IntParam(r.parameters(), "decode_us").has_value());
+  // Without "timings" the reply carries server_us only (every byte crosses the node's link).
+  inference::ModelInferResponse lean;
+  ASSERT_TRUE(Call(*stub, FrameRequest({frames.frames[0]}), &lean).ok());
+  EXPECT_TRUE(IntParam(lean.parameters(), "server_us").has_value());
+  EXPECT_EQ(lean.parameters().size(), 1) << lean.DebugString();
+  // A "timings" that is not a bool is named.
+  auto bad = FrameRequest({frames.frames[0]});
+  SetParam(*bad.mutable_parameters(), param::kTimings, int64_t{1});
+  ExpectError(Call(*stub, bad), grpc::StatusCode::INVALID_ARGUMENT, "parameter 'timings' must be a bool");
 }
 
 TEST(ServerTest, InFlightLimitAndTokenAreEnforced) {

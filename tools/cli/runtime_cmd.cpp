@@ -96,9 +96,10 @@ Status RunNodeCmd(NodeArgs a) {
   }
   std::printf("node %s: model %s%s%s, %lld images, top1 %.2f%%\n", r.mode.c_str(), r.model.c_str(),
               r.server_address.empty() ? "" : " at ", r.server_address.c_str(), static_cast<long long>(r.images), r.top1);
-  std::printf("  link %s, rtt %.1f ms; %.1f bytes per image (%.1f with the request around it); %lld retries\n",
+  std::printf("  link %s, rtt %.1f ms; %.1f bytes per image (%.1f with the request around it, %.1f back); %lld "
+              "retries\n",
               runtime::FormatRate(r.rate_bytes_per_s).c_str(), r.rtt_s * 1e3, r.frame_bytes_per_image,
-              r.message_bytes_per_image, static_cast<long long>(r.retries));
+              r.message_bytes_per_image, r.reply_bytes_per_image, static_cast<long long>(r.retries));
   PrintStats("node compute", r.node_compute);
   PrintStats("encode", r.encode);
   PrintStats("transmit", r.transmit);
