@@ -116,6 +116,15 @@ struct QuadPackedB {
   const uint8_t* quad(int g, int q) const { return data + (static_cast<size_t>(g) * quads + q) * ldp * 4; }
 };
 
+// The 4 rows of row-major B (row stride ldb) that quad q of region g interleaves; null past the
+// region's end (the weights there are zero, so the packers write 0).
+inline void QuadRows(const GemmShape& s, const uint8_t* b, int g, int q, const uint8_t* rows[4]) {
+  for (int j = 0; j < 4; ++j) {
+    const int kk = 4 * q + j;
+    rows[j] = kk < s.group_k ? b + static_cast<size_t>(g * s.group_k + kk) * s.ldb : nullptr;
+  }
+}
+
 // A for the VNNI and NEON dot-product kernels: rows in blocks of
 // kQuadRows, [block][region][quad][row][4 weights]. One tile then reads its broadcasts from a
 // single stream (32 bytes per quad). Weights past a region's end and rows past m are zero, so
@@ -274,10 +283,7 @@ SI_VNNI void PackQuadsFromRows(const GemmShape& s, const uint8_t* b, QuadPackedB
   for (int g = 0; g < regions; ++g)
     for (int q = 0; q < p.quads; ++q) {
       const uint8_t* rows[4];
-      for (int j = 0; j < 4; ++j) {
-        const int kk = 4 * q + j;
-        rows[j] = kk < s.group_k ? b + static_cast<size_t>(g * s.group_k + kk) * s.ldb : nullptr;
-      }
+      QuadRows(s, b, g, q, rows);
       InterleaveQuad(rows, s.n, p.ldp, p.quad(g, q));
     }
 }
@@ -639,10 +645,7 @@ void PackQuadsSigned(const GemmShape& s, const uint8_t* b, QuadPackedB& p) {
   for (int g = 0; g < regions; ++g)
     for (int q = 0; q < p.quads; ++q) {
       const uint8_t* rows[4];
-      for (int j = 0; j < 4; ++j) {
-        const int kk = 4 * q + j;
-        rows[j] = kk < s.group_k ? b + static_cast<size_t>(g * s.group_k + kk) * s.ldb : nullptr;
-      }
+      QuadRows(s, b, g, q, rows);
       uint8_t* dst = p.quad(g, q);
       int n0 = 0;
       for (; n0 + 16 <= s.n; n0 += 16) {
