@@ -263,8 +263,8 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
     pending->top_k = *v;
   }
   pending->top_k = std::min<int64_t>(pending->top_k, static_cast<int64_t>(m->labels.size()));
-  if (auto it = params.find(param::kTimings); it != params.end()) {
-    auto v = BoolParam(params, param::kTimings);
+  if (params.count(param::kTimings)) {
+    const auto v = BoolParam(params, param::kTimings);
     if (!v) return InvalidArgument("parameter 'timings' must be a bool (bool_param)");
     pending->want_timings = *v;
   }
@@ -318,8 +318,9 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
   pending->held = n;
   if (metrics_) metrics_->InFlight(static_cast<double>(now_in_flight));
   if (now_in_flight > config_.max_in_flight) {
-    return ResourceExhausted(std::string(kServerBusy) + ": " + std::to_string(now_in_flight - n) + " images in flight, limit " +
-                             std::to_string(config_.max_in_flight) + "; retry with backoff");
+    return ResourceExhausted(std::string(kServerBusy) + ": " + std::to_string(now_in_flight - n) +
+                             " images in flight, limit " + std::to_string(config_.max_in_flight) +
+                             "; retry with backoff");
   }
   try {
     if (in.name() == kInputFrame) {
