@@ -1,5 +1,6 @@
 #include "bottleneck/pipeline.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -9,7 +10,9 @@
 #include <torch/torch.h>
 #include <yaml-cpp/yaml.h>
 
+#include "codec/lossless/cabac.h"
 #include "core/bytes.h"
+#include "core/system.h"
 
 namespace splitinfer::bottleneck {
 namespace fs = std::filesystem;
@@ -37,7 +40,7 @@ Result<PipelineSpec> ParsePipelineSpec(const std::string& text, const std::strin
   if (!root.IsMap()) return InvalidArgument(origin + ": a pipeline file is a YAML mapping (name: ..., model: ..., ...)");
   static const std::set<std::string> kKeys = {"name",        "model", "server_model", "split", "bottleneck",
                                               "compensator", "quantizer", "bits", "coder", "coder_level",
-                                              "pipeline_id", "reference_model"};
+                                              "cabac_model", "pipeline_id", "reference_model"};
   PipelineSpec s;
   s.base_dir = base_dir;
   try {
@@ -46,7 +49,7 @@ Result<PipelineSpec> ParsePipelineSpec(const std::string& text, const std::strin
       if (!kKeys.count(key)) {
         return InvalidArgument(origin + ": unknown key '" + key +
                                "'; valid keys: name, model, server_model, split, bottleneck, compensator, quantizer, "
-                               "bits, coder, coder_level, pipeline_id, reference_model");
+                               "bits, coder, coder_level, cabac_model, pipeline_id, reference_model");
       }
     }
     auto str = [&](const char* k) { return root[k] ? root[k].as<std::string>() : std::string(); };
@@ -58,6 +61,7 @@ Result<PipelineSpec> ParsePipelineSpec(const std::string& text, const std::strin
     s.compensator = str("compensator");
     s.quantizer = str("quantizer");
     s.reference_model = str("reference_model");
+    s.cabac_model = str("cabac_model");
     if (root["coder"]) s.coder = root["coder"].as<std::string>();
     if (root["bits"]) s.bits = root["bits"].as<int>();
     if (root["coder_level"]) s.coder_level = root["coder_level"].as<int>();
@@ -102,6 +106,7 @@ Status SavePipelineSpec(const std::string& path, const PipelineSpec& s) {
   out << YAML::Key << "quantizer" << YAML::Value << s.quantizer;
   if (s.bits > 0) out << YAML::Key << "bits" << YAML::Value << s.bits;
   out << YAML::Key << "coder" << YAML::Value << s.coder;
+  if (!s.cabac_model.empty()) out << YAML::Key << "cabac_model" << YAML::Value << s.cabac_model;
   if (s.coder_level >= 0) out << YAML::Key << "coder_level" << YAML::Value << s.coder_level;
   if (s.pipeline_id >= 0) out << YAML::Key << "pipeline_id" << YAML::Value << s.pipeline_id;
   if (!s.reference_model.empty()) out << YAML::Key << "reference_model" << YAML::Value << s.reference_model;
@@ -210,13 +215,40 @@ Result<Pipeline> Pipeline::FromSpec(const PipelineSpec& spec, const torch::Devic
   }
   SI_ASSIGN_OR_RETURN(p.codec_.coder, codec::CoderFromName(spec.coder));
   if (p.codec_.coder == codec::CoderId::kCabacTrained) {
-    return Unimplemented(spec.name + ": coder cabac-trained needs a trained context model, which pipelines cannot "
-                         "name yet; use cabac");
+    if (spec.cabac_model.empty()) {
+      return InvalidArgument(spec.name + ": coder cabac-trained needs `cabac_model: FILE`, the context model "
+                             "`splitinfer codec train-cabac --pipeline` writes");
+    }
+    const std::string mpath = spec.Resolve(spec.cabac_model);
+    SI_ASSIGN_OR_RETURN(auto bytes, ReadBinaryFile(mpath, "cabac model", 64u << 20));
+    SI_ASSIGN_OR_RETURN(codec::CabacModel model, codec::CabacModel::Parse(bytes.data(), bytes.size()));
+    const codec::SymbolGeometry want = codec::GeometryOf(p.codec_.header()), got = model.geometry();
+    if (got.channels != want.channels || got.height != want.height || got.width != want.width ||
+        got.bits != want.bits) {
+      return Mismatch(mpath + " was trained for other symbol maps than this pipeline's quantizer makes; "
+                      "train it again with `splitinfer codec train-cabac --pipeline`");
+    }
+    p.cabac_model_ = std::make_shared<const codec::CabacModel>(std::move(model));
+    p.codec_.coder_options.cabac_model = p.cabac_model_.get();
+    // The serialised model ends with an FNV-1a-32 of everything before it: its identity.
+    uint32_t sum = 0;
+    for (int b = 0; b < 4; ++b) sum |= static_cast<uint32_t>(bytes[bytes.size() - 4 + b]) << (8 * b);
+    p.cabac_model_checksum_ = sum;
+  } else if (!spec.cabac_model.empty()) {
+    return InvalidArgument(spec.name + ": cabac_model is only for coder cabac-trained (the coder is " + spec.coder +
+                           ")");
   }
   p.codec_.coder_options.level = spec.coder_level;
   p.codec_.pipeline_id = spec.pipeline_id >= 0 ? static_cast<uint32_t>(spec.pipeline_id)
                                                : DerivePipelineId(spec.name, spec.split);
   return p;
+}
+
+std::string Pipeline::cabac_model_id() const {
+  if (!cabac_model_) return "";
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", cabac_model_checksum_);
+  return hex;
 }
 
 void Pipeline::set_eval_all() {

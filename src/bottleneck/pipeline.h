@@ -22,12 +22,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <torch/types.h>
 
 #include "bottleneck/modules.h"
 #include "codec/feature_codec.h"
+#include "codec/lossless/cabac.h"
 #include "core/status.h"
 #include "data/dataset.h"
 #include "models/checkpoint.h"
@@ -40,6 +42,7 @@ struct PipelineSpec {
   std::string reference_model;  // the float model accuracy is compared with (default: model)
   int bits = 0;  // 0 = take it from the quantizer
   std::string coder = "cabac";
+  std::string cabac_model;  // coder cabac-trained: the context model (`splitinfer codec train-cabac`)
   int coder_level = -1;
   int64_t pipeline_id = -1;  // -1 = derived
   std::string base_dir;      // directory the relative paths are relative to
@@ -68,8 +71,12 @@ class Pipeline {
 
   const PipelineSpec& spec() const { return spec_; }
   const codec::FeatureCodec& codec() const { return codec_; }
+  // The cabac-trained context model's checksum (its serialised trailer), "" without one: the
+  // handshake compares it, since frames coded with another model decode to other symbols.
+  std::string cabac_model_id() const;
   const models::SplitPoint& split() const { return split_; }
   const data::Normalization& normalization() const { return norm_; }
+  const torch::Device& device() const { return device_; }
   const models::CheckpointMeta& model_meta() const { return node_.meta; }
   int64_t node_extra_params() const;    // encoder parameters
   int64_t server_extra_params() const;  // decoder + compensator parameters
@@ -78,6 +85,8 @@ class Pipeline {
  private:
   PipelineSpec spec_;
   codec::FeatureCodec codec_;
+  std::shared_ptr<const codec::CabacModel> cabac_model_;  // codec_.coder_options points into it
+  uint32_t cabac_model_checksum_ = 0;
   models::LoadedModel node_, server_;
   models::SplitPoint split_;
   data::Normalization norm_;

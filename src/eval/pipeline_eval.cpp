@@ -4,8 +4,12 @@
 
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include "codec/lossless/lossless.h"
+#include "codec/quantize/quantize.h"
 #include "core/progress.h"
+#include "data/datasets.h"
 #include "data/transforms.h"
 
 namespace splitinfer::eval {
@@ -78,6 +82,45 @@ Result<PipelineEvalResult> EvaluatePipeline(bottleneck::Pipeline& pipeline, cons
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (options.progress) bar.finish("top1 " + std::to_string(r.top1).substr(0, 5) + "%");
   return r;
+}
+
+Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMeta& meta, const std::string& data_dir,
+                                                      data::Split split) {
+  std::string dir = data_dir;
+  if (dir.empty() && meta.train_config.contains("data")) dir = meta.train_config["data"].value("dir", "");
+  SI_ASSIGN_OR_RETURN(auto dataset,
+                      data::OpenDataset(meta.dataset, dir, split, meta.input_shape.size() == 3 ? meta.input_shape[2] : 0));
+  if (dataset->image_shape() != meta.input_shape) {
+    return Mismatch("checkpoint expects images of shape " + nlohmann::json(meta.input_shape).dump() + " but dataset " +
+                    dataset->name() + " has " + nlohmann::json(dataset->image_shape()).dump());
+  }
+  return dataset;
+}
+
+Result<codec::CabacModel> TrainPipelineCabacModel(bottleneck::Pipeline& pipeline, const data::Dataset& train,
+                                                  int64_t images, int64_t batch_size) {
+  if (images < 1) return InvalidArgument("train-cabac needs at least 1 image (--images)");
+  if (batch_size < 1) return InvalidArgument("batch size must be >= 1");
+  torch::NoGradGuard no_grad;
+  pipeline.set_eval_all();
+  const int64_t n = std::min(images, train.size());
+  const auto& quant = pipeline.codec().quant;
+  std::vector<std::vector<uint8_t>> maps;
+  maps.reserve(static_cast<size_t>(n));
+  for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
+    std::vector<int64_t> idx;
+    for (int64_t i = b0; i < std::min(n, b0 + batch_size); ++i) idx.push_back(i);
+    SI_ASSIGN_OR_RETURN(auto batch, train.batch(idx));
+    const auto x = data::ToFloatNormalized(batch.first, pipeline.normalization()).to(pipeline.device());
+    const auto features = pipeline.NodeFeatures(x).to(torch::kCPU).contiguous();
+    for (int64_t i = 0; i < features.size(0); ++i) {
+      SI_ASSIGN_OR_RETURN(codec::QuantizedMap q, codec::Quantize(quant, features[i]));
+      maps.push_back(std::move(q.symbols));
+    }
+  }
+  std::vector<const uint8_t*> ptrs;
+  for (const auto& m : maps) ptrs.push_back(m.data());
+  return codec::TrainCabacModel(ptrs, codec::GeometryOf(pipeline.codec().header()));
 }
 
 }  // namespace splitinfer::eval

@@ -10,8 +10,10 @@
 #include <torch/types.h>
 
 #include "bottleneck/pipeline.h"
+#include "codec/lossless/cabac.h"
 #include "core/status.h"
 #include "data/dataset.h"
+#include "models/checkpoint.h"
 
 namespace splitinfer::eval {
 
@@ -42,5 +44,16 @@ struct PipelineEvalResult {
 
 Result<PipelineEvalResult> EvaluatePipeline(bottleneck::Pipeline& pipeline, const data::Dataset& dataset,
                                             const PipelineEvalOptions& options);
+
+// The split of the dataset a checkpoint was trained on (data_dir empty: the directory its
+// training config names, else the dataset's default), checked against the model's input shape.
+Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMeta& meta, const std::string& data_dir,
+                                                      data::Split split);
+
+// The context model of the cabac-trained coder for this pipeline's symbol maps: the node's
+// features of the first `images` examples of `train` (training images: the test set stays
+// unseen), quantized with the pipeline's quantizer, then codec::TrainCabacModel.
+Result<codec::CabacModel> TrainPipelineCabacModel(bottleneck::Pipeline& pipeline, const data::Dataset& train,
+                                                  int64_t images, int64_t batch_size = 500);
 
 }  // namespace splitinfer::eval

@@ -157,6 +157,13 @@ Status CheckHandshake(const inference::ModelMetadataResponse& md, const bottlene
   SI_RETURN_IF_ERROR(need_int(param::kPipelineId, static_cast<int64_t>(codec.pipeline_id)));
   std::vector<int64_t> dims(codec.quant.dims.begin(), codec.quant.dims.end());
   SI_RETURN_IF_ERROR(need_str(param::kFeatureShape, ShapeString(dims)));
+  // A frame coded with another context model decodes to other symbols, and its CRC still holds.
+  const auto server_model = StringParam(params, param::kCabacModel);
+  if (server_model.value_or("") != p.cabac_model_id()) {
+    return FailedPrecondition("handshake: the server's cabac model is '" + server_model.value_or("none") +
+                              "', this node's '" + (p.cabac_model_id().empty() ? "none" : p.cabac_model_id()) +
+                              "'; load the same pipeline file and cabac_model on both sides");
+  }
   return Status::Ok();
 }
 

@@ -229,6 +229,7 @@ Status InferenceCore::Metadata(const inference::ModelMetadataRequest& request,
   SetParam(*p, param::kModel, m->pipeline.model_meta().model);
   SetParam(*p, param::kSplit, m->pipeline.spec().split);
   SetParam(*p, param::kPipelineId, static_cast<int64_t>(codec.pipeline_id));
+  if (const std::string id = m->pipeline.cabac_model_id(); !id.empty()) SetParam(*p, param::kCabacModel, id);
   std::vector<int64_t> dims(codec.quant.dims.begin(), codec.quant.dims.end());
   SetParam(*p, param::kFeatureShape, ShapeString(dims));
   SetParam(*p, param::kBits, static_cast<int64_t>(codec.quant.spec.bits));

@@ -44,6 +44,8 @@ inline constexpr char kSplit[] = "split";                        // string: spli
 inline constexpr char kPipelineId[] = "pipeline_id";             // int64: the frames' pipeline id
 inline constexpr char kFeatureShape[] = "feature_shape";         // string "64x14x14": what is quantized
 inline constexpr char kBits[] = "bits";                          // int64
+inline constexpr char kCabacModel[] = "cabac_model";             // string: the cabac-trained model's
+                                                                 // checksum (8 hex digits); absent without one
 inline constexpr char kTopK[] = "top_k";                         // request: int64, entries in "classes"
 inline constexpr char kTimings[] = "timings";                    // request: bool, the stage breakdown below
 // Response timings (microseconds, as measured inside the server for this request). server_us is

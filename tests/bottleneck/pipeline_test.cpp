@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "codec/lossless/cabac.h"
 #include "codec/quantize/quantize.h"
 
 namespace splitinfer::bottleneck {
@@ -52,7 +53,8 @@ TEST(PipelineSpecTest, SaveLoadRoundTrip) {
   s.split = "stage2";
   s.compensator = "c.pt";
   s.quantizer = "q.json";
-  s.coder = "lzma";
+  s.coder = "cabac-trained";
+  s.cabac_model = "ctx.sicm";
   s.coder_level = 9;
   s.pipeline_id = 5;
   ASSERT_TRUE(SavePipelineSpec((dir / "p.yaml").string(), s).ok());
@@ -62,6 +64,7 @@ TEST(PipelineSpecTest, SaveLoadRoundTrip) {
   EXPECT_EQ(back->server_model, "server.pt");
   EXPECT_EQ(back->compensator, "c.pt");
   EXPECT_EQ(back->coder_level, 9);
+  EXPECT_EQ(back->cabac_model, "ctx.sicm");
   EXPECT_EQ(back->pipeline_id, 5);
   EXPECT_EQ(back->base_dir, dir.string());
   fs::remove_all(dir);
@@ -109,6 +112,39 @@ TEST(PipelineTest, LoadsTheShippedModelAndChecksTheQuantizer) {
   s.split = "stem";
   s.compensator = "missing.pt";
   EXPECT_EQ(Pipeline::FromSpec(s, torch::kCPU).status().code(), ErrorCode::kNotFound);
+  s.compensator = "";
+
+  // cabac-trained: the context model is a file the spec names, checked when the pipeline loads.
+  auto expect = [&](ErrorCode code, const std::string& text) {
+    const Status st = Pipeline::FromSpec(s, torch::kCPU).status();
+    EXPECT_EQ(st.code(), code) << st.ToString();
+    EXPECT_NE(st.message().find(text), std::string::npos) << st.ToString();
+  };
+  s.coder = "cabac-trained";
+  expect(ErrorCode::kInvalidArgument, "needs `cabac_model: FILE`");
+  s.cabac_model = "none.sicm";
+  expect(ErrorCode::kNotFound, "cabac model");
+  std::ofstream(dir / "junk.sicm") << "not a model";
+  s.cabac_model = "junk.sicm";
+  expect(ErrorCode::kDataLoss, "");
+  std::vector<uint8_t> map(64 * 7 * 7, 1);  // a model for other (64x7x7) maps
+  const uint8_t* maps[] = {map.data()};
+  auto other = codec::TrainCabacModel({maps[0]}, codec::SymbolGeometry{64, 7, 7, 1}).value().Serialize();
+  std::ofstream(dir / "other.sicm", std::ios::binary)
+      .write(reinterpret_cast<const char*>(other.data()), static_cast<std::streamsize>(other.size()));
+  s.cabac_model = "other.sicm";
+  expect(ErrorCode::kMismatch, "train it again");
+  std::vector<uint8_t> mine(64 * 14 * 14, 1);
+  auto good = codec::TrainCabacModel({mine.data()}, codec::SymbolGeometry{64, 14, 14, 1}).value().Serialize();
+  std::ofstream(dir / "good.sicm", std::ios::binary)
+      .write(reinterpret_cast<const char*>(good.data()), static_cast<std::streamsize>(good.size()));
+  s.cabac_model = "good.sicm";
+  auto trained = Pipeline::FromSpec(s, torch::kCPU);
+  ASSERT_TRUE(trained.ok()) << trained.status().ToString();
+  EXPECT_EQ(trained->cabac_model_id().size(), 8u);
+  EXPECT_EQ(p->cabac_model_id(), "");
+  s.coder = "cabac";
+  expect(ErrorCode::kInvalidArgument, "cabac_model is only for coder cabac-trained");
   fs::remove_all(dir);
 }
 

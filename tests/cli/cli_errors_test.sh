@@ -172,5 +172,22 @@ if "$BIN" plan --help >/dev/null 2>&1; then
   fi
 fi
 
+# The cabac-trained coder's context model for the shipped pipeline, and the pipeline that uses it.
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+if "$BIN" codec train-cabac --pipeline "$SRC/models/fmnist_best.yaml" --images 64 --out "$TMP/ctx.sicm" \
+     --pipeline-out "$TMP/trained.yaml" > "$TMP/tc.out" 2>&1 &&
+   grep -q "cabac model for fmnist_best from 64 training images" "$TMP/tc.out" &&
+   "$BIN" eval --pipeline "$TMP/trained.yaml" --limit 100 --json > "$TMP/tc.json" 2>/dev/null &&
+   grep -q '"coder":"cabac-trained"' "$TMP/tc.json"; then
+  pass=$((pass + 1)); echo "ok   codec train-cabac, then eval --pipeline on cabac-trained"
+else
+  fail=$((fail + 1)); echo "FAIL codec train-cabac:"; cat "$TMP/tc.out" "$TMP/tc.json" 2>/dev/null
+fi
+check_error "train-cabac missing pipeline" "NOT_FOUND: pipeline file" "$BIN" codec train-cabac \
+  --pipeline "$TMP/none.yaml" --out "$TMP/x.sicm"
+sed 's/^coder: cabac-trained$/coder: cabac/' "$TMP/trained.yaml" > "$TMP/mixed.yaml"
+check_error "cabac_model with another coder" "cabac_model is only for coder cabac-trained" "$BIN" eval \
+  --pipeline "$TMP/mixed.yaml" --limit 10
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

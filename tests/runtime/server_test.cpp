@@ -13,6 +13,7 @@
 #include "bottleneck/pipeline.h"
 #include "data/datasets.h"
 #include "data/transforms.h"
+#include "eval/pipeline_eval.h"
 #include "runtime/node.h"
 #include "runtime/proto/inference.grpc.pb.h"
 
@@ -132,6 +133,53 @@ TEST(ServerTest, NodeRunsEveryModeOverLoopback) {
   EXPECT_NE(metrics.find("splitinfer_requests_total{code=\"OK\",model=\"fmnist_best\"} 60"), std::string::npos)
       << metrics.substr(0, 2000);
   EXPECT_NE(metrics.find("splitinfer_batch_size_count"), std::string::npos);
+}
+
+// A pipeline on the cabac-trained coder: its context model is a file beside the YAML, frames
+// shrink, and the handshake refuses a node whose model differs (its frames would decode to other
+// symbols with a valid CRC).
+TEST(ServerTest, TrainedCabacPipelineRunsAndTheHandshakeComparesModels) {
+  const fs::path dir = fs::temp_directory_path() / ("si_cabac_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto pipeline = bottleneck::Pipeline::Load(kPipeline, torch::kCPU);
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
+  auto train = data::OpenDataset("fmnist", "", data::Split::kTrain);
+  ASSERT_TRUE(train.ok());
+  auto write = [&](int64_t images, const std::string& name) {
+    auto model = eval::TrainPipelineCabacModel(*pipeline, **train, images);
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    const auto bytes = model->Serialize();
+    std::ofstream(dir / (name + ".sicm"), std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    bottleneck::PipelineSpec spec = pipeline->spec();
+    for (std::string* p : {&spec.model, &spec.bottleneck, &spec.quantizer, &spec.reference_model})
+      *p = spec.Resolve(*p);
+    spec.name = "fmnist_cabac";
+    spec.coder = "cabac-trained";
+    spec.cabac_model = (dir / (name + ".sicm")).string();
+    ASSERT_TRUE(bottleneck::SavePipelineSpec((dir / (name + ".yaml")).string(), spec).ok());
+  };
+  write(400, "a");
+  write(100, "b");
+
+  auto config = BaseConfig();
+  config.pipelines = {kPipeline, (dir / "a.yaml").string()};
+  auto server = StartOrDie(config);
+  ASSERT_TRUE(server);
+  auto plain = RunNode(NodeFor(server->port(), "split", 40));
+  auto o = NodeFor(server->port(), "split", 40);
+  o.pipeline = (dir / "a.yaml").string();
+  auto trained = RunNode(o);
+  ASSERT_TRUE(plain.ok() && trained.ok()) << plain.status().ToString() << " / " << trained.status().ToString();
+  EXPECT_EQ(trained->top1, plain->top1);  // lossless: the same symbols, fewer bytes
+  EXPECT_LT(trained->frame_bytes_per_image, plain->frame_bytes_per_image);
+
+  o.pipeline = (dir / "b.yaml").string();  // same name, other model
+  auto other = RunNode(o);
+  ASSERT_EQ(other.status().code(), ErrorCode::kFailedPrecondition) << other.status().ToString();
+  EXPECT_NE(other.status().message().find("the server's cabac model is"), std::string::npos)
+      << other.status().message();
+  fs::remove_all(dir);
 }
 
 TEST(ServerTest, MetadataIsTheHandshake) {

@@ -1,6 +1,7 @@
 #include "tools/cli/codec_cmd.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -8,9 +9,13 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "bottleneck/pipeline.h"
 #include "codec/codec_bench.h"
 #include "codec/feature_codec.h"
+#include "core/system.h"
+#include "data/dataset.h"
 #include "eval/features.h"
+#include "eval/pipeline_eval.h"
 #include "models/device.h"
 
 namespace splitinfer::cli {
@@ -81,18 +86,6 @@ Result<codec::QuantParams> LoadQuant(const std::string& path) {
   return codec::QuantParamsFromJson(j, path);
 }
 
-Result<std::vector<uint8_t>> ReadAll(const std::string& path, size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return NotFound("cannot open " + path);
-  const auto size = static_cast<size_t>(in.tellg());
-  if (size > max_bytes) return OutOfRange(path + " is larger than " + std::to_string(max_bytes) + " bytes");
-  std::vector<uint8_t> buf(size);
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(size));
-  if (!in) return IoError("cannot read " + path);
-  return buf;
-}
-
 // --- subcommands ---------------------------------------------------------------------------
 
 struct CalibrateArgs {
@@ -145,7 +138,7 @@ struct DecodeArgs {
 };
 Status RunDecode(const DecodeArgs& a) {
   SI_ASSIGN_OR_RETURN(codec::QuantParams q, LoadQuant(a.quant));
-  SI_ASSIGN_OR_RETURN(std::vector<uint8_t> frame, ReadAll(a.input, codec::FrameLimits{}.max_frame_bytes));
+  SI_ASSIGN_OR_RETURN(std::vector<uint8_t> frame, ReadBinaryFile(a.input, "frame file", codec::FrameLimits{}.max_frame_bytes));
   codec::FeatureCodec c{q, codec::CoderId::kNone, {}, a.pipeline_id};
   SI_ASSIGN_OR_RETURN(torch::Tensor f, codec::DecodeFeature(c, frame.data(), frame.size()));
   SI_RETURN_IF_ERROR(eval::SaveFeatures(a.out, f));
@@ -187,10 +180,47 @@ Status RunBench(const BenchArgs& a) {
   return Status::Ok();
 }
 
+struct TrainCabacArgs {
+  std::string pipeline, out, pipeline_out, data_dir;
+  int64_t images = 2000;
+};
+// The cabac-trained coder's context model for a pipeline, and optionally a copy of the pipeline
+// that uses it (the model file then sits beside that YAML and is named relative to it).
+Status RunTrainCabac(const TrainCabacArgs& a) {
+  SI_ASSIGN_OR_RETURN(auto pipeline, bottleneck::Pipeline::Load(a.pipeline, torch::kCPU));
+  SI_ASSIGN_OR_RETURN(auto train, eval::OpenDatasetFor(pipeline.model_meta(), a.data_dir, data::Split::kTrain));
+  SI_ASSIGN_OR_RETURN(codec::CabacModel model, eval::TrainPipelineCabacModel(pipeline, *train, a.images));
+  const std::vector<uint8_t> bytes = model.Serialize();
+  {
+    std::ofstream out(a.out, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!out) return IoError("cannot write " + a.out);
+  }
+  std::printf("cabac model for %s from %lld training images: %zu contexts, %zu bytes -> %s\n",
+              pipeline.spec().name.c_str(), static_cast<long long>(std::min(a.images, train->size())),
+              model.context_count(), bytes.size(), a.out.c_str());
+  if (!a.pipeline_out.empty()) {
+    namespace fs = std::filesystem;
+    bottleneck::PipelineSpec spec = pipeline.spec();
+    const fs::path base = fs::absolute(fs::path(a.pipeline_out).parent_path());
+    auto relative = [&](const std::string& p) { return p.empty() ? p : fs::relative(fs::absolute(spec.Resolve(p)), base).string(); };
+    for (std::string* p : {&spec.model, &spec.server_model, &spec.bottleneck, &spec.compensator, &spec.quantizer,
+                           &spec.reference_model})
+      *p = relative(*p);
+    spec.coder = "cabac-trained";
+    spec.cabac_model = fs::relative(fs::absolute(a.out), base).string();
+    SI_RETURN_IF_ERROR(bottleneck::SavePipelineSpec(a.pipeline_out, spec));
+    // Load it back: the file must be a pipeline that runs, not only one that was written.
+    SI_RETURN_IF_ERROR(bottleneck::Pipeline::Load(a.pipeline_out, torch::kCPU).status());
+    std::printf("pipeline %s: coder cabac-trained, cabac_model %s\n", a.pipeline_out.c_str(), spec.cabac_model.c_str());
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::function<Status()> AddCodecCommands(CLI::App& app, CLI::App** codec_out) {
-  auto* codec_cmd = app.add_subcommand("codec", "feature-map codec: calibrate, encode, decode, bench");
+  auto* codec_cmd = app.add_subcommand("codec", "feature-map codec: calibrate, encode, decode, bench, train-cabac");
   codec_cmd->require_subcommand(1);
   *codec_out = codec_cmd;
 
@@ -229,7 +259,17 @@ std::function<Status()> AddCodecCommands(CLI::App& app, CLI::App** codec_out) {
   bench->add_flag("--json", bench_args->json, "print one JSON object");
   AddSpecOptions(bench, bench_args->spec);
 
+  auto train_args = std::make_shared<TrainCabacArgs>();
+  auto* tc = codec_cmd->add_subcommand("train-cabac", "the cabac-trained coder's context model for a pipeline");
+  tc->add_option("--pipeline", train_args->pipeline, "pipeline YAML whose quantizer makes the symbol maps")->required();
+  tc->add_option("--images", train_args->images, "training images to learn from (the test set is not used)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  tc->add_option("--data", train_args->data_dir, "dataset directory (default: the checkpoint's)");
+  tc->add_option("--out", train_args->out, "context model file")->required();
+  tc->add_option("--pipeline-out", train_args->pipeline_out, "also write a copy of the pipeline that uses it");
+
   return [=]() -> Status {
+    if (*tc) return RunTrainCabac(*train_args);
     if (*cal) return RunCalibrate(*calibrate_args);
     if (*enc) return RunEncode(*encode_args);
     if (*dec) return RunDecode(*decode_args);

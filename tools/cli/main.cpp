@@ -65,25 +65,12 @@ struct EvalArgs {
   int threads = 0;
 };
 
-si::Result<std::unique_ptr<si::data::Dataset>> TestSetFor(const si::models::CheckpointMeta& meta,
-                                                           const std::string& data_dir) {
-  std::string dir = data_dir;
-  if (dir.empty() && meta.train_config.contains("data")) dir = meta.train_config["data"].value("dir", "");
-  SI_ASSIGN_OR_RETURN(auto dataset, si::data::OpenDataset(meta.dataset, dir, si::data::Split::kTest,
-                                                          meta.input_shape.size() == 3 ? meta.input_shape[2] : 0));
-  if (dataset->image_shape() != meta.input_shape) {
-    return si::Mismatch("checkpoint expects images of shape " + nlohmann::json(meta.input_shape).dump() +
-                        " but dataset " + dataset->name() + " has " + nlohmann::json(dataset->image_shape()).dump());
-  }
-  return dataset;
-}
-
 // eval --pipeline: the wire path (real frames) against the float reference model.
 si::Status RunEvalPipeline(const EvalArgs& a) {
   si::models::ConfigureThreads(a.threads);
   SI_ASSIGN_OR_RETURN(torch::Device device, si::models::ParseDevice(a.device));
   SI_ASSIGN_OR_RETURN(auto pipeline, si::bottleneck::Pipeline::Load(a.pipeline, device));
-  SI_ASSIGN_OR_RETURN(auto dataset, TestSetFor(pipeline.model_meta(), a.data_dir));
+  SI_ASSIGN_OR_RETURN(auto dataset, si::eval::OpenDatasetFor(pipeline.model_meta(), a.data_dir, si::data::Split::kTest));
   si::eval::PipelineEvalOptions po;
   po.batch_size = a.batch_size;
   po.limit = a.limit;
@@ -160,7 +147,7 @@ si::Status RunEval(const EvalArgs& a) {
     split = s;
   }
   const auto& meta = loaded.meta;
-  SI_ASSIGN_OR_RETURN(auto dataset, TestSetFor(meta, a.data_dir));
+  SI_ASSIGN_OR_RETURN(auto dataset, si::eval::OpenDatasetFor(meta, a.data_dir, si::data::Split::kTest));
   si::eval::EvalOptions options;
   options.batch_size = a.batch_size;
   options.limit = a.limit;
