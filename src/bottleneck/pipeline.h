@@ -5,7 +5,8 @@
 //
 // The file names every artifact by a path relative to itself, so a pipeline directory can be
 // copied as a whole (models/fmnist_best.yaml). `eval --pipeline`, `serve` and `node` load the
-// same file; the node only needs the model's head, the encoder and the quantizer.
+// same file; the node only needs the model's head, the encoder, the quantizer (and the cabac
+// model).
 //
 //   name: fmnist_best
 //   model: resnet_fmnist.pt        # node side (and server side unless server_model is given)
@@ -15,7 +16,8 @@
 //   compensator: comp.pt           # optional: QCNet compensator artifact
 //   quantizer: quant.json          # calibrated codec::QuantParams (a shared autoencoder may omit it)
 //   bits: 2                        # optional; must match the quantizer (the shared AE's choice)
-//   coder: cabac                   # none | lzma | zstd | cabac
+//   coder: cabac                   # none | lzma | zstd | cabac | cabac-trained
+//   cabac_model: ctx.sicm          # cabac-trained only: its context model (`codec train-cabac`)
 //   coder_level: -1                # optional: lzma preset / zstd level
 //   pipeline_id: 7                 # optional: the frame's pipeline id (default: 7 bits of CRC32C(name/split))
 //   reference_model: base.pt       # optional: the float model this pipeline is compared with
