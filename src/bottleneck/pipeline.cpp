@@ -22,6 +22,18 @@ std::string PipelineSpec::Resolve(const std::string& p) const {
   return (fs::path(base_dir) / p).lexically_normal().string();
 }
 
+PipelineSpec PipelineSpec::RebasedTo(const std::string& dir) const {
+  PipelineSpec out = *this;
+  const fs::path base = fs::absolute(dir).lexically_normal();
+  for (std::string* p : {&out.model, &out.server_model, &out.bottleneck, &out.compensator, &out.quantizer,
+                         &out.reference_model, &out.cabac_model}) {
+    // Resolve gives a path usable from here; absolute, it can be made relative to anywhere.
+    if (!p->empty()) *p = fs::absolute(Resolve(*p)).lexically_normal().lexically_relative(base).string();
+  }
+  out.base_dir = dir;
+  return out;
+}
+
 uint32_t DerivePipelineId(const std::string& name, const std::string& split) {
   const std::string key = name + "/" + split;
   // 7 bits: the id is a one-byte varint on the wire (at 30 bytes per frame, four more bytes of

@@ -50,6 +50,9 @@ struct PipelineSpec {
   std::string base_dir;      // directory the relative paths are relative to
 
   std::string Resolve(const std::string& relative) const;  // "" stays ""
+  // The same pipeline described from another folder: every artifact path rewritten relative to
+  // `dir` (base_dir becomes dir), so a copy of the YAML saved there loads the same files.
+  PipelineSpec RebasedTo(const std::string& dir) const;
 };
 
 // Unknown keys and missing required ones (model, split, quantizer) are INVALID_ARGUMENT naming them.

@@ -1,8 +1,6 @@
 #include "train/head_qat.h"
 
-#include <chrono>
 #include <cstdio>
-#include <filesystem>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>

@@ -70,6 +70,23 @@ TEST(PipelineSpecTest, SaveLoadRoundTrip) {
   fs::remove_all(dir);
 }
 
+TEST(PipelineSpecTest, RebasedToAnotherFolderNamesTheSameFiles) {
+  PipelineSpec s;
+  s.base_dir = "/a/b";
+  s.model = "../m.pt";
+  s.quantizer = "q.json";
+  s.cabac_model = "/x/ctx.sicm";
+  const PipelineSpec r = s.RebasedTo("/a/c");
+  EXPECT_EQ(r.model, "../m.pt");
+  EXPECT_EQ(r.quantizer, "../b/q.json");
+  EXPECT_EQ(r.cabac_model, "../../x/ctx.sicm");
+  EXPECT_EQ(r.bottleneck, "");  // absent stays absent
+  EXPECT_EQ(r.base_dir, "/a/c");
+  for (const auto& [a, b] :
+       {std::pair{&s.model, &r.model}, {&s.quantizer, &r.quantizer}, {&s.cabac_model, &r.cabac_model}})
+    EXPECT_EQ(s.Resolve(*a), r.Resolve(*b));
+}
+
 TEST(PipelineTest, DerivedIdsFitOneVarintByte) {
   for (const char* n : {"a", "fmnist_best", "qcnet_stem_b1"}) EXPECT_LT(DerivePipelineId(n, "stem"), 128u);
   EXPECT_NE(DerivePipelineId("a", "stem"), DerivePipelineId("a", "stage1"));
@@ -126,7 +143,7 @@ TEST(PipelineTest, LoadsTheShippedModelAndChecksTheQuantizer) {
   expect(ErrorCode::kNotFound, "cabac model");
   std::ofstream(dir / "junk.sicm") << "not a model";
   s.cabac_model = "junk.sicm";
-  expect(ErrorCode::kDataLoss, "");
+  expect(ErrorCode::kDataLoss, "cabac model: ");
   std::vector<uint8_t> map(64 * 7 * 7, 1);  // a model for other (64x7x7) maps
   const uint8_t* maps[] = {map.data()};
   auto other = codec::TrainCabacModel({maps[0]}, codec::SymbolGeometry{64, 7, 7, 1}).value().Serialize();

@@ -16,16 +16,14 @@
 #include "codec/frame/frame.h"
 #include "core/bytes.h"
 #include "fuzz_common.h"
+#include "fuzz_fail.h"
 
 namespace {
 
 using namespace splitinfer;
 using namespace splitinfer::codec;
 
-[[noreturn]] void Fail(const char* what, const Status& s) {
-  std::fprintf(stderr, "frame_fuzz: %s: %s\n", what, s.ToString().c_str());
-  std::abort();
-}
+[[noreturn]] void Fail(const char* what, const Status& s) { splitinfer_fuzz::Fail("frame_fuzz", what, s); }
 
 // One frame through the server's path; aborts on any broken invariant.
 void CheckFrame(const uint8_t* data, size_t size) {

@@ -22,15 +22,14 @@
 
 #include "kernels/head.h"
 
+#include "fuzz_fail.h"
+
 namespace {
 
 using namespace splitinfer;
 using namespace splitinfer::kernels;
 
-[[noreturn]] void Fail(const char* what, const Status& s) {
-  std::fprintf(stderr, "head_fuzz: %s: %s\n", what, s.ToString().c_str());
-  std::abort();
-}
+[[noreturn]] void Fail(const char* what, const Status& s) { splitinfer_fuzz::Fail("head_fuzz", what, s); }
 
 bool SmallEnough(const HeadGraph& g) {
   if (static_cast<size_t>(g.in_channels) * g.in_height * g.in_width > (1u << 14)) return false;

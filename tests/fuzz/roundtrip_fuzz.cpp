@@ -15,6 +15,7 @@
 #include "codec/frame/frame.h"
 #include "codec/lossless/lossless.h"
 #include "fuzz_common.h"
+#include "fuzz_fail.h"
 
 namespace {
 
@@ -25,8 +26,7 @@ constexpr uint64_t kMaxElements = uint64_t{1} << 12;  // cabac under coverage in
 constexpr uint64_t kMaxSideInfo = uint64_t{1} << 16;
 
 [[noreturn]] void Fail(const char* what, const Status& s = Status::Ok()) {
-  std::fprintf(stderr, "roundtrip_fuzz: %s: %s\n", what, s.ToString().c_str());
-  std::abort();
+  splitinfer_fuzz::Fail("roundtrip_fuzz", what, s);
 }
 
 // Reads the input front to back; past the end it yields zeros (libFuzzer grows inputs as needed).

@@ -151,12 +151,10 @@ TEST(ServerTest, TrainedCabacPipelineRunsAndTheHandshakeComparesModels) {
     const auto bytes = model->Serialize();
     std::ofstream(dir / (name + ".sicm"), std::ios::binary)
         .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    bottleneck::PipelineSpec spec = pipeline->spec();
-    for (std::string* p : {&spec.model, &spec.bottleneck, &spec.quantizer, &spec.reference_model})
-      *p = spec.Resolve(*p);
+    bottleneck::PipelineSpec spec = pipeline->spec().RebasedTo(dir.string());
     spec.name = "fmnist_cabac";
     spec.coder = "cabac-trained";
-    spec.cabac_model = (dir / (name + ".sicm")).string();
+    spec.cabac_model = name + ".sicm";
     ASSERT_TRUE(bottleneck::SavePipelineSpec((dir / (name + ".yaml")).string(), spec).ok());
   };
   write(400, "a");

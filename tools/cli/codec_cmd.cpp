@@ -200,15 +200,10 @@ Status RunTrainCabac(const TrainCabacArgs& a) {
               pipeline.spec().name.c_str(), static_cast<long long>(std::min(a.images, train->size())),
               model.context_count(), bytes.size(), a.out.c_str());
   if (!a.pipeline_out.empty()) {
-    namespace fs = std::filesystem;
     bottleneck::PipelineSpec spec = pipeline.spec();
-    const fs::path base = fs::absolute(fs::path(a.pipeline_out).parent_path());
-    auto relative = [&](const std::string& p) { return p.empty() ? p : fs::relative(fs::absolute(spec.Resolve(p)), base).string(); };
-    for (std::string* p : {&spec.model, &spec.server_model, &spec.bottleneck, &spec.compensator, &spec.quantizer,
-                           &spec.reference_model})
-      *p = relative(*p);
     spec.coder = "cabac-trained";
-    spec.cabac_model = fs::relative(fs::absolute(a.out), base).string();
+    spec.cabac_model = std::filesystem::absolute(a.out).string();
+    spec = spec.RebasedTo(std::filesystem::path(a.pipeline_out).parent_path().string());
     SI_RETURN_IF_ERROR(bottleneck::SavePipelineSpec(a.pipeline_out, spec));
     // Load it back: the file must be a pipeline that runs, not only one that was written.
     SI_RETURN_IF_ERROR(bottleneck::Pipeline::Load(a.pipeline_out, torch::kCPU).status());
