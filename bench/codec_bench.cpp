@@ -11,6 +11,7 @@
 #include "codec/feature_codec.h"
 #include "codec/lossless/cabac.h"
 #include "codec/pack/pack.h"
+#include "models/build_info.h"
 #include "models/device.h"
 
 namespace si = splitinfer;
@@ -141,6 +142,8 @@ int Register() {
 int main(int argc, char** argv) {
   si::models::ConfigureThreads(1);
   Register();
+  // In the context block Google Benchmark prints first: which BLAS and CPU kernels ran this.
+  benchmark::AddCustomContext("compute", si::models::ComputeLine(si::models::DescribeCompute()));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -9,6 +9,14 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   # LibTorch (CPU) and the Python side used only by tools/export_torchscript.py
   libtorch-dev python3-torch python3-torchvision
+  # An optimized BLAS. LibTorch is linked against the generic libblas.so.3 and only recommends
+  # an optimized one, so with --no-install-recommends a fresh machine would run every GEMM
+  # outside oneDNN on Netlib's reference BLAS (ResNet-50 at batch 1: about 9x slower). BLIS, not
+  # OpenBLAS: OpenBLAS carries 60 KB of thread-local storage, which leaves no room in the 100 KB
+  # thread stacks of civetweb (the metrics endpoint), so `serve --metrics` could not start. The
+  # package switches Debian's libblas.so.3 alternative to BLIS; tests/models/build_info_test.cpp
+  # checks what is loaded.
+  libblis4-pthread
   # real data
   dataset-fashion-mnist
   # codecs

@@ -1,5 +1,9 @@
 #include "core/system.h"
 
+#include <link.h>
+#include <limits.h>
+#include <stdlib.h>
+
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -16,6 +20,49 @@ std::string MachineDescription() {
     }
   }
   return std::to_string(std::thread::hardware_concurrency()) + " cores, " + model;
+}
+
+std::vector<std::string> LoadedLibraries() {
+  std::vector<std::string> out;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        auto* libs = static_cast<std::vector<std::string>*>(data);
+        // The executable itself has an empty name, the vDSO a bare one; neither is a file.
+        if (info->dlpi_name == nullptr || info->dlpi_name[0] != '/') return 0;
+        char real[PATH_MAX];
+        libs->push_back(realpath(info->dlpi_name, real) ? real : info->dlpi_name);
+        return 0;
+      },
+      &out);
+  return out;
+}
+
+std::string BlasFromLibraries(const std::vector<std::string>& libraries, std::string* path) {
+  // The optimized libraries first: a process can load the reference libblas.so.3 beside one of
+  // them (another dependency linked it); the caller prints the path, so a mixed process shows.
+  struct Kind {
+    const char* needle;
+    const char* name;
+  };
+  static const Kind kKinds[] = {{"openblas", "OpenBLAS"},
+                                {"/libblis", "BLIS"},
+                                {"/blis-", "BLIS"},
+                                {"/libmkl_", "MKL"},
+                                {"/blas/libblas.so", "reference BLAS (Netlib)"},
+                                {"/libblas.so", "a generic libblas (not OpenBLAS, BLIS or MKL)"}};
+  // OpenBLAS also provides liblapack.so.3: name the BLAS library itself where both are loaded.
+  for (const Kind& k : kKinds) {
+    for (bool lapack_too : {false, true}) {
+      for (const std::string& lib : libraries) {
+        if (lib.find(k.needle) == std::string::npos) continue;
+        if (!lapack_too && lib.find("lapack") != std::string::npos) continue;
+        if (path) *path = lib;
+        return k.name;
+      }
+    }
+  }
+  if (path) path->clear();
+  return "";
 }
 
 Result<std::string> ReadTextFile(const std::string& path, const std::string& what) {

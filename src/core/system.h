@@ -15,6 +15,17 @@ namespace splitinfer {
 // the machine line beside every measured figure.
 std::string MachineDescription();
 
+// The shared libraries loaded into this process, as real paths (symlinks such as Debian's
+// alternatives resolved), in load order. Empty where the platform cannot list them.
+std::vector<std::string> LoadedLibraries();
+
+// Which BLAS a process runs on, judged from its loaded libraries: "OpenBLAS", "BLIS", "MKL",
+// "reference BLAS (Netlib)" or "" when none of them is loaded (e.g. a LibTorch that links its
+// BLAS in statically). `path` gets the library that decided it. Debian's libblas.so.3 is an
+// alternative: /usr/lib/<triplet>/blas/ is Netlib's reference implementation (the slowest GEMM
+// there is), openblas-pthread/, openblas-openmp/ and blis-*/ the optimized ones.
+std::string BlasFromLibraries(const std::vector<std::string>& libraries, std::string* path = nullptr);
+
 // The whole file as text. NOT_FOUND "<what> <path> not found" when it cannot be opened.
 Result<std::string> ReadTextFile(const std::string& path, const std::string& what);
 // The whole file, checked against max_bytes before anything is allocated (OUT_OF_RANGE).

@@ -8,11 +8,13 @@
 #include <torch/torch.h>
 
 #include "bottleneck/pipeline.h"
+#include "models/device.h"
 #include "codec/feature_codec.h"
 #include "core/progress.h"
 #include "core/stats.h"
 #include "data/datasets.h"
 #include "data/transforms.h"
+#include "models/build_info.h"
 #include "models/checkpoint.h"
 #include "models/lowbit/convert.h"
 #include "models/zoo/zoo.h"
@@ -207,6 +209,7 @@ nlohmann::json HeadBenchReport::ToJson() const {
   nlohmann::json j = {{"impl", impl}, {"model", model}, {"split", split}, {"input", input},
                       {"median_ms", median_ms}, {"p95_ms", p95_ms}, {"runs", runs}};
   if (!kernel_path.empty()) j["kernel_path"] = kernel_path;
+  j["compute"] = compute;
   if (!layers.empty()) {
     // What --impl auto chose per conv, from its own timing of both kernels.
     nlohmann::json l = nlohmann::json::array();
@@ -221,11 +224,12 @@ Result<HeadBenchReport> BenchHead(const HeadBenchOptions& o) {
   if (o.threads < 1) return InvalidArgument("--threads must be at least 1");
   if (o.runs < 1) return InvalidArgument("--runs must be at least 1");
   torch::NoGradGuard no_grad;
-  torch::set_num_threads(o.threads);
+  models::ConfigureThreads(o.threads);
   SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint));
   SI_ASSIGN_OR_RETURN(auto split, m.net->find_split(o.split));
   SI_ASSIGN_OR_RETURN(auto images, CalibrationImages(m, 1));
   HeadBenchReport r;
+  r.compute = models::ComputeLine(models::DescribeCompute());
   r.impl = o.impl;
   r.model = m.name;
   r.split = o.split;

@@ -77,6 +77,7 @@ struct HeadBenchOptions {
 
 struct HeadBenchReport {
   std::string impl, model, split, input, kernel_path;
+  std::string compute;  // models::ComputeLine: LibTorch, the BLAS loaded, oneDNN, CPU kernels
   std::vector<kernels::ConvTiming> layers;  // --impl auto: the per-conv timings behind its choices
   double median_ms = 0, p95_ms = 0;
   int runs = 0;

@@ -1,7 +1,9 @@
 #include "models/device.h"
 
+#include <dlfcn.h>
 #include <sched.h>
 
+#include <cstdint>
 #include <thread>
 
 #include <torch/cuda.h>
@@ -41,6 +43,14 @@ int ConfigureThreads(int n) {
     n = std::max(n, 1);
   }
   torch::set_num_threads(n);
+  // Debian's LibTorch calls BLAS through the generic libblas.so.3 and so never tells the library
+  // behind it how many threads to use: BLIS (what install-deps puts there) would stay at one
+  // thread whatever --threads says, OpenBLAS would spread a "one thread" benchmark's GEMMs over
+  // every core. Each is told here, by its own entry point, where it is the one loaded.
+  using SetThreadsBlis = void (*)(int64_t);  // dim_t: 64-bit in Debian's BLIS
+  using SetThreadsOpenBlas = void (*)(int);
+  if (auto* set = reinterpret_cast<SetThreadsBlis>(dlsym(RTLD_DEFAULT, "bli_thread_set_num_threads"))) set(n);
+  if (auto* set = reinterpret_cast<SetThreadsOpenBlas>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
   return torch::get_num_threads();
 }
 

@@ -10,6 +10,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "core/system.h"
+
 namespace splitinfer::runtime {
 
 struct Metrics::Impl {
@@ -38,6 +40,14 @@ Result<std::unique_ptr<Metrics>> Metrics::Create(const std::string& listen) {
     try {
       m->impl_->exposer = std::make_unique<prometheus::Exposer>(listen);
     } catch (const std::exception& e) {
+      // civetweb starts its threads with 100 KB stacks, which OpenBLAS's 60 KB of thread-local
+      // storage leaves too small: pthread_create fails and civetweb reports a "null context".
+      if (BlasFromLibraries(LoadedLibraries()) == "OpenBLAS") {
+        return IoError("cannot serve metrics on " + listen + ": " + e.what() +
+                       " (OpenBLAS is loaded, whose thread-local storage does not fit civetweb's thread stacks: "
+                       "switch libblas.so.3 to BLIS with apt-get install libblis4-pthread and update-alternatives "
+                       "--set libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/blis-pthread/libblas.so.3)");
+      }
       return IoError("cannot serve metrics on " + listen + ": " + e.what() + " (pick a free HOST:PORT)");
     }
     m->impl_->exposer->RegisterCollectable(m->impl_->registry);

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "bottleneck/pipeline.h"
+#include "models/device.h"
 #include "kernels/head.h"
 #include "models/lowbit/convert.h"
 #include "core/progress.h"
@@ -203,7 +204,7 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
   }
   if (o.pipeline.empty()) return InvalidArgument("the node needs --pipeline FILE (the pipeline YAML it runs)");
   const auto start = Clock::now();
-  if (o.threads > 0) torch::set_num_threads(o.threads);
+  if (o.threads > 0) models::ConfigureThreads(o.threads);
   torch::NoGradGuard no_grad;
   SI_ASSIGN_OR_RETURN(auto pipeline, bottleneck::Pipeline::Load(o.pipeline, torch::kCPU));
   std::optional<kernels::QuantizedHead> lowbit;

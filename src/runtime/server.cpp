@@ -14,6 +14,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "bottleneck/pipeline.h"
+#include "models/device.h"
 #include "core/system.h"
 #include "data/transforms.h"
 #include "runtime/png.h"
@@ -144,7 +145,7 @@ Result<std::unique_ptr<InferenceCore>> InferenceCore::Create(const ServerConfig&
   if (device.is_cuda() && !torch::cuda::is_available()) {
     return FailedPrecondition("device " + config.device + " asked for, but this LibTorch has no usable CUDA");
   }
-  if (config.threads > 0) torch::set_num_threads(config.threads);
+  if (config.threads > 0) models::ConfigureThreads(config.threads);
   for (const auto& path : config.pipelines) {
     auto m = std::make_unique<Model>();
     SI_ASSIGN_OR_RETURN(m->pipeline, bottleneck::Pipeline::Load(path, device));

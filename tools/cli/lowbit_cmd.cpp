@@ -139,9 +139,9 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
       if (a->json) {
         std::printf("%s\n", r.ToJson().dump().c_str());
       } else {
-        std::printf("%s%s %s up to %s (%s): median %.3f ms, p95 %.3f ms over %d runs\n", r.impl.c_str(),
-                    r.kernel_path.empty() ? "" : (" (" + r.kernel_path + ")").c_str(), r.model.c_str(),
-                    r.split.c_str(), r.input.c_str(), r.median_ms, r.p95_ms, r.runs);
+        std::printf("%s\n%s%s %s up to %s (%s): median %.3f ms, p95 %.3f ms over %d runs\n", r.compute.c_str(),
+                    r.impl.c_str(), r.kernel_path.empty() ? "" : (" (" + r.kernel_path + ")").c_str(),
+                    r.model.c_str(), r.split.c_str(), r.input.c_str(), r.median_ms, r.p95_ms, r.runs);
       }
       return Status::Ok();
     }

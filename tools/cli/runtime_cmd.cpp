@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include "core/system.h"
+#include "models/build_info.h"
 #include "runtime/load.h"
 #include "runtime/node.h"
 #include "runtime/server.h"
@@ -49,6 +50,7 @@ Status RunServe(const ServeArgs& a) {
   std::printf("serving %s on %s:%d%s%s\n", names.c_str(), host.c_str(), server->port(),
               c.token.empty() ? "" : " (bearer token required)", c.tls_cert.empty() ? "" : " (TLS)");
   if (!c.metrics_listen.empty()) std::printf("metrics on http://%s/metrics\n", c.metrics_listen.c_str());
+  std::printf("compute: %s\n", models::ComputeLine(models::DescribeCompute()).c_str());
   std::fflush(stdout);
   if (!a.port_file.empty()) {
     std::ofstream f(a.port_file + ".tmp");

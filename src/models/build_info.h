@@ -1,0 +1,29 @@
+// What this build of splitinfer computes with: the LibTorch version, CUDA, which BLAS library is
+// really loaded, oneDNN and the CPU kernels LibTorch dispatches to. Printed once by the
+// commands that measure time (profile, bench, serve), recorded in profiles, and checked by a
+// test, because a LibTorch running on Netlib's reference BLAS is about nine times slower at
+// batch 1 and nothing else says so: LibTorch's own BLAS_INFO reads "generic" whatever
+// libblas.so.3 points at.
+#pragma once
+
+#include <string>
+
+namespace splitinfer::models {
+
+struct ComputeInfo {
+  std::string torch_version;  // "1.13.1", "2.6.0"
+  int cuda_devices = 0;       // visible GPUs (0 on a CPU build)
+  std::string blas;           // "OpenBLAS", "reference BLAS (Netlib)", "MKL (linked into LibTorch)", ...
+  std::string blas_path;      // the loaded library that decided `blas`; empty when linked in
+  std::string onednn;         // oneDNN version LibTorch uses, or "off"
+  std::string cpu_capability; // LibTorch's CPU kernel set: "AVX512", "AVX2", "DEFAULT", ...
+  bool reference_blas() const { return blas.rfind("reference BLAS", 0) == 0; }
+};
+
+ComputeInfo DescribeCompute();
+
+// One line: "LibTorch 1.13.1, BLAS OpenBLAS (/usr/lib/.../libblas.so.3), oneDNN v2.7.3, CPU
+// kernels AVX512, no GPU" and, on the reference BLAS, what to install.
+std::string ComputeLine(const ComputeInfo& info);
+
+}  // namespace splitinfer::models
