@@ -1,6 +1,5 @@
 #include "train/trainer.h"
 
-#include <ATen/autocast_mode.h>
 
 #include <filesystem>
 #include <fstream>
@@ -14,6 +13,7 @@
 #include "eval/evaluate.h"
 #include "models/checkpoint.h"
 #include "models/device.h"
+#include "models/torch_compat.h"
 #include "models/zoo/zoo.h"
 #include "train/loop.h"
 #include "train/schedule.h"
@@ -118,11 +118,9 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
       optimizer->zero_grad();
       torch::Tensor logits;
       if (amp) {
-        at::autocast::set_enabled(true);
-        at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+        models::compat::SetCudaAutocast(true, at::kBFloat16);
         logits = model->forward(x).to(torch::kFloat32);
-        at::autocast::set_enabled(false);
-        at::autocast::clear_cache();
+        models::compat::SetCudaAutocast(false);
       } else {
         logits = model->forward(x);
       }

@@ -6,6 +6,8 @@
 
 #include <torch/torch.h>
 
+#include "models/torch_compat.h"
+
 namespace splitinfer::models::lowbit {
 
 namespace {
@@ -38,7 +40,7 @@ struct Builder {
     auto* bn = dynamic_cast<torch::nn::BatchNorm2dImpl*>(bn_m.get());
     if (!conv || !bn) return Unimplemented(path + ": expected a Conv2d followed by a BatchNorm2d");
     const auto& o = conv->options;
-    const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+    const auto* pad = compat::GetIf<torch::ExpandingArray<2>>(&o.padding());
     if (o.groups() != 1 || (*o.dilation())[0] != 1 || (*o.dilation())[1] != 1 || !pad ||
         (**pad)[0] != (**pad)[1] || (*o.stride())[0] != (*o.stride())[1]) {
       return Unimplemented(path + ": only convolutions with one group, no dilation and square stride and padding "
