@@ -2,6 +2,7 @@
 
 #include "core/system.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -12,6 +13,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "bottleneck/pipeline.h"
+#include "codec/lossless/lossless.h"
 #include "core/progress.h"
 #include "data/datasets.h"
 #include "eval/evaluate.h"
@@ -87,12 +89,15 @@ Result<StudyConfig> ParseStudyConfig(const std::string& text, const std::string&
       if (d["image_size"]) c.data.image_size = d["image_size"].as<int64_t>();
     }
     if (root["coders"]) c.coders = root["coders"].as<std::vector<std::string>>();
+    std::vector<std::string> built;
     for (const auto& name : c.coders) {
       SI_ASSIGN_OR_RETURN(auto id, codec::CoderFromName(name));
       if (id == codec::CoderId::kCabacTrained) {
         return InvalidArgument(origin + ": coder cabac-trained needs a trained context model; use cabac in studies");
       }
+      (codec::CoderBuiltIn(id) ? built : c.coders_not_built).push_back(name);
     }
+    c.coders = built;
     if (c.coders.empty()) return InvalidArgument(origin + ": coders must name at least one lossless coder");
     if (root["image_baselines"]) c.image_baselines = root["image_baselines"].as<bool>();
     if (root["eval_batch_size"]) c.eval_batch_size = root["eval_batch_size"].as<int64_t>();
@@ -164,6 +169,9 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
   fs::create_directories(fs::path(options.out_dir) / "runs", ec);
   if (ec) return IoError("cannot create " + options.out_dir + ": " + ec.message());
   models::ConfigureThreads(options.threads);
+  for (const auto& name : config.coders_not_built) {
+    if (options.progress) std::fprintf(stderr, "study: coder %s is not built in (no liblzma): no rows for it\n", name.c_str());
+  }
   const std::string log_path = (fs::path(options.out_dir) / "results.jsonl").string();
   SI_ASSIGN_OR_RETURN(auto rows, ReadRows(log_path));
   std::set<std::string> done;

@@ -40,6 +40,7 @@ struct StudyConfig {
   std::string model;  // the float checkpoint every method starts from
   train::DataConfig data;
   std::vector<std::string> coders{"none", "lzma", "zstd", "cabac"};
+  std::vector<std::string> coders_not_built;  // listed, but not in this build (lzma without liblzma)
   bool image_baselines = true;
   int64_t eval_batch_size = 500;
   std::vector<StudyRun> runs;  // ptq grid first, then the trained runs, in file order

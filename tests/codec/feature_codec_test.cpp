@@ -38,6 +38,7 @@ TEST(FeatureCodecTest, RoundTripSweepIsBitExact) {
       for (auto recon : {Reconstruction::kLevel, Reconstruction::kCentroid}) {
         for (bool dynamic : {false, true}) {
           for (auto coder : {CoderId::kNone, CoderId::kLzma, CoderId::kZstd, CoderId::kCabac}) {
+            if (!CoderBuiltIn(coder)) continue;  // lzma without liblzma
             const Case c{bits, g, recon, dynamic, coder};
             std::uniform_int_distribution<int> side(1, 12);
             const std::vector<int64_t> dims = {side(rng), side(rng), side(rng)};
@@ -67,7 +68,8 @@ TEST(FeatureCodecTest, RoundTripSweepIsBitExact) {
       }
     }
   }
-  EXPECT_EQ(cases, 8 * 3 * 2 * 2 * 4);
+  const int coders = CoderBuiltIn(CoderId::kLzma) ? 4 : 3;
+  EXPECT_EQ(cases, 8 * 3 * 2 * 2 * coders);
 }
 
 FeatureCodec SmallCodec(uint32_t pipeline_id, int bits = 1) {

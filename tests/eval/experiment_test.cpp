@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -91,8 +92,13 @@ runs:
   ASSERT_TRUE(RunStudy(*config, o).ok());
   auto rows = ReadRows((dir / "study" / "results.jsonl").string());
   ASSERT_TRUE(rows.ok());
-  // float + PNG + WebP + 2 cells x 2 coders.
-  ASSERT_EQ(rows->size(), 7u);
+  // float + PNG + WebP (OpenCV's lossless image coders, where built) + 2 cells x 2 coders.
+#if SPLITINFER_WITH_OPENCV
+  const size_t expected_rows = 7;
+#else
+  const size_t expected_rows = 5;
+#endif
+  ASSERT_EQ(rows->size(), expected_rows);
   for (const auto& r : *rows) {
     EXPECT_EQ(r.images, 200) << r.run;
     if (r.method == "ptq" || r.method == "tail") {
@@ -100,11 +106,15 @@ runs:
       EXPECT_FALSE(r.pipeline.empty());
     }
   }
-  for (const char* f : {"results.csv", "results.json", "report.md", "plots/accuracy_vs_bytes.svg"}) {
+  for (const char* f : {"results.csv", "results.json", "report.md"}) {
     EXPECT_TRUE(fs::exists(dir / "study" / f)) << f;
   }
+  // The plot needs gnuplot (gnuplot-nox on Debian; optional elsewhere).
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    EXPECT_TRUE(fs::exists(dir / "study" / "plots" / "accuracy_vs_bytes.svg"));
+  }
   ASSERT_TRUE(RunStudy(*config, o).ok());
-  EXPECT_EQ(ReadRows((dir / "study" / "results.jsonl").string())->size(), 7u);  // resumed, nothing repeated
+  EXPECT_EQ(ReadRows((dir / "study" / "results.jsonl").string())->size(), expected_rows);  // resumed, nothing repeated
   fs::remove_all(dir);
 }
 

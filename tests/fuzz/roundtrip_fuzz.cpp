@@ -71,6 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (ExpectedSideInfoSize(h) > kMaxSideInfo) q.params_in_frame = false;
 
+  if (!CoderBuiltIn(h.coder)) h.coder = CoderId::kZstd;  // lzma in a build without liblzma
   CoderOptions options;
   const uint8_t level = in.U8();
   if (h.coder == CoderId::kLzma) options.level = level % 10;

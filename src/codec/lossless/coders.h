@@ -22,6 +22,9 @@ namespace splitinfer::codec::internal {
 inline constexpr uint64_t kMaxSymbols = uint64_t{1} << 40;
 Status ValidateGeometry(const SymbolGeometry& geometry);
 
+// Whether liblzma was found at build time (lzma_coder.cpp) or not (lzma_off.cpp, whose
+// LzmaCompress/LzmaDecompress return FAILED_PRECONDITION).
+bool LzmaBuiltIn();
 // Raw LZMA2 (no .xz container) of already packed bytes. `preset` 0..9.
 Result<std::vector<uint8_t>> LzmaCompress(const uint8_t* packed, size_t packed_size, int preset);
 // Decodes into exactly `packed_size` bytes; the dictionary size is derived from packed_size alone.

@@ -85,6 +85,8 @@ const char* CoderName(CoderId id) {
   return "unknown";
 }
 
+bool CoderBuiltIn(CoderId id) { return id != CoderId::kLzma || internal::LzmaBuiltIn(); }
+
 Result<CoderId> CoderFromName(const std::string& name) {
   std::string known;
   for (int i = 0; i <= kMaxCoderId; ++i) {

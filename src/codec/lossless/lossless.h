@@ -31,6 +31,9 @@ enum class CoderId : uint8_t {
 inline constexpr int kMaxCoderId = 4;
 
 const char* CoderName(CoderId id);
+// False for a known coder whose library this build lacks (lzma without liblzma): encoding or
+// decoding with it returns FAILED_PRECONDITION naming the library.
+bool CoderBuiltIn(CoderId id);
 // INVALID_ARGUMENT listing the names for an unknown one. Accepts "none", "lzma", "zstd",
 // "cabac", "cabac-trained".
 Result<CoderId> CoderFromName(const std::string& name);

@@ -27,6 +27,8 @@ uint32_t DictSizeFor(size_t packed_size, uint32_t cap) {
 
 }  // namespace
 
+bool LzmaBuiltIn() { return true; }
+
 Result<std::vector<uint8_t>> LzmaCompress(const uint8_t* packed, size_t packed_size, int preset) {
   lzma_options_lzma options;
   if (lzma_lzma_preset(&options, static_cast<uint32_t>(preset))) {
