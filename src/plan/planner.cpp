@@ -265,6 +265,14 @@ Result<std::vector<RatePlan>> Plan(const Profile& node, const Profile& server, c
                     " blocks), the server profile of " + server.model + " (" + std::to_string(server.blocks.size()) +
                     "); profile the same model on both");
   }
+  // A profile made by a build without libpng has no server-only baseline (png bytes 0).
+  for (const Profile* p : {&node, &server}) {
+    if (!(p->png_bytes > 0)) {
+      return FailedPrecondition("the profile of " + p->model + " on " + p->machine +
+                                " has no PNG measurement (made by a build without libpng), so the server-only "
+                                "baseline cannot be planned: profile it with a build that has libpng");
+    }
+  }
   if (o.rates.empty()) return InvalidArgument("give at least one link rate (--rates 1,2,5,10 in MB/s)");
   for (double r : o.rates) {
     if (!(r > 0)) return InvalidArgument("link rates must be positive");

@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "codec/codec_bench.h"
+#include "codec/lossless/lossless.h"
 #include "core/progress.h"
 #include "core/stats.h"
 #include "core/system.h"
@@ -19,19 +20,22 @@
 #include "models/checkpoint.h"
 #include "models/device.h"
 #include "bottleneck/pipeline.h"
+#include "models/build_info.h"
 #include "models/zoo/zoo.h"
+#if SPLITINFER_WITH_PNG
 #include "runtime/png.h"
+#endif
+#if SPLITINFER_WITH_RUNTIME
 #include "runtime/node.h"
 #include "runtime/probe.h"
 #include "runtime/server.h"
+#endif
 
 namespace splitinfer::plan {
 
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-
 
 // The kind of arithmetic a block spends its time on, for per-operator scaling.
 std::string OpKind(const torch::nn::Module& block) {
@@ -50,6 +54,20 @@ std::string OpKind(const torch::nn::Module& block) {
 // reply), for frames and for PNG. Without one, an empty gRPC call (runtime/probe.h) stands in
 // for the call and the server's per-request work is taken as zero.
 Status MeasureCalls(const ProfileOptions& o, Profile& p) {
+#if !SPLITINFER_WITH_RUNTIME
+  // No gRPC in this build: nothing to measure a call with. The value is the user's (checked
+  // before anything is measured), and the profile says so; the server's per-request work beyond
+  // decode and compute is left at zero.
+  p.call_ms = o.call_ms;
+  p.calls_measured_with = "not measured (built without the runtime): call_ms " + std::to_string(o.call_ms) +
+                          " given by --call-ms; server per-request work taken as 0";
+  return Status::Ok();
+#else
+  if (o.call_ms >= 0) {
+    p.call_ms = o.call_ms;
+    p.calls_measured_with = "not measured: call_ms given by --call-ms";
+    return Status::Ok();
+  }
   if (o.pipelines.empty() || p.pipelines.empty() || p.input_shape != std::vector<int64_t>{1, 28, 28}) {
     SI_ASSIGN_OR_RETURN(p.call_ms, runtime::LoopbackCallMs());
     p.calls_measured_with = "an empty gRPC call on loopback (no pipeline to serve)";
@@ -89,16 +107,31 @@ Status MeasureCalls(const ProfileOptions& o, Profile& p) {
                  p.model.c_str(), p.call_ms, p.server_request_ms, p.server_request_png_ms);
   }
   return Status::Ok();
+#endif
 }
 
 }  // namespace
 
 Result<Profile> MeasureProfile(const ProfileOptions& o) {
+#if !SPLITINFER_WITH_RUNTIME
+  if (o.call_ms < 0) {
+    return InvalidArgument("this build has no runtime (gRPC) to measure the per-request call with: give it with "
+                           "--call-ms MS (e.g. from a profile of the same machines made by a build with the runtime)");
+  }
+#endif
   SI_ASSIGN_OR_RETURN(torch::Device device, models::ParseDevice(o.device));
-  if (o.threads > 0) torch::set_num_threads(o.threads);
+  if (o.threads > 0) models::ConfigureThreads(o.threads);
   torch::NoGradGuard no_grad;
   Profile p;
   p.machine = MachineDescription();
+  p.compute = models::ComputeLine(models::DescribeCompute());
+  if (o.progress) std::fprintf(stderr, "profile: %s\n", p.compute.c_str());
+  for (const auto& coder : o.coders) {
+    SI_ASSIGN_OR_RETURN(const codec::CoderId id, codec::CoderFromName(coder));
+    if (!codec::CoderBuiltIn(id) && o.progress) {
+      std::fprintf(stderr, "profile: coder %s is not built in (no liblzma): not profiled\n", coder.c_str());
+    }
+  }
   p.device = o.device;
   p.threads = o.threads;
   models::BlockChain model{nullptr};
@@ -238,12 +271,14 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
     for (int bits : o.bits) {
       for (const auto& gran : o.granularities) {
         for (const auto& coder : o.coders) {
+          SI_ASSIGN_OR_RETURN(const codec::CoderId coder_id, codec::CoderFromName(coder));
+          if (!codec::CoderBuiltIn(coder_id)) continue;  // lzma without liblzma: said once below
           codec::CodecBenchOptions co;
           co.spec.bits = bits;
           SI_ASSIGN_OR_RETURN(co.spec.granularity, codec::GranularityFromName(gran));
           co.spec.clip = codec::ClipMethod::kMse;
           co.spec.range = features.min().item<float>() < 0 ? codec::RangeKind::kSymmetric : codec::RangeKind::kZeroBased;
-          SI_ASSIGN_OR_RETURN(co.coder, codec::CoderFromName(coder));
+          co.coder = coder_id;
           co.repeats = 1;
           SI_ASSIGN_OR_RETURN(auto r, codec::RunCodecBench(features, co));
           p.codecs.push_back({s.name, bits, gran, coder, r.encode_ms, r.decode_ms, r.frame_bytes});
@@ -299,6 +334,7 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
   // The logits' width sizes the reply in the latency model.
   p.classes = model->run_blocks(x, done_block + 1, nblocks).size(1);
   // The server-only baseline: the input image as PNG.
+#if SPLITINFER_WITH_PNG
   std::vector<double> enc, dec;
   double bytes = 0;
   const int64_t c = p.input_shape[0], h = p.input_shape[1], w = p.input_shape[2];
@@ -318,6 +354,11 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
   p.png_encode_ms = Median(enc);
   p.png_decode_ms = Median(dec);
   p.png_bytes = bytes / static_cast<double>(images_u8.size(0));
+#else
+  // Without libpng the profile has no server-only baseline: bytes 0, which the planner reads
+  // as "not profiled" (it plans no server-only choice from such a profile).
+  if (o.progress) std::fprintf(stderr, "profile %s: PNG not measured (built without libpng)\n", p.model.c_str());
+#endif
   SI_RETURN_IF_ERROR(MeasureCalls(o, p));
   return p;
 }

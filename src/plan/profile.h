@@ -52,6 +52,9 @@ struct Profile {
   std::string machine;                // "2 cores, Intel(R) Xeon(R) Processor" or the derived name
   std::string device = "cpu";
   int threads = 1;
+  // What the times were measured with: LibTorch, the BLAS library really loaded, oneDNN, CPU
+  // kernels, GPUs (models::ComputeLine). A profile made on the reference BLAS says so here.
+  std::string compute;
   std::string model;                  // zoo name
   std::string source;                 // checkpoint path, or "random weights"
   std::vector<int64_t> input_shape;   // C, H, W
@@ -97,6 +100,9 @@ struct ProfileOptions {
   int idle_repeats = 25;              // rounds over all gaps (median per gap), at most
   double idle_budget_ms = 20000;      // time for the rounds, so that slow models get fewer (>= 5)
   int64_t call_images = 200;          // images per mode for the per-request costs
+  // A build without the runtime (gRPC) cannot measure the per-request call: it takes this value
+  // (ms), which the profile records as given, not measured. Negative: not given.
+  double call_ms = -1;
   int stream_images = 100;            // images for stream_factor
   bool progress = true;
 };

@@ -94,6 +94,7 @@ Status SaveProfile(const std::string& path, const Profile& p) {
   if (!p.derived_from.empty()) out << YAML::Key << "derived_from" << YAML::Value << p.derived_from;
   out << YAML::Key << "device" << YAML::Value << p.device;
   out << YAML::Key << "threads" << YAML::Value << p.threads;
+  if (!p.compute.empty()) out << YAML::Key << "compute" << YAML::Value << p.compute;
   out << YAML::Key << "model" << YAML::Value << p.model;
   out << YAML::Key << "source" << YAML::Value << p.source;
   out << YAML::Key << "input_shape" << YAML::Value << YAML::Flow << p.input_shape;
@@ -169,6 +170,7 @@ Result<Profile> LoadProfile(const std::string& path) {
     if (root["derived_from"]) p.derived_from = root["derived_from"].as<std::string>();
     if (root["device"]) p.device = root["device"].as<std::string>();
     if (root["threads"]) p.threads = root["threads"].as<int>();
+    if (root["compute"]) p.compute = root["compute"].as<std::string>();
     p.model = root["model"].as<std::string>();
     if (root["source"]) p.source = root["source"].as<std::string>();
     if (root["inputs"]) p.inputs = root["inputs"].as<std::string>();

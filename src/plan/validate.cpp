@@ -12,8 +12,10 @@
 #include "data/datasets.h"
 #include "data/transforms.h"
 #include "models/checkpoint.h"
+#if SPLITINFER_WITH_RUNTIME
 #include "runtime/node.h"
 #include "runtime/server.h"
+#endif
 
 namespace splitinfer::plan {
 
@@ -31,6 +33,8 @@ nlohmann::json Validation::ToJson() const {
            {{"node", measured_node_ms}, {"encode", measured_encode_ms}, {"link", measured_link_ms},
             {"server", measured_server_ms}}}};
 }
+
+#if SPLITINFER_WITH_RUNTIME
 
 namespace {
 
@@ -144,5 +148,14 @@ Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, con
   server->Shutdown(5);
   return out;
 }
+
+#else  // !SPLITINFER_WITH_RUNTIME
+
+Result<std::vector<Validation>> Validate(const std::vector<RatePlan>&, const ValidateOptions&) {
+  return Unimplemented("plan --validate runs the choices through the runtime, which this build lacks: install "
+                       "libgrpc++-dev, protobuf-compiler-grpc, prometheus-cpp-dev and libpng-dev, then rebuild");
+}
+
+#endif  // SPLITINFER_WITH_RUNTIME
 
 }  // namespace splitinfer::plan

@@ -20,6 +20,15 @@ check_error() {  # name, expected substring, command...
   fi
 }
 
+# What this build has (optional parts, GPUs) decides which of the checks below apply.
+VERSION_JSON=$("$BIN" version --json)
+if echo "$VERSION_JSON" | grep -q '"torch":"' && echo "$VERSION_JSON" | grep -q '"blas":"'; then
+  pass=$((pass + 1)); echo "ok   version --json"
+else
+  fail=$((fail + 1)); echo "FAIL version --json: $VERSION_JSON"
+fi
+has() { echo "$VERSION_JSON" | grep -q "\"$1\":true"; }
+
 # A tiny model to evaluate: 1 epoch on 256 images.
 cat > "$TMP/tiny.yaml" <<YAML
 model: {name: resnet_fmnist, num_classes: 10, in_channels: 1, width: 4}
@@ -79,11 +88,19 @@ check_error "missing dataset" "apt-get install dataset-fashion-mnist" "$BIN" eva
 check_error "missing checkpoint" "NOT_FOUND: checkpoint" "$BIN" eval --checkpoint "$TMP/none.pt"
 echo "not a checkpoint" > "$TMP/junk.pt"
 check_error "corrupt checkpoint" "DATA_LOSS" "$BIN" eval --checkpoint "$TMP/junk.pt"
-check_error "cuda on cpu build" "FAILED_PRECONDITION" "$BIN" eval --checkpoint "$CKPT" --device cuda
+if echo "$VERSION_JSON" | grep -q '"cuda_devices":0'; then
+  check_error "cuda on cpu build" "FAILED_PRECONDITION" "$BIN" eval --checkpoint "$CKPT" --device cuda
+else
+  check_error "cuda device out of range" "FAILED_PRECONDITION" "$BIN" eval --checkpoint "$CKPT" --device cuda:99
+fi
 check_error "bad device" "unknown device 'gpu'" "$BIN" eval --checkpoint "$CKPT" --device gpu
 mkdir -p "$TMP/imgs/train/a" "$TMP/imgs/test/a"
 printf 'model: {name: resnet_fmnist, num_classes: 10}\ndata: {dataset: imagefolder, dir: %s}\n' "$TMP/none" > "$TMP/nf.yaml"
-check_error "missing image folder" "NOT_FOUND" "$BIN" train --config "$TMP/nf.yaml" --out "$TMP/y"
+if has image_folders; then
+  check_error "missing image folder" "NOT_FOUND" "$BIN" train --config "$TMP/nf.yaml" --out "$TMP/y"
+else
+  check_error "image folder without OpenCV" "image folders need OpenCV" "$BIN" train --config "$TMP/nf.yaml" --out "$TMP/y"
+fi
 
 # quantize-head / eval-head / bench head (issue 7): the tiny checkpoint through the low-bit head.
 if "$BIN" quantize-head --checkpoint "$CKPT" --split stage1 --wbits 2 --abits 4 --group 2 --calibration 16 \
@@ -138,8 +155,12 @@ if "$BIN" serve --help >/dev/null 2>&1 && ! "$BIN" serve --config /dev/null 2>&1
     --deadline 2 --retries 0 --quiet
 fi
 
-# profile / plan (src/plan): bad profiles, links and lists are refused with the reason.
-if "$BIN" plan --help >/dev/null 2>&1; then
+# profile / plan (src/plan, in every build): bad profiles, links and lists are refused with the reason.
+if ! has runtime; then
+  check_error "profile without runtime needs --call-ms" "give it with --call-ms" "$BIN" profile --model resnet_fmnist \
+    --batches 1 --bits 1 --coders none --repeats 1 --maps 2 --idle-gaps none --out "$TMP/p.yaml"
+fi
+{
   SRC=$(cd "$(dirname "$0")/../.." && pwd)
   check_error "plan missing profile" "NOT_FOUND: profile" "$BIN" plan --node "$TMP/none.yaml" --server "$TMP/none.yaml"
   printf 'machine: x\n' > "$TMP/notprofile.yaml"
@@ -170,7 +191,7 @@ if "$BIN" plan --help >/dev/null 2>&1; then
   else
     fail=$((fail + 1)); echo "FAIL plan tiny profile: $out"
   fi
-fi
+}
 
 # The cabac-trained coder's context model for the shipped pipeline, and the pipeline that uses it.
 SRC=$(cd "$(dirname "$0")/../.." && pwd)

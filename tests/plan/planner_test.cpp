@@ -35,6 +35,18 @@ PlanOptions Options(double rate) {
   return o;
 }
 
+// A profile from a build without libpng has no server-only baseline: planning with it is refused
+// with the reason, not planned with a free PNG.
+TEST(PlannerTest, AProfileWithoutPngIsRefused) {
+  Profile node = Synthetic(1), server = Synthetic(0.1);
+  server.png_bytes = 0;
+  PlanOptions o;
+  o.rates = {1e6};
+  auto plans = Plan(node, server, o, {});
+  EXPECT_EQ(plans.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(plans.status().message().find("without libpng"), std::string::npos) << plans.status().message();
+}
+
 TEST(PlannerTest, LatencyModelMatchesAHandComputedAnswer) {
   const Profile node = Synthetic(1), server = Synthetic(0.1);
   const auto all = EvaluateAll(node, server, 1e6, Options(1e6), {});

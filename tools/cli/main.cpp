@@ -14,6 +14,8 @@
 #include "eval/experiment.h"
 #include "eval/pipeline_eval.h"
 #include "eval/features.h"
+#include "codec/lossless/lossless.h"
+#include "models/build_info.h"
 #include "models/checkpoint.h"
 #include "models/device.h"
 #include "models/zoo/zoo.h"
@@ -21,10 +23,18 @@
 #include "tools/cli/codec_cmd.h"
 #include "tools/cli/lowbit_cmd.h"
 #include "tools/cli/runtime_cmd.h"
-#if SPLITINFER_WITH_RUNTIME
 #include "tools/cli/plan_cmd.h"
-#endif
 #include "train/trainer.h"
+
+#ifndef SPLITINFER_WITH_RUNTIME
+#define SPLITINFER_WITH_RUNTIME 0
+#endif
+#ifndef SPLITINFER_WITH_PNG
+#define SPLITINFER_WITH_PNG 0
+#endif
+#ifndef SPLITINFER_WITH_OPENCV
+#define SPLITINFER_WITH_OPENCV 0
+#endif
 
 namespace si = splitinfer;
 
@@ -199,6 +209,35 @@ si::Status RunModels(bool params) {
   return si::Status::Ok();
 }
 
+// `splitinfer version`: what this build has (optional parts) and computes with (LibTorch, the
+// BLAS really loaded, oneDNN, CPU kernels, GPUs). Tests read --json to know which checks apply.
+si::Status RunVersion(bool json) {
+  const si::models::ComputeInfo c = si::models::DescribeCompute();
+  nlohmann::json parts = {
+      {"runtime", SPLITINFER_WITH_RUNTIME != 0},
+      {"image_folders", SPLITINFER_WITH_OPENCV != 0},
+      {"lzma", si::codec::CoderBuiltIn(si::codec::CoderId::kLzma)},
+      {"png", SPLITINFER_WITH_PNG != 0},
+  };
+  if (json) {
+    nlohmann::json j = {{"version", SPLITINFER_VERSION_STRING},
+                        {"torch", c.torch_version},
+                        {"cuda_devices", c.cuda_devices},
+                        {"blas", c.blas},
+                        {"blas_path", c.blas_path},
+                        {"onednn", c.onednn},
+                        {"cpu_capability", c.cpu_capability},
+                        {"parts", parts}};
+    std::printf("%s\n", j.dump().c_str());
+    return si::Status::Ok();
+  }
+  std::printf("splitinfer %s\n%s\n", SPLITINFER_VERSION_STRING, si::models::ComputeLine(c).c_str());
+  std::string on, off;
+  for (const auto& [name, value] : parts.items()) (value.get<bool>() ? on : off) += " " + name;
+  std::printf("parts on:%s\nparts off:%s\n", on.c_str(), off.empty() ? " none" : off.c_str());
+  return si::Status::Ok();
+}
+
 int Report(const si::Status& s) {
   if (s.ok()) return 0;
   std::fprintf(stderr, "splitinfer: error: %s\n", s.ToString().c_str());
@@ -250,6 +289,10 @@ int main(int argc, char** argv) {
   experiment->add_option("--threads", study_args.threads, "CPU threads (0 = all cores)")->check(CLI::Range(0, 1024));
   experiment->add_option("--only", study_args.only, "run only the runs whose name contains this text");
 
+  bool version_json = false;
+  auto* version = app.add_subcommand("version", "this build: optional parts, LibTorch, the BLAS loaded, GPUs");
+  version->add_flag("--json", version_json, "print one JSON object");
+
   CLI::App* codec = nullptr;
   auto run_codec = si::cli::AddCodecCommands(app, &codec);
 
@@ -259,16 +302,15 @@ int main(int argc, char** argv) {
   std::function<bool()> lowbit_selected;
   auto run_lowbit = si::cli::AddLowbitCommands(app, &lowbit_selected);
 
-#if SPLITINFER_WITH_RUNTIME
   std::function<bool()> plan_selected;
   auto run_plan = si::cli::AddPlanCommands(app, &plan_selected);
-#endif
 
   CLI11_PARSE(app, argc, argv);
   try {
     if (*train) return Report(RunTrain(train_args));
     if (*eval) return Report(RunEval(eval_args));
     if (*list) return Report(RunModels(params));
+    if (*version) return Report(RunVersion(version_json));
     if (*experiment) {
       std::string command = "splitinfer";
       for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
@@ -277,9 +319,7 @@ int main(int argc, char** argv) {
     if (*codec) return Report(run_codec());
     if (runtime_selected()) return Report(run_runtime());
     if (lowbit_selected()) return Report(run_lowbit());
-#if SPLITINFER_WITH_RUNTIME
     if (plan_selected()) return Report(run_plan());
-#endif
   } catch (const c10::Error& e) {
     // Library code converts LibTorch errors at stage boundaries; this is the last net.
     return Report(si::Internal(std::string("LibTorch: ") + e.what_without_backtrace()));

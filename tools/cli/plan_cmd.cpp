@@ -216,6 +216,9 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
   profile->add_option("--repeats", pa->o.repeats, "timed runs per batch size (median)")->check(CLI::Range(1, 10000));
   profile->add_option("--maps", pa->o.codec_maps, "images the codec and PNG are measured on")->check(CLI::Range(2, 100000));
   profile->add_option("--pipeline", pa->o.pipelines, "trained pipeline YAML to measure as a whole (repeatable)");
+  profile->add_option("--call-ms", pa->o.call_ms,
+                      "per-request call cost in ms to record instead of measuring it (required by a build "
+                      "without the runtime)")->check(CLI::Range(0.0, 1e6));
   profile->add_option("--idle-gaps", pa->idle_gaps,
                       "idle gaps in ms to time the model after, from 0 (default 0,1,2,5,10,20,50,100,200,500; none)");
   profile->add_option("--derive", pa->derive, "instead: scale --from PROFILE by this factors YAML (configs/devices)");
