@@ -1,6 +1,6 @@
 # The two commands a new user needs (see README.md):
 #   make demo   install what is missing, build, run the main job
-#   make test   install what is missing, build, run the whole test suite
+#   make test   install what is missing, build, run the whole test suite (and its LibTorch 2.x lane)
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
@@ -25,8 +25,11 @@ configure: deps $(BUILD_DIR)/CMakeCache.txt
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# The suite, then the same tree against LibTorch 2.x (Debian 13's, in a chroot kept in
+# /var/cache/splitinfer/debian13; scripts/libtorch2_lane.sh).
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+	bash scripts/libtorch2_lane.sh $(JOBS)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)
