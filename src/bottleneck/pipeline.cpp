@@ -271,7 +271,7 @@ void Pipeline::set_eval_all() {
   if (!comp_.is_empty()) comp_->eval();
 }
 
-// Both sides run a lone image as a batch of two on the CPU (models::SlowBatch1Path): the
+// Both sides run a lone image as a batch of two where that is faster (models::SlowBatch1Path): the
 // encoder, decoder and compensator convolutions are as small as the head's.
 torch::Tensor Pipeline::NodeFeatures(const torch::Tensor& images) {
   return models::RunAsBatchOfTwo(images, [&](const torch::Tensor& x) {

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "core/system.h"
+
 namespace splitinfer::models {
 
 Result<SplitPoint> SplitModel::find_split(const std::string& name) const {
@@ -22,15 +24,17 @@ void BlockChainImpl::add_any(const std::string& name, torch::nn::AnyModule modul
 
 bool SlowBatch1Path(const torch::Tensor& x) {
   // LibTorch 1.13 (aten/src/ATen/native/Convolution.cpp, use_mkldnn) sends a batch-1 float
-  // convolution whose input has at most 20,480 elements to its native kernel ("native is
-  // faster for some cases", true with MKL BLAS, not with Debian's reference BLAS).
+  // convolution whose input has at most 20,480 elements to its native kernel, which calls BLAS
+  // ("native is faster for some cases"). That holds with an optimized BLAS and fails badly with
+  // Netlib's reference BLAS: there ResNet-18 at 28 pixels takes 54.6 ms at batch 1 and 9.6 ms at
+  // batch 2, and with BLIS 4.7 and 8.1 ms (bench/batch1_path.py, bench/README.md). So only a
+  // process on the reference BLAS (a machine without BLIS or OpenBLAS) takes the batch of two.
   // Inputs larger than kLargeInput per image (a 224x224 RGB image, ResNet-50's 14x14x1024 maps)
-  // mostly stay above that limit inside the network, so a batch of two would only double the
-  // work: ResNet-50 at 224x224 on one core takes 1.04 s at batch 1 and 1.92 s at batch 2, while
-  // ResNet-18 at 28, 64 and 112 pixels is 3.3-4.2x slower at batch 1 than per image at batch 2.
+  // mostly stay above that limit inside the network, where a batch of two only doubles the work.
+  static const bool reference_blas = BlasFromLibraries(LoadedLibraries()).rfind("reference", 0) == 0;
   constexpr int64_t kLargeInput = 65536;
-  return x.defined() && x.dim() >= 1 && x.size(0) == 1 && x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
-         !torch::GradMode::is_enabled() && x.numel() <= kLargeInput;
+  return reference_blas && x.defined() && x.dim() >= 1 && x.size(0) == 1 && x.device().is_cpu() &&
+         x.scalar_type() == torch::kFloat && !torch::GradMode::is_enabled() && x.numel() <= kLargeInput;
 }
 
 torch::Tensor BlockChainImpl::run_blocks(const torch::Tensor& x, int64_t begin, int64_t end) {

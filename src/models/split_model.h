@@ -29,10 +29,11 @@ struct SplitPoint {
   int64_t block = 0;  // index of the last block that runs on the node
 };
 
-// True when `x` is a lone CPU float32 image at inference (grad mode off): LibTorch 1.13 runs
-// small batch-1 convolutions through its native kernel, ~18x slower than oneDNN on Debian's
-// build (reference BLAS), and a batch of two takes the oneDNN path. Callers that run a whole
-// sub-network then duplicate the image and keep the first result (RunAsBatchOfTwo).
+// True when `x` is a lone CPU float32 image at inference (grad mode off) and this process runs
+// on Netlib's reference BLAS: LibTorch 1.13 runs small batch-1 convolutions through its native
+// kernel, which calls BLAS, ~5x slower than a batch of two (the oneDNN path) there. Callers that
+// run a whole sub-network then duplicate the image and keep the first result (RunAsBatchOfTwo).
+// With BLIS or OpenBLAS behind libblas.so.3 (scripts/install-deps.sh) the lone image is faster.
 bool SlowBatch1Path(const torch::Tensor& x);
 
 // fn(x) computed as fn([x, x])[0:1] when SlowBatch1Path(x), else fn(x). Only for networks whose
