@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "core/system.h"
+#include "models/build_info.h"
 
 namespace splitinfer::models {
 
@@ -31,7 +31,7 @@ bool SlowBatch1Path(const torch::Tensor& x) {
   // process on the reference BLAS (a machine without BLIS or OpenBLAS) takes the batch of two.
   // Inputs larger than kLargeInput per image (a 224x224 RGB image, ResNet-50's 14x14x1024 maps)
   // mostly stay above that limit inside the network, where a batch of two only doubles the work.
-  static const bool reference_blas = BlasFromLibraries(LoadedLibraries()).rfind("reference", 0) == 0;
+  static const bool reference_blas = DescribeCompute().reference_blas();
   constexpr int64_t kLargeInput = 65536;
   return reference_blas && x.defined() && x.dim() >= 1 && x.size(0) == 1 && x.device().is_cpu() &&
          x.scalar_type() == torch::kFloat && !torch::GradMode::is_enabled() && x.numel() <= kLargeInput;
