@@ -11,15 +11,25 @@ Inception, ViT, ...) is refused rather than exported wrong; vit_b_16 is native i
 
 Needs PyTorch + torchvision for Python: on Debian `apt-get install python3-torch
 python3-torchvision` and run with /usr/bin/python3 (a pyenv/venv python3 may lack torch).
-Never downloads anything: weights are random (seeded), and the same arguments give the same
-bytes.
+Never downloads anything: weights are random (seeded) unless --state-dict gives trained ones,
+and the same arguments give the same weights and code (the zip records carry the time of writing).
+
+What splitinfer needs beside the weights (input shape, normalisation, class names, split points)
+goes into the archive as the extra file "splitinfer.json" (format "splitinfer-torchscript", the
+schema of src/models/checkpoint.h), so `splitinfer eval --model FILE` and every other command
+take the file as it is. --no-meta leaves it out (a file "from elsewhere"; give it FILE.json or
+flags then).
 
   /usr/bin/python3 tools/export_torchscript.py --model resnet50 --out resnet50.pt
-  /usr/bin/python3 tools/export_torchscript.py --tiny --out tests/data/fixtures/tiny_chain.pt
+  /usr/bin/python3 tools/export_torchscript.py --model resnet18 --input-size 64 --num-classes 10 \
+      --classes classes.txt --out r18.pt
+  /usr/bin/python3 tools/export_torchscript.py --tiny --no-meta --out tests/data/fixtures/tiny_chain.pt
+  /usr/bin/python3 tools/export_torchscript.py --tiny --out tests/data/fixtures/tiny_chain_meta.pt
 """
 
 import argparse
 import collections
+import json
 import os
 import sys
 
@@ -111,6 +121,49 @@ def build_torchvision(name, num_classes, input_size, expand):
     return as_chain(model, expand), model, (1, 3, input_size, input_size)
 
 
+def metadata(args, input_shape, num_outputs, children):
+    channels = input_shape[1]
+    tiny_stats = ([0.2860], [0.3530])
+    imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    mean, std = tiny_stats if args.tiny else imagenet_stats
+
+    def numbers(flag, text):
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            sys.exit(f"export_torchscript: {flag} '{text}': expected numbers separated by commas")
+        if len(values) != channels:
+            sys.exit(f"export_torchscript: {flag} has {len(values)} values for {channels} input channels")
+        return values
+
+    if args.mean or args.std:
+        if not (args.mean and args.std):
+            sys.exit("export_torchscript: give --mean and --std together")
+        mean, std = numbers("--mean", args.mean), numbers("--std", args.std)
+    if len(mean) != channels:
+        sys.exit(f"export_torchscript: {channels} input channels: give --mean and --std")
+    if args.classes:
+        if os.path.isfile(args.classes):
+            with open(args.classes) as f:
+                names = [line.strip() for line in f if line.strip()]
+        else:
+            names = [n.strip() for n in args.classes.split(",")]
+        if len(names) != num_outputs or any(not n for n in names):
+            sys.exit(f"export_torchscript: --classes names {len(names)} classes; the model has {num_outputs} outputs")
+    else:
+        names = [str(c) for c in range(num_outputs)]
+    return {
+        "format": "splitinfer-torchscript",
+        "format_version": 1,
+        "model": args.model or "tiny_chain",
+        "input_shape": list(input_shape[1:]),
+        "normalization": {"mean": mean, "std": std},
+        "class_names": names,
+        "dataset": args.dataset,
+        "split_points": children[:-1],
+    }
+
+
 def main():
     # TorchScript writes a module's constants in set order, which follows Python's per-process
     # string hash seed; pin it so the same arguments always give the same bytes (fixtures).
@@ -128,6 +181,14 @@ def main():
     parser.add_argument("--input-size", type=int, default=224, help="square input side for the output check")
     parser.add_argument("--no-expand", action="store_true",
                         help=f"keep {'/'.join(EXPAND)} as one block instead of one block per stage")
+    parser.add_argument("--state-dict", help="trained weights (torch.save of the model's state_dict) to load first")
+    parser.add_argument("--classes", help="class names: a file with one per line, or names separated by commas "
+                                          "(default: 0..N-1)")
+    parser.add_argument("--mean", help="per-channel normalisation mean, e.g. 0.485,0.456,0.406 "
+                                       "(default: ImageNet's for torchvision models, Fashion-MNIST's for --tiny)")
+    parser.add_argument("--std", help="per-channel normalisation std (default: as --mean)")
+    parser.add_argument("--dataset", default="", help="what the model was trained on, e.g. imagefolder (informative)")
+    parser.add_argument("--no-meta", action="store_true", help="write no splitinfer.json into the archive")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -137,6 +198,12 @@ def main():
     else:
         chain, original, input_shape = build_torchvision(args.model, args.num_classes, args.input_size,
                                                          expand=not args.no_expand)
+    if args.state_dict:
+        state = torch.load(args.state_dict, map_location="cpu")
+        try:
+            original.load_state_dict(state)
+        except RuntimeError as e:
+            sys.exit(f"export_torchscript: {args.state_dict} does not fit {args.model or 'tiny'}: {e}")
     original.eval()
     chain.eval()
 
@@ -167,12 +234,17 @@ def main():
     out_dir = os.path.dirname(args.out)
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-    scripted.save(args.out)
+    extra = {}
+    if not args.no_meta:
+        meta = metadata(args, input_shape, want.shape[1], children)
+        extra["splitinfer.json"] = json.dumps(meta, indent=2, sort_keys=True)
+    scripted.save(args.out, _extra_files=extra)
     params = sum(p.numel() for p in chain.parameters())
     print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes): {label}, {params} parameters, "
           f"input {list(input_shape)}, output {list(want.shape)} "
           f"({'bit-exact' if exact else f'within atol {ATOL:g}'} vs forward()), "
-          f"{len(children)} blocks; split points: {children[:-1]}")
+          f"{len(children)} blocks; split points: {children[:-1]}"
+          f"{'' if args.no_meta else '; splitinfer metadata embedded'}")
 
 
 if __name__ == "__main__":

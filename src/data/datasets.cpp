@@ -30,6 +30,15 @@ Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& kind, const std:
   return InvalidArgument("unknown dataset '" + kind + "'; known: fmnist, imagefolder, tinyimagenet");
 }
 
+DatasetRef ParseDatasetRef(const std::string& text) {
+  if (text == "fmnist") return {"fmnist", ""};
+  for (const char* kind : {"fmnist", "imagefolder", "tinyimagenet"}) {
+    const std::string prefix = std::string(kind) + ":";
+    if (text.rfind(prefix, 0) == 0) return {kind, text.substr(prefix.size())};
+  }
+  return {"", text};
+}
+
 Normalization DefaultNormalization(const std::string& kind) {
   if (kind == "fmnist") return FashionMnistNormalization();
   return {{0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};

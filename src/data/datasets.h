@@ -15,6 +15,13 @@ namespace splitinfer::data {
 Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& kind, const std::string& dir, Split split,
                                              int64_t image_size = 0);
 
+// A dataset reference as every command's --data gives it: "fmnist", "imagefolder:DIR",
+// "tinyimagenet:DIR", or a bare DIR (its kind then comes from the model's metadata: kind "").
+struct DatasetRef {
+  std::string kind, dir;
+};
+DatasetRef ParseDatasetRef(const std::string& text);
+
 // Fashion-MNIST: its own statistics; folder datasets: the ImageNet statistics torchvision uses.
 Normalization DefaultNormalization(const std::string& kind);
 

@@ -24,32 +24,35 @@ namespace splitinfer::eval {
 namespace {
 
 struct Model {
-  models::BlockChain net{nullptr};
-  std::string name, dataset;
+  std::shared_ptr<models::SplitModel> net;
+  models::BlockChain native{nullptr};  // null for a TorchScript chain
+  std::string ref, name, dataset;
   std::vector<int64_t> input_shape;
   data::Normalization norm;
 };
 
-bool IsCheckpoint(const std::string& s) { return s.size() > 3 && s.substr(s.size() - 3) == ".pt"; }
-
-Result<Model> LoadModel(const std::string& what) {
+Result<Model> LoadModel(const std::string& what, const models::ModelMetaFlags& flags) {
+  SI_ASSIGN_OR_RETURN(models::OpenedModel opened, models::OpenModel(what, torch::kCPU, flags));
   Model m;
-  if (IsCheckpoint(what)) {
-    SI_ASSIGN_OR_RETURN(auto loaded, models::LoadCheckpoint(what, torch::kCPU));
-    m.net = loaded.model;
-    m.name = loaded.meta.model;
-    m.dataset = loaded.meta.dataset;
-    m.input_shape = loaded.meta.input_shape;
-    m.norm = {loaded.meta.norm_mean, loaded.meta.norm_std};
-  } else {
-    const models::ZooDefaults zoo = models::DefaultsFor(what);
-    SI_ASSIGN_OR_RETURN(m.net, models::CreateModel(what, zoo.options));
-    m.name = what;
-    m.input_shape = zoo.input_shape;
-    m.norm = data::DefaultNormalization(zoo.dataset);
-  }
-  m.net->eval();
+  m.net = opened.net;
+  m.native = opened.native;
+  m.ref = what;
+  m.name = opened.meta.model;
+  // A zoo model has random weights: no dataset to calibrate on or score against.
+  m.dataset = opened.kind == models::ModelKind::kZoo ? "" : opened.meta.dataset;
+  m.input_shape = opened.meta.input_shape;
+  m.norm = {opened.meta.norm_mean, opened.meta.norm_std};
   return m;
+}
+
+// The converter reads native chains (the zoo's architectures and checkpoints of them): their
+// block types say what each layer is. A TorchScript chain's blocks are opaque scripted modules.
+Result<models::BlockChain> Convertible(const Model& m) {
+  if (m.native) return m.native;
+  const auto blocks = m.net->block_names();
+  return Unimplemented("the low-bit converter cannot read " + m.ref + ": block '" + (blocks.empty() ? "" : blocks[0]) +
+                       "' is a TorchScript module, and the converter reads splitinfer's native chains only (zoo "
+                       "models and their checkpoints); run its head in LibTorch (bench head --impl torch)");
 }
 
 // Normalised images for calibration (or timing): the first training images of the model's
@@ -78,9 +81,10 @@ Result<QuantizeHeadReport> QuantizeHead(const QuantizeHeadOptions& o) {
   if (o.out.empty()) return InvalidArgument("quantize-head needs --out FILE");
   if (o.calibration_images < 1) return InvalidArgument("--calibration must be at least 1 image");
   torch::NoGradGuard no_grad;
-  SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint));
+  SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint, o.model_flags));
   SI_ASSIGN_OR_RETURN(auto split, m.net->find_split(o.split));
-  SI_ASSIGN_OR_RETURN(auto graph, models::lowbit::ExtractHead(m.net, m.name, split, m.input_shape));
+  SI_ASSIGN_OR_RETURN(models::BlockChain native, Convertible(m));
+  SI_ASSIGN_OR_RETURN(auto graph, models::lowbit::ExtractHead(native, m.name, split, m.input_shape));
   SI_ASSIGN_OR_RETURN(auto images, CalibrationImages(m, o.calibration_images));
   QuantizeHeadReport r;
   r.model = m.name;
@@ -88,7 +92,7 @@ Result<QuantizeHeadReport> QuantizeHead(const QuantizeHeadOptions& o) {
   r.out = o.out;
   // The float graph must be the LibTorch head before anything is quantized.
   SI_ASSIGN_OR_RETURN(r.float_graph_error,
-                      models::lowbit::CheckAgainstTorch(graph, m.net, split, images.narrow(0, 0, std::min<int64_t>(2, images.size(0)))));
+                      models::lowbit::CheckAgainstTorch(graph, native, split, images.narrow(0, 0, std::min<int64_t>(2, images.size(0)))));
   if (r.float_graph_error > 1e-3) {
     return Internal("the extracted head of " + m.name + " differs from LibTorch's by " +
                     std::to_string(r.float_graph_error) + " (relative): its blocks are not what the converter assumes");
@@ -130,7 +134,7 @@ Result<HeadEvalReport> EvaluateHead(const HeadEvalOptions& o) {
   SI_ASSIGN_OR_RETURN(auto graph, kernels::LoadHead(o.head_file));
   SI_ASSIGN_OR_RETURN(auto head, kernels::QuantizedHead::Prepare(graph));
   if (o.impl == kernels::HeadImpl::kAuto) SI_RETURN_IF_ERROR(head.Tune());  // as the node does
-  SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint));
+  SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint, o.model_flags));
   if (m.name != graph.model) {
     return Mismatch("head file " + o.head_file + " is of " + graph.model + ", the checkpoint of " + m.name);
   }
@@ -225,7 +229,7 @@ Result<HeadBenchReport> BenchHead(const HeadBenchOptions& o) {
   if (o.runs < 1) return InvalidArgument("--runs must be at least 1");
   torch::NoGradGuard no_grad;
   models::ConfigureThreads(o.threads);
-  SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint));
+  SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint, o.model_flags));
   SI_ASSIGN_OR_RETURN(auto split, m.net->find_split(o.split));
   SI_ASSIGN_OR_RETURN(auto images, CalibrationImages(m, 1));
   HeadBenchReport r;

@@ -16,11 +16,13 @@
 
 #include "core/status.h"
 #include "kernels/head.h"
+#include "models/model_ref.h"
 
 namespace splitinfer::eval {
 
 struct QuantizeHeadOptions {
-  std::string checkpoint;        // .pt, or a zoo name (random weights, smooth random calibration images)
+  std::string checkpoint;        // a model reference (models/model_ref.h); a zoo name calibrates on smooth random images
+  models::ModelMetaFlags model_flags;  // for a TorchScript file without its own metadata
   std::string split;
   kernels::QuantizeOptions quant;
   int64_t calibration_images = 64;  // the first training images
@@ -45,6 +47,7 @@ Result<QuantizeHeadReport> QuantizeHead(const QuantizeHeadOptions& options);
 struct HeadEvalOptions {
   std::string head_file;
   std::string checkpoint;  // the model the head came from (its tail runs on the server side)
+  models::ModelMetaFlags model_flags;
   std::string pipeline;    // optional: run the pipeline's encoder, codec and decoder/tail instead
   kernels::HeadImpl impl = kernels::HeadImpl::kInt8;
   int64_t limit = 0;       // test images (0 = all)
@@ -65,7 +68,8 @@ struct HeadEvalReport {
 Result<HeadEvalReport> EvaluateHead(const HeadEvalOptions& options);
 
 struct HeadBenchOptions {
-  std::string checkpoint;  // .pt or zoo name
+  std::string checkpoint;  // a model reference: zoo name, checkpoint or TorchScript file
+  models::ModelMetaFlags model_flags;
   std::string split;
   std::string impl = "torch";  // torch | int8 | lut | reference | auto
   std::string quantized;       // head file (int8, lut, reference)

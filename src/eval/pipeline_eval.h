@@ -45,8 +45,10 @@ struct PipelineEvalResult {
 Result<PipelineEvalResult> EvaluatePipeline(bottleneck::Pipeline& pipeline, const data::Dataset& dataset,
                                             const PipelineEvalOptions& options);
 
-// The split of the dataset a checkpoint was trained on (data_dir empty: the directory its
-// training config names, else the dataset's default), checked against the model's input shape.
+// The split of a dataset for a model. `data`: a dataset reference (data::ParseDatasetRef); empty
+// or a bare directory takes the kind the model's metadata names (and, empty, the directory its
+// training config names, else the dataset's default). Checked against the model: input shape,
+// and class names unless the model's are only numbers (0..N-1: names not known).
 Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMeta& meta, const std::string& data_dir,
                                                       data::Split split);
 

@@ -17,8 +17,8 @@ std::string JsonPathFor(const std::string& path) {
 }
 }  // namespace
 
-nlohmann::json MetaToJson(const CheckpointMeta& m) {
-  return {{"format", "splitinfer-checkpoint"},
+nlohmann::json MetaToJson(const CheckpointMeta& m, const char* format) {
+  nlohmann::json j = {{"format", format},
           {"format_version", kCheckpointFormatVersion},
           {"model", m.model},
           {"options",
@@ -33,41 +33,70 @@ nlohmann::json MetaToJson(const CheckpointMeta& m) {
           {"top1", m.top1},
           {"epochs", m.epochs},
           {"train_config", m.train_config}};
+  if (!m.split_points.empty()) j["split_points"] = m.split_points;
+  return j;
 }
 
 Result<CheckpointMeta> MetaFromJson(const nlohmann::json& j, const std::string& origin) {
   try {
-    if (j.value("format", "") != "splitinfer-checkpoint") {
-      return DataLoss(origin + " is not a splitinfer checkpoint (no 'format: splitinfer-checkpoint' in its metadata)");
+    if (!j.is_object()) return DataLoss(origin + ": splitinfer metadata must be a JSON object");
+    const std::string format = j.value("format", "");
+    const bool scripted = format == kTorchScriptFormat;
+    if (format != kCheckpointFormat && !scripted) {
+      return DataLoss(origin + " is not splitinfer metadata (its 'format' must be '" + kCheckpointFormat + "' or '" +
+                      kTorchScriptFormat + "', found '" + format + "')");
     }
-    const int version = j.at("format_version").get<int>();
+    const int version = j.value("format_version", scripted ? 1 : -1);
+    if (version < 0) return DataLoss(origin + ": checkpoint metadata has no format_version");
     if (version > kCheckpointFormatVersion) {
-      return Unimplemented(origin + " has checkpoint format version " + std::to_string(version) +
+      return Unimplemented(origin + " has metadata format version " + std::to_string(version) +
                            "; this build reads up to " + std::to_string(kCheckpointFormatVersion) +
                            " (upgrade splitinfer)");
     }
     CheckpointMeta m;
-    m.model = j.at("model").get<std::string>();
-    const auto& o = j.at("options");
-    m.options.num_classes = o.at("num_classes").get<int64_t>();
-    m.options.in_channels = o.at("in_channels").get<int64_t>();
-    m.options.width = o.at("width").get<int64_t>();
-    m.options.depth = o.value("depth", int64_t{0});
+    m.model = scripted ? j.value("model", "") : j.at("model").get<std::string>();
     m.input_shape = j.at("input_shape").get<std::vector<int64_t>>();
     m.norm_mean = j.at("normalization").at("mean").get<std::vector<double>>();
     m.norm_std = j.at("normalization").at("std").get<std::vector<double>>();
-    m.class_names = j.at("class_names").get<std::vector<std::string>>();
+    m.class_names = j.value("class_names", std::vector<std::string>{});
+    if (scripted) {
+      const auto o = j.value("options", nlohmann::json::object());
+      m.options.num_classes = o.value("num_classes", static_cast<int64_t>(m.class_names.size()));
+      m.options.in_channels = m.input_shape.empty() ? 0 : m.input_shape[0];
+      if (m.class_names.empty()) {
+        for (int64_t c = 0; c < m.options.num_classes; ++c) m.class_names.push_back(std::to_string(c));
+      }
+      if (m.class_names.empty()) {
+        return DataLoss(origin + ": TorchScript metadata names no classes (give class_names or options.num_classes)");
+      }
+    } else {
+      const auto& o = j.at("options");
+      m.options.num_classes = o.at("num_classes").get<int64_t>();
+      m.options.in_channels = o.at("in_channels").get<int64_t>();
+      m.options.width = o.at("width").get<int64_t>();
+      m.options.depth = o.value("depth", int64_t{0});
+    }
     m.dataset = j.value("dataset", "");
     m.top1 = j.value("top1", -1.0);
     m.epochs = j.value("epochs", int64_t{0});
     m.train_config = j.value("train_config", nlohmann::json::object());
-    if (m.input_shape.size() != 3 || m.norm_mean.size() != static_cast<size_t>(m.options.in_channels) ||
-        m.norm_std.size() != m.norm_mean.size()) {
-      return DataLoss(origin + ": inconsistent metadata (input_shape must be [C,H,W], one mean/std per channel)");
+    m.split_points = j.value("split_points", std::vector<std::string>{});
+    if (m.input_shape.size() != 3 || m.input_shape[0] < 1 || m.input_shape[1] < 1 || m.input_shape[2] < 1 ||
+        m.norm_mean.size() != static_cast<size_t>(m.input_shape[0]) || m.norm_std.size() != m.norm_mean.size() ||
+        m.options.in_channels != m.input_shape[0]) {
+      return DataLoss(origin + ": inconsistent metadata (input_shape must be [C,H,W] with C, H, W >= 1, and "
+                      "normalization one mean and one std per channel)");
+    }
+    for (double s : m.norm_std) {
+      if (!(s > 0)) return DataLoss(origin + ": normalization std must be > 0 for every channel");
+    }
+    if (static_cast<int64_t>(m.class_names.size()) != m.options.num_classes) {
+      return DataLoss(origin + ": " + std::to_string(m.class_names.size()) + " class names for " +
+                      std::to_string(m.options.num_classes) + " classes");
     }
     return m;
   } catch (const nlohmann::json::exception& e) {
-    return DataLoss(origin + ": malformed checkpoint metadata: " + e.what());
+    return DataLoss(origin + ": malformed splitinfer metadata: " + e.what());
   }
 }
 

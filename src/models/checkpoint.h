@@ -29,9 +29,18 @@ struct CheckpointMeta {
   double top1 = -1.0;  // test-set top-1 in percent at save time (-1 = not measured)
   int64_t epochs = 0;
   nlohmann::json train_config;  // the config used, verbatim
+  // The split points a TorchScript chain's exporter recommends (empty: every block boundary).
+  std::vector<std::string> split_points;
 };
 
-nlohmann::json MetaToJson(const CheckpointMeta& meta);
+// The same metadata describes a checkpoint (format "splitinfer-checkpoint", stored in the
+// archive) and a TorchScript chain (format "splitinfer-torchscript": the archive's extra file
+// "splitinfer.json", written by tools/export_torchscript.py, or FILE.json beside it). A
+// TorchScript description needs only input_shape, normalization and class_names (or
+// options.num_classes); its options are those of no zoo architecture.
+inline constexpr const char* kCheckpointFormat = "splitinfer-checkpoint";
+inline constexpr const char* kTorchScriptFormat = "splitinfer-torchscript";
+nlohmann::json MetaToJson(const CheckpointMeta& meta, const char* format = kCheckpointFormat);
 Result<CheckpointMeta> MetaFromJson(const nlohmann::json& j, const std::string& origin);
 
 // Writes `path` and `path` with extension .json. Creates no directories.

@@ -22,6 +22,15 @@ void BlockChainImpl::add_any(const std::string& name, torch::nn::AnyModule modul
   if (split_after) splits_.push_back({name, static_cast<int64_t>(names_.size()) - 1});
 }
 
+std::string BlockChainImpl::block_op(int64_t b) const {
+  bool conv = false, linear = false;
+  for (const auto& m : blocks_.at(static_cast<size_t>(b)).ptr()->modules(/*include_self=*/true)) {
+    if (dynamic_cast<const torch::nn::Conv2dImpl*>(m.get())) conv = true;
+    if (dynamic_cast<const torch::nn::LinearImpl*>(m.get())) linear = true;
+  }
+  return conv ? "conv" : linear ? "matmul" : "other";
+}
+
 bool SlowBatch1Path(const torch::Tensor& x) {
   // LibTorch 1.13 (aten/src/ATen/native/Convolution.cpp, use_mkldnn) sends a batch-1 float
   // convolution whose input has at most 20,480 elements to its native kernel, which calls BLAS

@@ -56,6 +56,9 @@ class SplitModel {
   virtual torch::Tensor run_blocks(const torch::Tensor& x, int64_t begin, int64_t end) = 0;
   virtual void set_eval() = 0;
   virtual void to_device(const torch::Device& device) = 0;
+  // What dominates block b's compute, for the planner's per-operator device factors: "conv"
+  // (any convolution), "matmul" (linear layers, no convolution) or "other".
+  virtual std::string block_op(int64_t b) const = 0;
 
   int64_t num_blocks() const { return static_cast<int64_t>(block_names().size()); }
   torch::Tensor forward_all(const torch::Tensor& x) { return run_blocks(x, 0, num_blocks()); }
@@ -86,6 +89,7 @@ class BlockChainImpl : public torch::nn::Module, public SplitModel {
   torch::Tensor run_blocks(const torch::Tensor& x, int64_t begin, int64_t end) override;
   void set_eval() override { eval(); }
   void to_device(const torch::Device& device) override { to(device); }
+  std::string block_op(int64_t b) const override;
   torch::Tensor forward(const torch::Tensor& x) { return forward_all(x); }
 
   int64_t parameter_count() const;

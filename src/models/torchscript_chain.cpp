@@ -1,5 +1,6 @@
 #include "models/torchscript_chain.h"
 
+#include <algorithm>
 #include <exception>
 #include <filesystem>
 #include <string>
@@ -56,6 +57,36 @@ class TorchScriptChain : public SplitModel {
     for (size_t i = 0; i + 1 < names_.size(); ++i) splits_.push_back({names_[i], static_cast<int64_t>(i)});
   }
 
+  // Keeps only the named split points (in block order). INVALID_ARGUMENT naming the blocks
+  // for a name that is not one that can be cut after.
+  Status restrict_splits(const std::vector<std::string>& keep, const std::string& origin) {
+    if (keep.empty()) return Status::Ok();
+    std::vector<SplitPoint> kept;
+    for (const auto& name : keep) {
+      auto it = std::find_if(splits_.begin(), splits_.end(), [&](const SplitPoint& s) { return s.name == name; });
+      if (it == splits_.end()) {
+        std::string valid;
+        for (const auto& s : splits_) valid += (valid.empty() ? "" : ", ") + s.name;
+        return InvalidArgument(origin + ": split point '" + name + "' is not a block that can be cut after (" + valid +
+                               ")");
+      }
+      kept.push_back(*it);
+    }
+    std::sort(kept.begin(), kept.end(), [](const SplitPoint& a, const SplitPoint& b) { return a.block < b.block; });
+    splits_ = std::move(kept);
+    return Status::Ok();
+  }
+
+  std::string block_op(int64_t b) const override {
+    bool conv = false, linear = false;
+    for (const auto& m : blocks_.at(static_cast<size_t>(b)).modules()) {
+      const std::string type = UnmangledTypeName(m);
+      if (type.find(".conv.Conv") != std::string::npos) conv = true;
+      if (type == kLinear) linear = true;
+    }
+    return conv ? "conv" : linear ? "matmul" : "other";
+  }
+
   std::string model_name() const override { return name_; }
   std::vector<std::string> block_names() const override { return names_; }
   std::vector<SplitPoint> split_points() const override { return splits_; }
@@ -93,14 +124,16 @@ class TorchScriptChain : public SplitModel {
 
 }  // namespace
 
-Result<std::unique_ptr<SplitModel>> LoadTorchScriptChain(const std::string& path) {
+Result<TorchScriptFile> LoadTorchScriptFile(const std::string& path, const std::vector<std::string>& split_points,
+                                            const std::string& name) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     return NotFound("TorchScript file not found: " + path);
   }
   torch::jit::Module module;
+  torch::jit::ExtraFilesMap extra{{kTorchScriptMetaFile, ""}};
   try {
-    module = torch::jit::load(path, torch::kCPU);
+    module = torch::jit::load(path, torch::kCPU, extra);
   } catch (const c10::Error& e) {
     return DataLoss("cannot read TorchScript file " + path +
                     " (not a torch.jit.save archive, truncated, or from a newer PyTorch): " + e.what_without_backtrace());
@@ -111,8 +144,18 @@ Result<std::unique_ptr<SplitModel>> LoadTorchScriptChain(const std::string& path
     return InvalidArgument("TorchScript module in " + path +
                            " has no child modules to split (export it with tools/export_torchscript.py)");
   }
-  const std::string name = std::filesystem::path(path).stem().string();
-  return std::unique_ptr<SplitModel>(std::make_unique<TorchScriptChain>(name, std::move(module)));
+  auto chain = std::make_unique<TorchScriptChain>(name.empty() ? std::filesystem::path(path).stem().string() : name,
+                                                  std::move(module));
+  SI_RETURN_IF_ERROR(chain->restrict_splits(split_points, path));
+  TorchScriptFile f;
+  f.chain = std::move(chain);
+  f.embedded_meta = extra[kTorchScriptMetaFile];
+  return f;
+}
+
+Result<std::unique_ptr<SplitModel>> LoadTorchScriptChain(const std::string& path) {
+  SI_ASSIGN_OR_RETURN(TorchScriptFile f, LoadTorchScriptFile(path));
+  return std::move(f.chain);
 }
 
 }  // namespace splitinfer::models

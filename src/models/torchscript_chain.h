@@ -10,8 +10,21 @@
 
 namespace splitinfer::models {
 
+// The name of the extra file (torch.jit.save(..., _extra_files=...)) that carries splitinfer's
+// metadata inside a TorchScript archive (models/checkpoint.h, format "splitinfer-torchscript").
+inline constexpr const char* kTorchScriptMetaFile = "splitinfer.json";
+
+struct TorchScriptFile {
+  std::unique_ptr<SplitModel> chain;
+  std::string embedded_meta;  // the archive's splitinfer.json, "" when it has none
+};
+
 // NOT_FOUND for a missing file, DATA_LOSS for a file LibTorch cannot read, INVALID_ARGUMENT
-// for a module with no children.
+// for a module with no children. `split_points`: the block names that may be cut after (empty:
+// every block but the last); an unknown name is INVALID_ARGUMENT. `name`: the model's name
+// (empty: the file's stem).
+Result<TorchScriptFile> LoadTorchScriptFile(const std::string& path, const std::vector<std::string>& split_points = {},
+                                            const std::string& name = "");
 Result<std::unique_ptr<SplitModel>> LoadTorchScriptChain(const std::string& path);
 
 }  // namespace splitinfer::models

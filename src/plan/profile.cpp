@@ -19,6 +19,7 @@
 #include "data/transforms.h"
 #include "models/checkpoint.h"
 #include "models/device.h"
+#include "models/model_ref.h"
 #include "bottleneck/pipeline.h"
 #include "models/build_info.h"
 #include "models/zoo/zoo.h"
@@ -36,16 +37,6 @@ namespace splitinfer::plan {
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// The kind of arithmetic a block spends its time on, for per-operator scaling.
-std::string OpKind(const torch::nn::Module& block) {
-  bool conv = false, linear = false;
-  for (const auto& m : block.modules(/*include_self=*/true)) {
-    if (dynamic_cast<const torch::nn::Conv2dImpl*>(m.get())) conv = true;
-    if (dynamic_cast<const torch::nn::LinearImpl*>(m.get())) linear = true;
-  }
-  return conv ? "conv" : linear ? "matmul" : "other";
-}
 
 // What a request costs beyond compute, codec and link. With a trained pipeline of the model
 // (Fashion-MNIST), the real runtime on loopback with no link emulated: the node's round trip
@@ -134,34 +125,21 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
   }
   p.device = o.device;
   p.threads = o.threads;
-  models::BlockChain model{nullptr};
   data::Normalization norm;
   torch::Tensor images_u8;  // the inputs the codec and PNG are measured on
-  const bool checkpoint = o.model.size() > 3 && o.model.substr(o.model.size() - 3) == ".pt";
-  if (checkpoint) {
-    SI_ASSIGN_OR_RETURN(auto loaded, models::LoadCheckpoint(o.model, device));
-    model = loaded.model;
-    p.model = loaded.meta.model;
-    p.source = o.model;
-    p.input_shape = loaded.meta.input_shape;
-    norm = {loaded.meta.norm_mean, loaded.meta.norm_std};
-    if (loaded.meta.dataset == "fmnist") {
-      SI_ASSIGN_OR_RETURN(auto test, data::OpenDataset("fmnist", "", data::Split::kTest));
-      std::vector<int64_t> idx(static_cast<size_t>(o.codec_maps));
-      for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
-      SI_ASSIGN_OR_RETURN(auto batch, test->batch(idx));
-      images_u8 = batch.first;
-      p.inputs = "the first " + std::to_string(o.codec_maps) + " Fashion-MNIST test images";
-    }
-  } else {
-    const models::ZooDefaults zoo = models::DefaultsFor(o.model);
-    SI_ASSIGN_OR_RETURN(model, models::CreateModel(o.model, zoo.options));
-    model->to(device);
-    model->eval();
-    p.model = o.model;
-    p.source = "random weights";
-    p.input_shape = zoo.input_shape;
-    norm = data::DefaultNormalization(zoo.dataset);
+  SI_ASSIGN_OR_RETURN(models::OpenedModel opened, models::OpenModel(o.model, device, o.model_flags));
+  models::SplitModel* model = opened.net.get();
+  p.model = opened.meta.model;
+  p.source = opened.kind == models::ModelKind::kZoo ? "random weights" : o.model;
+  p.input_shape = opened.meta.input_shape;
+  norm = {opened.meta.norm_mean, opened.meta.norm_std};
+  if (opened.kind != models::ModelKind::kZoo && opened.meta.dataset == "fmnist") {
+    SI_ASSIGN_OR_RETURN(auto test, data::OpenDataset("fmnist", "", data::Split::kTest));
+    std::vector<int64_t> idx(static_cast<size_t>(o.codec_maps));
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
+    SI_ASSIGN_OR_RETURN(auto batch, test->batch(idx));
+    images_u8 = batch.first;
+    p.inputs = "the first " + std::to_string(o.codec_maps) + " Fashion-MNIST test images";
   }
   if (!images_u8.defined()) {
     // Smooth random images (a blurred noise field): the codec's bytes on such inputs say little
@@ -171,15 +149,13 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
   }
   const auto names = model->block_names();
   const int64_t nblocks = model->num_blocks();
-  std::vector<torch::nn::Module*> block_modules;
-  for (const auto& child : model->named_children()) block_modules.push_back(child.value().get());
   ProgressBar bar(stderr, "profile " + p.model, static_cast<int64_t>(o.batches.size()) * (o.warmup + o.repeats),
                   o.progress ? 0.5 : 1e9);
   int64_t step = 0;
   p.blocks.resize(static_cast<size_t>(nblocks));
   for (int64_t b = 0; b < nblocks; ++b) {
     p.blocks[b].name = names[b];
-    p.blocks[b].op = b < static_cast<int64_t>(block_modules.size()) ? OpKind(*block_modules[b]) : "other";
+    p.blocks[b].op = model->block_op(b);
   }
   for (int64_t batch : o.batches) {
     auto x0 = data::ToFloatNormalized(images_u8.index({torch::indexing::Slice(0, 1)}).repeat({batch, 1, 1, 1}), norm)

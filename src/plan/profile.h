@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "models/model_flags.h"
 
 namespace splitinfer::plan {
 
@@ -86,7 +87,8 @@ struct Profile {
 };
 
 struct ProfileOptions {
-  std::string model;                  // zoo name or checkpoint .pt
+  std::string model;                  // a model reference (models/model_ref.h)
+  models::ModelMetaFlags model_flags;  // for a TorchScript file without its own metadata
   std::string device = "cpu";
   int threads = 1;
   std::vector<int64_t> batches = {1, 8, 32};

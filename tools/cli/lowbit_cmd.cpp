@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "eval/lowbit.h"
+#include "tools/cli/model_args.h"
 #include "train/head_qat.h"
 
 namespace splitinfer::cli {
@@ -22,6 +23,7 @@ struct Args {
   std::string eval_impl = "int8";
   eval::HeadBenchOptions b;
   bool json = false;
+  ModelArgs qmodel, emodel, bmodel;
   std::shared_ptr<int64_t> epochs_done;  // fine-tuning epochs done, when --finetune runs
   Args() { ft.epochs = 0; }  // fine-tuning only when asked (--finetune N)
 };
@@ -31,7 +33,7 @@ struct Args {
 std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* selected) {
   auto a = std::make_shared<Args>();
   auto* qh = app.add_subcommand("quantize-head", "convert a trained head to low-bit weights and activations (a head file)");
-  qh->add_option("--checkpoint", a->q.checkpoint, "checkpoint .pt (or a zoo name: random weights)")->required();
+  AddModelOptions(qh, a->qmodel);
   qh->add_option("--split", a->q.split, "the split point the head ends at")->required();
   qh->add_option("--wbits", a->q.quant.wbits, "weight bits: 1, 2, 4 or 8");
   qh->add_option("--abits", a->q.quant.abits, "activation bits: 1..8");
@@ -52,7 +54,7 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
 
   auto* eh = app.add_subcommand("eval-head", "accuracy of a head file on the test set (alone or in a pipeline)");
   eh->add_option("--head", a->e.head_file, "head file from quantize-head")->required();
-  eh->add_option("--checkpoint", a->e.checkpoint, "the checkpoint the head came from")->required();
+  AddModelOptions(eh, a->emodel);  // the model the head came from
   eh->add_option("--pipeline", a->e.pipeline, "pipeline YAML: its encoder, codec and server side after the head");
   eh->add_option("--impl", a->eval_impl, "int8 | lut | reference | auto (all give the same result)");
   eh->add_option("--limit", a->e.limit, "test images (0 = all)");
@@ -61,7 +63,7 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   auto* bench = app.add_subcommand("bench", "benchmarks");
   bench->require_subcommand(1);
   auto* bh = bench->add_subcommand("head", "time a head at batch 1: LibTorch float against the low-bit kernels");
-  bh->add_option("--checkpoint", a->b.checkpoint, "checkpoint .pt or zoo name")->required();
+  AddModelOptions(bh, a->bmodel);
   bh->add_option("--split", a->b.split, "the split point the head ends at")->required();
   bh->add_option("--impl", a->b.impl, "torch | int8 | lut | reference | auto (int8 or lut per conv, timed)");
   bh->add_option("--quantized", a->b.quantized, "head file (for int8, lut, reference)");
@@ -75,6 +77,8 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   *selected = [qh, eh, bh] { return qh->parsed() || eh->parsed() || bh->parsed(); };
   return [qh, eh, bh, a]() -> Status {
     if (qh->parsed()) {
+      a->q.checkpoint = a->qmodel.ref;
+      SI_ASSIGN_OR_RETURN(a->q.model_flags, MetaFlags(a->qmodel));
       a->q.quant.quantize_first = !a->keep_first_float;
       a->q.quant.region_activations = a->act_ranges == "region";
       if (a->ft.epochs > 0) {
@@ -114,6 +118,8 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
       return Status::Ok();
     }
     if (eh->parsed()) {
+      a->e.checkpoint = a->emodel.ref;
+      SI_ASSIGN_OR_RETURN(a->e.model_flags, MetaFlags(a->emodel));
       SI_ASSIGN_OR_RETURN(a->e.impl, kernels::ParseHeadImpl(a->eval_impl));
       a->e.progress = !a->json;
       SI_ASSIGN_OR_RETURN(auto r, eval::EvaluateHead(a->e));
@@ -128,6 +134,8 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
       return Status::Ok();
     }
     if (bh->parsed()) {
+      a->b.checkpoint = a->bmodel.ref;
+      SI_ASSIGN_OR_RETURN(a->b.model_flags, MetaFlags(a->bmodel));
       const std::string& kp = a->kernel_path;
       a->b.path = kp == "portable" ? kernels::KernelPath::kPortable
                   : kp == "avx2"   ? kernels::KernelPath::kAvx2

@@ -17,11 +17,13 @@
 #include "codec/lossless/lossless.h"
 #include "models/build_info.h"
 #include "models/checkpoint.h"
+#include "models/model_ref.h"
 #include "models/device.h"
 #include "models/zoo/zoo.h"
 #include "train/config.h"
 #include "tools/cli/codec_cmd.h"
 #include "tools/cli/lowbit_cmd.h"
+#include "tools/cli/model_args.h"
 #include "tools/cli/runtime_cmd.h"
 #include "tools/cli/plan_cmd.h"
 #include "train/trainer.h"
@@ -69,7 +71,8 @@ si::Status RunTrain(const TrainArgs& a) {
 
 struct EvalArgs {
   std::string pipeline;
-  std::string checkpoint, split, device = "cpu", data_dir, dump_features;
+  si::cli::ModelArgs model;
+  std::string split, device = "cpu", data_dir, dump_features;
   bool json = false, progress = false;
   int64_t limit = 0, batch_size = 500;
   int threads = 0;
@@ -141,19 +144,20 @@ si::Status RunExperiment(const StudyArgs& a, const std::string& command) {
 
 si::Status RunEval(const EvalArgs& a) {
   if (!a.pipeline.empty()) {
-    if (!a.checkpoint.empty() || !a.split.empty() || !a.dump_features.empty()) {
-      return si::InvalidArgument("--pipeline names the model and split itself; drop --checkpoint, --split and "
+    if (!a.model.ref.empty() || !a.split.empty() || !a.dump_features.empty()) {
+      return si::InvalidArgument("--pipeline names the model and split itself; drop --model, --split and "
                                  "--dump-features");
     }
     return RunEvalPipeline(a);
   }
-  if (a.checkpoint.empty()) return si::InvalidArgument("eval needs --checkpoint FILE or --pipeline FILE");
+  if (a.model.ref.empty()) return si::InvalidArgument("eval needs --model (a checkpoint, TorchScript file or zoo name) or --pipeline FILE");
   si::models::ConfigureThreads(a.threads);
   SI_ASSIGN_OR_RETURN(torch::Device device, si::models::ParseDevice(a.device));
-  SI_ASSIGN_OR_RETURN(si::models::LoadedModel loaded, si::models::LoadCheckpoint(a.checkpoint, device));
+  SI_ASSIGN_OR_RETURN(const auto flags, si::cli::MetaFlags(a.model));
+  SI_ASSIGN_OR_RETURN(si::models::OpenedModel loaded, si::models::OpenModel(a.model.ref, device, flags));
   std::optional<si::models::SplitPoint> split;
   if (!a.split.empty()) {
-    SI_ASSIGN_OR_RETURN(si::models::SplitPoint s, loaded.model->find_split(a.split));
+    SI_ASSIGN_OR_RETURN(si::models::SplitPoint s, loaded.net->find_split(a.split));
     split = s;
   }
   const auto& meta = loaded.meta;
@@ -169,11 +173,12 @@ si::Status RunEval(const EvalArgs& a) {
     if (!split) return si::InvalidArgument("--dump-features needs --split: features are taken at the cut");
     options.feature_sink = [&dumped](const torch::Tensor& f) { dumped.push_back(f.to(torch::kCPU).clone()); };
   }
-  SI_ASSIGN_OR_RETURN(si::eval::EvalResult r, si::eval::Evaluate(*loaded.model, *dataset, norm, split, options));
+  SI_ASSIGN_OR_RETURN(si::eval::EvalResult r, si::eval::Evaluate(*loaded.net, *dataset, norm, split, options));
   if (!dumped.empty()) SI_RETURN_IF_ERROR(si::eval::SaveFeatures(a.dump_features, torch::cat(dumped)));
   if (a.json) {
     nlohmann::json j = {{"model", meta.model},
-                        {"checkpoint", a.checkpoint},
+                        {"checkpoint", a.model.ref},
+                        {"kind", si::models::ModelKindName(loaded.kind)},
                         {"split", split ? nlohmann::json(split->name) : nlohmann::json(nullptr)},
                         {"top1", r.top1},
                         {"images", r.images},
@@ -261,13 +266,15 @@ int main(int argc, char** argv) {
   train->add_flag("--restart", train_args.restart, "ignore an existing state.pt in --out");
 
   EvalArgs eval_args;
-  auto* eval = app.add_subcommand("eval", "top-1/top-5 of a checkpoint on its test set");
-  eval->add_option("--checkpoint", eval_args.checkpoint, "checkpoint .pt written by `splitinfer train`");
+  auto* eval = app.add_subcommand("eval", "top-1/top-5 of a model on a test set");
+  si::cli::AddModelOptions(eval, eval_args.model, /*required=*/false);
   eval->add_option("--pipeline", eval_args.pipeline,
                    "pipeline YAML (e.g. models/fmnist_best.yaml): evaluate the wire path, real frames included");
   eval->add_option("--split", eval_args.split, "run head and tail separately, cut after this block");
   eval->add_option("--device", eval_args.device, "cpu | cuda | cuda:N");
-  eval->add_option("--data", eval_args.data_dir, "dataset directory (default: the checkpoint's)");
+  eval->add_option("--data", eval_args.data_dir,
+                   "fmnist, imagefolder:DIR, tinyimagenet:DIR, or a directory of the model's own dataset kind "
+                   "(default: the model's)");
   eval->add_option("--limit", eval_args.limit, "evaluate only the first N test images");
   eval->add_option("--batch-size", eval_args.batch_size, "images per forward pass")->check(CLI::Range(1, 65536));
   eval->add_option("--threads", eval_args.threads, "CPU threads (0 = all cores)")->check(CLI::Range(0, 1024));

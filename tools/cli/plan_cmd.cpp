@@ -1,4 +1,5 @@
 #include "tools/cli/plan_cmd.h"
+#include "tools/cli/model_args.h"
 
 #include <chrono>
 #include <cmath>
@@ -37,6 +38,7 @@ Result<std::vector<T>> ParseList(const std::string& text, const char* what) {
 
 struct ProfileArgs {
   plan::ProfileOptions o;
+  ModelArgs model;
   std::string out, batches = "1,8,32", bits = "1,2,4,8", coders = "none,lzma,zstd,cabac", derive, from;
   std::string idle_gaps = "0,1,2,5,10,20,50,100,200,500";
 };
@@ -51,7 +53,11 @@ Status RunProfile(ProfileArgs a) {
     std::printf("derived %s: %s\n", a.out.c_str(), derived.derived_from.c_str());
     return Status::Ok();
   }
-  if (a.o.model.empty()) return InvalidArgument("profile needs --model NAME|CHECKPOINT (or --derive with --from)");
+  a.o.model = a.model.ref;
+  SI_ASSIGN_OR_RETURN(a.o.model_flags, MetaFlags(a.model));
+  if (a.o.model.empty()) {
+    return InvalidArgument("profile needs --model (a zoo name, checkpoint or TorchScript file), or --derive with --from");
+  }
   SI_ASSIGN_OR_RETURN(auto batches, ParseList<int64_t>(a.batches, "--batches"));
   a.o.batches = batches;
   SI_ASSIGN_OR_RETURN(a.o.bits, ParseList<int>(a.bits, "--bits"));
@@ -206,7 +212,7 @@ Status RunPlan(const PlanArgs& a) {
 std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* selected) {
   auto pa = std::make_shared<ProfileArgs>();
   auto* profile = app.add_subcommand("profile", "measure per-block, codec and PNG times of a model on this machine");
-  profile->add_option("--model", pa->o.model, "zoo name (random weights) or checkpoint .pt");
+  AddModelOptions(profile, pa->model, /*required=*/false);
   profile->add_option("--device", pa->o.device, "cpu | cuda | cuda:N");
   profile->add_option("--threads", pa->o.threads, "LibTorch threads")->check(CLI::Range(1, 1024));
   profile->add_option("--out", pa->out, "profile YAML to write")->required();

@@ -22,6 +22,9 @@ struct ZooDefaults {
   ModelOptions options;
   std::vector<int64_t> input_shape;  // {C, H, W}
   std::string dataset;               // whose normalisation the inputs use: "fmnist" or "imagefolder"
+  // That normalisation (the same numbers as data::DefaultNormalization(dataset); models does not
+  // depend on data, and tests/models checks that the two agree).
+  std::vector<double> norm_mean, norm_std;
 };
 ZooDefaults DefaultsFor(const std::string& name);
 std::vector<std::string> ModelNames();
