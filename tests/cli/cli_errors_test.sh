@@ -179,7 +179,7 @@ fi
     --server "$TMP/tiny_profile.yaml" --bits 2,x
   # The committed profiles load and plan.
   if out=$("$BIN" plan --node "$SRC/configs/devices/profiles/resnet50_raspberry-pi-4.yaml" \
-      --server "$SRC/configs/devices/profiles/resnet50_xeon-vm.yaml" --links "$SRC/configs/devices/links.yaml" \
+      --server "$SRC/configs/devices/profiles/resnet50_epyc-vm.yaml" --links "$SRC/configs/devices/links.yaml" \
       --bits 2 --json 2>&1) && echo "$out" | grep -q '"plans":\[{'; then
     pass=$((pass + 1)); echo "ok   plan committed profiles"
   else
