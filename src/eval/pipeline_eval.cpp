@@ -84,19 +84,8 @@ Result<PipelineEvalResult> EvaluatePipeline(bottleneck::Pipeline& pipeline, cons
   return r;
 }
 
-Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMeta& meta, const std::string& data,
-                                                      data::Split split) {
-  data::DatasetRef ref = data::ParseDatasetRef(data);
-  if (ref.kind.empty()) ref.kind = meta.dataset;
-  if (ref.dir.empty() && ref.kind == meta.dataset && meta.train_config.contains("data")) {
-    ref.dir = meta.train_config["data"].value("dir", "");
-  }
-  if (ref.kind.empty()) {
-    return InvalidArgument("model " + meta.model +
-                           " names no dataset: give --data fmnist, --data imagefolder:DIR or --data tinyimagenet:DIR");
-  }
-  SI_ASSIGN_OR_RETURN(auto dataset, data::OpenDataset(ref.kind, ref.dir, split,
-                                                      meta.input_shape.size() == 3 ? meta.input_shape[2] : 0));
+Status CheckDatasetFits(const models::CheckpointMeta& meta, const data::Dataset& data) {
+  const data::Dataset* dataset = &data;
   if (dataset->image_shape() != meta.input_shape) {
     return Mismatch("model " + meta.model + " expects images of shape " + nlohmann::json(meta.input_shape).dump() +
                     " but dataset " + dataset->name() + " has " + nlohmann::json(dataset->image_shape()).dump());
@@ -115,6 +104,23 @@ Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMe
                       " (a different class order gives wrong answers; rename the folders or give --classes)");
     }
   }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMeta& meta, const std::string& data,
+                                                      data::Split split) {
+  data::DatasetRef ref = data::ParseDatasetRef(data);
+  if (ref.kind.empty()) ref.kind = meta.dataset;
+  if (ref.dir.empty() && ref.kind == meta.dataset && meta.train_config.contains("data")) {
+    ref.dir = meta.train_config["data"].value("dir", "");
+  }
+  if (ref.kind.empty()) {
+    return InvalidArgument("model " + meta.model +
+                           " names no dataset: give --data fmnist, --data imagefolder:DIR or --data tinyimagenet:DIR");
+  }
+  SI_ASSIGN_OR_RETURN(auto dataset, data::OpenDataset(ref.kind, ref.dir, split,
+                                                      meta.input_shape.size() == 3 ? meta.input_shape[2] : 0));
+  SI_RETURN_IF_ERROR(CheckDatasetFits(meta, *dataset));
   return dataset;
 }
 

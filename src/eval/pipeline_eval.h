@@ -49,6 +49,7 @@ Result<PipelineEvalResult> EvaluatePipeline(bottleneck::Pipeline& pipeline, cons
 // or a bare directory takes the kind the model's metadata names (and, empty, the directory its
 // training config names, else the dataset's default). Checked against the model: input shape,
 // and class names unless the model's are only numbers (0..N-1: names not known).
+Status CheckDatasetFits(const models::CheckpointMeta& meta, const data::Dataset& dataset);
 Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMeta& meta, const std::string& data_dir,
                                                       data::Split split);
 

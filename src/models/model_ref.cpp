@@ -279,4 +279,13 @@ Result<OpenedModel> OpenModel(const std::string& ref, const torch::Device& devic
   return m;
 }
 
+Status SaveModel(const std::string& path, SplitModel& net, const CheckpointMeta& meta) {
+  net.to_device(torch::kCPU);  // files are device-neutral
+  if (auto* native = dynamic_cast<BlockChainImpl*>(&net)) {
+    BlockChain holder(std::static_pointer_cast<BlockChainImpl>(native->shared_from_this()));
+    return SaveCheckpoint(path, holder, meta);
+  }
+  return SaveTorchScriptChain(net, path, MetaToJson(meta, kTorchScriptFormat).dump(2));
+}
+
 }  // namespace splitinfer::models

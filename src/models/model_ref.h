@@ -57,4 +57,10 @@ Result<ModelKind> DetectModelKind(const std::string& ref);
 // metadata's input shape does not have one score per class.
 Result<OpenedModel> OpenModel(const std::string& ref, const torch::Device& device, const ModelMetaFlags& flags = {});
 
+// Writes `net` with `meta` to `path` in the form it was read in: a native chain as a splitinfer
+// checkpoint (FILE.json beside it), a TorchScript chain as TorchScript with the metadata
+// embedded (format splitinfer-torchscript), so that OpenModel reads either back. The model is
+// moved to the CPU first.
+Status SaveModel(const std::string& path, SplitModel& net, const CheckpointMeta& meta);
+
 }  // namespace splitinfer::models

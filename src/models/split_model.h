@@ -55,7 +55,11 @@ class SplitModel {
   // Runs blocks [begin, end) on x. begin <= end <= num_blocks().
   virtual torch::Tensor run_blocks(const torch::Tensor& x, int64_t begin, int64_t end) = 0;
   virtual void set_eval() = 0;
+  virtual void set_train(bool on) = 0;
   virtual void to_device(const torch::Device& device) = 0;
+  // Every parameter and buffer as one torch::nn::Module (the very tensors the model runs with,
+  // not copies): what an optimizer updates and what a training state saves and restores.
+  virtual torch::nn::Module& state_module() = 0;
   // What dominates block b's compute, for the planner's per-operator device factors: "conv"
   // (any convolution), "matmul" (linear layers, no convolution) or "other".
   virtual std::string block_op(int64_t b) const = 0;
@@ -88,7 +92,9 @@ class BlockChainImpl : public torch::nn::Module, public SplitModel {
   std::vector<SplitPoint> split_points() const override { return splits_; }
   torch::Tensor run_blocks(const torch::Tensor& x, int64_t begin, int64_t end) override;
   void set_eval() override { eval(); }
+  void set_train(bool on) override { train(on); }
   void to_device(const torch::Device& device) override { to(device); }
+  torch::nn::Module& state_module() override { return *this; }
   std::string block_op(int64_t b) const override;
   torch::Tensor forward(const torch::Tensor& x) { return forward_all(x); }
 

@@ -111,7 +111,39 @@ class TorchScriptChain : public SplitModel {
   }
 
   void set_eval() override { module_.eval(); }
+  void set_train(bool on) override { module_.train(on); }
+  // Module::to moves each tensor with set_data, so the holder's tensors stay the module's.
   void to_device(const torch::Device& device) override { module_.to(device); }
+
+  torch::nn::Module& state_module() override {
+    if (!state_) {
+      // torch::nn::Module names may not contain '.', TorchScript's paths do: "layer1.0.conv1.weight"
+      // is kept as "layer1__0__conv1__weight" (archive keys must be identifiers). register_* stores
+      // the tensor itself (no copy).
+      state_ = std::make_shared<torch::nn::Module>("TorchScriptState");
+      auto key = [](std::string name) {
+        std::string out;
+        for (char c : name) out += c == '.' ? std::string("__") : std::string(1, c);
+        return out;
+      };
+      for (const auto& p : module_.named_parameters(/*recurse=*/true)) {
+        state_->register_parameter(key(p.name), p.value, /*requires_grad=*/true);
+      }
+      for (const auto& b : module_.named_buffers(/*recurse=*/true)) state_->register_buffer(key(b.name), b.value);
+    }
+    return *state_;
+  }
+
+  Status save(const std::string& path, const std::string& meta_json) {
+    try {
+      const std::string tmp = path + ".tmp";
+      module_.save(tmp, {{kTorchScriptMetaFile, meta_json}});
+      std::filesystem::rename(tmp, path);
+    } catch (const std::exception& e) {
+      return IoError("cannot write TorchScript file " + path + ": " + e.what());
+    }
+    return Status::Ok();
+  }
 
  private:
   std::string name_;
@@ -120,6 +152,7 @@ class TorchScriptChain : public SplitModel {
   std::vector<torch::jit::Module> blocks_;
   std::vector<bool> flatten_before_;
   std::vector<SplitPoint> splits_;
+  std::shared_ptr<torch::nn::Module> state_;
 };
 
 }  // namespace
@@ -151,6 +184,12 @@ Result<TorchScriptFile> LoadTorchScriptFile(const std::string& path, const std::
   f.chain = std::move(chain);
   f.embedded_meta = extra[kTorchScriptMetaFile];
   return f;
+}
+
+Status SaveTorchScriptChain(SplitModel& chain, const std::string& path, const std::string& meta_json) {
+  auto* scripted = dynamic_cast<TorchScriptChain*>(&chain);
+  if (scripted == nullptr) return InvalidArgument(chain.model_name() + " is not a TorchScript chain");
+  return scripted->save(path, meta_json);
 }
 
 Result<std::unique_ptr<SplitModel>> LoadTorchScriptChain(const std::string& path) {

@@ -27,4 +27,8 @@ Result<TorchScriptFile> LoadTorchScriptFile(const std::string& path, const std::
                                             const std::string& name = "");
 Result<std::unique_ptr<SplitModel>> LoadTorchScriptChain(const std::string& path);
 
+// Writes a chain loaded by LoadTorchScriptFile (its current weights) as TorchScript with
+// `meta_json` as its splitinfer.json; INVALID_ARGUMENT for any other SplitModel.
+Status SaveTorchScriptChain(SplitModel& chain, const std::string& path, const std::string& meta_json);
+
 }  // namespace splitinfer::models

@@ -11,8 +11,10 @@
 #include "data/datasets.h"
 #include "data/transforms.h"
 #include "eval/evaluate.h"
+#include "eval/pipeline_eval.h"
 #include "models/checkpoint.h"
 #include "models/device.h"
+#include "models/model_ref.h"
 #include "models/torch_compat.h"
 #include "models/zoo/zoo.h"
 #include "train/loop.h"
@@ -40,33 +42,58 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
   if (ec) return IoError("cannot create " + options.out_dir + ": " + ec.message());
 
   models::ConfigureThreads(static_cast<int>(config.threads));
-  SI_ASSIGN_OR_RETURN(auto train_set, OpenSplit(config.data, data::Split::kTrain));
-  SI_ASSIGN_OR_RETURN(auto test_set, OpenSplit(config.data, data::Split::kTest));
-  if (train_set->num_classes() != config.model.options.num_classes) {
-    return InvalidArgument("model.num_classes = " + std::to_string(config.model.options.num_classes) + " but dataset " +
-                           train_set->name() + " has " + std::to_string(train_set->num_classes()) + " classes");
-  }
-  if (train_set->image_shape()[0] != config.model.options.in_channels) {
-    return InvalidArgument("model.in_channels = " + std::to_string(config.model.options.in_channels) +
-                           " but dataset images have " + std::to_string(train_set->image_shape()[0]) + " channels");
-  }
-  const data::Normalization norm = data::DefaultNormalization(config.data.dataset);
-
+  // model.name is a model reference: a zoo architecture is built from model.* (and may start
+  // from init_checkpoint); a file (checkpoint or TorchScript) is fine-tuned as it is, its
+  // metadata giving the input shape, normalisation and classes.
+  SI_ASSIGN_OR_RETURN(const models::ModelKind kind, models::DetectModelKind(config.model.name));
+  const bool from_file = kind != models::ModelKind::kZoo;
+  DataConfig data_config = config.data;
+  std::shared_ptr<models::SplitModel> model;
+  models::CheckpointMeta base;  // from_file: the file's metadata, kept where training does not change it
   torch::manual_seed(config.seed);
-  SI_ASSIGN_OR_RETURN(models::BlockChain model, models::CreateModel(config.model.name, config.model.options));
-  if (!config.init_checkpoint.empty()) {
-    SI_ASSIGN_OR_RETURN(models::LoadedModel init, models::LoadCheckpoint(config.init_checkpoint, torch::kCPU));
-    if (init.meta.model != config.model.name || init.meta.options.width != config.model.options.width ||
-        init.meta.options.depth != config.model.options.depth ||
-        init.meta.options.num_classes != config.model.options.num_classes) {
-      return Mismatch("init_checkpoint " + config.init_checkpoint + " holds " + init.meta.model + " (width " +
-                      std::to_string(init.meta.options.width) + ", depth " + std::to_string(init.meta.options.depth) +
-                      "), not the configured model");
+  if (from_file) {
+    if (!config.init_checkpoint.empty()) {
+      return InvalidArgument("init_checkpoint starts a zoo architecture from a checkpoint; model.name " +
+                             config.model.name + " is already a file to start from: drop init_checkpoint");
     }
-    SI_RETURN_IF_ERROR(models::CopyWeights(*model, *init.model, config.init_checkpoint));
+    SI_ASSIGN_OR_RETURN(models::OpenedModel opened, models::OpenModel(config.model.name, torch::kCPU, options.model_flags));
+    model = opened.net;
+    base = opened.meta;
+    if (data_config.image_size == 0) data_config.image_size = base.input_shape[2];
   }
-  model->to(options.device);
-  auto optimizer = MakeOptimizer(config.optimizer, model->parameters());
+  SI_ASSIGN_OR_RETURN(auto train_set, OpenSplit(data_config, data::Split::kTrain));
+  SI_ASSIGN_OR_RETURN(auto test_set, OpenSplit(data_config, data::Split::kTest));
+  data::Normalization norm = data::DefaultNormalization(config.data.dataset);
+  if (from_file) {
+    SI_RETURN_IF_ERROR(eval::CheckDatasetFits(base, *train_set));
+    norm = {base.norm_mean, base.norm_std};
+  } else {
+    if (train_set->num_classes() != config.model.options.num_classes) {
+      return InvalidArgument("model.num_classes = " + std::to_string(config.model.options.num_classes) +
+                             " but dataset " + train_set->name() + " has " + std::to_string(train_set->num_classes()) +
+                             " classes");
+    }
+    if (train_set->image_shape()[0] != config.model.options.in_channels) {
+      return InvalidArgument("model.in_channels = " + std::to_string(config.model.options.in_channels) +
+                             " but dataset images have " + std::to_string(train_set->image_shape()[0]) + " channels");
+    }
+    SI_ASSIGN_OR_RETURN(models::BlockChain native, models::CreateModel(config.model.name, config.model.options));
+    if (!config.init_checkpoint.empty()) {
+      SI_ASSIGN_OR_RETURN(models::LoadedModel init, models::LoadCheckpoint(config.init_checkpoint, torch::kCPU));
+      if (init.meta.model != config.model.name || init.meta.options.width != config.model.options.width ||
+          init.meta.options.depth != config.model.options.depth ||
+          init.meta.options.num_classes != config.model.options.num_classes) {
+        return Mismatch("init_checkpoint " + config.init_checkpoint + " holds " + init.meta.model + " (width " +
+                        std::to_string(init.meta.options.width) + ", depth " +
+                        std::to_string(init.meta.options.depth) + "), not the configured model");
+      }
+      SI_RETURN_IF_ERROR(models::CopyWeights(*native, *init.model, config.init_checkpoint));
+    }
+    model = native.ptr();
+  }
+  model->to_device(options.device);
+  torch::nn::Module& state = model->state_module();
+  auto optimizer = MakeOptimizer(config.optimizer, state.parameters());
 
   const nlohmann::json config_json = ToJson(config);
   const std::string state_path = (fs::path(options.out_dir) / kStateFile).string();
@@ -74,7 +101,7 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
                                "use another --out, or --restart to discard it"};
   int64_t start_epoch = 0;
   if (!options.restart) {
-    SI_ASSIGN_OR_RETURN(start_epoch, LoadEpochState(epoch_state, *model, *optimizer, options.device));
+    SI_ASSIGN_OR_RETURN(start_epoch, LoadEpochState(epoch_state, state, *optimizer, options.device));
     if (start_epoch > 0) {
       std::fprintf(stderr, "train: resuming from %s after epoch %lld\n", state_path.c_str(),
                    static_cast<long long>(start_epoch));
@@ -98,7 +125,7 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
 
   for (int64_t epoch = start_epoch; epoch < config.epochs; ++epoch) {
     if (options.stop_after_epochs > 0 && epochs_this_run >= options.stop_after_epochs) break;
-    model->train();
+    model->set_train(true);
     // Everything random in this epoch derives from (seed, epoch), so resuming is exact.
     torch::manual_seed(config.seed * 7919ULL + static_cast<uint64_t>(epoch));
     auto aug_gen = at::make_generator<at::CPUGeneratorImpl>(config.seed * 104729ULL + static_cast<uint64_t>(epoch));
@@ -119,10 +146,10 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
       torch::Tensor logits;
       if (amp) {
         models::compat::SetCudaAutocast(true, at::kBFloat16);
-        logits = model->forward(x).to(torch::kFloat32);
+        logits = model->forward_all(x).to(torch::kFloat32);
         models::compat::SetCudaAutocast(false);
       } else {
-        logits = model->forward(x);
+        logits = model->forward_all(x);
       }
       auto loss = torch::nn::functional::cross_entropy(
           logits, y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(config.label_smoothing));
@@ -147,7 +174,7 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
       bar.finish("loss " + Fixed(loss_sum / seen, 4) + " train acc " + Fixed(100.0 * correct / seen, 2) +
                  "% test top1 " + Fixed(ev.top1, 2) + "%");
     }
-    SI_RETURN_IF_ERROR(SaveEpochState(epoch_state, *model, *optimizer, epoch + 1));
+    SI_RETURN_IF_ERROR(SaveEpochState(epoch_state, state, *optimizer, epoch + 1));
     nlohmann::json line = {{"epoch", epoch + 1},      {"train_loss", loss_sum / seen},
                            {"train_acc", 100.0 * correct / seen}, {"test_top1", ev.top1},
                            {"lr", LearningRate(config.schedule, config.optimizer.lr, (epoch + 1) * steps_per_epoch - 1,
@@ -159,15 +186,17 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
 
   if (result.epochs_done < config.epochs) return result;  // stopped early; resumable
 
-  model->eval();
+  model->set_eval();
   if (start_epoch == config.epochs) {  // nothing trained in this run: measure the loaded model
     SI_ASSIGN_OR_RETURN(auto ev, eval::Evaluate(*model, *test_set, norm, std::nullopt, eval_options));
     result.top1 = ev.top1;
   }
-  models::CheckpointMeta meta;
-  meta.model = config.model.name;
-  meta.options = config.model.options;
-  meta.input_shape = train_set->image_shape();
+  models::CheckpointMeta meta = base;
+  if (!from_file) {
+    meta.model = config.model.name;
+    meta.options = config.model.options;
+    meta.input_shape = train_set->image_shape();
+  }
   meta.norm_mean = norm.mean;
   meta.norm_std = norm.std;
   meta.class_names = train_set->class_names();
@@ -175,9 +204,10 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
   meta.top1 = result.top1;
   meta.epochs = config.epochs;
   meta.train_config = config_json;
+  // The same file name for both kinds: what it holds (a checkpoint, or TorchScript for a
+  // TorchScript model) is told by its content.
   result.checkpoint = (fs::path(options.out_dir) / kCheckpointFile).string();
-  model->to(torch::kCPU);  // checkpoints are device-neutral
-  SI_RETURN_IF_ERROR(models::SaveCheckpoint(result.checkpoint, model, meta));
+  SI_RETURN_IF_ERROR(models::SaveModel(result.checkpoint, *model, meta));
   result.finished = true;
   return result;
 }

@@ -12,6 +12,7 @@
 #include <torch/types.h>
 
 #include "core/status.h"
+#include "models/model_flags.h"
 #include "train/config.h"
 
 namespace splitinfer::train {
@@ -22,6 +23,7 @@ struct TrainOptions {
   bool restart = false;   // ignore an existing state.pt
   bool progress = true;   // progress bar / log lines on stderr
   int64_t stop_after_epochs = 0;  // >0: stop (resumably) after this many epochs in this run
+  models::ModelMetaFlags model_flags;  // model.name a TorchScript file without its own metadata
 };
 
 struct TrainResult {

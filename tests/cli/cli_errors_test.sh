@@ -217,6 +217,12 @@ ts_ok "bench head on a TorchScript file" "torch tiny_chain up to features" "$BIN
   --split features --impl torch --runs 3
 ts_ok "profile a TorchScript file" "profiled tiny_chain" "$BIN" profile --model "$TS" --threads 1 --batches 1 \
   --repeats 2 --maps 2 --idle-gaps 0,5 --bits 2 --coders zstd --call-ms 0.5 --out "$TMP/ts_profile.yaml"
+printf 'data: {dataset: fmnist, limit_train: 512, limit_test: 100}\noptimizer: {name: adamw, lr: 0.003}\nepochs: 1\nbatch_size: 64\n' \
+  > "$TMP/ts_train.yaml"
+ts_ok "train (fine-tune) a TorchScript file" "test top1" "$BIN" train --config "$TMP/ts_train.yaml" --model "$TS" \
+  --out "$TMP/ts_run"
+ts_ok "eval the fine-tuned TorchScript file" '"kind":"torchscript"' "$BIN" eval --model "$TMP/ts_run/checkpoint.pt" \
+  --limit 50 --json
 check_error "TorchScript without metadata" "export it with tools/export_torchscript.py" "$BIN" eval --model "$BARE" \
   --data fmnist
 check_error "TorchScript with too few classes" "names 7 classes" "$BIN" eval --model "$BARE" --input-shape 1x28x28 \

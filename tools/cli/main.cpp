@@ -44,6 +44,7 @@ namespace {
 
 struct TrainArgs {
   std::string config, out, device = "cpu";
+  si::cli::ModelArgs model;
   bool restart = false;
   int64_t seed = -1, epochs = 0, stop_after = 0;
 };
@@ -52,15 +53,17 @@ si::Status RunTrain(const TrainArgs& a) {
   SI_ASSIGN_OR_RETURN(si::train::TrainConfig config, si::train::LoadTrainConfig(a.config));
   if (a.seed >= 0) config.seed = static_cast<uint64_t>(a.seed);
   if (a.epochs > 0) config.epochs = a.epochs;
+  if (!a.model.ref.empty()) config.model.name = a.model.ref;
   SI_ASSIGN_OR_RETURN(torch::Device device, si::models::ParseDevice(a.device));
   si::train::TrainOptions options;
+  SI_ASSIGN_OR_RETURN(options.model_flags, si::cli::MetaFlags(a.model));
   options.out_dir = a.out;
   options.device = device;
   options.restart = a.restart;
   options.stop_after_epochs = a.stop_after;
   SI_ASSIGN_OR_RETURN(si::train::TrainResult r, si::train::Train(config, options));
   if (r.finished) {
-    std::printf("trained %s for %lld epochs: test top1 %.2f%%; checkpoint %s\n", config.model.name.c_str(),
+    std::printf("trained %s for %lld epochs: test top1 %.2f%%; model %s\n", config.model.name.c_str(),
                 static_cast<long long>(r.epochs_done), r.top1, r.checkpoint.c_str());
   } else {
     std::printf("stopped after epoch %lld of %lld (test top1 %.2f%%); run the same command again to resume\n",
@@ -256,10 +259,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   TrainArgs train_args;
-  auto* train = app.add_subcommand("train", "train a zoo model (resumable: rerun to continue)");
+  auto* train = app.add_subcommand("train", "train a zoo model, or fine-tune a checkpoint or TorchScript file (resumable: rerun to continue)");
   train->add_option("--config", train_args.config, "YAML config, e.g. configs/fmnist_resnet.yaml")->required();
   train->add_option("--out", train_args.out, "output directory (checkpoint.pt, state.pt, log.jsonl)")->required();
   train->add_option("--device", train_args.device, "cpu | cuda | cuda:N");
+  si::cli::AddModelOptions(train, train_args.model, /*required=*/false);  // overrides model.name
   train->add_option("--seed", train_args.seed, "overrides the config's seed");
   train->add_option("--epochs", train_args.epochs, "overrides the config's epochs");
   train->add_option("--stop-after", train_args.stop_after, "stop (resumably) after this many epochs in this run");
