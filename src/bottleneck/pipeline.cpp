@@ -142,9 +142,9 @@ Result<Pipeline> Pipeline::FromSpec(const PipelineSpec& spec, const torch::Devic
   Pipeline p;
   p.spec_ = spec;
   p.device_ = device;
-  SI_ASSIGN_OR_RETURN(p.node_, models::LoadCheckpoint(spec.Resolve(spec.model), device));
+  SI_ASSIGN_OR_RETURN(p.node_, models::OpenModel(spec.Resolve(spec.model), device));
   if (!spec.server_model.empty()) {
-    SI_ASSIGN_OR_RETURN(p.server_, models::LoadCheckpoint(spec.Resolve(spec.server_model), device));
+    SI_ASSIGN_OR_RETURN(p.server_, models::OpenModel(spec.Resolve(spec.server_model), device));
     if (p.server_.meta.model != p.node_.meta.model || p.server_.meta.options.width != p.node_.meta.options.width) {
       return Mismatch(spec.Resolve(spec.server_model) + " holds " + p.server_.meta.model + ", but the node model is " +
                       p.node_.meta.model + " of another architecture or width");
@@ -152,14 +152,14 @@ Result<Pipeline> Pipeline::FromSpec(const PipelineSpec& spec, const torch::Devic
   } else {
     p.server_ = p.node_;
   }
-  SI_ASSIGN_OR_RETURN(p.split_, p.node_.model->find_split(spec.split));
+  SI_ASSIGN_OR_RETURN(p.split_, p.node_.net->find_split(spec.split));
   p.norm_.mean = p.node_.meta.norm_mean;
   p.norm_.std = p.node_.meta.norm_std;
 
   // The per-image feature shape at the split, from one dummy forward pass.
   {
     torch::NoGradGuard g;
-    auto f = p.node_.model->head(models::ExampleInput(p.node_.meta, 1, device), p.split_);
+    auto f = p.node_.net->head(models::ExampleInput(p.node_.meta, 1, device), p.split_);
     p.split_shape_.assign(f.sizes().begin() + 1, f.sizes().end());
   }
   if (!spec.bottleneck.empty()) {
@@ -264,8 +264,8 @@ std::string Pipeline::cabac_model_id() const {
 }
 
 void Pipeline::set_eval_all() {
-  node_.model->eval();
-  server_.model->eval();
+  node_.net->set_eval();
+  server_.net->set_eval();
   if (!ae_.is_empty()) ae_->eval();
   if (!shared_.is_empty()) shared_->eval();
   if (!comp_.is_empty()) comp_->eval();
@@ -275,7 +275,7 @@ void Pipeline::set_eval_all() {
 // encoder, decoder and compensator convolutions are as small as the head's.
 torch::Tensor Pipeline::NodeFeatures(const torch::Tensor& images) {
   return models::RunAsBatchOfTwo(images, [&](const torch::Tensor& x) {
-    auto f = node_.model->head(x, split_);
+    auto f = node_.net->head(x, split_);
     if (!ae_.is_empty()) return ae_->encode(f);
     if (!shared_.is_empty()) return shared_->encode(f, shared_point_);
     return f;
@@ -294,7 +294,7 @@ torch::Tensor Pipeline::ServerLogits(const torch::Tensor& dequantized) {
     if (!comp_.is_empty()) f = comp_->forward(f);
     if (!ae_.is_empty()) f = ae_->decode(f, split_shape_[1], split_shape_[2]);
     if (!shared_.is_empty()) f = shared_->decode(f, shared_point_);
-    return server_.model->tail(f, split_);
+    return server_.net->tail(f, split_);
   });
 }
 

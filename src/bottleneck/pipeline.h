@@ -9,7 +9,8 @@
 // model).
 //
 //   name: fmnist_best
-//   model: resnet_fmnist.pt        # node side (and server side unless server_model is given)
+//   model: resnet_fmnist.pt        # node side (and server side unless server_model is given): a
+//                                  # checkpoint or TorchScript file (models/model_ref.h)
 //   server_model: tail.pt          # optional: a fine-tuned model whose tail the server runs
 //   split: stage3
 //   bottleneck: ae.pt              # optional: autoencoder or shared_autoencoder artifact
@@ -35,6 +36,7 @@
 #include "core/status.h"
 #include "data/dataset.h"
 #include "models/checkpoint.h"
+#include "models/model_ref.h"
 
 namespace splitinfer::bottleneck {
 
@@ -92,7 +94,7 @@ class Pipeline {
   codec::FeatureCodec codec_;
   std::shared_ptr<const codec::CabacModel> cabac_model_;  // codec_.coder_options points into it
   uint32_t cabac_model_checksum_ = 0;
-  models::LoadedModel node_, server_;
+  models::OpenedModel node_, server_;  // any model reference (models/model_ref.h)
   models::SplitPoint split_;
   data::Normalization norm_;
   Autoencoder ae_{nullptr};

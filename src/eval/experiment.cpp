@@ -21,6 +21,7 @@
 #include "eval/pipeline_eval.h"
 #include "eval/report.h"
 #include "models/checkpoint.h"
+#include "models/model_ref.h"
 #include "models/device.h"
 #include "train/loop.h"
 
@@ -184,7 +185,7 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
   };
 
   SI_ASSIGN_OR_RETURN(auto test_set, train::OpenSplit(config.data, data::Split::kTest));
-  SI_ASSIGN_OR_RETURN(auto base, models::LoadCheckpoint(config.model, options.device));
+  SI_ASSIGN_OR_RETURN(auto base, models::OpenModel(config.model, options.device));
   data::Normalization norm{base.meta.norm_mean, base.meta.norm_std};
 
   // The float reference, measured here (not copied from the checkpoint's metadata).
@@ -196,7 +197,7 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
     EvalOptions eo;
     eo.batch_size = config.eval_batch_size;
     eo.device = options.device;
-    SI_ASSIGN_OR_RETURN(auto ev, Evaluate(*base.model, *test_set, norm, std::nullopt, eo));
+    SI_ASSIGN_OR_RETURN(auto ev, Evaluate(*base.net, *test_set, norm, std::nullopt, eo));
     float_top1 = ev.top1;
     ResultRow r;
     r.run = "float";

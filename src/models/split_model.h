@@ -59,7 +59,10 @@ class SplitModel {
   virtual void to_device(const torch::Device& device) = 0;
   // Every parameter and buffer as one torch::nn::Module (the very tensors the model runs with,
   // not copies): what an optimizer updates and what a training state saves and restores.
-  virtual torch::nn::Module& state_module() = 0;
+  virtual std::shared_ptr<torch::nn::Module> state_module() = 0;
+  // Block b's parameters, and train/eval mode for block b alone (fine-tuning a tail).
+  virtual std::vector<torch::Tensor> block_parameters(int64_t b) = 0;
+  virtual void set_block_train(int64_t b, bool on) = 0;
   // What dominates block b's compute, for the planner's per-operator device factors: "conv"
   // (any convolution), "matmul" (linear layers, no convolution) or "other".
   virtual std::string block_op(int64_t b) const = 0;
@@ -94,7 +97,11 @@ class BlockChainImpl : public torch::nn::Module, public SplitModel {
   void set_eval() override { eval(); }
   void set_train(bool on) override { train(on); }
   void to_device(const torch::Device& device) override { to(device); }
-  torch::nn::Module& state_module() override { return *this; }
+  std::shared_ptr<torch::nn::Module> state_module() override { return shared_from_this(); }
+  std::vector<torch::Tensor> block_parameters(int64_t b) override {
+    return blocks_.at(static_cast<size_t>(b)).ptr()->parameters();
+  }
+  void set_block_train(int64_t b, bool on) override { blocks_.at(static_cast<size_t>(b)).ptr()->train(on); }
   std::string block_op(int64_t b) const override;
   torch::Tensor forward(const torch::Tensor& x) { return forward_all(x); }
 

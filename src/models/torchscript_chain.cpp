@@ -115,7 +115,14 @@ class TorchScriptChain : public SplitModel {
   // Module::to moves each tensor with set_data, so the holder's tensors stay the module's.
   void to_device(const torch::Device& device) override { module_.to(device); }
 
-  torch::nn::Module& state_module() override {
+  std::vector<torch::Tensor> block_parameters(int64_t b) override {
+    std::vector<torch::Tensor> out;
+    for (const auto& p : blocks_.at(static_cast<size_t>(b)).parameters()) out.push_back(p);
+    return out;
+  }
+  void set_block_train(int64_t b, bool on) override { blocks_.at(static_cast<size_t>(b)).train(on); }
+
+  std::shared_ptr<torch::nn::Module> state_module() override {
     if (!state_) {
       // torch::nn::Module names may not contain '.', TorchScript's paths do: "layer1.0.conv1.weight"
       // is kept as "layer1__0__conv1__weight" (archive keys must be identifiers). register_* stores
@@ -131,7 +138,7 @@ class TorchScriptChain : public SplitModel {
       }
       for (const auto& b : module_.named_buffers(/*recurse=*/true)) state_->register_buffer(key(b.name), b.value);
     }
-    return *state_;
+    return state_;
   }
 
   Status save(const std::string& path, const std::string& meta_json) {

@@ -12,6 +12,7 @@
 #include "data/datasets.h"
 #include "data/transforms.h"
 #include "models/checkpoint.h"
+#include "models/model_ref.h"
 #if SPLITINFER_WITH_RUNTIME
 #include "runtime/node.h"
 #include "runtime/server.h"
@@ -44,13 +45,13 @@ Result<std::string> PtqPipeline(const Choice& c, const ValidateOptions& o) {
   const fs::path yaml = fs::path(o.work_dir) / (stem + ".yaml");
   if (fs::exists(yaml)) return yaml.string();
   torch::NoGradGuard g;
-  SI_ASSIGN_OR_RETURN(auto loaded, models::LoadCheckpoint(o.checkpoint, torch::kCPU));
-  SI_ASSIGN_OR_RETURN(auto split, loaded.model->find_split(c.split));
+  SI_ASSIGN_OR_RETURN(auto loaded, models::OpenModel(o.checkpoint, torch::kCPU));
+  SI_ASSIGN_OR_RETURN(auto split, loaded.net->find_split(c.split));
   SI_ASSIGN_OR_RETURN(auto train, data::OpenDataset(loaded.meta.dataset, "", data::Split::kTrain));
   std::vector<int64_t> idx(512);
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
   SI_ASSIGN_OR_RETURN(auto batch, train->batch(idx));
-  const auto f = loaded.model->head(data::ToFloatNormalized(batch.first, {loaded.meta.norm_mean, loaded.meta.norm_std}),
+  const auto f = loaded.net->head(data::ToFloatNormalized(batch.first, {loaded.meta.norm_mean, loaded.meta.norm_std}),
                                     split);
   codec::QuantSpec spec;
   spec.bits = c.bits;

@@ -223,10 +223,10 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
     lowbit = std::move(head);
   }
   const auto& spec = pipeline.spec();
-  models::LoadedModel full;
+  models::OpenedModel full;
   if (o.mode == "node-only") {
     const std::string ref = spec.reference_model.empty() ? spec.model : spec.reference_model;
-    SI_ASSIGN_OR_RETURN(full, models::LoadCheckpoint(spec.Resolve(ref), torch::kCPU));
+    SI_ASSIGN_OR_RETURN(full, models::OpenModel(spec.Resolve(ref), torch::kCPU));
   }
   std::unique_ptr<data::Dataset> dataset;
   if (o.data == "fmnist-test") {
@@ -274,7 +274,7 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
     int64_t predicted = -1;
     try {
       if (o.mode == "node-only") {
-        auto logits = full.model->forward_all(data::ToFloatNormalized(example.first, norm));
+        auto logits = full.net->forward_all(data::ToFloatNormalized(example.first, norm));
         predicted = logits.argmax(1).item<int64_t>();
         const double s = std::chrono::duration<double>(Clock::now() - t0).count();
         t_node.push_back(s);

@@ -104,7 +104,7 @@ constexpr int kKindImage = 1;
 struct InferenceCore::Model {
   std::string name;
   bottleneck::Pipeline pipeline;
-  models::LoadedModel full;  // the float model, for images (server-only)
+  models::OpenedModel full;  // the float model, for images (server-only)
   std::vector<int64_t> input_shape;
   std::vector<std::string> labels;
   codec::FrameLimits frame_limits;
@@ -155,7 +155,7 @@ Result<std::unique_ptr<InferenceCore>> InferenceCore::Create(const ServerConfig&
       return InvalidArgument("two pipelines are named '" + m->name + "' (" + path + "); give each a unique name");
     }
     const std::string ref = spec.reference_model.empty() ? spec.model : spec.reference_model;
-    SI_ASSIGN_OR_RETURN(m->full, models::LoadCheckpoint(spec.Resolve(ref), device));
+    SI_ASSIGN_OR_RETURN(m->full, models::OpenModel(spec.Resolve(ref), device));
     m->input_shape = m->pipeline.model_meta().input_shape;
     m->labels = m->pipeline.model_meta().class_names;
     // A frame for this pipeline has exactly its dims: anything larger is refused unread.
@@ -165,7 +165,7 @@ Result<std::unique_ptr<InferenceCore>> InferenceCore::Create(const ServerConfig&
     Model* raw = m.get();
     m->batcher = std::make_unique<Batcher>(config.batch, [raw](int kind, const torch::Tensor& batch) -> Result<torch::Tensor> {
       if (kind == kKindFeatures) return raw->pipeline.ServerLogits(batch).to(torch::kCPU);
-      return raw->full.model->forward_all(batch.to(raw->full.model->parameters().front().device())).to(torch::kCPU);
+      return raw->full.net->forward_all(batch.to(raw->pipeline.device())).to(torch::kCPU);
     });
     core->models_[m->name] = std::move(m);
   }

@@ -203,6 +203,9 @@ struct BundleImpl : torch::nn::Module {
   void hold(const std::string& name, M module) {
     register_module(name, module.ptr());
   }
+  void hold(const std::string& name, std::shared_ptr<torch::nn::Module> module) {
+    register_module(name, std::move(module));
+  }
   void hold_param(const std::string& name, const torch::Tensor& t) { register_parameter(name, t); }
 };
 TORCH_MODULE(Bundle);
@@ -212,7 +215,7 @@ struct Ctx {
   const MethodInputs& in;
   std::unique_ptr<data::Dataset> train_set;
   data::Normalization norm;
-  models::LoadedModel teacher;  // the float model, frozen
+  models::OpenedModel teacher;  // the float model, frozen (a checkpoint or TorchScript chain)
   models::SplitPoint split;
   std::vector<int64_t> split_shape;  // per image
   std::string name;                  // the run's name (its folder)
@@ -229,18 +232,16 @@ void Freeze(torch::nn::Module& m) {
   for (auto& p : m.parameters()) p.set_requires_grad(false);
 }
 
-std::vector<torch::Tensor> BlockParams(models::BlockChain& model, int64_t begin, int64_t end) {
+std::vector<torch::Tensor> BlockParams(models::SplitModel& model, int64_t begin, int64_t end) {
   std::vector<torch::Tensor> out;
-  auto children = model->named_children();
-  for (int64_t i = begin; i < end && i < static_cast<int64_t>(children.size()); ++i) {
-    for (auto& p : children[i].value()->parameters()) out.push_back(p);
+  for (int64_t i = begin; i < end && i < model.num_blocks(); ++i) {
+    for (auto& p : model.block_parameters(i)) out.push_back(p);
   }
   return out;
 }
 
-void SetBlocksTrain(models::BlockChain& model, int64_t begin, int64_t end, bool train) {
-  auto children = model->named_children();
-  for (int64_t i = begin; i < end && i < static_cast<int64_t>(children.size()); ++i) children[i].value()->train(train);
+void SetBlocksTrain(models::SplitModel& model, int64_t begin, int64_t end, bool train) {
+  for (int64_t i = begin; i < end && i < model.num_blocks(); ++i) model.set_block_train(i, train);
 }
 
 torch::Tensor KdLoss(const torch::Tensor& student, const torch::Tensor& teacher, double temperature) {
@@ -299,13 +300,13 @@ Status WriteJson(const std::string& path, const nlohmann::json& j) {
   return Status::Ok();
 }
 
-Status SaveModel(Ctx& ctx, models::BlockChain& model, const std::string& file) {
+// A fine-tuned copy of the base model, in the base's own form (checkpoint or TorchScript).
+Status SaveModel(Ctx& ctx, models::SplitModel& model, const std::string& file) {
   models::CheckpointMeta meta = ctx.teacher.meta;
   meta.top1 = -1;  // measured by the pipeline evaluation, not here
   meta.train_config = {{"method", ToJson(ctx.c)}, {"base_checkpoint", ctx.in.base_checkpoint}};
-  model->to(torch::kCPU);
-  auto st = models::SaveCheckpoint(OutPath(ctx, file), model, meta);
-  model->to(ctx.in.device);
+  auto st = models::SaveModel(OutPath(ctx, file), model, meta);
+  model.to_device(ctx.in.device);
   return st;
 }
 
@@ -384,20 +385,21 @@ Status RunStage(Ctx& ctx, const Stage& stage) {
   return Status::Ok();
 }
 
-Result<models::BlockChain> LoadCopy(Ctx& ctx) {
-  SI_ASSIGN_OR_RETURN(auto m, models::LoadCheckpoint(ctx.in.base_checkpoint, ctx.in.device));
-  return m.model;
+// A second, trainable copy of the base model (the teacher stays frozen).
+Result<std::shared_ptr<models::SplitModel>> LoadCopy(Ctx& ctx) {
+  SI_ASSIGN_OR_RETURN(auto m, models::OpenModel(ctx.in.base_checkpoint, ctx.in.device));
+  return m.net;
 }
 
-torch::Tensor HeadNoGrad(Ctx& ctx, models::BlockChain& model, const torch::Tensor& x) {
+torch::Tensor HeadNoGrad(Ctx& ctx, models::SplitModel& model, const torch::Tensor& x) {
   torch::NoGradGuard g;
-  return model->head(x, ctx.split);
+  return model.head(x, ctx.split);
 }
 
 // ------------------------------------------------------------------------------ methods
 
 // A pipeline whose node and server both run a fine-tuned copy of the model (TCL, QAT).
-Result<std::vector<PipelineSpec>> FineTunedModelPipeline(Ctx& ctx, models::BlockChain& model,
+Result<std::vector<PipelineSpec>> FineTunedModelPipeline(Ctx& ctx, models::SplitModel& model,
                                                          const codec::QuantParams& quant) {
   SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "quant.json"), codec::ToJson(quant)));
   SI_RETURN_IF_ERROR(SaveModel(ctx, model, "model.pt"));
@@ -410,7 +412,7 @@ Result<std::vector<PipelineSpec>> FineTunedModelPipeline(Ctx& ctx, models::Block
 
 Result<std::vector<PipelineSpec>> Ptq(Ctx& ctx) {
   SI_ASSIGN_OR_RETURN(auto quant, CalibrateWith(ctx, ctx.c.quant, [&](const torch::Tensor& x) {
-                        return ctx.teacher.model->head(x, ctx.split);
+                        return ctx.teacher.net->head(x, ctx.split);
                       }));
   SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "quant.json"), codec::ToJson(quant)));
   PipelineSpec s = BaseSpec(ctx, ctx.c.split);
@@ -421,28 +423,28 @@ Result<std::vector<PipelineSpec>> Ptq(Ctx& ctx) {
 Result<std::vector<PipelineSpec>> Tail(Ctx& ctx, bool with_compensator) {
   const MethodConfig& c = ctx.c;
   SI_ASSIGN_OR_RETURN(auto quant, CalibrateWith(ctx, c.quant, [&](const torch::Tensor& x) {
-                        return ctx.teacher.model->head(x, ctx.split);
+                        return ctx.teacher.net->head(x, ctx.split);
                       }));
   SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "quant.json"), codec::ToJson(quant)));
   SI_ASSIGN_OR_RETURN(auto model, LoadCopy(ctx));
   const int64_t cut = ctx.split.block + 1, nblocks = model->num_blocks();
-  Freeze(*model);
+  Freeze(*model->state_module());
   bottleneck::Compensator comp{nullptr};
   Bundle root;
-  root->hold("model", model);
+  root->hold("model", model->state_module());
   if (with_compensator) {
     comp = bottleneck::Compensator(bottleneck::CompensatorOptions{ctx.split_shape[0], c.compensator_hidden, true});
     comp->to(ctx.in.device);
     root->hold("compensator", comp);
   }
   auto dequantized = [&](const torch::Tensor& x) {
-    auto f = ctx.teacher.model->head(x, ctx.split);  // frozen: teacher and node are the same
+    auto f = ctx.teacher.net->head(x, ctx.split);  // frozen: teacher and node are the same
     return std::make_pair(f, codec::SimulateBatch(quant, f).value());
   };
   auto teacher_logits = [&](const torch::Tensor& f) {
     return [&ctx, f]() {
       torch::NoGradGuard g;
-      return ctx.teacher.model->tail(f, ctx.split);
+      return ctx.teacher.net->tail(f, ctx.split);
     };
   };
   if (with_compensator) {
@@ -462,15 +464,15 @@ Result<std::vector<PipelineSpec>> Tail(Ctx& ctx, bool with_compensator) {
   std::vector<torch::Tensor> params;
   if (with_compensator) params = comp->parameters();
   if (c.finetune_tail || !with_compensator) {
-    for (auto& p : BlockParams(model, cut, nblocks)) {
+    for (auto& p : BlockParams(*model, cut, nblocks)) {
       p.set_requires_grad(true);
       params.push_back(p);
     }
   }
   Stage joint{"finetune", c.epochs, params, root.get(),
               [&] {
-                model->eval();
-                SetBlocksTrain(model, cut, nblocks, c.finetune_tail || !with_compensator);
+                model->set_eval();
+                SetBlocksTrain(*model, cut, nblocks, c.finetune_tail || !with_compensator);
                 if (with_compensator) comp->train();
               },
               [&](const torch::Tensor& x, const torch::Tensor& y, double, int64_t) {
@@ -486,7 +488,7 @@ Result<std::vector<PipelineSpec>> Tail(Ctx& ctx, bool with_compensator) {
   PipelineSpec s = BaseSpec(ctx, c.split);
   s.quantizer = "quant.json";
   if (c.finetune_tail || !with_compensator) {
-    SI_RETURN_IF_ERROR(SaveModel(ctx, model, "server.pt"));
+    SI_RETURN_IF_ERROR(SaveModel(ctx, *model, "server.pt"));
     s.server_model = "server.pt";
   }
   if (with_compensator) {
@@ -508,7 +510,7 @@ Result<std::vector<PipelineSpec>> Tcl(Ctx& ctx) {
   if (level_spec.granularity == codec::Granularity::kRegion) level_spec.granularity = codec::Granularity::kTensor;
   level_spec.reconstruction = codec::Reconstruction::kLevel;
   SI_ASSIGN_OR_RETURN(auto levels, CalibrateWith(ctx, level_spec, [&](const torch::Tensor& x) {
-                        return ctx.teacher.model->head(x, ctx.split);
+                        return ctx.teacher.net->head(x, ctx.split);
                       }));
   std::vector<int64_t> shape{1};
   if (level_spec.granularity == codec::Granularity::kChannel) {
@@ -519,20 +521,20 @@ Result<std::vector<PipelineSpec>> Tcl(Ctx& ctx) {
   auto hi = torch::tensor(levels.hi).reshape(shape).to(ctx.in.device).set_requires_grad(c.tcl_learn_levels);
   SI_ASSIGN_OR_RETURN(auto model, LoadCopy(ctx));
   Bundle root;
-  root->hold("model", model);
+  root->hold("model", model->state_module());
   root->hold_param("levels_hi", hi);
-  auto params = model->parameters();
+  auto params = model->state_module()->parameters();
   if (c.tcl_learn_levels) params.push_back(hi);
   double last_lambda = 0, cluster_sum = 0;
   int64_t cluster_steps = 0;
-  Stage stage{"tcl", c.epochs, params, root.get(), [&] { model->train(); },
+  Stage stage{"tcl", c.epochs, params, root.get(), [&] { model->set_train(true); },
               [&](const torch::Tensor& x, const torch::Tensor& y, double t, int64_t) {
                 auto f = model->head(x, ctx.split);
                 auto logits = model->tail(f, ctx.split);
                 last_lambda = bottleneck::ClusteringWeight(c.tcl_schedule, c.tcl_lambda, t);
                 auto loss = TaskLoss(ctx, logits, y, [&] {
                   torch::NoGradGuard g;
-                  return ctx.teacher.model->forward_all(x);
+                  return ctx.teacher.net->forward_all(x);
                 });
                 auto cluster = bottleneck::ClusteringLoss(f, lo, hi, c.bits);
                 cluster_sum += cluster.item<double>();
@@ -546,7 +548,7 @@ Result<std::vector<PipelineSpec>> Tcl(Ctx& ctx) {
     return j;
   };
   SI_RETURN_IF_ERROR(RunStage(ctx, stage));
-  model->eval();
+  model->set_eval();
   // Two pipelines from the one fine-tuned model, so the study shows which PTQ suits TCL:
   //   NAME        plain PTQ with exactly the levels the features were pulled onto (for region
   //               granularity, whose ranges the loss did not target, recalibrated instead);
@@ -561,7 +563,7 @@ Result<std::vector<PipelineSpec>> Tcl(Ctx& ctx) {
     auto learned_hi = hi.detach().to(torch::kCPU).to(torch::kFloat).contiguous().reshape({-1});
     quant.hi.assign(learned_hi.data_ptr<float>(), learned_hi.data_ptr<float>() + learned_hi.numel());
   }
-  SI_ASSIGN_OR_RETURN(auto specs, FineTunedModelPipeline(ctx, model, quant));
+  SI_ASSIGN_OR_RETURN(auto specs, FineTunedModelPipeline(ctx, *model, quant));
   SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "quant_recal.json"), codec::ToJson(recal)));
   PipelineSpec r = specs.front();
   r.name = ctx.name + "_recal";
@@ -576,69 +578,69 @@ Result<std::vector<PipelineSpec>> Qat(Ctx& ctx) {
   init_spec.bits = c.bits;
   init_spec.clip = codec::ClipMethod::kMse;
   SI_ASSIGN_OR_RETURN(auto init, CalibrateWith(ctx, init_spec, [&](const torch::Tensor& x) {
-                        return ctx.teacher.model->head(x, ctx.split);
+                        return ctx.teacher.net->head(x, ctx.split);
                       }));
   SI_ASSIGN_OR_RETURN(auto model, LoadCopy(ctx));
   bottleneck::LearnedClip clip(init.hi[0]);
   clip->to(ctx.in.device);
   Bundle root;
-  root->hold("model", model);
+  root->hold("model", model->state_module());
   root->hold("clip", clip);
-  auto params = model->parameters();
+  auto params = model->state_module()->parameters();
   params.push_back(clip->parameters()[0]);
-  Stage stage{"qat", c.epochs, params, root.get(), [&] { model->train(); },
+  Stage stage{"qat", c.epochs, params, root.get(), [&] { model->set_train(true); },
               [&](const torch::Tensor& x, const torch::Tensor& y, double, int64_t) {
                 auto logits = model->tail(clip->forward(model->head(x, ctx.split), c.bits), ctx.split);
                 auto loss = TaskLoss(ctx, logits, y, [&] {
                   torch::NoGradGuard g;
-                  return ctx.teacher.model->forward_all(x);
+                  return ctx.teacher.net->forward_all(x);
                 });
                 return std::make_pair(loss, logits);
               }};
   SI_RETURN_IF_ERROR(RunStage(ctx, stage));
-  return FineTunedModelPipeline(ctx, model, TensorParams(c.bits, clip->hi(), ctx.split_shape));
+  return FineTunedModelPipeline(ctx, *model, TensorParams(c.bits, clip->hi(), ctx.split_shape));
 }
 
 Result<std::vector<PipelineSpec>> Ae(Ctx& ctx) {
   const MethodConfig& c = ctx.c;
   SI_ASSIGN_OR_RETURN(auto model, LoadCopy(ctx));
   const int64_t cut = ctx.split.block + 1, nblocks = model->num_blocks();
-  Freeze(*model);
+  Freeze(*model->state_module());
   bottleneck::Autoencoder ae(
       bottleneck::AutoencoderOptions{ctx.split_shape[0], c.latent_channels, c.downsample, /*relu_output=*/true});
   ae->to(ctx.in.device);
   Bundle root;
-  root->hold("model", model);
+  root->hold("model", model->state_module());
   root->hold("ae", ae);
   const int64_t h = ctx.split_shape[1], w = ctx.split_shape[2];
   auto through = [&](const torch::Tensor& f) { return ae->decode(ae->clip->forward(ae->encode(f), c.bits), h, w); };
   Stage warm{"reconstruct", c.warmup_epochs, ae->parameters(), root.get(), [&] { ae->train(); },
              [&](const torch::Tensor& x, const torch::Tensor&, double, int64_t) {
-               auto f = HeadNoGrad(ctx, ctx.teacher.model, x);
+               auto f = HeadNoGrad(ctx, *ctx.teacher.net, x);
                return std::make_pair(F::mse_loss(through(f), f), torch::Tensor());
              }};
   SI_RETURN_IF_ERROR(RunStage(ctx, warm));
   auto params = ae->parameters();
   if (c.finetune_head) {
-    for (auto& p : BlockParams(model, 0, cut)) p.set_requires_grad(true), params.push_back(p);
+    for (auto& p : BlockParams(*model, 0, cut)) p.set_requires_grad(true), params.push_back(p);
   }
   if (c.finetune_tail) {
-    for (auto& p : BlockParams(model, cut, nblocks)) p.set_requires_grad(true), params.push_back(p);
+    for (auto& p : BlockParams(*model, cut, nblocks)) p.set_requires_grad(true), params.push_back(p);
   }
   Stage joint{"finetune", c.epochs, params, root.get(),
               [&] {
-                model->eval();
-                SetBlocksTrain(model, 0, cut, c.finetune_head);
-                SetBlocksTrain(model, cut, nblocks, c.finetune_tail);
+                model->set_eval();
+                SetBlocksTrain(*model, 0, cut, c.finetune_head);
+                SetBlocksTrain(*model, cut, nblocks, c.finetune_tail);
                 ae->train();
               },
               [&](const torch::Tensor& x, const torch::Tensor& y, double, int64_t) {
-                auto f = c.finetune_head ? model->head(x, ctx.split) : HeadNoGrad(ctx, model, x);
+                auto f = c.finetune_head ? model->head(x, ctx.split) : HeadNoGrad(ctx, *model, x);
                 auto fh = through(f);
                 auto logits = model->tail(fh, ctx.split);
                 auto loss = TaskLoss(ctx, logits, y, [&] {
                   torch::NoGradGuard g;
-                  return ctx.teacher.model->forward_all(x);
+                  return ctx.teacher.net->forward_all(x);
                 });
                 if (c.recon_weight > 0) loss = loss + c.recon_weight * F::mse_loss(fh, f.detach());
                 return std::make_pair(loss, logits);
@@ -654,10 +656,10 @@ Result<std::vector<PipelineSpec>> Ae(Ctx& ctx) {
   s.bottleneck = "autoencoder.pt";
   s.quantizer = "quant.json";
   if (c.finetune_head) {
-    SI_RETURN_IF_ERROR(SaveModel(ctx, model, "model.pt"));
+    SI_RETURN_IF_ERROR(SaveModel(ctx, *model, "model.pt"));
     s.model = "model.pt";
   } else if (c.finetune_tail) {
-    SI_RETURN_IF_ERROR(SaveModel(ctx, model, "server.pt"));
+    SI_RETURN_IF_ERROR(SaveModel(ctx, *model, "server.pt"));
     s.server_model = "server.pt";
   }
   return std::vector<PipelineSpec>{s};
@@ -674,9 +676,9 @@ Result<std::vector<PipelineSpec>> SharedAe(Ctx& ctx, bool per_point) {
   };
   std::vector<Point> points;
   for (const auto& name : c.points) {
-    SI_ASSIGN_OR_RETURN(auto sp, ctx.teacher.model->find_split(name));
+    SI_ASSIGN_OR_RETURN(auto sp, ctx.teacher.net->find_split(name));
     torch::NoGradGuard g;
-    auto f = ctx.teacher.model->head(models::ExampleInput(ctx.teacher.meta, 1, ctx.in.device), sp);
+    auto f = ctx.teacher.net->head(models::ExampleInput(ctx.teacher.meta, 1, ctx.in.device), sp);
     if (f.dim() != 4) return InvalidArgument("split point '" + name + "' is not a convolutional feature map");
     points.push_back({sp, f.size(1)});
   }
@@ -711,13 +713,13 @@ Result<std::vector<PipelineSpec>> SharedAe(Ctx& ctx, bool per_point) {
                   torch::Tensor f;
                   {
                     torch::NoGradGuard g;
-                    f = ctx.teacher.model->head(x, sp);
+                    f = ctx.teacher.net->head(x, sp);
                   }
                   auto fh = sae->decode(sae->quantize(sae->encode(f, k), k, bits), k);
-                  auto logits = ctx.teacher.model->tail(fh, sp);
+                  auto logits = ctx.teacher.net->tail(fh, sp);
                   auto loss = TaskLoss(ctx, logits, y, [&] {
                     torch::NoGradGuard g;
-                    return ctx.teacher.model->tail(f, sp);
+                    return ctx.teacher.net->tail(f, sp);
                   });
                   if (c.recon_weight > 0) loss = loss + c.recon_weight * F::mse_loss(fh, f);
                   return std::make_pair(loss, logits);
@@ -763,16 +765,16 @@ Result<MethodOutput> RunMethod(const MethodConfig& c, const MethodInputs& in) {
     return Mismatch(done_path + " belongs to other method settings; delete " + in.out_dir + " to retrain");
   }
 
-  SI_ASSIGN_OR_RETURN(auto teacher, models::LoadCheckpoint(in.base_checkpoint, in.device));
-  Freeze(*teacher.model);
+  SI_ASSIGN_OR_RETURN(auto teacher, models::OpenModel(in.base_checkpoint, in.device));
+  Freeze(*teacher.net->state_module());
   Ctx ctx{c, in, nullptr, {}, teacher, {}, {}, fs::path(in.out_dir).filename().string()};
   SI_ASSIGN_OR_RETURN(ctx.train_set, OpenSplit(in.data, data::Split::kTrain));
   ctx.norm.mean = teacher.meta.norm_mean;
   ctx.norm.std = teacher.meta.norm_std;
   if (c.method != "shared_ae" && c.method != "per_point_ae") {
-    SI_ASSIGN_OR_RETURN(ctx.split, teacher.model->find_split(c.split));
+    SI_ASSIGN_OR_RETURN(ctx.split, teacher.net->find_split(c.split));
     torch::NoGradGuard g;
-    auto f = teacher.model->head(models::ExampleInput(teacher.meta, 1, in.device), ctx.split);
+    auto f = teacher.net->head(models::ExampleInput(teacher.meta, 1, in.device), ctx.split);
     ctx.split_shape.assign(f.sizes().begin() + 1, f.sizes().end());
     if ((c.method == "ae" || c.method == "qcnet") && f.dim() != 4) {
       return InvalidArgument("method " + c.method + " needs a convolutional feature map at split '" + c.split + "'");

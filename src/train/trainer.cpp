@@ -92,7 +92,7 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
     model = native.ptr();
   }
   model->to_device(options.device);
-  torch::nn::Module& state = model->state_module();
+  torch::nn::Module& state = *model->state_module();
   auto optimizer = MakeOptimizer(config.optimizer, state.parameters());
 
   const nlohmann::json config_json = ToJson(config);

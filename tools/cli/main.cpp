@@ -95,12 +95,12 @@ si::Status RunEvalPipeline(const EvalArgs& a) {
   SI_ASSIGN_OR_RETURN(auto r, si::eval::EvaluatePipeline(pipeline, *dataset, po));
   const auto& spec = pipeline.spec();
   const std::string reference = spec.Resolve(spec.reference_model.empty() ? spec.model : spec.reference_model);
-  SI_ASSIGN_OR_RETURN(auto ref, si::models::LoadCheckpoint(reference, device));
+  SI_ASSIGN_OR_RETURN(auto ref, si::models::OpenModel(reference, device));
   si::eval::EvalOptions eo;
   eo.batch_size = a.batch_size;
   eo.limit = a.limit;
   eo.device = device;
-  SI_ASSIGN_OR_RETURN(auto fr, si::eval::Evaluate(*ref.model, *dataset, {ref.meta.norm_mean, ref.meta.norm_std},
+  SI_ASSIGN_OR_RETURN(auto fr, si::eval::Evaluate(*ref.net, *dataset, {ref.meta.norm_mean, ref.meta.norm_std},
                                                   std::nullopt, eo));
   const auto& q = pipeline.codec().quant;
   if (a.json) {
