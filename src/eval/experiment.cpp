@@ -184,8 +184,10 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
     return Status::Ok();
   };
 
-  SI_ASSIGN_OR_RETURN(auto test_set, train::OpenSplit(config.data, data::Split::kTest));
   SI_ASSIGN_OR_RETURN(auto base, models::OpenModel(config.model, options.device));
+  const train::DataConfig data_config = train::SizedFor(config.data, base.meta.input_shape);
+  SI_ASSIGN_OR_RETURN(auto test_set, train::OpenSplit(data_config, data::Split::kTest));
+  SI_RETURN_IF_ERROR(CheckDatasetFits(base.meta, *test_set));
   data::Normalization norm{base.meta.norm_mean, base.meta.norm_std};
 
   // The float reference, measured here (not copied from the checkpoint's metadata).
@@ -239,7 +241,7 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
     const std::string run_dir = (fs::path(options.out_dir) / "runs" / run->name).string();
     train::MethodInputs in;
     in.base_checkpoint = config.model;
-    in.data = config.data;
+    in.data = data_config;
     in.out_dir = run_dir;
     in.device = options.device;
     in.progress = options.progress;

@@ -103,6 +103,11 @@ class LimitedDataset : public data::Dataset {
 
 }  // namespace
 
+DataConfig SizedFor(DataConfig c, const std::vector<int64_t>& input_shape) {
+  if (c.image_size == 0 && input_shape.size() == 3) c.image_size = input_shape[2];
+  return c;
+}
+
 Result<std::unique_ptr<data::Dataset>> OpenSplit(const DataConfig& c, data::Split split) {
   SI_ASSIGN_OR_RETURN(auto d, data::OpenDataset(c.dataset, c.dir, split, c.image_size));
   const int64_t limit = split == data::Split::kTrain ? c.limit_train : c.limit_test;

@@ -59,7 +59,7 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
     SI_ASSIGN_OR_RETURN(models::OpenedModel opened, models::OpenModel(config.model.name, torch::kCPU, options.model_flags));
     model = opened.net;
     base = opened.meta;
-    if (data_config.image_size == 0) data_config.image_size = base.input_shape[2];
+    data_config = SizedFor(data_config, base.input_shape);
   }
   SI_ASSIGN_OR_RETURN(auto train_set, OpenSplit(data_config, data::Split::kTrain));
   SI_ASSIGN_OR_RETURN(auto test_set, OpenSplit(data_config, data::Split::kTest));

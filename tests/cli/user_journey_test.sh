@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The user journey of issue 15, end to end on small data: a user's own torchvision model and
+# their own image folder through every command, as docs/your_model.md describes it at full size.
+#
+#   1. tools/export_torchscript.py: torchvision ResNet-18 (random weights) at 32x32 input, 10
+#      classes named after the folder's, metadata embedded
+#   2. an image folder written here: Fashion-MNIST items as PNG files in class folders
+#   3. train (fine-tune the exported file) until it is well above chance: random weights would
+#      hide a class-order or normalisation bug
+#   4. eval on the folder (whole model and split), 5. experiment (PTQ and QAT),
+#   6. serve + node over the emulated link, 7. profile + plan
+#
+# Needs python3-torch/torchvision and PIL (installed by scripts/install-deps.sh) and a build with
+# OpenCV (image folders); skips (exit 77) without them. Usage: user_journey_test.sh BIN
+set -u
+BIN=$1
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+PY=/usr/bin/python3
+TMP=$(mktemp -d)
+SERVER_PID=""
+trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$TMP"' EXIT
+pass=0 fail=0
+step() {  # name, expected output substring, command...
+  local name=$1 want=$2; shift 2
+  if "$@" >"$TMP/out" 2>"$TMP/err" && grep -qF -- "$want" "$TMP/out"; then
+    pass=$((pass + 1)); echo "ok   $name"
+  else
+    fail=$((fail + 1)); echo "FAIL $name (want '$want'):"; cat "$TMP/out" "$TMP/err"
+  fi
+}
+value() { grep -o "\"$1\":[-0-9.e]*" "$TMP/out" | head -1 | cut -d: -f2; }
+
+if ! "$BIN" version --json | grep -q '"image_folders":true'; then echo "skip: built without OpenCV"; exit 77; fi
+if ! $PY -c "import torch, torchvision, PIL" 2>/dev/null; then echo "skip: no python3-torch/torchvision/PIL"; exit 77; fi
+
+# 2. The image folder: 150 training and 50 test images per class, class folders named as a
+# user would name them (folder order is class order, as in torchvision's ImageFolder).
+$PY "$SRC/tools/fmnist_to_folder.py" --out "$TMP/folder" --train-per-class 150 --test-per-class 50 > /dev/null ||
+  { echo "FAIL writing the image folder"; exit 1; }
+ls "$TMP/folder/train" | tr '\n' ',' | sed 's/,$//' > "$TMP/classes.txt"
+D="$TMP/folder"
+
+# 1. Export, with the folder's class names and Fashion-MNIST's statistics on every channel.
+step "export_torchscript resnet18 32x32" "splitinfer metadata embedded" $PY "$SRC/tools/export_torchscript.py" \
+  --model resnet18 --input-size 32 --num-classes 10 --classes "$(cat "$TMP/classes.txt")" \
+  --mean 0.286,0.286,0.286 --std 0.353,0.353,0.353 --dataset imagefolder --out "$TMP/r18.pt"
+step "eval the exported model (random weights)" '"kind":"torchscript"' "$BIN" eval --model "$TMP/r18.pt" \
+  --data "imagefolder:$D" --json
+chance=$(value top1)
+
+# 3. Fine-tune it on the folder.
+cat > "$TMP/train.yaml" <<YAML
+model: {name: $TMP/r18.pt}
+data: {dataset: imagefolder, dir: $D}
+optimizer: {name: adamw, lr: 0.001, weight_decay: 0.0001}
+epochs: 3
+batch_size: 50
+threads: 2
+YAML
+step "train the exported model" "test top1" "$BIN" train --config "$TMP/train.yaml" --out "$TMP/run"
+M="$TMP/run/checkpoint.pt"
+
+# 4. eval: the trained file scores what training reported, far above the random weights' score.
+step "eval the trained model" '"kind":"torchscript"' "$BIN" eval --model "$M" --data "imagefolder:$D" --json
+top1=$(value top1)
+if awk -v t="$top1" -v c="$chance" 'BEGIN { exit !(t >= 50 && t > c + 25) }'; then
+  pass=$((pass + 1)); echo "ok   trained top-1 $top1 % (random weights $chance %)"
+else
+  fail=$((fail + 1)); echo "FAIL trained top-1 $top1 % is not well above chance (random weights $chance %)"
+fi
+step "eval split at layer2" '"feature_shape":[128,4,4]' "$BIN" eval --model "$M" --split layer2 --json
+if ! "$BIN" eval --model "$M" --data "imagefolder:$D" --classes a,b,c,d,e,f,g,h,i,j > "$TMP/out" 2>&1 &&
+   grep -qF "MISMATCH: class 0 is 'a' in model resnet18 but 'bag'" "$TMP/out"; then
+  pass=$((pass + 1)); echo "ok   eval with other class names is refused"
+else
+  fail=$((fail + 1)); echo "FAIL eval with other class names:"; cat "$TMP/out"
+fi
+
+# 5. experiment: PTQ at two splits and a short QAT run, on the folder, through real frames.
+cat > "$TMP/study.yaml" <<YAML
+model: $M
+data: {dataset: imagefolder, dir: $D}
+coders: [zstd, cabac]
+image_baselines: false
+ptq: {splits: [layer1, layer2], bits: [2, 4], granularity: [tensor], calibration_images: 100}
+runs:
+  - {name: qat, method: qat, split: layer2, bits: 2, epochs: 1, lr: 0.0001}
+YAML
+step "experiment PTQ + QAT" "study written to" "$BIN" experiment --config "$TMP/study.yaml" --out "$TMP/study" \
+  --threads 2
+rows=$(grep -c "^ptq_\|^qat," "$TMP/study/results.csv" 2>/dev/null || echo 0)
+if [ "$rows" -eq 10 ]; then
+  pass=$((pass + 1)); echo "ok   study rows ($rows)"
+else
+  fail=$((fail + 1)); echo "FAIL study rows: $rows of 10"; cat "$TMP/study/results.csv"
+fi
+PIPE="$TMP/study/runs/ptq_layer2_b4_tensor/pipeline.yaml"
+
+# 6. serve + node over the emulated link, images read from the folder.
+"$BIN" serve --config "$PIPE" --listen 127.0.0.1:0 --port-file "$TMP/port" > "$TMP/serve.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+step "node over a 1 MB/s link" '"images":100' "$BIN" node --server "127.0.0.1:$(cat "$TMP/port")" --pipeline "$PIPE" \
+  --data "$D" --limit 100 --rate 1MB/s --rtt 10ms --json --quiet
+node_top1=$(value top1)
+if awk -v t="$node_top1" 'BEGIN { exit !(t >= 45) }'; then
+  pass=$((pass + 1)); echo "ok   node top-1 $node_top1 %"
+else
+  fail=$((fail + 1)); echo "FAIL node top-1 $node_top1 %"; cat "$TMP/out"
+fi
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null; SERVER_PID=""
+
+# 7. profile + plan.
+step "profile the trained model" "profiled resnet18" "$BIN" profile --model "$M" --threads 1 --batches 1 \
+  --repeats 3 --maps 2 --idle-gaps 0,10 --bits 2,4 --coders zstd,cabac --call-ms 0.5 --out "$TMP/profile.yaml"
+step "plan with the study's accuracy" "best" "$BIN" plan --node "$TMP/profile.yaml" --server "$TMP/profile.yaml" \
+  --rates 1,10 --rtt 10ms --results "$TMP/study/results.json" --min-accuracy 1
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
