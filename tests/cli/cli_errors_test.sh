@@ -234,6 +234,11 @@ check_error "TorchScript metadata flags on a checkpoint" "describe a TorchScript
 check_error "TorchScript model names no dataset" "give --data fmnist, --data imagefolder:DIR" "$BIN" eval --model "$TS"
 check_error "TorchScript head into the low-bit converter" "UNIMPLEMENTED: the low-bit converter cannot read" \
   "$BIN" quantize-head --model "$TS" --split features --out "$TMP/ts.sihead"
+if has image_folders; then
+  mkdir -p "$TMP/noclasses/test"
+  check_error "image folder with no classes" "has no class sub-folders" "$BIN" eval --model "$TS" \
+    --data "imagefolder:$TMP/noclasses"
+fi
 check_error "bad --input-shape" "--input-shape '3x224': expected three sizes" "$BIN" eval --model "$BARE" \
   --input-shape 3x224 --data fmnist
 
