@@ -8,7 +8,10 @@
 namespace splitinfer::data {
 
 Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& kind, const std::string& dir, Split split,
-                                             int64_t image_size) {
+                                             int64_t image_size, int64_t channels) {
+  if (channels != 0 && channels != 1 && channels != 3) {
+    return InvalidArgument("images with " + std::to_string(channels) + " channels: only 1 (grayscale) or 3 (RGB)");
+  }
   if (kind == "fmnist") {
     SI_ASSIGN_OR_RETURN(InMemoryDataset d, LoadFashionMnist(split, dir.empty() ? kFashionMnistDefaultDir : dir));
     return std::unique_ptr<Dataset>(std::make_unique<InMemoryDataset>(std::move(d)));
@@ -17,6 +20,7 @@ Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& kind, const std:
   if (kind == "imagefolder") {
     ImageFolderOptions o;
     o.height = o.width = image_size > 0 ? image_size : 224;
+    o.grayscale = channels == 1;
     namespace fs = std::filesystem;
     std::string sub = split == Split::kTrain ? "train" : "test";
     if (split == Split::kTest && !fs::exists(fs::path(dir) / sub) && fs::exists(fs::path(dir) / "val")) sub = "val";
@@ -25,13 +29,14 @@ Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& kind, const std:
   if (kind == "tinyimagenet") {
     ImageFolderOptions o;
     o.height = o.width = image_size > 0 ? image_size : 64;
+    o.grayscale = channels == 1;
     return LoadTinyImageNet(dir, split, o);
   }
   return InvalidArgument("unknown dataset '" + kind + "'; known: fmnist, imagefolder, tinyimagenet");
 }
 
 DatasetRef ParseDatasetRef(const std::string& text) {
-  if (text == "fmnist") return {"fmnist", ""};
+  if (text == kFashionMnist || text == "fmnist-test") return {kFashionMnist, ""};
   for (const char* kind : {"fmnist", "imagefolder", "tinyimagenet"}) {
     const std::string prefix = std::string(kind) + ":";
     if (text.rfind(prefix, 0) == 0) return {kind, text.substr(prefix.size())};

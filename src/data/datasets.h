@@ -12,11 +12,18 @@
 namespace splitinfer::data {
 
 // image_size: folder datasets resize to this square size (0 = 224; TinyImageNet: 64).
+// channels: folder datasets read 1 (grayscale) or 3 (RGB) channels (0 = 3); Fashion-MNIST is 1.
 Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& kind, const std::string& dir, Split split,
-                                             int64_t image_size = 0);
+                                             int64_t image_size = 0, int64_t channels = 0);
 
 // A dataset reference as every command's --data gives it: "fmnist", "imagefolder:DIR",
 // "tinyimagenet:DIR", or a bare DIR (its kind then comes from the model's metadata: kind "").
+// "fmnist-test", the node's older spelling, is "fmnist".
+// The dataset kinds OpenDataset knows, by the names configs and --data use.
+inline constexpr const char* kFashionMnist = "fmnist";
+inline constexpr const char* kImageFolder = "imagefolder";
+inline constexpr const char* kTinyImageNet = "tinyimagenet";
+
 struct DatasetRef {
   std::string kind, dir;
 };

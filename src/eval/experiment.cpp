@@ -187,7 +187,7 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
   SI_ASSIGN_OR_RETURN(auto base, models::OpenModel(config.model, options.device));
   const train::DataConfig data_config = train::SizedFor(config.data, base.meta.input_shape);
   SI_ASSIGN_OR_RETURN(auto test_set, train::OpenSplit(data_config, data::Split::kTest));
-  SI_RETURN_IF_ERROR(CheckDatasetFits(base.meta, *test_set));
+  SI_RETURN_IF_ERROR(bottleneck::CheckDatasetFits(base.meta, *test_set));
   data::Normalization norm{base.meta.norm_mean, base.meta.norm_std};
 
   // The float reference, measured here (not copied from the checkpoint's metadata).

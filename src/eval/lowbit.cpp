@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "bottleneck/faces.h"
+#include "bottleneck/model_data.h"
 #include "bottleneck/pipeline.h"
 #include "models/device.h"
 #include "codec/feature_codec.h"
@@ -29,6 +31,7 @@ struct Model {
   std::string ref, name, dataset;
   std::vector<int64_t> input_shape;
   data::Normalization norm;
+  models::CheckpointMeta meta;
 };
 
 Result<Model> LoadModel(const std::string& what, const models::ModelMetaFlags& flags) {
@@ -42,6 +45,7 @@ Result<Model> LoadModel(const std::string& what, const models::ModelMetaFlags& f
   m.dataset = opened.kind == models::ModelKind::kZoo ? "" : opened.meta.dataset;
   m.input_shape = opened.meta.input_shape;
   m.norm = {opened.meta.norm_mean, opened.meta.norm_std};
+  m.meta = opened.meta;
   return m;
 }
 
@@ -55,11 +59,12 @@ Result<models::BlockChain> Convertible(const Model& m) {
                        "models and their checkpoints); run its head in LibTorch (bench head --impl torch)");
 }
 
-// Normalised images for calibration (or timing): the first training images of the model's
-// dataset, else smooth random images (a blurred noise field, fixed seed).
-Result<torch::Tensor> CalibrationImages(const Model& m, int64_t n) {
-  if (m.dataset == "fmnist") {
-    SI_ASSIGN_OR_RETURN(auto train, data::OpenDataset("fmnist", "", data::Split::kTrain));
+// Normalised images for calibration (or timing): the first training images of `data` (a
+// dataset reference) or else of the model's own dataset, else (a zoo model: random weights)
+// smooth random images (a blurred noise field, fixed seed).
+Result<torch::Tensor> CalibrationImages(const Model& m, int64_t n, const std::string& data) {
+  if (!data.empty() || !m.dataset.empty()) {
+    SI_ASSIGN_OR_RETURN(auto train, bottleneck::OpenDatasetFor(m.meta, data, data::Split::kTrain));
     std::vector<int64_t> idx(static_cast<size_t>(std::min<int64_t>(n, train->size())));
     for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
     SI_ASSIGN_OR_RETURN(auto batch, train->batch(idx));
@@ -85,7 +90,7 @@ Result<QuantizeHeadReport> QuantizeHead(const QuantizeHeadOptions& o) {
   SI_ASSIGN_OR_RETURN(auto split, m.net->find_split(o.split));
   SI_ASSIGN_OR_RETURN(models::BlockChain native, Convertible(m));
   SI_ASSIGN_OR_RETURN(auto graph, models::lowbit::ExtractHead(native, m.name, split, m.input_shape));
-  SI_ASSIGN_OR_RETURN(auto images, CalibrationImages(m, o.calibration_images));
+  SI_ASSIGN_OR_RETURN(auto images, CalibrationImages(m, o.calibration_images, o.data));
   QuantizeHeadReport r;
   r.model = m.name;
   r.split = o.split;
@@ -148,8 +153,10 @@ Result<HeadEvalReport> EvaluateHead(const HeadEvalOptions& o) {
     }
     pipe = std::make_unique<bottleneck::Pipeline>(std::move(p));
   }
-  if (m.dataset.empty()) return InvalidArgument("accuracy needs a trained checkpoint with a dataset, not a zoo name");
-  SI_ASSIGN_OR_RETURN(auto test, data::OpenDataset(m.dataset, "", data::Split::kTest));
+  if (m.dataset.empty() && o.data.empty()) {
+    return InvalidArgument("accuracy needs a trained model with a dataset (or --data), not a zoo name");
+  }
+  SI_ASSIGN_OR_RETURN(auto test, bottleneck::OpenDatasetFor(m.meta, o.data, data::Split::kTest));
   const int64_t n = o.limit > 0 ? std::min(o.limit, test->size()) : test->size();
   HeadEvalReport r;
   r.model = graph.model;
@@ -169,15 +176,18 @@ Result<HeadEvalReport> EvaluateHead(const HeadEvalOptions& o) {
   double bytes = 0, ignored = 0;
   auto classify = [&](const torch::Tensor& head_out, double* out_bytes) -> Result<torch::Tensor> {
     if (!pipe) return m.net->tail(head_out, split).argmax(1);
-    const auto f = pipe->NodeFeaturesFromHead(head_out).contiguous();
+    bottleneck::NodeFace node(*pipe);
+    bottleneck::ServerFace server(*pipe);
+    SI_ASSIGN_OR_RETURN(const auto f, node.FeaturesFromHead(head_out));
     std::vector<torch::Tensor> back;
     for (int64_t i = 0; i < f.size(0); ++i) {
-      SI_ASSIGN_OR_RETURN(auto enc, codec::EncodeFeature(pipe->codec(), f[i]));
+      SI_ASSIGN_OR_RETURN(auto enc, node.Encode(f[i]));
       *out_bytes += static_cast<double>(enc.frame.size());
-      SI_ASSIGN_OR_RETURN(auto d, codec::DecodeFeature(pipe->codec(), enc.frame.data(), enc.frame.size()));
+      SI_ASSIGN_OR_RETURN(auto d, server.Decode(enc.frame.data(), enc.frame.size()));
       back.push_back(d);
     }
-    return pipe->ServerLogits(torch::stack(back)).argmax(1);
+    SI_ASSIGN_OR_RETURN(auto scores, server.Scores(torch::stack(back)));
+    return scores.argmax(1);
   };
   int64_t correct_float = 0, correct_lowbit = 0;
   const auto& norm = pipe ? pipe->normalization() : m.norm;
@@ -231,7 +241,7 @@ Result<HeadBenchReport> BenchHead(const HeadBenchOptions& o) {
   models::ConfigureThreads(o.threads);
   SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint, o.model_flags));
   SI_ASSIGN_OR_RETURN(auto split, m.net->find_split(o.split));
-  SI_ASSIGN_OR_RETURN(auto images, CalibrationImages(m, 1));
+  SI_ASSIGN_OR_RETURN(auto images, CalibrationImages(m, 1, o.data));
   HeadBenchReport r;
   r.compute = models::ComputeLine(models::DescribeCompute());
   r.impl = o.impl;

@@ -23,6 +23,7 @@ namespace splitinfer::eval {
 struct QuantizeHeadOptions {
   std::string checkpoint;        // a model reference (models/model_ref.h); a zoo name calibrates on smooth random images
   models::ModelMetaFlags model_flags;  // for a TorchScript file without its own metadata
+  std::string data;  // calibration images: a dataset reference ("" = the model's own dataset)
   std::string split;
   kernels::QuantizeOptions quant;
   int64_t calibration_images = 64;  // the first training images
@@ -48,6 +49,7 @@ struct HeadEvalOptions {
   std::string head_file;
   std::string checkpoint;  // the model the head came from (its tail runs on the server side)
   models::ModelMetaFlags model_flags;
+  std::string data;  // the test images: a dataset reference ("" = the model's own dataset)
   std::string pipeline;    // optional: run the pipeline's encoder, codec and decoder/tail instead
   kernels::HeadImpl impl = kernels::HeadImpl::kInt8;
   int64_t limit = 0;       // test images (0 = all)
@@ -70,6 +72,7 @@ Result<HeadEvalReport> EvaluateHead(const HeadEvalOptions& options);
 struct HeadBenchOptions {
   std::string checkpoint;  // a model reference: zoo name, checkpoint or TorchScript file
   models::ModelMetaFlags model_flags;
+  std::string data;  // the timed image: a dataset reference ("" = the model's own, random for a zoo name)
   std::string split;
   std::string impl = "torch";  // torch | int8 | lut | reference | auto
   std::string quantized;       // head file (int8, lut, reference)

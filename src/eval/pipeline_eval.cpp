@@ -1,5 +1,7 @@
 #include "eval/pipeline_eval.h"
 
+#include "bottleneck/faces.h"
+
 #include <chrono>
 
 #include <torch/torch.h>
@@ -33,6 +35,8 @@ Result<PipelineEvalResult> EvaluatePipeline(bottleneck::Pipeline& pipeline, cons
   int64_t correct = 0;
   pipeline.set_eval_all();
   torch::NoGradGuard no_grad;
+  bottleneck::NodeFace node(pipeline);
+  bottleneck::ServerFace server(pipeline);
   ProgressBar bar(stderr, "eval " + pipeline.spec().name, (n + options.batch_size - 1) / options.batch_size,
                   options.progress ? 0.5 : 1e9);
   for (int64_t begin = 0, step = 0; begin < n; begin += options.batch_size, ++step) {
@@ -41,35 +45,25 @@ Result<PipelineEvalResult> EvaluatePipeline(bottleneck::Pipeline& pipeline, cons
     for (int64_t i = begin; i < end; ++i) idx.push_back(i);
     SI_ASSIGN_OR_RETURN(auto batch, dataset.batch(idx));
     auto x = data::ToFloatNormalized(batch.first, pipeline.normalization()).to(options.device);
-    torch::Tensor features;
-    try {
-      features = pipeline.NodeFeatures(x).to(torch::kCPU).contiguous();
-    } catch (const c10::Error& e) {
-      return Internal(std::string("node forward failed: ") + e.what_without_backtrace());
-    }
+    SI_ASSIGN_OR_RETURN(torch::Tensor features, node.Features(x));
     if (r.wire_shape.empty()) r.wire_shape.assign(features.sizes().begin() + 1, features.sizes().end());
     std::vector<torch::Tensor> decoded;
     decoded.reserve(static_cast<size_t>(end - begin));
     for (int64_t i = 0; i < end - begin; ++i) {
       const auto f = features[i];
       for (size_t c = 0; c < codecs.size(); ++c) {
-        SI_ASSIGN_OR_RETURN(auto enc, codec::EncodeFeature(codecs[c], f));
+        SI_ASSIGN_OR_RETURN(auto enc, node.Encode(f, &codecs[c]));
         bytes[c] += static_cast<double>(enc.frame.size());
         SI_ASSIGN_OR_RETURN(auto view, codec::ParseFrame(enc.frame.data(), enc.frame.size()));
         header[c] += static_cast<double>(enc.frame.size() - view.payload_size);
         if (c == 0) {
           order0 += codec::Order0Bytes(enc.symbols.data(), enc.symbols.size(), codecs[0].quant.spec.bits);
-          SI_ASSIGN_OR_RETURN(auto back, codec::DecodeFeature(codecs[0], enc.frame.data(), enc.frame.size()));
+          SI_ASSIGN_OR_RETURN(auto back, server.Decode(enc.frame.data(), enc.frame.size()));
           decoded.push_back(back);
         }
       }
     }
-    torch::Tensor logits;
-    try {
-      logits = pipeline.ServerLogits(torch::stack(decoded).to(options.device));
-    } catch (const c10::Error& e) {
-      return Internal(std::string("server forward failed: ") + e.what_without_backtrace());
-    }
+    SI_ASSIGN_OR_RETURN(torch::Tensor logits, server.Scores(torch::stack(decoded)));
     correct += logits.argmax(1).to(torch::kCPU).eq(batch.second).sum().item<int64_t>();
     if (options.progress) bar.update(step + 1, end, "top1 " + std::to_string(100.0 * correct / end).substr(0, 5) + "%");
   }
@@ -82,46 +76,6 @@ Result<PipelineEvalResult> EvaluatePipeline(bottleneck::Pipeline& pipeline, cons
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (options.progress) bar.finish("top1 " + std::to_string(r.top1).substr(0, 5) + "%");
   return r;
-}
-
-Status CheckDatasetFits(const models::CheckpointMeta& meta, const data::Dataset& data) {
-  const data::Dataset* dataset = &data;
-  if (dataset->image_shape() != meta.input_shape) {
-    return Mismatch("model " + meta.model + " expects images of shape " + nlohmann::json(meta.input_shape).dump() +
-                    " but dataset " + dataset->name() + " has " + nlohmann::json(dataset->image_shape()).dump());
-  }
-  const auto names = dataset->class_names();
-  if (names.size() != meta.class_names.size()) {
-    return Mismatch("model " + meta.model + " has " + std::to_string(meta.class_names.size()) + " classes but dataset " +
-                    dataset->name() + " has " + std::to_string(names.size()));
-  }
-  bool numbered = true;
-  for (size_t c = 0; c < meta.class_names.size(); ++c) numbered = numbered && meta.class_names[c] == std::to_string(c);
-  for (size_t c = 0; c < names.size() && !numbered; ++c) {
-    if (names[c] != meta.class_names[c]) {
-      return Mismatch("class " + std::to_string(c) + " is '" + meta.class_names[c] + "' in model " + meta.model +
-                      " but '" + names[c] + "' in dataset " + dataset->name() +
-                      " (a different class order gives wrong answers; rename the folders or give --classes)");
-    }
-  }
-  return Status::Ok();
-}
-
-Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMeta& meta, const std::string& data,
-                                                      data::Split split) {
-  data::DatasetRef ref = data::ParseDatasetRef(data);
-  if (ref.kind.empty()) ref.kind = meta.dataset;
-  if (ref.dir.empty() && ref.kind == meta.dataset && meta.train_config.contains("data")) {
-    ref.dir = meta.train_config["data"].value("dir", "");
-  }
-  if (ref.kind.empty()) {
-    return InvalidArgument("model " + meta.model +
-                           " names no dataset: give --data fmnist, --data imagefolder:DIR or --data tinyimagenet:DIR");
-  }
-  SI_ASSIGN_OR_RETURN(auto dataset, data::OpenDataset(ref.kind, ref.dir, split,
-                                                      meta.input_shape.size() == 3 ? meta.input_shape[2] : 0));
-  SI_RETURN_IF_ERROR(CheckDatasetFits(meta, *dataset));
-  return dataset;
 }
 
 Result<codec::CabacModel> TrainPipelineCabacModel(bottleneck::Pipeline& pipeline, const data::Dataset& train,
@@ -139,7 +93,7 @@ Result<codec::CabacModel> TrainPipelineCabacModel(bottleneck::Pipeline& pipeline
     for (int64_t i = b0; i < std::min(n, b0 + batch_size); ++i) idx.push_back(i);
     SI_ASSIGN_OR_RETURN(auto batch, train.batch(idx));
     const auto x = data::ToFloatNormalized(batch.first, pipeline.normalization()).to(pipeline.device());
-    const auto features = pipeline.NodeFeatures(x).to(torch::kCPU).contiguous();
+    SI_ASSIGN_OR_RETURN(const auto features, bottleneck::NodeFace(pipeline).Features(x));
     for (int64_t i = 0; i < features.size(0); ++i) {
       SI_ASSIGN_OR_RETURN(codec::QuantizedMap q, codec::Quantize(quant, features[i]));
       maps.push_back(std::move(q.symbols));

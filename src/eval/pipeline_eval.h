@@ -9,6 +9,7 @@
 
 #include <torch/types.h>
 
+#include "bottleneck/model_data.h"
 #include "bottleneck/pipeline.h"
 #include "codec/lossless/cabac.h"
 #include "core/status.h"
@@ -45,13 +46,7 @@ struct PipelineEvalResult {
 Result<PipelineEvalResult> EvaluatePipeline(bottleneck::Pipeline& pipeline, const data::Dataset& dataset,
                                             const PipelineEvalOptions& options);
 
-// The split of a dataset for a model. `data`: a dataset reference (data::ParseDatasetRef); empty
-// or a bare directory takes the kind the model's metadata names (and, empty, the directory its
-// training config names, else the dataset's default). Checked against the model: input shape,
-// and class names unless the model's are only numbers (0..N-1: names not known).
-Status CheckDatasetFits(const models::CheckpointMeta& meta, const data::Dataset& dataset);
-Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMeta& meta, const std::string& data_dir,
-                                                      data::Split split);
+
 
 // The context model of the cabac-trained coder for this pipeline's symbol maps: the node's
 // features of the first `images` examples of `train` (training images: the test set stays

@@ -43,7 +43,7 @@ struct OpenedModel {
   std::string ref;                  // as given
   std::shared_ptr<SplitModel> net;  // every kind; in eval mode on the requested device
   BlockChain native{nullptr};       // zoo and checkpoint: the same network as a trainable native chain
-  CheckpointMeta meta;              // zoo: its defaults (ZooDefaults); dataset "" unless known
+  CheckpointMeta meta;              // zoo: its defaults (ZooDefaults), no dataset (random weights)
   std::string meta_source;          // where meta came from, for messages and reports
 };
 

@@ -20,6 +20,8 @@
 #include "models/checkpoint.h"
 #include "models/device.h"
 #include "models/model_ref.h"
+#include "bottleneck/faces.h"
+#include "bottleneck/model_data.h"
 #include "bottleneck/pipeline.h"
 #include "models/build_info.h"
 #include "models/zoo/zoo.h"
@@ -133,13 +135,21 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
   p.source = opened.kind == models::ModelKind::kZoo ? "random weights" : o.model;
   p.input_shape = opened.meta.input_shape;
   norm = {opened.meta.norm_mean, opened.meta.norm_std};
-  if (opened.kind != models::ModelKind::kZoo && opened.meta.dataset == "fmnist") {
-    SI_ASSIGN_OR_RETURN(auto test, data::OpenDataset("fmnist", "", data::Split::kTest));
-    std::vector<int64_t> idx(static_cast<size_t>(o.codec_maps));
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
-    SI_ASSIGN_OR_RETURN(auto batch, test->batch(idx));
-    images_u8 = batch.first;
-    p.inputs = "the first " + std::to_string(o.codec_maps) + " Fashion-MNIST test images";
+  // The codec's maps and the server-only path's PNGs are made from real images where there are
+  // some: --data, else the model's own dataset (a zoo name has random weights and no dataset).
+  if (!o.data.empty() || (opened.kind != models::ModelKind::kZoo && !opened.meta.dataset.empty())) {
+    auto test = bottleneck::OpenDatasetFor(opened.meta, o.data, data::Split::kTest);
+    if (!test.ok() && !o.data.empty()) return test.status();
+    if (test.ok()) {
+      std::vector<int64_t> idx(static_cast<size_t>(std::min<int64_t>(o.codec_maps, (*test)->size())));
+      for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
+      SI_ASSIGN_OR_RETURN(auto batch, (*test)->batch(idx));
+      images_u8 = batch.first;
+      p.inputs = "the first " + std::to_string(idx.size()) + " images of " + (*test)->name();
+    } else if (o.progress) {
+      std::fprintf(stderr, "profile: the model's dataset does not open (%s): smooth random images instead; give --data\n",
+                   test.status().ToString().c_str());
+    }
   }
   if (!images_u8.defined()) {
     // Smooth random images (a blurred noise field): the codec's bytes on such inputs say little
@@ -278,17 +288,19 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
     std::vector<double> node, server, enc, dec;
     double bytes = 0;
     const auto xs = data::ToFloatNormalized(images_u8, pipe.normalization()).to(device);
+    bottleneck::NodeFace node_face(pipe);
+    bottleneck::ServerFace server_face(pipe);
     for (int r = 0; r < o.warmup + 1; ++r) {
       for (int64_t i = 0; i < xs.size(0); ++i) {
         const auto xi = xs.index({torch::indexing::Slice(i, i + 1)});
         const auto t0 = Clock::now();
-        auto f = pipe.NodeFeatures(xi).to(torch::kCPU).contiguous();
+        SI_ASSIGN_OR_RETURN(auto f, node_face.Features(xi));
         const auto t1 = Clock::now();
-        SI_ASSIGN_OR_RETURN(auto e, codec::EncodeFeature(pipe.codec(), f[0]));
+        SI_ASSIGN_OR_RETURN(auto e, node_face.Encode(f[0]));
         const auto t2 = Clock::now();
-        SI_ASSIGN_OR_RETURN(auto back, codec::DecodeFeature(pipe.codec(), e.frame.data(), e.frame.size()));
+        SI_ASSIGN_OR_RETURN(auto back, server_face.Decode(e.frame.data(), e.frame.size()));
         const auto t3 = Clock::now();
-        auto logits = pipe.ServerLogits(back.unsqueeze(0));
+        SI_ASSIGN_OR_RETURN(auto logits, server_face.Scores(back.unsqueeze(0)));
         if (device.is_cuda()) torch::cuda::synchronize();
         const auto t4 = Clock::now();
         if (r < o.warmup) continue;

@@ -89,6 +89,7 @@ struct Profile {
 struct ProfileOptions {
   std::string model;                  // a model reference (models/model_ref.h)
   models::ModelMetaFlags model_flags;  // for a TorchScript file without its own metadata
+  std::string data;  // images for the codec and PNG: a dataset reference ("" = the model's own)
   std::string device = "cpu";
   int threads = 1;
   std::vector<int64_t> batches = {1, 8, 32};

@@ -11,6 +11,8 @@
 #include <grpcpp/grpcpp.h>
 #include <torch/torch.h>
 
+#include "bottleneck/faces.h"
+#include "bottleneck/model_data.h"
 #include "bottleneck/pipeline.h"
 #include "data/datasets.h"
 #include "data/transforms.h"
@@ -52,14 +54,15 @@ Result<std::vector<LoadLevel>> RunLoad(const LoadOptions& o) {
     torch::NoGradGuard g;
     SI_ASSIGN_OR_RETURN(auto pipeline, bottleneck::Pipeline::Load(o.pipeline, torch::kCPU));
     model = pipeline.spec().name;
-    SI_ASSIGN_OR_RETURN(auto data, data::OpenDataset("fmnist", "", data::Split::kTest));
+    SI_ASSIGN_OR_RETURN(auto data, bottleneck::OpenDatasetFor(pipeline.model_meta(), o.data, data::Split::kTest));
     const int64_t n = std::min<int64_t>(std::max<int64_t>(o.frames, 1), data->size());
     std::vector<int64_t> idx(n);
     for (int64_t i = 0; i < n; ++i) idx[i] = i;
     SI_ASSIGN_OR_RETURN(auto batch, data->batch(idx));
-    auto f = pipeline.NodeFeatures(data::ToFloatNormalized(batch.first, pipeline.normalization())).contiguous();
+    bottleneck::NodeFace node(pipeline);
+    SI_ASSIGN_OR_RETURN(auto f, node.Features(data::ToFloatNormalized(batch.first, pipeline.normalization())));
     for (int64_t i = 0; i < n; ++i) {
-      SI_ASSIGN_OR_RETURN(auto enc, codec::EncodeFeature(pipeline.codec(), f[i]));
+      SI_ASSIGN_OR_RETURN(auto enc, node.Encode(f[i]));
       inference::ModelInferRequest q;
       q.set_model_name(model);
       auto* in = q.add_inputs();

@@ -23,6 +23,7 @@ struct LoadOptions {
   std::vector<int> concurrency = {1, 2, 4, 8, 16, 32, 64};
   double duration_s = 10;                   // per level
   int64_t frames = 256;                     // distinct test images cycled through
+  std::string data;                         // their dataset: a reference ("" = the pipeline model's own)
   std::string token;
   int64_t server_pid = 0;                   // sample /proc/PID/status VmRSS (0 = don't)
   double deadline_s = 10;

@@ -10,6 +10,8 @@
 #include <grpcpp/grpcpp.h>
 #include <torch/torch.h>
 
+#include "bottleneck/faces.h"
+#include "bottleneck/model_data.h"
 #include "bottleneck/pipeline.h"
 #include "models/device.h"
 #include "kernels/head.h"
@@ -222,23 +224,30 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
     if (lowbit_impl == kernels::HeadImpl::kAuto) SI_RETURN_IF_ERROR(head.Tune());
     lowbit = std::move(head);
   }
+  bottleneck::NodeFace node_face(pipeline);
+  if (lowbit) {
+    node_face.SetHead([&lowbit, lowbit_impl](const torch::Tensor& chw) -> Result<torch::Tensor> {
+      SI_ASSIGN_OR_RETURN(auto y, lowbit->Run(models::lowbit::ToTensor3(chw), lowbit_impl));
+      return models::lowbit::FromTensor3(y)[0];
+    });
+  }
   const auto& spec = pipeline.spec();
   models::OpenedModel full;
   if (o.mode == "node-only") {
     const std::string ref = spec.reference_model.empty() ? spec.model : spec.reference_model;
     SI_ASSIGN_OR_RETURN(full, models::OpenModel(spec.Resolve(ref), torch::kCPU));
   }
-  std::unique_ptr<data::Dataset> dataset;
-  if (o.data == "fmnist-test") {
-    SI_ASSIGN_OR_RETURN(dataset, data::OpenDataset("fmnist", o.data_dir, data::Split::kTest));
-  } else {
-    SI_ASSIGN_OR_RETURN(dataset, data::OpenDataset("imagefolder", o.data, data::Split::kTest,
-                                                   pipeline.model_meta().input_shape[1]));
+  // --data is a dataset reference; the node's older forms still work: "fmnist-test" (with
+  // --data-dir for its files) and a bare DIR, which was always an image folder here.
+  std::string data_ref = o.data;
+  const data::DatasetRef parsed = data::ParseDatasetRef(data_ref);
+  if (parsed.kind == data::kFashionMnist && parsed.dir.empty() && !o.data_dir.empty()) {
+    data_ref = std::string(data::kFashionMnist) + ":" + o.data_dir;
+  } else if (!data_ref.empty() && parsed.kind.empty()) {
+    data_ref = std::string(data::kImageFolder) + ":" + data_ref;
   }
-  if (dataset->image_shape() != pipeline.model_meta().input_shape) {
-    return Mismatch("the data's images are " + ShapeString(dataset->image_shape()) + " but the model takes " +
-                    ShapeString(pipeline.model_meta().input_shape));
-  }
+  SI_ASSIGN_OR_RETURN(std::unique_ptr<data::Dataset> dataset,
+                      bottleneck::OpenDatasetFor(pipeline.model_meta(), data_ref, data::Split::kTest));
   NodeReport rep;
   rep.mode = o.mode;
   rep.model = o.model_name.empty() ? spec.name : o.model_name;
@@ -291,15 +300,9 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
         Clock::time_point t1;
         if (o.mode == "split") {
           const auto x = data::ToFloatNormalized(example.first, norm);
-          torch::Tensor features;
-          if (lowbit) {
-            SI_ASSIGN_OR_RETURN(auto y, lowbit->Run(models::lowbit::ToTensor3(x[0]), lowbit_impl));
-            features = pipeline.NodeFeaturesFromHead(models::lowbit::FromTensor3(y)).contiguous();
-          } else {
-            features = pipeline.NodeFeatures(x).contiguous();
-          }
+          SI_ASSIGN_OR_RETURN(const torch::Tensor features, node_face.Features(x));
           t1 = Clock::now();
-          SI_ASSIGN_OR_RETURN(auto enc, codec::EncodeFeature(pipeline.codec(), features[0]));
+          SI_ASSIGN_OR_RETURN(auto enc, node_face.Encode(features[0]));
           frame_bytes += static_cast<double>(enc.frame.size());
           // No frame_version / codec parameters: the frame's own header carries both (and the
           // handshake checked them), so repeating them per request cost ~40 of ~134 bytes.

@@ -27,8 +27,8 @@ struct NodeOptions {
   std::string server = "127.0.0.1:8001";
   std::string pipeline;    // pipeline YAML (what the node runs; its name is the model asked for)
   std::string model_name;  // override the model name asked of the server
-  std::string data = "fmnist-test";  // fmnist-test, or an image folder DIR (DIR/test or DIR/val)
-  std::string data_dir;              // Fashion-MNIST files, if not Debian's
+  std::string data;      // a dataset reference ("" = the model's own); a bare DIR is an image folder
+  std::string data_dir;  // with data fmnist (or the older fmnist-test): its files, if not Debian's
   int64_t limit = 0;                 // images (0 = all)
   std::string mode = "split";        // split | server-only | node-only
   LinkOptions link;

@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 #include <yaml-cpp/yaml.h>
 
+#include "bottleneck/faces.h"
 #include "bottleneck/pipeline.h"
 #include "models/device.h"
 #include "core/system.h"
@@ -104,6 +105,7 @@ constexpr int kKindImage = 1;
 struct InferenceCore::Model {
   std::string name;
   bottleneck::Pipeline pipeline;
+  std::unique_ptr<bottleneck::ServerFace> face;  // decodes frames and answers them (after frame_limits)
   models::OpenedModel full;  // the float model, for images (server-only)
   std::vector<int64_t> input_shape;
   std::vector<std::string> labels;
@@ -162,9 +164,10 @@ Result<std::unique_ptr<InferenceCore>> InferenceCore::Create(const ServerConfig&
     m->frame_limits.max_elements = 1;
     for (uint32_t d : m->pipeline.codec().quant.dims) m->frame_limits.max_elements *= d;
     m->frame_limits.max_frame_bytes = static_cast<size_t>(config.max_message_bytes);
+    m->face = std::make_unique<bottleneck::ServerFace>(m->pipeline, m->frame_limits);
     Model* raw = m.get();
     m->batcher = std::make_unique<Batcher>(config.batch, [raw](int kind, const torch::Tensor& batch) -> Result<torch::Tensor> {
-      if (kind == kKindFeatures) return raw->pipeline.ServerLogits(batch).to(torch::kCPU);
+      if (kind == kKindFeatures) return raw->face->Scores(batch);
       return raw->full.net->forward_all(batch.to(raw->pipeline.device())).to(torch::kCPU);
     });
     core->models_[m->name] = std::move(m);
@@ -326,11 +329,10 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
   }
   try {
     if (in.name() == kInputFrame) {
-      const auto& codec = m->pipeline.codec();
       for (size_t i = 0; i < elements.size(); ++i) {
         const auto& e = elements[i];
         bytes += static_cast<double>(e.size());
-        auto f = codec::DecodeFeature(codec, reinterpret_cast<const uint8_t*>(e.data()), e.size(), m->frame_limits);
+        auto f = m->face->Decode(reinterpret_cast<const uint8_t*>(e.data()), e.size());
         if (!f.ok()) {
           return Status(f.status().code(), "frame " + std::to_string(i) + ": " + f.status().message());
         }

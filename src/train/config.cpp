@@ -110,7 +110,8 @@ Result<TrainConfig> ParseTrainConfig(const std::string& yaml_text, const std::st
   SI_RETURN_IF_ERROR(data.get("limit_test", &c.data.limit_test));
   SI_RETURN_IF_ERROR(data.get("image_size", &c.data.image_size));
   SI_RETURN_IF_ERROR(data.finish());
-  SI_RETURN_IF_ERROR(OneOf(origin, "data.dataset", c.data.dataset, {"fmnist", "imagefolder", "tinyimagenet"}));
+  SI_RETURN_IF_ERROR(
+      OneOf(origin, "data.dataset", c.data.dataset, {data::kFashionMnist, data::kImageFolder, data::kTinyImageNet}));
 
   SI_ASSIGN_OR_RETURN(MapReader aug, top.child("augment"));
   SI_RETURN_IF_ERROR(aug.get("crop_padding", &c.augment.crop_padding));

@@ -8,6 +8,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "core/status.h"
+#include "data/datasets.h"
 #include "data/transforms.h"
 #include "models/split_model.h"
 
@@ -19,7 +20,7 @@ struct ModelConfig {
 };
 
 struct DataConfig {
-  std::string dataset = "fmnist";  // fmnist | imagefolder | tinyimagenet
+  std::string dataset = data::kFashionMnist;  // fmnist | imagefolder | tinyimagenet (data/datasets.h)
   std::string dir;                 // empty = the dataset's default location
   int64_t limit_train = 0;         // 0 = all (small values for tests and smoke runs)
   int64_t limit_test = 0;

@@ -18,7 +18,7 @@
 #include "data/transforms.h"
 #include "models/checkpoint.h"
 #include "models/device.h"
-#include "eval/pipeline_eval.h"
+#include "bottleneck/model_data.h"
 #include "train/loop.h"
 #include "train/schedule.h"
 
@@ -770,7 +770,7 @@ Result<MethodOutput> RunMethod(const MethodConfig& c, const MethodInputs& in) {
   Freeze(*teacher.net->state_module());
   Ctx ctx{c, in, nullptr, {}, teacher, {}, {}, fs::path(in.out_dir).filename().string()};
   SI_ASSIGN_OR_RETURN(ctx.train_set, OpenSplit(SizedFor(in.data, teacher.meta.input_shape), data::Split::kTrain));
-  SI_RETURN_IF_ERROR(eval::CheckDatasetFits(teacher.meta, *ctx.train_set));
+  SI_RETURN_IF_ERROR(bottleneck::CheckDatasetFits(teacher.meta, *ctx.train_set));
   ctx.norm.mean = teacher.meta.norm_mean;
   ctx.norm.std = teacher.meta.norm_std;
   if (c.method != "shared_ae" && c.method != "per_point_ae") {

@@ -11,7 +11,7 @@
 #include "data/datasets.h"
 #include "data/transforms.h"
 #include "eval/evaluate.h"
-#include "eval/pipeline_eval.h"
+#include "bottleneck/model_data.h"
 #include "models/checkpoint.h"
 #include "models/device.h"
 #include "models/model_ref.h"
@@ -65,7 +65,7 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
   SI_ASSIGN_OR_RETURN(auto test_set, OpenSplit(data_config, data::Split::kTest));
   data::Normalization norm = data::DefaultNormalization(config.data.dataset);
   if (from_file) {
-    SI_RETURN_IF_ERROR(eval::CheckDatasetFits(base, *train_set));
+    SI_RETURN_IF_ERROR(bottleneck::CheckDatasetFits(base, *train_set));
     norm = {base.norm_mean, base.norm_std};
   } else {
     if (train_set->num_classes() != config.model.options.num_classes) {

@@ -76,6 +76,10 @@ else
   fail=$((fail + 1)); echo "FAIL eval with other class names:"; cat "$TMP/out"
 fi
 
+# A 1-channel model reads the same folder in grayscale (the exported tiny chain: 1x28x28).
+step "a 1-channel model on the folder" '"images":500' "$BIN" eval \
+  --model "$SRC/tests/data/fixtures/tiny_chain_meta.pt" --data "imagefolder:$D" --json
+
 # 5. experiment: PTQ at two splits and a short QAT run, on the folder, through real frames.
 cat > "$TMP/study.yaml" <<YAML
 model: $M
@@ -101,7 +105,7 @@ PIPE="$TMP/study/runs/ptq_layer2_b4_tensor/pipeline.yaml"
 SERVER_PID=$!
 for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
 step "node over a 1 MB/s link" '"images":100' "$BIN" node --server "127.0.0.1:$(cat "$TMP/port")" --pipeline "$PIPE" \
-  --data "$D" --limit 100 --rate 1MB/s --rtt 10ms --json --quiet
+  --data "imagefolder:$D" --limit 100 --rate 1MB/s --rtt 10ms --json --quiet
 node_top1=$(value top1)
 if awk -v t="$node_top1" 'BEGIN { exit !(t >= 45) }'; then
   pass=$((pass + 1)); echo "ok   node top-1 $node_top1 %"
@@ -113,6 +117,9 @@ kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null; SERVER_PID=""
 # 7. profile + plan.
 step "profile the trained model" "profiled resnet18" "$BIN" profile --model "$M" --threads 1 --batches 1 \
   --repeats 3 --maps 2 --idle-gaps 0,10 --bits 2,4 --coders zstd,cabac --call-ms 0.5 --out "$TMP/profile.yaml"
+grep -q "inputs: the first 2 images of imagefolder:" "$TMP/profile.yaml" &&
+  { pass=$((pass + 1)); echo "ok   profile measured the codec on the model's own images"; } ||
+  { fail=$((fail + 1)); echo "FAIL profile inputs:"; grep inputs "$TMP/profile.yaml"; }
 step "plan with the study's accuracy" "best" "$BIN" plan --node "$TMP/profile.yaml" --server "$TMP/profile.yaml" \
   --rates 1,10 --rtt 10ms --results "$TMP/study/results.json" --min-accuracy 1
 

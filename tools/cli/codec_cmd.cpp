@@ -188,7 +188,7 @@ struct TrainCabacArgs {
 // that uses it (the model file then sits beside that YAML and is named relative to it).
 Status RunTrainCabac(const TrainCabacArgs& a) {
   SI_ASSIGN_OR_RETURN(auto pipeline, bottleneck::Pipeline::Load(a.pipeline, torch::kCPU));
-  SI_ASSIGN_OR_RETURN(auto train, eval::OpenDatasetFor(pipeline.model_meta(), a.data_dir, data::Split::kTrain));
+  SI_ASSIGN_OR_RETURN(auto train, bottleneck::OpenDatasetFor(pipeline.model_meta(), a.data_dir, data::Split::kTrain));
   SI_ASSIGN_OR_RETURN(codec::CabacModel model, eval::TrainPipelineCabacModel(pipeline, *train, a.images));
   const std::vector<uint8_t> bytes = model.Serialize();
   {

@@ -34,6 +34,7 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   auto a = std::make_shared<Args>();
   auto* qh = app.add_subcommand("quantize-head", "convert a trained head to low-bit weights and activations (a head file)");
   AddModelOptions(qh, a->qmodel);
+  qh->add_option("--data", a->q.data, "calibration images: fmnist, imagefolder:DIR, ... (default: the model's)");
   qh->add_option("--split", a->q.split, "the split point the head ends at")->required();
   qh->add_option("--wbits", a->q.quant.wbits, "weight bits: 1, 2, 4 or 8");
   qh->add_option("--abits", a->q.quant.abits, "activation bits: 1..8");
@@ -55,6 +56,7 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   auto* eh = app.add_subcommand("eval-head", "accuracy of a head file on the test set (alone or in a pipeline)");
   eh->add_option("--head", a->e.head_file, "head file from quantize-head")->required();
   AddModelOptions(eh, a->emodel);  // the model the head came from
+  eh->add_option("--data", a->e.data, "test images: fmnist, imagefolder:DIR, ... (default: the model's)");
   eh->add_option("--pipeline", a->e.pipeline, "pipeline YAML: its encoder, codec and server side after the head");
   eh->add_option("--impl", a->eval_impl, "int8 | lut | reference | auto (all give the same result)");
   eh->add_option("--limit", a->e.limit, "test images (0 = all)");
@@ -64,6 +66,7 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   bench->require_subcommand(1);
   auto* bh = bench->add_subcommand("head", "time a head at batch 1: LibTorch float against the low-bit kernels");
   AddModelOptions(bh, a->bmodel);
+  bh->add_option("--data", a->b.data, "the timed image: fmnist, imagefolder:DIR, ... (default: the model's)");
   bh->add_option("--split", a->b.split, "the split point the head ends at")->required();
   bh->add_option("--impl", a->b.impl, "torch | int8 | lut | reference | auto (int8 or lut per conv, timed)");
   bh->add_option("--quantized", a->b.quantized, "head file (for int8, lut, reference)");

@@ -86,7 +86,7 @@ si::Status RunEvalPipeline(const EvalArgs& a) {
   si::models::ConfigureThreads(a.threads);
   SI_ASSIGN_OR_RETURN(torch::Device device, si::models::ParseDevice(a.device));
   SI_ASSIGN_OR_RETURN(auto pipeline, si::bottleneck::Pipeline::Load(a.pipeline, device));
-  SI_ASSIGN_OR_RETURN(auto dataset, si::eval::OpenDatasetFor(pipeline.model_meta(), a.data_dir, si::data::Split::kTest));
+  SI_ASSIGN_OR_RETURN(auto dataset, si::bottleneck::OpenDatasetFor(pipeline.model_meta(), a.data_dir, si::data::Split::kTest));
   si::eval::PipelineEvalOptions po;
   po.batch_size = a.batch_size;
   po.limit = a.limit;
@@ -164,7 +164,7 @@ si::Status RunEval(const EvalArgs& a) {
     split = s;
   }
   const auto& meta = loaded.meta;
-  SI_ASSIGN_OR_RETURN(auto dataset, si::eval::OpenDatasetFor(meta, a.data_dir, si::data::Split::kTest));
+  SI_ASSIGN_OR_RETURN(auto dataset, si::bottleneck::OpenDatasetFor(meta, a.data_dir, si::data::Split::kTest));
   si::eval::EvalOptions options;
   options.batch_size = a.batch_size;
   options.limit = a.limit;

@@ -213,6 +213,9 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
   auto pa = std::make_shared<ProfileArgs>();
   auto* profile = app.add_subcommand("profile", "measure per-block, codec and PNG times of a model on this machine");
   AddModelOptions(profile, pa->model, /*required=*/false);
+  profile->add_option("--data", pa->o.data,
+                      "images for the codec maps and PNGs: fmnist, imagefolder:DIR, ... (default: the model's dataset; "
+                      "random images for a zoo name)");
   profile->add_option("--device", pa->o.device, "cpu | cuda | cuda:N");
   profile->add_option("--threads", pa->o.threads, "LibTorch threads")->check(CLI::Range(1, 1024));
   profile->add_option("--out", pa->out, "profile YAML to write")->required();

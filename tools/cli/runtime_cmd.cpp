@@ -174,7 +174,8 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
   node->add_option("--server", o.server, "server HOST:PORT");
   node->add_option("--pipeline", o.pipeline, "pipeline YAML the node runs (e.g. models/fmnist_best.yaml)")->required();
   node->add_option("--model", o.model_name, "model name to ask the server for (default: the pipeline's name)");
-  node->add_option("--data", o.data, "fmnist-test, or an image folder DIR (DIR/test or DIR/val)");
+  node->add_option("--data", o.data,
+                   "fmnist, imagefolder:DIR, tinyimagenet:DIR or an image folder DIR (default: the model's dataset)");
   node->add_option("--data-dir", o.data_dir, "Fashion-MNIST directory if not Debian's");
   node->add_option("--limit", o.limit, "only the first N images");
   node->add_option("--mode", o.mode, "split | server-only | node-only")
@@ -196,6 +197,8 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
   auto* load = app.add_subcommand("load", "closed-loop load test: C concurrent clients sending real frames");
   load->add_option("--server", load_args->o.server, "server HOST:PORT");
   load->add_option("--pipeline", load_args->o.pipeline, "pipeline YAML the frames are made with")->required();
+  load->add_option("--data", load_args->o.data, "images the frames are made from: fmnist, imagefolder:DIR, ... "
+                                                "(default: the pipeline model's dataset)");
   load->add_option("--concurrency", load_args->levels, "levels, comma-separated (default 1,2,4,8,16,32,64)");
   load->add_option("--duration", load_args->o.duration_s, "seconds per level")->check(CLI::Range(0.1, 86400.0));
   load->add_option("--server-pid", load_args->o.server_pid, "sample this process's resident memory per level");

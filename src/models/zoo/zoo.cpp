@@ -27,9 +27,9 @@ std::vector<std::string> ModelNames() {
 
 ZooDefaults DefaultsFor(const std::string& name) {
   if (name == "resnet_fmnist") {
-    return {{/*num_classes=*/10, /*in_channels=*/1, 0, 0}, {1, 28, 28}, "fmnist", {0.2860}, {0.3530}};
+    return {{/*num_classes=*/10, /*in_channels=*/1, 0, 0}, {1, 28, 28}, {0.2860}, {0.3530}};
   }
-  return {ModelOptions{}, {3, 224, 224}, "imagefolder", {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
+  return {ModelOptions{}, {3, 224, 224}, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
 }
 
 Result<BlockChain> CreateModel(const std::string& name, const ModelOptions& options) {

@@ -17,13 +17,14 @@ Result<BlockChain> CreateModel(const std::string& name, const ModelOptions& opti
 
 // What a zoo model is built for when no checkpoint says otherwise (random weights: profiles,
 // benchmarks, `splitinfer models`): resnet_fmnist takes 1x28x28 Fashion-MNIST images into 10
-// classes, every other model 3x224x224 ImageNet-normalised images into 1000.
+// classes, every other model 3x224x224 ImageNet-normalised images into 1000. Random weights
+// were trained on nothing, so a zoo name names no dataset: commands that read images take --data.
 struct ZooDefaults {
   ModelOptions options;
   std::vector<int64_t> input_shape;  // {C, H, W}
-  std::string dataset;               // whose normalisation the inputs use: "fmnist" or "imagefolder"
-  // That normalisation (the same numbers as data::DefaultNormalization(dataset); models does not
-  // depend on data, and tests/models checks that the two agree).
+  // The normalisation of the data the architecture is made for: Fashion-MNIST's for
+  // resnet_fmnist, ImageNet's otherwise (the numbers of data::DefaultNormalization; models does
+  // not depend on data, and tests/models checks that the two agree).
   std::vector<double> norm_mean, norm_std;
 };
 ZooDefaults DefaultsFor(const std::string& name);

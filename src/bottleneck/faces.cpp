@@ -1,0 +1,49 @@
+#include "bottleneck/faces.h"
+
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace splitinfer::bottleneck {
+
+Result<torch::Tensor> NodeFace::Features(const torch::Tensor& images) {
+  try {
+    if (!head_) return p_->NodeFeatures(images.to(p_->device())).to(torch::kCPU).contiguous();
+    std::vector<torch::Tensor> heads;
+    heads.reserve(static_cast<size_t>(images.size(0)));
+    for (int64_t i = 0; i < images.size(0); ++i) {
+      SI_ASSIGN_OR_RETURN(auto h, head_(images[i]));
+      heads.push_back(h);
+    }
+    return FeaturesFromHead(torch::stack(heads));
+  } catch (const c10::Error& e) {
+    return Internal(std::string("node forward failed: ") + e.what_without_backtrace());
+  }
+}
+
+Result<torch::Tensor> NodeFace::FeaturesFromHead(const torch::Tensor& head_output) {
+  try {
+    return p_->NodeFeaturesFromHead(head_output).to(torch::kCPU).contiguous();
+  } catch (const c10::Error& e) {
+    return Internal(std::string("node encoder failed: ") + e.what_without_backtrace());
+  }
+}
+
+Result<codec::EncodedFeature> NodeFace::Encode(const torch::Tensor& map, const codec::FeatureCodec* other) const {
+  return codec::EncodeFeature(other ? *other : p_->codec(), map);
+}
+
+Result<torch::Tensor> ServerFace::Decode(const uint8_t* frame, size_t size) const {
+  return codec::DecodeFeature(p_->codec(), frame, size, limits_);
+}
+
+Result<torch::Tensor> ServerFace::Scores(const torch::Tensor& decoded) {
+  try {
+    return p_->ServerLogits(decoded).to(torch::kCPU);
+  } catch (const c10::Error& e) {
+    return Internal(std::string("server forward failed: ") + e.what_without_backtrace());
+  }
+}
+
+}  // namespace splitinfer::bottleneck

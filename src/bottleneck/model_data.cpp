@@ -1,0 +1,50 @@
+#include "bottleneck/model_data.h"
+
+#include <nlohmann/json.hpp>
+
+#include "data/datasets.h"
+
+namespace splitinfer::bottleneck {
+
+Status CheckDatasetFits(const models::CheckpointMeta& meta, const data::Dataset& data) {
+  const data::Dataset* dataset = &data;
+  if (dataset->image_shape() != meta.input_shape) {
+    return Mismatch("model " + meta.model + " expects images of shape " + nlohmann::json(meta.input_shape).dump() +
+                    " but dataset " + dataset->name() + " has " + nlohmann::json(dataset->image_shape()).dump());
+  }
+  const auto names = dataset->class_names();
+  if (names.size() != meta.class_names.size()) {
+    return Mismatch("model " + meta.model + " has " + std::to_string(meta.class_names.size()) + " classes but dataset " +
+                    dataset->name() + " has " + std::to_string(names.size()));
+  }
+  bool numbered = true;
+  for (size_t c = 0; c < meta.class_names.size(); ++c) numbered = numbered && meta.class_names[c] == std::to_string(c);
+  for (size_t c = 0; c < names.size() && !numbered; ++c) {
+    if (names[c] != meta.class_names[c]) {
+      return Mismatch("class " + std::to_string(c) + " is '" + meta.class_names[c] + "' in model " + meta.model +
+                      " but '" + names[c] + "' in dataset " + dataset->name() +
+                      " (a different class order gives wrong answers; rename the folders or give --classes)");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMeta& meta, const std::string& data,
+                                                      data::Split split) {
+  if (meta.input_shape.size() != 3) return InvalidArgument("model " + meta.model + " has no [C, H, W] input shape");
+  data::DatasetRef ref = data::ParseDatasetRef(data);
+  if (ref.kind.empty()) ref.kind = meta.dataset;
+  if (ref.dir.empty() && ref.kind == meta.dataset && meta.train_config.contains("data")) {
+    ref.dir = meta.train_config["data"].value("dir", "");
+  }
+  if (ref.kind.empty()) {
+    return InvalidArgument("model " + meta.model +
+                           " names no dataset: give --data fmnist, --data imagefolder:DIR or --data tinyimagenet:DIR");
+  }
+  SI_ASSIGN_OR_RETURN(auto dataset, data::OpenDataset(ref.kind, ref.dir, split, meta.input_shape[2],
+                                                      meta.input_shape[0]));
+  SI_RETURN_IF_ERROR(CheckDatasetFits(meta, *dataset));
+  return dataset;
+}
+
+}  // namespace splitinfer::bottleneck

@@ -1,0 +1,27 @@
+// The images for a model: one place that opens a dataset reference for a model and checks that
+// the two fit, for every command that reads images (eval, train, the study and methods,
+// profile, node, load, the low-bit head's calibration and evaluation).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "data/dataset.h"
+#include "models/checkpoint.h"
+
+namespace splitinfer::bottleneck {
+
+// Input shape (folder images are read at the model's H x W and channel count) and class names
+// (the same names in the same order, unless the model's are only numbers 0..N-1: names unknown).
+// MISMATCH naming the first difference.
+Status CheckDatasetFits(const models::CheckpointMeta& meta, const data::Dataset& dataset);
+
+// The split of a dataset for a model. `data`: a dataset reference (data::ParseDatasetRef:
+// fmnist, imagefolder:DIR, tinyimagenet:DIR); empty or a bare directory takes the kind the
+// model's metadata names (and, empty, the directory its training config names, else the
+// dataset's default location). Checked with CheckDatasetFits.
+Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMeta& meta, const std::string& data,
+                                                      data::Split split);
+
+}  // namespace splitinfer::bottleneck
