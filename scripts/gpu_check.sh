@@ -14,10 +14,10 @@
 # server profiles (*_h200.yaml: named after the machine kind, rename for another) and logs.tgz
 # with every step's log, packed also when the run is cut short.
 # CARRY_DIR (default .gpu) may hold what the machine lacks, prepared on a Debian machine:
-#   debs-<name>/*.deb   -dev packages, unpacked only where the header is missing (see
-#                       ../shared/gpu/prepare.sh; e.g. debs-zstd: libzstd-dev, debs-png:
-#                       libpng-dev libpng16-16)
-#   unpack.sh           ../shared/gpu/unpack.sh
+#   debs-<name>/*.deb   -dev packages (`apt-get download`), unpacked only where the header is
+#                       missing; e.g. debs-zstd: libzstd-dev, debs-png: libpng-dev libpng16-16
+#   unpack.sh           a script that unpacks them with dpkg-deb -x into a prefix the build
+#                       finds (the lending workplace's own; it is not part of splitinfer)
 #   fashion-mnist/      the four .gz files of Debian's dataset-fashion-mnist
 set -u
 out=${1:?usage: scripts/gpu_check.sh OUT [CARRY_DIR]}

@@ -45,7 +45,7 @@ run cut -d, -f1-9 "$OUT/study/results.csv"
 PIPE="$OUT/study/runs/ptq_layer2_b2_tensor/pipeline.yaml"
 "$S" serve --config "$PIPE" --listen 127.0.0.1:0 --port-file "$OUT/port" > "$OUT/serve.log" 2>&1 &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null' EXIT
+trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do [ -s "$OUT/port" ] && break; sleep 0.1; done
 echo "\$ splitinfer serve --config \$OUT/study/runs/ptq_layer2_b2_tensor/pipeline.yaml --listen 127.0.0.1:0 &" >> "$LOG"
 head -2 "$OUT/serve.log" >> "$LOG"

@@ -1,5 +1,7 @@
 #include "bottleneck/pipeline.h"
 
+#include "config/yaml_reader.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -43,12 +45,7 @@ uint32_t DerivePipelineId(const std::string& name, const std::string& split) {
 }
 
 Result<PipelineSpec> ParsePipelineSpec(const std::string& text, const std::string& origin, const std::string& base_dir) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(origin + ": not valid YAML (" + e.what() + ")");
-  }
+  SI_ASSIGN_OR_RETURN(YAML::Node root, config::ParseYaml(text, origin));
   if (!root.IsMap()) return InvalidArgument(origin + ": a pipeline file is a YAML mapping (name: ..., model: ..., ...)");
   static const std::set<std::string> kKeys = {"name",        "model", "server_model", "split", "bottleneck",
                                               "compensator", "quantizer", "bits", "coder", "coder_level",

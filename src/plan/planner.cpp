@@ -1,5 +1,7 @@
 #include "plan/planner.h"
 
+#include "config/yaml_reader.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -228,14 +230,7 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
 }
 
 Result<std::vector<Link>> LoadLinks(const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    return NotFound("links file " + path + " not found");
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(path + ": not valid YAML (" + e.what() + ")");
-  }
+  SI_ASSIGN_OR_RETURN(YAML::Node root, config::LoadYamlFile(path, "links file " + path + " not found"));
   std::vector<Link> links;
   try {
     if (!root["links"] || !root["links"].IsSequence() || root["links"].size() == 0) {

@@ -1,5 +1,7 @@
 #include "plan/profile.h"
 
+#include "config/yaml_reader.h"
+
 #include <fstream>
 #include <iterator>
 
@@ -29,14 +31,7 @@ double Profile::SlowdownAfter(double gap_ms) const {
 }
 
 Result<ScaleFactors> LoadScaleFactors(const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    return NotFound("device factors file " + path + " not found");
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(path + ": not valid YAML (" + e.what() + ")");
-  }
+  SI_ASSIGN_OR_RETURN(YAML::Node root, config::LoadYamlFile(path, "device factors file " + path + " not found"));
   ScaleFactors f;
   try {
     if (!root["name"] || !root["factors"] || !root["source"]) {
@@ -153,14 +148,8 @@ Status SaveProfile(const std::string& path, const Profile& p) {
 }
 
 Result<Profile> LoadProfile(const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    return NotFound("profile " + path + " not found (make one with `splitinfer profile`)");
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(path + ": not valid YAML (" + e.what() + ")");
-  }
+  SI_ASSIGN_OR_RETURN(YAML::Node root,
+                      config::LoadYamlFile(path, "profile " + path + " not found (make one with `splitinfer profile`)"));
   Profile p;
   try {
     for (const char* key : {"machine", "model", "blocks", "splits", "codecs", "png", "input_shape"}) {

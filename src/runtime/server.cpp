@@ -1,5 +1,7 @@
 #include "runtime/server.h"
 
+#include "config/yaml_reader.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -34,12 +36,7 @@ namespace {
 
 Result<ServerConfig> LoadServerConfig(const std::string& path) {
   SI_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path, "server config"));
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(path + ": not valid YAML (" + e.what() + ")");
-  }
+  SI_ASSIGN_OR_RETURN(YAML::Node root, config::ParseYaml(text, path));
   if (!root.IsMap()) return InvalidArgument(path + ": a server config is a YAML mapping (pipelines: [...], ...)");
   ServerConfig c;
   const fs::path dir = fs::path(path).parent_path();

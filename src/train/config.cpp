@@ -1,5 +1,7 @@
 #include "train/config.h"
 
+#include "config/yaml_reader.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
@@ -11,65 +13,7 @@
 namespace splitinfer::train {
 namespace {
 
-// Reads one YAML map, remembering which keys were consumed, so leftovers are reported.
-class MapReader {
- public:
-  MapReader(YAML::Node node, std::string path, std::string origin)
-      : node_(std::move(node)), path_(std::move(path)), origin_(std::move(origin)) {}
-
-  Status check_is_map() const {
-    if (!node_.IsMap()) return InvalidArgument(where() + " must be a mapping");
-    return Status::Ok();
-  }
-
-  template <typename T>
-  Status get(const std::string& key, T* out) {
-    known_.insert(key);
-    YAML::Node v = node_[key];
-    if (!v) return Status::Ok();
-    try {
-      *out = v.as<T>();
-    } catch (const YAML::Exception&) {
-      return InvalidArgument(origin_ + ": " + qualified(key) + " has a value of the wrong type ('" + Dump(v) + "')");
-    }
-    return Status::Ok();
-  }
-
-  // A nested mapping; an absent one reads as an empty map (all defaults).
-  Result<MapReader> child(const std::string& key) {
-    known_.insert(key);
-    YAML::Node v = node_[key];
-    MapReader r(v ? v : YAML::Node(YAML::NodeType::Map), qualified(key), origin_);
-    SI_RETURN_IF_ERROR(r.check_is_map());
-    return r;
-  }
-
-  Status finish() const {
-    for (const auto& kv : node_) {
-      const auto key = kv.first.as<std::string>();
-      if (!known_.count(key)) {
-        std::string valid;
-        for (const auto& k : known_) valid += (valid.empty() ? "" : ", ") + k;
-        return InvalidArgument(origin_ + ": unknown config key '" + qualified(key) + "'; valid keys " +
-                               (path_.empty() ? "at the top level" : "under '" + path_ + "'") + ": " + valid);
-      }
-    }
-    return Status::Ok();
-  }
-
- private:
-  static std::string Dump(const YAML::Node& n) {
-    std::stringstream ss;
-    ss << n;
-    return ss.str();
-  }
-  std::string qualified(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-  std::string where() const { return origin_ + ": " + (path_.empty() ? "the document" : "'" + path_ + "'"); }
-
-  YAML::Node node_;
-  std::string path_, origin_;
-  std::set<std::string> known_;
-};
+using config::MapReader;
 
 Status OneOf(const std::string& origin, const std::string& key, const std::string& value,
              std::initializer_list<const char*> allowed) {
@@ -84,13 +28,7 @@ Status OneOf(const std::string& origin, const std::string& key, const std::strin
 }  // namespace
 
 Result<TrainConfig> ParseTrainConfig(const std::string& yaml_text, const std::string& origin) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(origin + ": not valid YAML: " + e.what());
-  }
-  if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  SI_ASSIGN_OR_RETURN(YAML::Node root, config::ParseYaml(yaml_text, origin));
   TrainConfig c;
   MapReader top(root, "", origin);
   SI_RETURN_IF_ERROR(top.check_is_map());

@@ -1,5 +1,7 @@
 #include "train/methods.h"
 
+#include "config/yaml_reader.h"
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -40,15 +42,37 @@ const char* kMethodKeys =
     "kd_weight, kd_temperature, tcl_lambda, tcl_schedule, tcl_learn_levels, latent_channels, downsample, "
     "recon_weight, warmup_epochs, shared_width, compensator_hidden, seed";
 
+// The keys each method reads: any other valid key would be ignored, so it is refused (a
+// tcl_lambda on a ptq run is a mistake, not a setting).
+std::set<std::string> KeysOf(const std::string& method) {
+  const std::set<std::string> quant = {"split", "bits", "granularity", "clip", "percentile", "region",
+                                       "reconstruction", "calibration_images"};
+  const std::set<std::string> training = {"epochs", "batch_size", "optimizer", "lr", "weight_decay",
+                                          "schedule", "kd_weight", "kd_temperature"};
+  std::set<std::string> keys = {"method", "seed"};
+  auto add = [&keys](const std::set<std::string>& more) { keys.insert(more.begin(), more.end()); };
+  if (method == "ptq") {
+    add(quant);
+  } else if (method == "tail" || method == "qat") {
+    add(quant), add(training);
+  } else if (method == "qcnet") {
+    add(quant), add(training), add({"warmup_epochs", "compensator_hidden", "finetune_tail"});
+  } else if (method == "tcl") {
+    add(quant), add(training), add({"tcl_lambda", "tcl_schedule", "tcl_learn_levels"});
+  } else if (method == "ae") {
+    add({"split", "bits", "calibration_images"}), add(training);
+    add({"latent_channels", "downsample", "finetune_head", "finetune_tail", "recon_weight", "warmup_epochs"});
+  } else {  // shared_ae, per_point_ae
+    add({"points", "bits", "bit_widths", "calibration_images"}), add(training);
+    add({"latent_channels", "downsample", "shared_width", "recon_weight", "warmup_epochs"});
+  }
+  return keys;
+}
+
 }  // namespace
 
 Result<MethodConfig> ParseMethodConfig(const std::string& text, const std::string& origin) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(origin + ": not valid YAML (" + e.what() + ")");
-  }
+  SI_ASSIGN_OR_RETURN(YAML::Node root, config::ParseYaml(text, origin));
   if (!root.IsMap()) return InvalidArgument(origin + ": a run is a YAML mapping (method: ..., split: ..., ...)");
   std::set<std::string> keys;
   {
@@ -71,6 +95,16 @@ Result<MethodConfig> ParseMethodConfig(const std::string& text, const std::strin
     if (!kMethods.count(c.method)) {
       return InvalidArgument(origin + ": unknown method '" + c.method +
                              "'; use ptq, tail, tcl, qat, ae, qcnet, shared_ae or per_point_ae");
+    }
+    const std::set<std::string> own = KeysOf(c.method);
+    for (const auto& kv : root) {
+      const auto key = kv.first.as<std::string>();
+      if (!own.count(key)) {
+        std::string list;
+        for (const auto& k : own) list += (list.empty() ? "" : ", ") + k;
+        return InvalidArgument(origin + ": key '" + key + "' does nothing for method " + c.method +
+                               "; its keys: " + list);
+      }
     }
     if (root["split"]) c.split = root["split"].as<std::string>();
     if (root["points"]) c.points = root["points"].as<std::vector<std::string>>();

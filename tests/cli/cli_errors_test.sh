@@ -81,7 +81,7 @@ printf 'model: %s\nruns:\n  - {name: x, method: tcl, tcl_lamda: 2}\n' "$CKPT" > 
 check_error "study run key typo" "unknown key 'tcl_lamda'" "$BIN" experiment --config "$TMP/study_typo.yaml" --out "$TMP/s2"
 
 printf 'model: {name: resnet_fmnist}\noptimiser: {lr: 0.1}\n' > "$TMP/typo.yaml"
-check_error "unknown config key" "unknown config key 'optimiser'" "$BIN" train --config "$TMP/typo.yaml" --out "$TMP/x"
+check_error "unknown config key" "unknown key 'optimiser'" "$BIN" train --config "$TMP/typo.yaml" --out "$TMP/x"
 check_error "missing config" "NOT_FOUND: config file" "$BIN" train --config "$TMP/none.yaml" --out "$TMP/x"
 check_error "unknown split" "unknown split point 'layer9'" "$BIN" eval --checkpoint "$CKPT" --split layer9
 check_error "missing dataset" "apt-get install dataset-fashion-mnist" "$BIN" eval --checkpoint "$CKPT" --data "$TMP/nodata"

@@ -30,7 +30,7 @@ TEST(TrainConfigTest, ReadsNestedValues) {
 TEST(TrainConfigTest, UnknownKeyIsNamedWithTheValidOnes) {
   auto c = ParseTrainConfig("optimizer: {lrr: 0.1}\n", "my.yaml");
   ASSERT_EQ(c.status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(c.status().message().find("my.yaml: unknown config key 'optimizer.lrr'"), std::string::npos)
+  EXPECT_NE(c.status().message().find("my.yaml: unknown key 'optimizer.lrr'"), std::string::npos)
       << c.status().message();
   EXPECT_NE(c.status().message().find("lr"), std::string::npos);
 }

@@ -57,7 +57,11 @@ class MethodsTest : public ::testing::Test {
     return in;
   }
   static MethodConfig Config(const std::string& yaml) {
-    auto c = ParseMethodConfig(yaml + "\nepochs: 2\nbatch_size: 64\ncalibration_images: 256\nlr: 0.003", "test");
+    // PTQ trains nothing, so it takes no training keys (ParseMethodConfig refuses them).
+    const bool trains = yaml.rfind("method: ptq", 0) != 0;
+    auto c = ParseMethodConfig(yaml + (trains ? "\nepochs: 2\nbatch_size: 64\nlr: 0.003" : "") +
+                                   "\ncalibration_images: 256",
+                               "test");
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return *c;
   }
@@ -236,6 +240,18 @@ TEST(MethodConfigTest, UnknownKeysAndBadValuesAreNamed) {
   EXPECT_NE(ParseMethodConfig("method: shared_ae", "r").status().message().find("points"), std::string::npos);
   EXPECT_NE(ParseMethodConfig("method: tcl\ntcl_schedule: cubic", "r").status().message().find("exponential"),
             std::string::npos);
+}
+
+// A valid key that the method does not read is refused, naming the method and its keys.
+TEST(MethodConfigTest, KeysOfAnotherMethodAreRefused) {
+  auto r = ParseMethodConfig("method: ptq\nsplit: stem\nbits: 2\ntcl_lambda: 50", "run p");
+  ASSERT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("run p: key 'tcl_lambda' does nothing for method ptq"), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("calibration_images"), std::string::npos);
+  EXPECT_EQ(ParseMethodConfig("method: ptq\nepochs: 3", "r").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ParseMethodConfig("method: tail\nlatent_channels: 4", "r").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(ParseMethodConfig("method: tcl\nsplit: stem\nbits: 2\ntcl_lambda: 50\nepochs: 1", "r").ok());
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 #include "data/datasets.h"
 #include "bottleneck/pipeline.h"
 #include "eval/evaluate.h"
-#include "eval/experiment.h"
+#include "study/experiment.h"
 #include "eval/pipeline_eval.h"
 #include "eval/features.h"
 #include "codec/lossless/lossless.h"
@@ -132,15 +132,15 @@ struct StudyArgs {
 };
 
 si::Status RunExperiment(const StudyArgs& a, const std::string& command) {
-  SI_ASSIGN_OR_RETURN(auto config, si::eval::LoadStudyConfig(a.config));
+  SI_ASSIGN_OR_RETURN(auto config, si::study::LoadStudyConfig(a.config));
   SI_ASSIGN_OR_RETURN(torch::Device device, si::models::ParseDevice(a.device));
-  si::eval::StudyOptions o;
+  si::study::StudyOptions o;
   o.out_dir = a.out;
   o.device = device;
   o.command = command;
   o.threads = a.threads;
   o.only = a.only;
-  SI_RETURN_IF_ERROR(si::eval::RunStudy(config, o));
+  SI_RETURN_IF_ERROR(si::study::RunStudy(config, o));
   std::printf("study written to %s (results.csv, results.json, report.md, plots/)\n", a.out.c_str());
   return si::Status::Ok();
 }

@@ -246,7 +246,8 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
   planc->add_option("--plot", pl->plot, "write latency vs rate as SVG (gnuplot)");
   planc->add_flag("--hot", pl->hot, "ignore the profiles' idle slowdown (compute times as timed back to back)");
   planc->add_flag("--validate", pl->validate, "run the choices through the real runtime and compare");
-  planc->add_option("--checkpoint", pl->checkpoint, "with --validate: the profiled model's checkpoint");
+  planc->add_option("--model,--checkpoint", pl->checkpoint,
+                    "with --validate: the profiled model (checkpoint or TorchScript file; a model reference)");
   planc->add_option("--images", pl->images, "with --validate: images per configuration")->check(CLI::Range(1, 100000));
   planc->add_option("--work-dir", pl->work_dir, "with --validate: where generated pipelines go");
   planc->add_option("--threads", pl->threads, "with --validate: node and server threads (as profiled)");

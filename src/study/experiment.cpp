@@ -1,4 +1,6 @@
-#include "eval/experiment.h"
+#include "study/experiment.h"
+
+#include "config/yaml_reader.h"
 
 #include "core/system.h"
 
@@ -25,7 +27,8 @@
 #include "models/device.h"
 #include "train/loop.h"
 
-namespace splitinfer::eval {
+namespace splitinfer::study {
+using namespace eval;  // NOLINT: the study is built on eval's evaluation and report
 namespace fs = std::filesystem;
 
 namespace {
@@ -55,12 +58,7 @@ std::vector<std::pair<std::string, YAML::Node>> Expand(const std::string& name, 
 }  // namespace
 
 Result<StudyConfig> ParseStudyConfig(const std::string& text, const std::string& origin) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(origin + ": not valid YAML (" + e.what() + ")");
-  }
+  SI_ASSIGN_OR_RETURN(YAML::Node root, config::ParseYaml(text, origin));
   if (!root.IsMap()) return InvalidArgument(origin + ": a study config is a YAML mapping");
   static const std::set<std::string> kKeys = {"model", "data", "coders", "image_baselines", "eval_batch_size", "ptq", "runs"};
   StudyConfig c;
@@ -291,4 +289,4 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
   return WriteReport(options.out_dir, rows, ro);
 }
 
-}  // namespace splitinfer::eval
+}  // namespace splitinfer::study

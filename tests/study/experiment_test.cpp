@@ -1,4 +1,4 @@
-#include "eval/experiment.h"
+#include "study/experiment.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include "eval/report.h"
 #include "train/trainer.h"
 
-namespace splitinfer::eval {
+namespace splitinfer::study {
 namespace {
 namespace fs = std::filesystem;
 
@@ -90,7 +90,7 @@ runs:
   o.progress = false;
   o.threads = 1;
   ASSERT_TRUE(RunStudy(*config, o).ok());
-  auto rows = ReadRows((dir / "study" / "results.jsonl").string());
+  auto rows = eval::ReadRows((dir / "study" / "results.jsonl").string());
   ASSERT_TRUE(rows.ok());
   // float + PNG + WebP (OpenCV's lossless image coders, where built) + 2 cells x 2 coders.
 #if SPLITINFER_WITH_OPENCV
@@ -114,9 +114,9 @@ runs:
     EXPECT_TRUE(fs::exists(dir / "study" / "plots" / "accuracy_vs_bytes.svg"));
   }
   ASSERT_TRUE(RunStudy(*config, o).ok());
-  EXPECT_EQ(ReadRows((dir / "study" / "results.jsonl").string())->size(), expected_rows);  // resumed, nothing repeated
+  EXPECT_EQ(eval::ReadRows((dir / "study" / "results.jsonl").string())->size(), expected_rows);  // resumed, nothing repeated
   fs::remove_all(dir);
 }
 
 }  // namespace
-}  // namespace splitinfer::eval
+}  // namespace splitinfer::study

@@ -29,7 +29,7 @@
 #include "train/config.h"
 #include "train/methods.h"
 
-namespace splitinfer::eval {
+namespace splitinfer::study {
 
 struct StudyRun {
   std::string name;
@@ -62,4 +62,4 @@ struct StudyOptions {
 
 Status RunStudy(const StudyConfig& config, const StudyOptions& options);
 
-}  // namespace splitinfer::eval
+}  // namespace splitinfer::study
