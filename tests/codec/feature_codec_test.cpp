@@ -99,13 +99,29 @@ TEST(FeatureCodecTest, WrongShapeFeatureIsAMismatch) {
 }
 
 TEST(FeatureCodecTest, CorruptFramesGiveFrameCodesNotCrashes) {
+  torch::manual_seed(17);
   auto a = SmallCodec(3);
   auto frame = EncodeFeature(a, torch::relu(torch::randn({8, 6, 6}))).value().frame;
   auto truncated = DecodeFeature(a, frame.data(), frame.size() / 2);
   EXPECT_EQ(truncated.status().code(), ErrorCode::kFrameTruncated);
+  // A flipped bit in the payload is caught by the CRC. (The middle byte of the frame may fall in
+  // the side information instead, whose floats are checked before the CRC: kFrameSideInfo. This
+  // test once flipped that byte, and failed whenever the flip made a float non-finite.)
+  auto view = ParseFrame(frame.data(), frame.size());
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  ASSERT_GT(view->payload_size, 0u);
+  const size_t in_payload = static_cast<size_t>(view->payload - frame.data()) + view->payload_size / 2;
   auto flipped = frame;
-  flipped[frame.size() / 2] ^= 0x40;
+  flipped[in_payload] ^= 0x40;
   EXPECT_EQ(DecodeFeature(a, flipped.data(), flipped.size()).status().code(), ErrorCode::kFrameCrcMismatch);
+  // Anywhere else, every single-bit flip is refused with a frame code, never accepted or a crash.
+  for (size_t i = 0; i < frame.size(); ++i) {
+    auto f = frame;
+    f[i] ^= 0x40;
+    const auto code = DecodeFeature(a, f.data(), f.size()).status().code();
+    EXPECT_TRUE(static_cast<int>(code) >= static_cast<int>(ErrorCode::kFrameTruncated) || code == ErrorCode::kMismatch)
+        << "byte " << i << ": code " << static_cast<int>(code);
+  }
 }
 
 }  // namespace
