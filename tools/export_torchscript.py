@@ -152,6 +152,9 @@ def metadata(args, input_shape, num_outputs, children):
             sys.exit(f"export_torchscript: --classes names {len(names)} classes; the model has {num_outputs} outputs")
     else:
         names = [str(c) for c in range(num_outputs)]
+    policy, _, size = args.resize.partition(":")
+    if policy not in ("center_crop", "stretch") or (size and (policy != "center_crop" or not size.isdigit())):
+        sys.exit(f"export_torchscript: --resize '{args.resize}': expected center_crop, center_crop:N or stretch")
     return {
         "format": "splitinfer-torchscript",
         "format_version": 1,
@@ -161,6 +164,7 @@ def metadata(args, input_shape, num_outputs, children):
         "class_names": names,
         "dataset": args.dataset,
         "split_points": children[:-1],
+        "preprocess": {"resize": policy, "resize_size": int(size or 0)},
     }
 
 
@@ -188,6 +192,10 @@ def main():
                                        "(default: ImageNet's for torchvision models, Fashion-MNIST's for --tiny)")
     parser.add_argument("--std", help="per-channel normalisation std (default: as --mean)")
     parser.add_argument("--dataset", default="", help="what the model was trained on, e.g. imagefolder (informative)")
+    parser.add_argument("--resize", default="center_crop",
+                        help="how images reach the input size: center_crop (torchvision's Resize(side/0.875) then "
+                             "CenterCrop, the ImageNet recipe), center_crop:N (Resize(N) then CenterCrop) or "
+                             "stretch (straight to the input size)")
     parser.add_argument("--no-meta", action="store_true", help="write no splitinfer.json into the archive")
     args = parser.parse_args()
 

@@ -6,6 +6,18 @@
 
 namespace splitinfer::bottleneck {
 
+Result<data::ImageOptions> ImagesFor(const models::CheckpointMeta& meta) {
+  data::ImageOptions o;
+  if (meta.input_shape.size() == 3) {
+    o.channels = meta.input_shape[0];
+    o.height = meta.input_shape[1];
+    o.width = meta.input_shape[2];
+  }
+  SI_ASSIGN_OR_RETURN(o.resize, data::ResizePolicyFromName(meta.resize));
+  o.resize_size = meta.resize_size;
+  return o;
+}
+
 Status CheckDatasetFits(const models::CheckpointMeta& meta, const data::Dataset& data) {
   const data::Dataset* dataset = &data;
   if (dataset->image_shape() != meta.input_shape) {
@@ -41,8 +53,8 @@ Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMe
     return InvalidArgument("model " + meta.model +
                            " names no dataset: give --data fmnist, --data imagefolder:DIR or --data tinyimagenet:DIR");
   }
-  SI_ASSIGN_OR_RETURN(auto dataset, data::OpenDataset(ref.kind, ref.dir, split, meta.input_shape[2],
-                                                      meta.input_shape[0]));
+  SI_ASSIGN_OR_RETURN(const data::ImageOptions images, ImagesFor(meta));
+  SI_ASSIGN_OR_RETURN(auto dataset, data::OpenDataset(ref.kind, ref.dir, split, images));
   SI_RETURN_IF_ERROR(CheckDatasetFits(meta, *dataset));
   return dataset;
 }

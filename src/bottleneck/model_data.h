@@ -8,9 +8,13 @@
 
 #include "core/status.h"
 #include "data/dataset.h"
+#include "data/datasets.h"
 #include "models/checkpoint.h"
 
 namespace splitinfer::bottleneck {
+
+// How folder images are read for the model: its H x W and channels, its resize policy.
+Result<data::ImageOptions> ImagesFor(const models::CheckpointMeta& meta);
 
 // Input shape (folder images are read at the model's H x W and channel count) and class names
 // (the same names in the same order, unless the model's are only numbers 0..N-1: names unknown).

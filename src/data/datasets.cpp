@@ -6,9 +6,23 @@
 #include "data/image_folder.h"
 
 namespace splitinfer::data {
+namespace {
+
+ImageFolderOptions FolderOptions(const ImageOptions& images, int64_t default_side) {
+  ImageFolderOptions o;
+  o.height = images.height > 0 ? images.height : default_side;
+  o.width = images.width > 0 ? images.width : default_side;
+  o.grayscale = images.channels == 1;
+  o.resize = images.resize;
+  o.resize_size = images.resize_size;
+  return o;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& kind, const std::string& dir, Split split,
-                                             int64_t image_size, int64_t channels) {
+                                             const ImageOptions& images) {
+  const int64_t channels = images.channels;
   if (channels != 0 && channels != 1 && channels != 3) {
     return InvalidArgument("images with " + std::to_string(channels) + " channels: only 1 (grayscale) or 3 (RGB)");
   }
@@ -18,19 +32,14 @@ Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& kind, const std:
   }
   if (dir.empty()) return InvalidArgument("dataset '" + kind + "' needs a directory (data.dir / --data DIR)");
   if (kind == "imagefolder") {
-    ImageFolderOptions o;
-    o.height = o.width = image_size > 0 ? image_size : 224;
-    o.grayscale = channels == 1;
+    const ImageFolderOptions o = FolderOptions(images, 224);
     namespace fs = std::filesystem;
     std::string sub = split == Split::kTrain ? "train" : "test";
     if (split == Split::kTest && !fs::exists(fs::path(dir) / sub) && fs::exists(fs::path(dir) / "val")) sub = "val";
     return LoadImageFolder((fs::path(dir) / sub).string(), o);
   }
   if (kind == "tinyimagenet") {
-    ImageFolderOptions o;
-    o.height = o.width = image_size > 0 ? image_size : 64;
-    o.grayscale = channels == 1;
-    return LoadTinyImageNet(dir, split, o);
+    return LoadTinyImageNet(dir, split, FolderOptions(images, 64));
   }
   return InvalidArgument("unknown dataset '" + kind + "'; known: fmnist, imagefolder, tinyimagenet");
 }

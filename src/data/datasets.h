@@ -8,13 +8,19 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "data/image_folder.h"
 
 namespace splitinfer::data {
 
-// image_size: folder datasets resize to this square size (0 = 224; TinyImageNet: 64).
-// channels: folder datasets read 1 (grayscale) or 3 (RGB) channels (0 = 3); Fashion-MNIST is 1.
+// How folder datasets read their images (Fashion-MNIST is always 1 x 28 x 28).
+struct ImageOptions {
+  int64_t height = 0, width = 0;  // 0 = 224 (TinyImageNet: 64)
+  int64_t channels = 0;           // 1 (grayscale) or 3 (RGB); 0 = 3
+  ResizePolicy resize = ResizePolicy::kCenterCrop;
+  int64_t resize_size = 0;  // kCenterCrop's shorter side; 0 = DefaultResizeSize
+};
 Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& kind, const std::string& dir, Split split,
-                                             int64_t image_size = 0, int64_t channels = 0);
+                                             const ImageOptions& images = {});
 
 // A dataset reference as every command's --data gives it: "fmnist", "imagefolder:DIR",
 // "tinyimagenet:DIR", or a bare DIR (its kind then comes from the model's metadata: kind "").

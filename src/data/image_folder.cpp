@@ -1,9 +1,30 @@
 #include "data/image_folder.h"
 
+#include <algorithm>
+#include <cmath>
+
+namespace splitinfer::data {
+
+const char* ResizePolicyName(ResizePolicy p) { return p == ResizePolicy::kStretch ? "stretch" : "center_crop"; }
+
+Result<ResizePolicy> ResizePolicyFromName(const std::string& name) {
+  if (name == "center_crop") return ResizePolicy::kCenterCrop;
+  if (name == "stretch") return ResizePolicy::kStretch;
+  return InvalidArgument("unknown resize policy '" + name + "'; valid: center_crop (resize the shorter side, "
+                         "then cut out the centre, as torchvision's models expect), stretch");
+}
+
+int64_t DefaultResizeSize(int64_t height, int64_t width) {
+  return static_cast<int64_t>(std::lround(static_cast<double>(std::max(height, width)) / 0.875));
+}
+
+}  // namespace splitinfer::data
+
 #ifdef SPLITINFER_WITH_OPENCV
 
 #include <algorithm>
 #include <cassert>
+#include <cmath>
 #include <cctype>
 #include <cstdint>
 #include <exception>
@@ -64,7 +85,41 @@ Status ValidateOptions(const ImageFolderOptions& o) {
     return OutOfRange("image size " + std::to_string(o.height) + "x" + std::to_string(o.width) +
                       " (height x width) outside 1.." + std::to_string(kMaxSide));
   }
+  if (o.resize == ResizePolicy::kCenterCrop && o.resize_size != 0 &&
+      (o.resize_size < std::max(o.height, o.width) || o.resize_size > 2 * kMaxSide)) {
+    return OutOfRange("resize size " + std::to_string(o.resize_size) + " for a " + std::to_string(o.height) + "x" +
+                      std::to_string(o.width) + " centre crop: the shorter side must be scaled to at least the " +
+                      "crop's larger side, " + std::to_string(std::max(o.height, o.width)) + ", and at most " +
+                      std::to_string(2 * kMaxSide) + " (or use the stretch policy)");
+  }
   return Status::Ok();
+}
+
+// A decoded image brought to h x w by `o.resize`. INTER_AREA averages the source pixels under
+// each output pixel, so downscaling does not alias; for enlarging it degenerates towards
+// nearest, so bilinear is used there.
+cv::Mat ResizeTo(const cv::Mat& img, const ImageFolderOptions& o) {
+  const int h = static_cast<int>(o.height), w = static_cast<int>(o.width);
+  auto scale = [](const cv::Mat& src, int rows, int cols) {
+    if (src.rows == rows && src.cols == cols) return src;
+    const bool shrinking = rows <= src.rows && cols <= src.cols;
+    cv::Mat out;
+    cv::resize(src, out, cv::Size(cols, rows), 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+    return out;
+  };
+  if (o.resize == ResizePolicy::kStretch) return scale(img, h, w);
+  // torchvision's Resize(int): the shorter side becomes `size`, the longer one
+  // int(size * long / short) (truncated); CenterCrop: top = int(round((rows - h) / 2)).
+  const int size = static_cast<int>(o.resize_size > 0 ? o.resize_size : DefaultResizeSize(o.height, o.width));
+  int rows = size, cols = size;
+  if (img.rows < img.cols) {
+    cols = static_cast<int>(static_cast<int64_t>(size) * img.cols / img.rows);
+  } else if (img.cols < img.rows) {
+    rows = static_cast<int>(static_cast<int64_t>(size) * img.rows / img.cols);
+  }
+  const cv::Mat resized = scale(img, rows, cols);
+  const int top = static_cast<int>(std::lround((rows - h) / 2.0)), left = static_cast<int>(std::lround((cols - w) / 2.0));
+  return resized(cv::Rect(left, top, w, h));
 }
 
 Status CheckRootDir(const fs::path& root, const std::string& what) {
@@ -238,16 +293,8 @@ class ImageFolderDataset final : public Dataset {
     try {
       cv::Mat img = decoded;
       if (!options_.grayscale) cv::cvtColor(decoded, img, cv::COLOR_BGR2RGB);  // models expect RGB
-      const int h = static_cast<int>(options_.height), w = static_cast<int>(options_.width);
-      if (img.rows != h || img.cols != w) {
-        // INTER_AREA averages the source pixels under each output pixel, so downscaling does
-        // not alias; for enlarging it degenerates towards nearest, so use bilinear there.
-        const bool shrinking = h <= img.rows && w <= img.cols;
-        cv::Mat resized;
-        cv::resize(img, resized, cv::Size(w, h), 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
-        img = resized;
-      }
-      if (!img.isContinuous()) img = img.clone();
+      img = ResizeTo(img, options_);
+      if (!img.isContinuous()) img = img.clone();  // a crop is a view with the source's stride
       // from_blob borrows the Mat's buffer; the clone copies it (HWC -> CHW) into memory the
       // tensor owns before the Mat goes out of scope. One copy for both 1 and 3 channels.
       const int64_t c = img.channels();

@@ -1,5 +1,6 @@
 #include "models/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -34,6 +35,7 @@ nlohmann::json MetaToJson(const CheckpointMeta& m, const char* format) {
           {"epochs", m.epochs},
           {"train_config", m.train_config}};
   if (!m.split_points.empty()) j["split_points"] = m.split_points;
+  j["preprocess"] = {{"resize", m.resize}, {"resize_size", m.resize_size}};
   return j;
 }
 
@@ -81,11 +83,21 @@ Result<CheckpointMeta> MetaFromJson(const nlohmann::json& j, const std::string& 
     m.epochs = j.value("epochs", int64_t{0});
     m.train_config = j.value("train_config", nlohmann::json::object());
     m.split_points = j.value("split_points", std::vector<std::string>{});
+    const auto pre = j.value("preprocess", nlohmann::json::object());
+    m.resize = pre.value("resize", std::string("center_crop"));
+    m.resize_size = pre.value("resize_size", int64_t{0});
+    if (m.resize != "center_crop" && m.resize != "stretch") {
+      return DataLoss(origin + ": preprocess.resize '" + m.resize + "' is neither center_crop nor stretch");
+    }
     if (m.input_shape.size() != 3 || m.input_shape[0] < 1 || m.input_shape[1] < 1 || m.input_shape[2] < 1 ||
         m.norm_mean.size() != static_cast<size_t>(m.input_shape[0]) || m.norm_std.size() != m.norm_mean.size() ||
         m.options.in_channels != m.input_shape[0]) {
       return DataLoss(origin + ": inconsistent metadata (input_shape must be [C,H,W] with C, H, W >= 1, and "
                       "normalization one mean and one std per channel)");
+    }
+    if (m.resize_size != 0 && m.resize_size < std::max(m.input_shape[1], m.input_shape[2])) {
+      return DataLoss(origin + ": preprocess.resize_size " + std::to_string(m.resize_size) +
+                      " is smaller than the input's larger side; the centre crop would not fit");
     }
     for (double s : m.norm_std) {
       if (!(s > 0)) return DataLoss(origin + ": normalization std must be > 0 for every channel");

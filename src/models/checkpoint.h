@@ -31,6 +31,11 @@ struct CheckpointMeta {
   nlohmann::json train_config;  // the config used, verbatim
   // The split points a TorchScript chain's exporter recommends (empty: every block boundary).
   std::vector<std::string> split_points;
+  // How images of another size reach input_shape's H x W (data::ResizePolicy's names):
+  // "center_crop" (resize the shorter side to resize_size, 0 = H / 0.875, then cut out the
+  // centre, as torchvision's models expect) or "stretch". Folder datasets only.
+  std::string resize = "center_crop";
+  int64_t resize_size = 0;
 };
 
 // The same metadata describes a checkpoint (format "splitinfer-checkpoint", stored in the

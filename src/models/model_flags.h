@@ -15,8 +15,11 @@ struct ModelMetaFlags {
   std::vector<double> mean, std;
   std::vector<std::string> class_names;
   std::vector<std::string> split_points;
+  std::string resize;       // "center_crop" or "stretch" (CheckpointMeta::resize)
+  int64_t resize_size = 0;  // center_crop's shorter side
   bool any() const {
-    return !input_shape.empty() || !mean.empty() || !std.empty() || !class_names.empty() || !split_points.empty();
+    return !input_shape.empty() || !mean.empty() || !std.empty() || !class_names.empty() || !split_points.empty() ||
+           !resize.empty() || resize_size != 0;
   }
 };
 

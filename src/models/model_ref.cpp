@@ -109,6 +109,12 @@ Result<CheckpointMeta> ChainMeta(const std::string& path, const std::string& emb
     if (j.contains("options")) j["options"].erase("num_classes");
   }
   if (!flags.split_points.empty()) j["split_points"] = flags.split_points;
+  if (!flags.resize.empty() || flags.resize_size != 0) {
+    auto pre = j.value("preprocess", nlohmann::json::object());
+    if (!flags.resize.empty()) pre["resize"] = flags.resize;
+    if (flags.resize_size != 0) pre["resize_size"] = flags.resize_size;
+    j["preprocess"] = pre;
+  }
   if (flags.any() && source != "command-line flags") source += " with command-line flags";
   return MetaFromJson(j, source);
 }

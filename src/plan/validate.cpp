@@ -1,5 +1,6 @@
 #include "plan/validate.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "bottleneck/model_data.h"
 #include "bottleneck/pipeline.h"
 #include "codec/quantize/quantize.h"
 #include "data/datasets.h"
@@ -47,8 +49,8 @@ Result<std::string> PtqPipeline(const Choice& c, const ValidateOptions& o) {
   torch::NoGradGuard g;
   SI_ASSIGN_OR_RETURN(auto loaded, models::OpenModel(o.checkpoint, torch::kCPU));
   SI_ASSIGN_OR_RETURN(auto split, loaded.net->find_split(c.split));
-  SI_ASSIGN_OR_RETURN(auto train, data::OpenDataset(loaded.meta.dataset, "", data::Split::kTrain));
-  std::vector<int64_t> idx(512);
+  SI_ASSIGN_OR_RETURN(auto train, bottleneck::OpenDatasetFor(loaded.meta, o.data, data::Split::kTrain));
+  std::vector<int64_t> idx(static_cast<size_t>(std::min<int64_t>(512, train->size())));
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
   SI_ASSIGN_OR_RETURN(auto batch, train->batch(idx));
   const auto f = loaded.net->head(data::ToFloatNormalized(batch.first, {loaded.meta.norm_mean, loaded.meta.norm_std}),
@@ -115,6 +117,7 @@ Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, con
       no.mode = c->kind == "server-only" ? "server-only" : c->kind == "node-only" ? "node-only" : "split";
       no.threads = o.threads;
       no.progress = false;
+      no.data = o.data;
       // Warm-up: first calls pay for connection set-up and allocator growth.
       no.limit = 20;
       SI_RETURN_IF_ERROR(runtime::RunNode(no).status());

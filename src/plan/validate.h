@@ -18,6 +18,7 @@ namespace splitinfer::plan {
 
 struct ValidateOptions {
   std::string checkpoint;     // the profiled model's checkpoint (.pt)
+  std::string data;           // a dataset reference (bottleneck::OpenDatasetFor; "" = the model's own)
   std::string work_dir;       // where generated pipelines go
   int64_t images = 200;       // test images per configuration (the first ones; after a warm-up of 20)
   int threads = 1;            // node and server threads (as profiled)

@@ -128,6 +128,7 @@ Result<int64_t> FinetuneHead(kernels::HeadGraph& graph, const HeadFinetuneOption
   const data::Normalization norm{loaded.meta.norm_mean, loaded.meta.norm_std};
   DataConfig dc;
   dc.dataset = loaded.meta.dataset;
+  dc = SizedFor(dc, loaded.meta);
   dc.limit_train = o.limit_train;
   SI_ASSIGN_OR_RETURN(auto train, OpenSplit(dc, data::Split::kTrain));
   // Activation ranges, once, with kernels::QuantizeGraph's own calibration.

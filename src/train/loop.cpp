@@ -103,13 +103,29 @@ class LimitedDataset : public data::Dataset {
 
 }  // namespace
 
-DataConfig SizedFor(DataConfig c, const std::vector<int64_t>& input_shape) {
-  if (c.image_size == 0 && input_shape.size() == 3) c.image_size = input_shape[2];
+DataConfig SizedFor(DataConfig c, const models::CheckpointMeta& meta) {
+  if (c.image_size == 0 && meta.input_shape.size() == 3) {
+    c.channels = meta.input_shape[0];
+    c.height = meta.input_shape[1];
+    c.width = meta.input_shape[2];
+  }
+  if (c.resize.empty()) {
+    c.resize = meta.resize;
+    if (c.resize_size == 0) c.resize_size = meta.resize_size;
+  }
   return c;
 }
 
 Result<std::unique_ptr<data::Dataset>> OpenSplit(const DataConfig& c, data::Split split) {
-  SI_ASSIGN_OR_RETURN(auto d, data::OpenDataset(c.dataset, c.dir, split, c.image_size));
+  data::ImageOptions images;
+  images.height = c.height > 0 ? c.height : c.image_size;
+  images.width = c.width > 0 ? c.width : c.image_size;
+  images.channels = c.channels;
+  if (!c.resize.empty()) {
+    SI_ASSIGN_OR_RETURN(images.resize, data::ResizePolicyFromName(c.resize));
+  }
+  images.resize_size = c.resize_size;
+  SI_ASSIGN_OR_RETURN(auto d, data::OpenDataset(c.dataset, c.dir, split, images));
   const int64_t limit = split == data::Split::kTrain ? c.limit_train : c.limit_test;
   return std::unique_ptr<data::Dataset>(std::make_unique<LimitedDataset>(std::move(d), limit));
 }

@@ -13,6 +13,7 @@
 
 #include "core/status.h"
 #include "data/dataset.h"
+#include "models/checkpoint.h"
 #include "train/config.h"
 
 namespace splitinfer::train {
@@ -24,9 +25,10 @@ std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch);
 // The configured dataset split, limited to limit_train / limit_test examples when those are > 0.
 Result<std::unique_ptr<data::Dataset>> OpenSplit(const DataConfig& c, data::Split split);
 
-// `c` with folder images sized for a model whose input is {C, H, W} (when c.image_size is 0, the
-// default): a model made at 32x32 reads its image folder at 32x32, not at the folder default.
-DataConfig SizedFor(DataConfig c, const std::vector<int64_t>& input_shape);
+// `c` with folder images read as the model reads them: at its input's C x H x W (when
+// c.image_size is 0, the default), so a model made at 32x32 reads its folder at 32x32, and with
+// its resize policy where c names none.
+DataConfig SizedFor(DataConfig c, const models::CheckpointMeta& meta);
 
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& c, std::vector<torch::Tensor> params);
 void SetLearningRate(torch::optim::Optimizer& opt, double lr);

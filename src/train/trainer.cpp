@@ -59,7 +59,7 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
     SI_ASSIGN_OR_RETURN(models::OpenedModel opened, models::OpenModel(config.model.name, torch::kCPU, options.model_flags));
     model = opened.net;
     base = opened.meta;
-    data_config = SizedFor(data_config, base.input_shape);
+    data_config = SizedFor(data_config, base);
   }
   SI_ASSIGN_OR_RETURN(auto train_set, OpenSplit(data_config, data::Split::kTrain));
   SI_ASSIGN_OR_RETURN(auto test_set, OpenSplit(data_config, data::Split::kTest));
@@ -197,6 +197,8 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
     meta.options = config.model.options;
     meta.input_shape = train_set->image_shape();
   }
+  if (!data_config.resize.empty()) meta.resize = data_config.resize;
+  if (data_config.resize_size != 0) meta.resize_size = data_config.resize_size;
   meta.norm_mean = norm.mean;
   meta.norm_std = norm.std;
   meta.class_names = train_set->class_names();

@@ -187,6 +187,74 @@ TEST_F(ImageFolderTest, KeepsOrientation) {
   ExpectSolid(t->narrow(/*dim=*/2, /*start=*/11, /*length=*/9), kBlue, kPngTolerance);
 }
 
+// Centre crop, as torchvision's Resize(16) + CenterCrop(16): a 20 x 40 image of three vertical
+// bands (red 10 | green 20 | blue 10 columns) becomes 16 x 32, whose centre 16 columns are all
+// green; a stretch keeps all three bands.
+TEST_F(ImageFolderTest, CenterCropCutsTheMiddleAndStretchKeepsAll) {
+  cv::Mat img(20, 40, CV_8UC3, cv::Scalar(kGreen.b, kGreen.g, kGreen.r));
+  img(cv::Rect(0, 0, 10, 20)).setTo(cv::Scalar(kRed.b, kRed.g, kRed.r));
+  img(cv::Rect(30, 0, 10, 20)).setTo(cv::Scalar(kBlue.b, kBlue.g, kBlue.r));
+  fs::create_directories(root_ / "only");
+  ASSERT_TRUE(cv::imwrite((root_ / "only" / "bands.png").string(), img));
+
+  ImageFolderOptions crop = Options(16, 16);
+  crop.resize_size = 16;
+  auto cropped = LoadImageFolder(root_.string(), crop);
+  ASSERT_TRUE(cropped.ok()) << cropped.status().ToString();
+  auto c = (*cropped)->image(0);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->sizes().vec(), (std::vector<int64_t>{3, 16, 16}));
+  ExpectSolid(*c, kGreen, kPngTolerance);
+
+  ImageFolderOptions stretch = Options(16, 16);
+  stretch.resize = ResizePolicy::kStretch;
+  auto stretched = LoadImageFolder(root_.string(), stretch);
+  ASSERT_TRUE(stretched.ok()) << stretched.status().ToString();
+  auto s = (*stretched)->image(0);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ExpectSolid(s->narrow(/*dim=*/2, /*start=*/0, /*length=*/3), kRed, kPngTolerance);
+  ExpectSolid(s->narrow(/*dim=*/2, /*start=*/13, /*length=*/3), kBlue, kPngTolerance);
+}
+
+// The default shorter side is torchvision's ratio (256 for a 224 crop): a 40 x 40 image read at
+// 28 x 28 is scaled to 32 x 32 and its 2-pixel border cut off, so a 2-pixel red frame vanishes.
+TEST_F(ImageFolderTest, DefaultResizeSizeIsTorchvisionsRatio) {
+  EXPECT_EQ(DefaultResizeSize(224, 224), 256);
+  EXPECT_EQ(DefaultResizeSize(28, 28), 32);
+  cv::Mat img(40, 40, CV_8UC3, cv::Scalar(kRed.b, kRed.g, kRed.r));
+  img(cv::Rect(2, 2, 36, 36)).setTo(cv::Scalar(kBlue.b, kBlue.g, kBlue.r));
+  fs::create_directories(root_ / "only");
+  ASSERT_TRUE(cv::imwrite((root_ / "only" / "framed.png").string(), img));
+  auto ds = LoadImageFolder(root_.string(), Options(28, 28));
+  ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+  auto t = (*ds)->image(0);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ExpectSolid(*t, kBlue, kPngTolerance);
+}
+
+TEST_F(ImageFolderTest, ResizeSizeBelowTheCropIsOutOfRange) {
+  WriteSolid(root_ / "a" / "x.png", 4, 4, kRed);
+  ImageFolderOptions o = Options(16, 24);
+  o.resize_size = 20;  // the crop is 24 wide
+  auto ds = LoadImageFolder(root_.string(), o);
+  ASSERT_FALSE(ds.ok());
+  EXPECT_EQ(ds.status().code(), ErrorCode::kOutOfRange) << ds.status().ToString();
+  EXPECT_NE(ds.status().message().find("at least the crop's larger side, 24"), std::string::npos)
+      << ds.status().ToString();
+}
+
+TEST(ResizePolicyTest, NamesRoundTripAndUnknownIsInvalid) {
+  for (ResizePolicy p : {ResizePolicy::kCenterCrop, ResizePolicy::kStretch}) {
+    auto back = ResizePolicyFromName(ResizePolicyName(p));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(*back, p);
+  }
+  auto bad = ResizePolicyFromName("crop");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("valid: center_crop"), std::string::npos);
+}
+
 TEST_F(ImageFolderTest, GrayscaleGivesOneChannel) {
   WriteSolid(root_ / "a" / "x.png", 12, 12, kRed);
   auto ds = LoadImageFolder(root_.string(), Options(8, 6, /*gray=*/true));

@@ -200,6 +200,38 @@ TEST_F(ModelRefTest, UnknownSplitPointInMetadataIsInvalidArgument) {
       << m.status().message();
 }
 
+// The resize policy travels in the metadata ("preprocess"): absent means the ImageNet recipe
+// (centre crop at side/0.875), a file may say stretch or a size, and --resize overrides a file.
+TEST_F(ModelRefTest, PreprocessIsReadFromTheFileAndFlagsOverrideIt) {
+  auto plain = OpenModel(WithEmbeddedMeta("plain.pt", TinyMeta()), torch::kCPU);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->meta.resize, "center_crop");
+  EXPECT_EQ(plain->meta.resize_size, 0);
+
+  auto meta = TinyMeta();
+  meta["preprocess"] = {{"resize", "center_crop"}, {"resize_size", 32}};
+  const std::string sized = WithEmbeddedMeta("sized.pt", meta);
+  auto m = OpenModel(sized, torch::kCPU);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->meta.resize_size, 32);
+
+  ModelMetaFlags stretch;
+  stretch.resize = "stretch";
+  auto s = OpenModel(sized, torch::kCPU, stretch);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->meta.resize, "stretch");
+
+  meta["preprocess"] = {{"resize", "squash"}};
+  auto bad = OpenModel(WithEmbeddedMeta("squash.pt", meta), torch::kCPU);
+  ASSERT_EQ(bad.status().code(), ErrorCode::kDataLoss);
+  EXPECT_TRUE(Contains(bad.status().message(), "preprocess.resize 'squash'")) << bad.status().message();
+
+  meta["preprocess"] = {{"resize", "center_crop"}, {"resize_size", 20}};  // below the 28-pixel input
+  bad = OpenModel(WithEmbeddedMeta("small.pt", meta), torch::kCPU);
+  ASSERT_EQ(bad.status().code(), ErrorCode::kDataLoss);
+  EXPECT_TRUE(Contains(bad.status().message(), "preprocess.resize_size 20")) << bad.status().message();
+}
+
 TEST_F(ModelRefTest, BadMetadataIsDataLoss) {
   auto meta = TinyMeta();
   meta["normalization"]["std"] = {0.0};

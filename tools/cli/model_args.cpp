@@ -14,6 +14,10 @@ void AddModelOptions(CLI::App* cmd, ModelArgs& a, bool required) {
                   "TorchScript: class names (a count, a file with one per line, or names separated by commas)");
   cmd->add_option("--split-points", a.split_points,
                   "TorchScript: the blocks that may be cut after, separated by commas (default: every block)");
+  cmd->add_option("--resize", a.resize,
+                  "TorchScript: how folder images of another size reach the input size: center_crop (the default, "
+                  "as torchvision's models expect: shorter side to H/0.875, then the centre), center_crop:N "
+                  "(shorter side to N first) or stretch");
 }
 
 Result<models::ModelMetaFlags> MetaFlags(const ModelArgs& a) {
@@ -29,6 +33,21 @@ Result<models::ModelMetaFlags> MetaFlags(const ModelArgs& a) {
   }
   if (!a.classes.empty()) {
     SI_ASSIGN_OR_RETURN(f.class_names, models::ParseClassNames(a.classes));
+  }
+  if (!a.resize.empty()) {
+    const auto colon = a.resize.find(':');
+    f.resize = a.resize.substr(0, colon);
+    if (f.resize != "center_crop" && f.resize != "stretch") {
+      return InvalidArgument("--resize '" + a.resize + "': expected center_crop, center_crop:N or stretch");
+    }
+    if (colon != std::string::npos) {
+      const std::string n = a.resize.substr(colon + 1);
+      if (f.resize != "center_crop" || n.empty() || n.find_first_not_of("0123456789") != std::string::npos ||
+          n.size() > 5 || std::stoll(n) < 1) {
+        return InvalidArgument("--resize '" + a.resize + "': expected center_crop:N with N the shorter side in pixels");
+      }
+      f.resize_size = std::stoll(n);
+    }
   }
   if (!a.split_points.empty()) {
     std::string cur;

@@ -13,7 +13,7 @@ namespace splitinfer::cli {
 
 struct ModelArgs {
   std::string ref;
-  std::string input_shape, mean, std, classes, split_points;
+  std::string input_shape, mean, std, classes, split_points, resize;
 };
 
 // Adds --model/--checkpoint (required when `required`) and --input-shape, --mean, --std,

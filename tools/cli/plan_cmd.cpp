@@ -82,7 +82,7 @@ Status RunProfile(ProfileArgs a) {
 }
 
 struct PlanArgs {
-  std::string node, server, rates = "1,2,5,10", rtt = "10ms", links, bits, results, plot, checkpoint,
+  std::string node, server, rates = "1,2,5,10", rtt = "10ms", links, bits, results, plot, checkpoint, data,
       work_dir = "runs/plan";
   double min_accuracy = -1;
   int64_t images = 200;
@@ -156,6 +156,7 @@ Status RunPlan(const PlanArgs& a) {
     plan::ValidateOptions vo;
     vo.checkpoint = a.checkpoint;
     vo.work_dir = a.work_dir;
+    vo.data = a.data;
     vo.images = a.images;
     vo.threads = a.threads;
     vo.progress = !a.json;
@@ -248,6 +249,8 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
   planc->add_flag("--validate", pl->validate, "run the choices through the real runtime and compare");
   planc->add_option("--model,--checkpoint", pl->checkpoint,
                     "with --validate: the profiled model (checkpoint or TorchScript file; a model reference)");
+  planc->add_option("--data", pl->data,
+                    "with --validate: the images (fmnist, imagefolder:DIR, tinyimagenet:DIR; default: the model's)");
   planc->add_option("--images", pl->images, "with --validate: images per configuration")->check(CLI::Range(1, 100000));
   planc->add_option("--work-dir", pl->work_dir, "with --validate: where generated pipelines go");
   planc->add_option("--threads", pl->threads, "with --validate: node and server threads (as profiled)");
