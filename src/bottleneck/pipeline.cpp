@@ -47,37 +47,25 @@ uint32_t DerivePipelineId(const std::string& name, const std::string& split) {
 Result<PipelineSpec> ParsePipelineSpec(const std::string& text, const std::string& origin, const std::string& base_dir) {
   SI_ASSIGN_OR_RETURN(YAML::Node root, config::ParseYaml(text, origin));
   if (!root.IsMap()) return InvalidArgument(origin + ": a pipeline file is a YAML mapping (name: ..., model: ..., ...)");
-  static const std::set<std::string> kKeys = {"name",        "model", "server_model", "split", "bottleneck",
-                                              "compensator", "quantizer", "bits", "coder", "coder_level",
-                                              "cabac_model", "pipeline_id", "reference_model"};
   PipelineSpec s;
   s.base_dir = base_dir;
-  try {
-    for (const auto& kv : root) {
-      const std::string key = kv.first.as<std::string>();
-      if (!kKeys.count(key)) {
-        return InvalidArgument(origin + ": unknown key '" + key +
-                               "'; valid keys: name, model, server_model, split, bottleneck, compensator, quantizer, "
-                               "bits, coder, coder_level, cabac_model, pipeline_id, reference_model");
-      }
-    }
-    auto str = [&](const char* k) { return root[k] ? root[k].as<std::string>() : std::string(); };
-    s.name = str("name");
-    s.model = str("model");
-    s.server_model = str("server_model");
-    s.split = str("split");
-    s.bottleneck = str("bottleneck");
-    s.compensator = str("compensator");
-    s.quantizer = str("quantizer");
-    s.reference_model = str("reference_model");
-    s.cabac_model = str("cabac_model");
-    if (root["coder"]) s.coder = root["coder"].as<std::string>();
-    if (root["bits"]) s.bits = root["bits"].as<int>();
-    if (root["coder_level"]) s.coder_level = root["coder_level"].as<int>();
-    if (root["pipeline_id"]) s.pipeline_id = root["pipeline_id"].as<int64_t>();
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(origin + ": " + e.what());
+  config::MapReader r(root, "", origin);
+  for (const auto& [key, out] : {std::pair<const char*, std::string*>{"name", &s.name},
+                                 {"model", &s.model},
+                                 {"server_model", &s.server_model},
+                                 {"split", &s.split},
+                                 {"bottleneck", &s.bottleneck},
+                                 {"compensator", &s.compensator},
+                                 {"quantizer", &s.quantizer},
+                                 {"reference_model", &s.reference_model},
+                                 {"cabac_model", &s.cabac_model},
+                                 {"coder", &s.coder}}) {
+    SI_RETURN_IF_ERROR(r.get(key, out));
   }
+  SI_RETURN_IF_ERROR(r.get("bits", &s.bits));
+  SI_RETURN_IF_ERROR(r.get("coder_level", &s.coder_level));
+  SI_RETURN_IF_ERROR(r.get("pipeline_id", &s.pipeline_id));
+  SI_RETURN_IF_ERROR(r.finish());
   for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"model", &s.model},
                                    {"split", &s.split}}) {
     if (value->empty()) return InvalidArgument(origin + ": missing required key '" + key + "'");

@@ -232,23 +232,31 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
 Result<std::vector<Link>> LoadLinks(const std::string& path) {
   SI_ASSIGN_OR_RETURN(YAML::Node root, config::LoadYamlFile(path, "links file " + path + " not found"));
   std::vector<Link> links;
-  try {
-    if (!root["links"] || !root["links"].IsSequence() || root["links"].size() == 0) {
-      return InvalidArgument(path + ": a links file lists `links: [{name: N, rate_mb_s: R, rtt_ms: T}, ...]`");
+  config::MapReader top(root, "", path);
+  SI_RETURN_IF_ERROR(top.check_is_map("links: [{name: N, rate_mb_s: R, rtt_ms: T}, ...]"));
+  const YAML::Node list = top["links"];
+  SI_RETURN_IF_ERROR(top.finish());
+  if (!list || !list.IsSequence() || list.size() == 0) {
+    return InvalidArgument(path + ": a links file lists `links: [{name: N, rate_mb_s: R, rtt_ms: T}, ...]`");
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    config::MapReader l(list[i], "links[" + std::to_string(i) + "]", path);
+    SI_RETURN_IF_ERROR(l.check_is_map("name, rate_mb_s, rtt_ms"));
+    Link k;
+    double rate_mb_s = 0, rtt_ms = -1;
+    SI_RETURN_IF_ERROR(l.get("name", &k.name));
+    SI_RETURN_IF_ERROR(l.get("rate_mb_s", &rate_mb_s));
+    SI_RETURN_IF_ERROR(l.get("rtt_ms", &rtt_ms));
+    SI_RETURN_IF_ERROR(l.finish());
+    if (!l.has("rate_mb_s") || !l.has("rtt_ms")) {
+      return InvalidArgument(path + ": link '" + k.name + "' needs rate_mb_s and rtt_ms");
     }
-    for (const auto& l : root["links"]) {
-      Link k;
-      k.name = l["name"] ? l["name"].as<std::string>() : "";
-      if (!l["rate_mb_s"] || !l["rtt_ms"]) return InvalidArgument(path + ": link '" + k.name + "' needs rate_mb_s and rtt_ms");
-      k.rate_bytes_per_s = l["rate_mb_s"].as<double>() * 1e6;
-      k.rtt_s = l["rtt_ms"].as<double>() * 1e-3;
-      if (!(k.rate_bytes_per_s > 0) || !(k.rtt_s >= 0)) {
-        return InvalidArgument(path + ": link '" + k.name + "' needs rate_mb_s > 0 and rtt_ms >= 0");
-      }
-      links.push_back(k);
+    k.rate_bytes_per_s = rate_mb_s * 1e6;
+    k.rtt_s = rtt_ms * 1e-3;
+    if (!(k.rate_bytes_per_s > 0) || !(k.rtt_s >= 0)) {
+      return InvalidArgument(path + ": link '" + k.name + "' needs rate_mb_s > 0 and rtt_ms >= 0");
     }
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(path + ": " + e.what());
+    links.push_back(k);
   }
   return links;
 }

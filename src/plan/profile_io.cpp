@@ -33,20 +33,20 @@ double Profile::SlowdownAfter(double gap_ms) const {
 Result<ScaleFactors> LoadScaleFactors(const std::string& path) {
   SI_ASSIGN_OR_RETURN(YAML::Node root, config::LoadYamlFile(path, "device factors file " + path + " not found"));
   ScaleFactors f;
-  try {
-    if (!root["name"] || !root["factors"] || !root["source"]) {
-      return InvalidArgument(path + ": a factors file has name, source and factors: {conv: X, matmul: X, other: X, "
-                             "codec: X, png: X}");
-    }
-    f.name = root["name"].as<std::string>();
-    f.source = root["source"].as<std::string>();
-    for (const auto& kv : root["factors"]) {
-      const double v = kv.second.as<double>();
-      if (!(v > 0)) return InvalidArgument(path + ": factor " + kv.first.as<std::string>() + " must be > 0");
-      f.factors[kv.first.as<std::string>()] = v;
-    }
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(path + ": " + e.what());
+  config::MapReader top(root, "", path);
+  SI_RETURN_IF_ERROR(top.check_is_map("name, source and factors"));
+  std::map<std::string, double> factors;
+  SI_RETURN_IF_ERROR(top.get("name", &f.name));
+  SI_RETURN_IF_ERROR(top.get("source", &f.source));
+  SI_RETURN_IF_ERROR(top.get("factors", &factors));
+  SI_RETURN_IF_ERROR(top.finish());
+  if (f.name.empty() || f.source.empty() || factors.empty()) {
+    return InvalidArgument(path + ": a factors file has name, source and factors: {conv: X, matmul: X, other: X, "
+                           "codec: X, png: X}");
+  }
+  for (const auto& [op, v] : factors) {
+    if (!(v > 0)) return InvalidArgument(path + ": factor " + op + " must be > 0");
+    f.factors[op] = v;
   }
   if (!f.factors.count("default")) f.factors["default"] = 1.0;
   return f;
@@ -155,16 +155,28 @@ Result<Profile> LoadProfile(const std::string& path) {
     for (const char* key : {"machine", "model", "blocks", "splits", "codecs", "png", "input_shape"}) {
       if (!root[key]) return InvalidArgument(path + ": not a profile (no '" + std::string(key) + "')");
     }
-    p.machine = root["machine"].as<std::string>();
-    if (root["derived_from"]) p.derived_from = root["derived_from"].as<std::string>();
-    if (root["device"]) p.device = root["device"].as<std::string>();
-    if (root["threads"]) p.threads = root["threads"].as<int>();
-    if (root["compute"]) p.compute = root["compute"].as<std::string>();
-    p.model = root["model"].as<std::string>();
-    if (root["source"]) p.source = root["source"].as<std::string>();
-    if (root["inputs"]) p.inputs = root["inputs"].as<std::string>();
-    if (root["classes"]) p.classes = root["classes"].as<int64_t>();
-    p.input_shape = root["input_shape"].as<std::vector<int64_t>>();
+    // Scalars through the one reader (wrong types and unknown top-level keys named with the
+    // file); the lists below are walked by hand because their entries are records.
+    config::MapReader top(root, "", path);
+    SI_RETURN_IF_ERROR(top.get("machine", &p.machine));
+    SI_RETURN_IF_ERROR(top.get("derived_from", &p.derived_from));
+    SI_RETURN_IF_ERROR(top.get("device", &p.device));
+    SI_RETURN_IF_ERROR(top.get("threads", &p.threads));
+    SI_RETURN_IF_ERROR(top.get("compute", &p.compute));
+    SI_RETURN_IF_ERROR(top.get("model", &p.model));
+    SI_RETURN_IF_ERROR(top.get("source", &p.source));
+    SI_RETURN_IF_ERROR(top.get("inputs", &p.inputs));
+    SI_RETURN_IF_ERROR(top.get("classes", &p.classes));
+    SI_RETURN_IF_ERROR(top.get("input_shape", &p.input_shape));
+    SI_RETURN_IF_ERROR(top.get("stream_factor", &p.stream_factor));
+    top.allow({"blocks", "splits", "codecs", "pipelines", "png", "requests", "idle_slowdown"});
+    SI_RETURN_IF_ERROR(top.finish());
+    SI_ASSIGN_OR_RETURN(config::MapReader req, top.child("requests"));
+    SI_RETURN_IF_ERROR(req.get("call_ms", &p.call_ms));
+    SI_RETURN_IF_ERROR(req.get("server_request_ms", &p.server_request_ms));
+    SI_RETURN_IF_ERROR(req.get("server_request_png_ms", &p.server_request_png_ms));
+    SI_RETURN_IF_ERROR(req.get("measured_with", &p.calls_measured_with));
+    SI_RETURN_IF_ERROR(req.finish());
     for (const auto& b : root["blocks"]) {
       BlockProfile bp;
       bp.name = b["name"].as<std::string>();
@@ -209,16 +221,7 @@ Result<Profile> LoadProfile(const std::string& path) {
     p.png_encode_ms = root["png"]["encode_ms"].as<double>();
     p.png_decode_ms = root["png"]["decode_ms"].as<double>();
     p.png_bytes = root["png"]["bytes"].as<double>();
-    if (root["stream_factor"]) {
-      p.stream_factor = root["stream_factor"].as<double>();
-      if (!(p.stream_factor > 0)) return InvalidArgument(path + ": stream_factor must be > 0");
-    }
-    if (const auto r = root["requests"]) {
-      if (r["call_ms"]) p.call_ms = r["call_ms"].as<double>();
-      if (r["server_request_ms"]) p.server_request_ms = r["server_request_ms"].as<double>();
-      if (r["server_request_png_ms"]) p.server_request_png_ms = r["server_request_png_ms"].as<double>();
-      if (r["measured_with"]) p.calls_measured_with = r["measured_with"].as<std::string>();
-    }
+    if (!(p.stream_factor > 0)) return InvalidArgument(path + ": stream_factor must be > 0");
     if (root["idle_slowdown"]) {
       for (const auto& kv : root["idle_slowdown"]) {
         const double gap = kv.first.as<double>(), f = kv.second.as<double>();

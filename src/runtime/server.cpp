@@ -47,43 +47,35 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
     c.pipelines.push_back(path);
     return c;
   }
-  static const std::set<std::string> kKeys = {
-      "pipelines", "listen", "device", "threads", "max_batch", "max_wait_ms", "max_message_bytes", "max_in_flight",
-      "max_images_per_request", "default_deadline_s", "token_file", "tls_cert", "tls_key", "metrics"};
-  try {
-    for (const auto& kv : root) {
-      const auto key = kv.first.as<std::string>();
-      if (!kKeys.count(key)) {
-        return InvalidArgument(path + ": unknown key '" + key +
-                               "'; valid keys: pipelines, listen, device, threads, max_batch, max_wait_ms, "
-                               "max_message_bytes, max_in_flight, max_images_per_request, default_deadline_s, "
-                               "token_file, tls_cert, tls_key, metrics");
-      }
-    }
-    if (!root["pipelines"].IsSequence() || root["pipelines"].size() == 0) {
-      return InvalidArgument(path + ": 'pipelines' must be a non-empty list of pipeline YAML files");
-    }
-    for (const auto& p : root["pipelines"]) c.pipelines.push_back(resolve(p.as<std::string>()));
-    if (root["listen"]) c.listen = root["listen"].as<std::string>();
-    if (root["device"]) c.device = root["device"].as<std::string>();
-    if (root["threads"]) c.threads = root["threads"].as<int>();
-    if (root["max_batch"]) c.batch.max_batch = root["max_batch"].as<int64_t>();
-    if (root["max_wait_ms"]) {
-      c.batch.max_wait = std::chrono::microseconds(static_cast<int64_t>(root["max_wait_ms"].as<double>() * 1000));
-    }
-    if (root["max_message_bytes"]) c.max_message_bytes = root["max_message_bytes"].as<int64_t>();
-    if (root["max_in_flight"]) c.max_in_flight = root["max_in_flight"].as<int64_t>();
-    if (root["max_images_per_request"]) c.limits.max_batch = root["max_images_per_request"].as<uint64_t>();
-    if (root["default_deadline_s"]) c.default_deadline_s = root["default_deadline_s"].as<double>();
-    if (root["token_file"]) {
-      SI_ASSIGN_OR_RETURN(c.token, ReadFirstLine(resolve(root["token_file"].as<std::string>()), "token file"));
-    }
-    if (root["tls_cert"]) c.tls_cert = resolve(root["tls_cert"].as<std::string>());
-    if (root["tls_key"]) c.tls_key = resolve(root["tls_key"].as<std::string>());
-    if (root["metrics"]) c.metrics_listen = root["metrics"].as<std::string>();
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(path + ": " + e.what());
+  config::MapReader r(root, "", path);
+  if (!r["pipelines"].IsSequence() || r["pipelines"].size() == 0) {
+    return InvalidArgument(path + ": 'pipelines' must be a non-empty list of pipeline YAML files");
   }
+  std::vector<std::string> pipelines;
+  SI_RETURN_IF_ERROR(r.get("pipelines", &pipelines));
+  for (const auto& p : pipelines) c.pipelines.push_back(resolve(p));
+  SI_RETURN_IF_ERROR(r.get("listen", &c.listen));
+  SI_RETURN_IF_ERROR(r.get("device", &c.device));
+  SI_RETURN_IF_ERROR(r.get("threads", &c.threads));
+  SI_RETURN_IF_ERROR(r.get("max_batch", &c.batch.max_batch));
+  double max_wait_ms = c.batch.max_wait.count() / 1000.0;
+  SI_RETURN_IF_ERROR(r.get("max_wait_ms", &max_wait_ms));
+  c.batch.max_wait = std::chrono::microseconds(static_cast<int64_t>(max_wait_ms * 1000));
+  SI_RETURN_IF_ERROR(r.get("max_message_bytes", &c.max_message_bytes));
+  SI_RETURN_IF_ERROR(r.get("max_in_flight", &c.max_in_flight));
+  SI_RETURN_IF_ERROR(r.get("max_images_per_request", &c.limits.max_batch));
+  SI_RETURN_IF_ERROR(r.get("default_deadline_s", &c.default_deadline_s));
+  std::string token_file, tls_cert, tls_key;
+  SI_RETURN_IF_ERROR(r.get("token_file", &token_file));
+  SI_RETURN_IF_ERROR(r.get("tls_cert", &tls_cert));
+  SI_RETURN_IF_ERROR(r.get("tls_key", &tls_key));
+  SI_RETURN_IF_ERROR(r.get("metrics", &c.metrics_listen));
+  SI_RETURN_IF_ERROR(r.finish());
+  if (!token_file.empty()) {
+    SI_ASSIGN_OR_RETURN(c.token, ReadFirstLine(resolve(token_file), "token file"));
+  }
+  if (!tls_cert.empty()) c.tls_cert = resolve(tls_cert);
+  if (!tls_key.empty()) c.tls_key = resolve(tls_key);
   if (c.batch.max_batch < 1 || c.batch.max_batch > 4096) return InvalidArgument(path + ": max_batch must be 1..4096");
   if (c.batch.max_wait.count() < 0) return InvalidArgument(path + ": max_wait_ms must be >= 0");
   if (c.max_in_flight < 1) return InvalidArgument(path + ": max_in_flight must be >= 1");

@@ -60,58 +60,35 @@ std::vector<std::pair<std::string, YAML::Node>> Expand(const std::string& name, 
 Result<StudyConfig> ParseStudyConfig(const std::string& text, const std::string& origin) {
   SI_ASSIGN_OR_RETURN(YAML::Node root, config::ParseYaml(text, origin));
   if (!root.IsMap()) return InvalidArgument(origin + ": a study config is a YAML mapping");
-  static const std::set<std::string> kKeys = {"model", "data", "coders", "image_baselines", "eval_batch_size", "ptq", "runs"};
   StudyConfig c;
+  config::MapReader top(root, "", origin);
+  SI_RETURN_IF_ERROR(top.get("model", &c.model));
+  SI_ASSIGN_OR_RETURN(config::MapReader data, top.child("data"));
+  SI_RETURN_IF_ERROR(train::ReadDataConfig(data, &c.data));
+  SI_RETURN_IF_ERROR(top.get("coders", &c.coders));
+  SI_RETURN_IF_ERROR(top.get("image_baselines", &c.image_baselines));
+  SI_RETURN_IF_ERROR(top.get("eval_batch_size", &c.eval_batch_size));
+  SI_ASSIGN_OR_RETURN(config::MapReader ptq, top.child("ptq"));
+  top.allow({"runs"});  // each run is a method config, read by train::ParseMethodConfig
+  SI_RETURN_IF_ERROR(top.finish());
+  if (c.model.empty()) return InvalidArgument(origin + ": missing required key 'model' (the float checkpoint)");
+  std::vector<std::string> built;
+  for (const auto& name : c.coders) {
+    SI_ASSIGN_OR_RETURN(auto id, codec::CoderFromName(name));
+    if (id == codec::CoderId::kCabacTrained) {
+      return InvalidArgument(origin + ": coder cabac-trained needs a trained context model; use cabac in studies");
+    }
+    (codec::CoderBuiltIn(id) ? built : c.coders_not_built).push_back(name);
+  }
+  c.coders = built;
+  if (c.coders.empty()) return InvalidArgument(origin + ": coders must name at least one lossless coder");
+  // The ptq grid's keys are those of a ptq run, with `splits` for `split`; each value may be a
+  // list, and every combination becomes a run.
+  ptq.allow({"splits", "bits", "granularity", "clip", "region", "reconstruction", "calibration_images"});
+  SI_RETURN_IF_ERROR(ptq.finish());
   try {
-    for (const auto& kv : root) {
-      const auto key = kv.first.as<std::string>();
-      if (!kKeys.count(key)) {
-        return InvalidArgument(origin + ": unknown key '" + key +
-                               "'; valid keys: model, data, coders, image_baselines, eval_batch_size, ptq, runs");
-      }
-    }
-    if (!root["model"]) return InvalidArgument(origin + ": missing required key 'model' (the float checkpoint)");
-    c.model = root["model"].as<std::string>();
-    if (root["data"]) {
-      static const std::set<std::string> kData = {"dataset", "dir", "limit_train", "limit_test", "image_size"};
-      for (const auto& kv : root["data"]) {
-        if (!kData.count(kv.first.as<std::string>())) {
-          return InvalidArgument(origin + ": unknown key 'data." + kv.first.as<std::string>() +
-                                 "'; valid keys: dataset, dir, limit_train, limit_test, image_size");
-        }
-      }
-      const auto d = root["data"];
-      if (d["dataset"]) c.data.dataset = d["dataset"].as<std::string>();
-      if (d["dir"]) c.data.dir = d["dir"].as<std::string>();
-      if (d["limit_train"]) c.data.limit_train = d["limit_train"].as<int64_t>();
-      if (d["limit_test"]) c.data.limit_test = d["limit_test"].as<int64_t>();
-      if (d["image_size"]) c.data.image_size = d["image_size"].as<int64_t>();
-    }
-    if (root["coders"]) c.coders = root["coders"].as<std::vector<std::string>>();
-    std::vector<std::string> built;
-    for (const auto& name : c.coders) {
-      SI_ASSIGN_OR_RETURN(auto id, codec::CoderFromName(name));
-      if (id == codec::CoderId::kCabacTrained) {
-        return InvalidArgument(origin + ": coder cabac-trained needs a trained context model; use cabac in studies");
-      }
-      (codec::CoderBuiltIn(id) ? built : c.coders_not_built).push_back(name);
-    }
-    c.coders = built;
-    if (c.coders.empty()) return InvalidArgument(origin + ": coders must name at least one lossless coder");
-    if (root["image_baselines"]) c.image_baselines = root["image_baselines"].as<bool>();
-    if (root["eval_batch_size"]) c.eval_batch_size = root["eval_batch_size"].as<int64_t>();
-
     if (root["ptq"]) {
       const auto p = root["ptq"];
-      static const std::set<std::string> kPtq = {"splits", "bits", "granularity", "clip", "region", "reconstruction",
-                                                 "calibration_images"};
-      for (const auto& kv : p) {
-        if (!kPtq.count(kv.first.as<std::string>())) {
-          return InvalidArgument(origin + ": unknown key 'ptq." + kv.first.as<std::string>() +
-                                 "'; valid keys: splits, bits, granularity, clip, region, reconstruction, "
-                                 "calibration_images");
-        }
-      }
       YAML::Node run;
       run["method"] = "ptq";
       run["split"] = p["splits"] ? p["splits"] : YAML::Node("stem");
@@ -183,7 +160,7 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
   };
 
   SI_ASSIGN_OR_RETURN(auto base, models::OpenModel(config.model, options.device));
-  const train::DataConfig data_config = train::SizedFor(config.data, base.meta.input_shape);
+  const train::DataConfig data_config = train::SizedFor(config.data, base.meta);
   SI_ASSIGN_OR_RETURN(auto test_set, train::OpenSplit(data_config, data::Split::kTest));
   SI_RETURN_IF_ERROR(bottleneck::CheckDatasetFits(base.meta, *test_set));
   data::Normalization norm{base.meta.norm_mean, base.meta.norm_std};

@@ -27,6 +27,23 @@ Status OneOf(const std::string& origin, const std::string& key, const std::strin
 
 }  // namespace
 
+Status ReadDataConfig(config::MapReader& data, DataConfig* out) {
+  SI_RETURN_IF_ERROR(data.get("dataset", &out->dataset));
+  SI_RETURN_IF_ERROR(data.get("dir", &out->dir));
+  SI_RETURN_IF_ERROR(data.get("limit_train", &out->limit_train));
+  SI_RETURN_IF_ERROR(data.get("limit_test", &out->limit_test));
+  SI_RETURN_IF_ERROR(data.get("image_size", &out->image_size));
+  SI_RETURN_IF_ERROR(data.get("resize", &out->resize));
+  SI_RETURN_IF_ERROR(data.get("resize_size", &out->resize_size));
+  SI_RETURN_IF_ERROR(data.finish());
+  const std::string& origin = data.origin();
+  if (!out->resize.empty()) {
+    SI_RETURN_IF_ERROR(OneOf(origin, data.qualified("resize"), out->resize, {"center_crop", "stretch"}));
+  }
+  return OneOf(origin, data.qualified("dataset"), out->dataset,
+               {data::kFashionMnist, data::kImageFolder, data::kTinyImageNet});
+}
+
 Result<TrainConfig> ParseTrainConfig(const std::string& yaml_text, const std::string& origin) {
   SI_ASSIGN_OR_RETURN(YAML::Node root, config::ParseYaml(yaml_text, origin));
   TrainConfig c;
@@ -42,14 +59,7 @@ Result<TrainConfig> ParseTrainConfig(const std::string& yaml_text, const std::st
   SI_RETURN_IF_ERROR(model.finish());
 
   SI_ASSIGN_OR_RETURN(MapReader data, top.child("data"));
-  SI_RETURN_IF_ERROR(data.get("dataset", &c.data.dataset));
-  SI_RETURN_IF_ERROR(data.get("dir", &c.data.dir));
-  SI_RETURN_IF_ERROR(data.get("limit_train", &c.data.limit_train));
-  SI_RETURN_IF_ERROR(data.get("limit_test", &c.data.limit_test));
-  SI_RETURN_IF_ERROR(data.get("image_size", &c.data.image_size));
-  SI_RETURN_IF_ERROR(data.finish());
-  SI_RETURN_IF_ERROR(
-      OneOf(origin, "data.dataset", c.data.dataset, {data::kFashionMnist, data::kImageFolder, data::kTinyImageNet}));
+  SI_RETURN_IF_ERROR(ReadDataConfig(data, &c.data));
 
   SI_ASSIGN_OR_RETURN(MapReader aug, top.child("augment"));
   SI_RETURN_IF_ERROR(aug.get("crop_padding", &c.augment.crop_padding));
@@ -123,7 +133,9 @@ nlohmann::json ToJson(const TrainConfig& c) {
         {"dir", c.data.dir},
         {"limit_train", c.data.limit_train},
         {"limit_test", c.data.limit_test},
-        {"image_size", c.data.image_size}}},
+        {"image_size", c.data.image_size},
+        {"resize", c.data.resize},
+        {"resize_size", c.data.resize_size}}},
       {"augment", {{"crop_padding", c.augment.crop_padding}, {"flip_probability", c.augment.flip_probability}}},
       {"optimizer",
        {{"name", c.optimizer.name},

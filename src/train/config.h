@@ -12,6 +12,10 @@
 #include "data/transforms.h"
 #include "models/split_model.h"
 
+namespace splitinfer::config {
+class MapReader;
+}  // namespace splitinfer::config
+
 namespace splitinfer::train {
 
 struct ModelConfig {
@@ -25,6 +29,13 @@ struct DataConfig {
   int64_t limit_train = 0;         // 0 = all (small values for tests and smoke runs)
   int64_t limit_test = 0;
   int64_t image_size = 0;          // folder datasets: resize to this square size (0 = 224/64 default)
+  // Folder datasets: how images of another size reach image_size (data::ResizePolicy's names;
+  // "" = the model's, else center_crop) and center_crop's shorter side (0 = the model's, else
+  // image_size / 0.875).
+  std::string resize;
+  int64_t resize_size = 0;
+  // Not config keys: set from the model by SizedFor.
+  int64_t height = 0, width = 0, channels = 0;
 };
 
 struct OptimizerConfig {
@@ -58,6 +69,11 @@ struct TrainConfig {
   // Relative paths are relative to the working directory. The model must match.
   std::string init_checkpoint;
 };
+
+// Reads a `data:` mapping (training and study configs share it, so the keys and checks are one):
+// dataset, dir, limit_train, limit_test, image_size, resize, resize_size. INVALID_ARGUMENT names
+// an unknown key, a wrong type or a dataset/resize outside its list.
+Status ReadDataConfig(config::MapReader& data, DataConfig* out);
 
 // Parses YAML text; `origin` names the file in error messages.
 Result<TrainConfig> ParseTrainConfig(const std::string& yaml_text, const std::string& origin);

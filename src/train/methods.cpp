@@ -36,12 +36,6 @@ namespace {
 
 const std::set<std::string> kMethods = {"ptq", "tail", "tcl", "qat", "ae", "qcnet", "shared_ae", "per_point_ae"};
 
-const char* kMethodKeys =
-    "method, split, points, bits, bit_widths, granularity, clip, percentile, region, reconstruction, "
-    "calibration_images, epochs, batch_size, optimizer, lr, weight_decay, schedule, finetune_head, finetune_tail, "
-    "kd_weight, kd_temperature, tcl_lambda, tcl_schedule, tcl_learn_levels, latent_channels, downsample, "
-    "recon_weight, warmup_epochs, shared_width, compensator_hidden, seed";
-
 // The keys each method reads: any other valid key would be ignored, so it is refused (a
 // tcl_lambda on a ptq run is a mistake, not a setting).
 std::set<std::string> KeysOf(const std::string& method) {
@@ -74,87 +68,77 @@ std::set<std::string> KeysOf(const std::string& method) {
 Result<MethodConfig> ParseMethodConfig(const std::string& text, const std::string& origin) {
   SI_ASSIGN_OR_RETURN(YAML::Node root, config::ParseYaml(text, origin));
   if (!root.IsMap()) return InvalidArgument(origin + ": a run is a YAML mapping (method: ..., split: ..., ...)");
-  std::set<std::string> keys;
-  {
-    std::string all = kMethodKeys;
-    size_t pos = 0;
-    while (pos < all.size()) {
-      size_t end = all.find(", ", pos);
-      if (end == std::string::npos) end = all.size();
-      keys.insert(all.substr(pos, end - pos));
-      pos = end + 2;
+  MethodConfig c;
+  config::MapReader r(root, "", origin);
+  std::string granularity, clip, reconstruction, tcl_schedule;
+  std::vector<uint32_t> region;
+  SI_RETURN_IF_ERROR(r.get("method", &c.method));
+  SI_RETURN_IF_ERROR(r.get("split", &c.split));
+  SI_RETURN_IF_ERROR(r.get("points", &c.points));
+  SI_RETURN_IF_ERROR(r.get("bits", &c.bits));
+  SI_RETURN_IF_ERROR(r.get("bit_widths", &c.bit_widths));
+  SI_RETURN_IF_ERROR(r.get("granularity", &granularity));
+  SI_RETURN_IF_ERROR(r.get("clip", &clip));
+  SI_RETURN_IF_ERROR(r.get("percentile", &c.quant.percentile));
+  SI_RETURN_IF_ERROR(r.get("region", &region));
+  SI_RETURN_IF_ERROR(r.get("reconstruction", &reconstruction));
+  SI_RETURN_IF_ERROR(r.get("calibration_images", &c.calibration_images));
+  SI_RETURN_IF_ERROR(r.get("epochs", &c.epochs));
+  SI_RETURN_IF_ERROR(r.get("batch_size", &c.batch_size));
+  SI_RETURN_IF_ERROR(r.get("optimizer", &c.optimizer.name));
+  SI_RETURN_IF_ERROR(r.get("lr", &c.optimizer.lr));
+  SI_RETURN_IF_ERROR(r.get("weight_decay", &c.optimizer.weight_decay));
+  SI_RETURN_IF_ERROR(r.get("schedule", &c.schedule.name));
+  SI_RETURN_IF_ERROR(r.get("finetune_head", &c.finetune_head));
+  SI_RETURN_IF_ERROR(r.get("finetune_tail", &c.finetune_tail));
+  SI_RETURN_IF_ERROR(r.get("kd_weight", &c.kd_weight));
+  SI_RETURN_IF_ERROR(r.get("kd_temperature", &c.kd_temperature));
+  SI_RETURN_IF_ERROR(r.get("tcl_lambda", &c.tcl_lambda));
+  SI_RETURN_IF_ERROR(r.get("tcl_schedule", &tcl_schedule));
+  SI_RETURN_IF_ERROR(r.get("tcl_learn_levels", &c.tcl_learn_levels));
+  SI_RETURN_IF_ERROR(r.get("latent_channels", &c.latent_channels));
+  SI_RETURN_IF_ERROR(r.get("downsample", &c.downsample));
+  SI_RETURN_IF_ERROR(r.get("recon_weight", &c.recon_weight));
+  SI_RETURN_IF_ERROR(r.get("warmup_epochs", &c.warmup_epochs));
+  SI_RETURN_IF_ERROR(r.get("shared_width", &c.shared_width));
+  SI_RETURN_IF_ERROR(r.get("compensator_hidden", &c.compensator_hidden));
+  SI_RETURN_IF_ERROR(r.get("seed", &c.seed));
+  SI_RETURN_IF_ERROR(r.finish());  // a key no method reads
+  if (!kMethods.count(c.method)) {
+    return InvalidArgument(origin + ": unknown method '" + c.method +
+                           "'; use ptq, tail, tcl, qat, ae, qcnet, shared_ae or per_point_ae");
+  }
+  const std::set<std::string> own = KeysOf(c.method);
+  for (const auto& kv : root) {
+    const auto key = kv.first.as<std::string>();
+    if (!own.count(key)) {
+      std::string list;
+      for (const auto& k : own) list += (list.empty() ? "" : ", ") + k;
+      return InvalidArgument(origin + ": key '" + key + "' does nothing for method " + c.method + "; its keys: " + list);
     }
   }
-  MethodConfig c;
-  try {
-    for (const auto& kv : root) {
-      const auto key = kv.first.as<std::string>();
-      if (!keys.count(key)) return InvalidArgument(origin + ": unknown key '" + key + "'; valid keys: " + kMethodKeys);
+  if (!granularity.empty()) {
+    SI_ASSIGN_OR_RETURN(c.quant.granularity, codec::GranularityFromName(granularity));
+  }
+  c.quant.clip = codec::ClipMethod::kMse;
+  if (!clip.empty()) {
+    SI_ASSIGN_OR_RETURN(c.quant.clip, codec::ClipFromName(clip));
+  }
+  if (r.has("region")) {
+    if (region.size() != 3) return InvalidArgument(origin + ": region is [C, H, W]");
+    for (int i = 0; i < 3; ++i) c.quant.region[i] = region[i];
+  } else {
+    c.quant.region[0] = 8, c.quant.region[1] = 7, c.quant.region[2] = 7;
+  }
+  if (!reconstruction.empty()) {
+    if (reconstruction != "level" && reconstruction != "centroid") {
+      return InvalidArgument(origin + ": reconstruction is level or centroid");
     }
-    if (root["method"]) c.method = root["method"].as<std::string>();
-    if (!kMethods.count(c.method)) {
-      return InvalidArgument(origin + ": unknown method '" + c.method +
-                             "'; use ptq, tail, tcl, qat, ae, qcnet, shared_ae or per_point_ae");
-    }
-    const std::set<std::string> own = KeysOf(c.method);
-    for (const auto& kv : root) {
-      const auto key = kv.first.as<std::string>();
-      if (!own.count(key)) {
-        std::string list;
-        for (const auto& k : own) list += (list.empty() ? "" : ", ") + k;
-        return InvalidArgument(origin + ": key '" + key + "' does nothing for method " + c.method +
-                               "; its keys: " + list);
-      }
-    }
-    if (root["split"]) c.split = root["split"].as<std::string>();
-    if (root["points"]) c.points = root["points"].as<std::vector<std::string>>();
-    if (root["bits"]) c.bits = root["bits"].as<int>();
-    if (root["bit_widths"]) c.bit_widths = root["bit_widths"].as<std::vector<int>>();
-    if (root["granularity"]) {
-      SI_ASSIGN_OR_RETURN(c.quant.granularity, codec::GranularityFromName(root["granularity"].as<std::string>()));
-    }
-    c.quant.clip = codec::ClipMethod::kMse;
-    if (root["clip"]) {
-      SI_ASSIGN_OR_RETURN(c.quant.clip, codec::ClipFromName(root["clip"].as<std::string>()));
-    }
-    if (root["percentile"]) c.quant.percentile = root["percentile"].as<double>();
-    if (root["region"]) {
-      const auto r = root["region"].as<std::vector<uint32_t>>();
-      if (r.size() != 3) return InvalidArgument(origin + ": region is [C, H, W]");
-      for (int i = 0; i < 3; ++i) c.quant.region[i] = r[i];
-    } else {
-      c.quant.region[0] = 8, c.quant.region[1] = 7, c.quant.region[2] = 7;
-    }
-    if (root["reconstruction"]) {
-      const auto r = root["reconstruction"].as<std::string>();
-      if (r != "level" && r != "centroid") return InvalidArgument(origin + ": reconstruction is level or centroid");
-      c.quant.reconstruction = r == "centroid" ? codec::Reconstruction::kCentroid : codec::Reconstruction::kLevel;
-    }
-    if (root["calibration_images"]) c.calibration_images = root["calibration_images"].as<int64_t>();
-    if (root["epochs"]) c.epochs = root["epochs"].as<int64_t>();
-    if (root["batch_size"]) c.batch_size = root["batch_size"].as<int64_t>();
-    if (root["optimizer"]) c.optimizer.name = root["optimizer"].as<std::string>();
-    if (root["lr"]) c.optimizer.lr = root["lr"].as<double>();
-    if (root["weight_decay"]) c.optimizer.weight_decay = root["weight_decay"].as<double>();
-    if (root["schedule"]) c.schedule.name = root["schedule"].as<std::string>();
-    if (root["finetune_head"]) c.finetune_head = root["finetune_head"].as<bool>();
-    if (root["finetune_tail"]) c.finetune_tail = root["finetune_tail"].as<bool>();
-    if (root["kd_weight"]) c.kd_weight = root["kd_weight"].as<double>();
-    if (root["kd_temperature"]) c.kd_temperature = root["kd_temperature"].as<double>();
-    if (root["tcl_lambda"]) c.tcl_lambda = root["tcl_lambda"].as<double>();
-    if (root["tcl_schedule"]) {
-      SI_ASSIGN_OR_RETURN(c.tcl_schedule, bottleneck::LambdaScheduleFromName(root["tcl_schedule"].as<std::string>()));
-    }
-    if (root["tcl_learn_levels"]) c.tcl_learn_levels = root["tcl_learn_levels"].as<bool>();
-    if (root["latent_channels"]) c.latent_channels = root["latent_channels"].as<int64_t>();
-    if (root["downsample"]) c.downsample = root["downsample"].as<bool>();
-    if (root["recon_weight"]) c.recon_weight = root["recon_weight"].as<double>();
-    if (root["warmup_epochs"]) c.warmup_epochs = root["warmup_epochs"].as<int64_t>();
-    if (root["shared_width"]) c.shared_width = root["shared_width"].as<int64_t>();
-    if (root["compensator_hidden"]) c.compensator_hidden = root["compensator_hidden"].as<int64_t>();
-    if (root["seed"]) c.seed = root["seed"].as<uint64_t>();
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(origin + ": " + e.what());
+    c.quant.reconstruction =
+        reconstruction == "centroid" ? codec::Reconstruction::kCentroid : codec::Reconstruction::kLevel;
+  }
+  if (!tcl_schedule.empty()) {
+    SI_ASSIGN_OR_RETURN(c.tcl_schedule, bottleneck::LambdaScheduleFromName(tcl_schedule));
   }
   c.quant.bits = c.bits;
   SI_RETURN_IF_ERROR(codec::ValidateSpec(c.quant));
@@ -803,7 +787,7 @@ Result<MethodOutput> RunMethod(const MethodConfig& c, const MethodInputs& in) {
   SI_ASSIGN_OR_RETURN(auto teacher, models::OpenModel(in.base_checkpoint, in.device));
   Freeze(*teacher.net->state_module());
   Ctx ctx{c, in, nullptr, {}, teacher, {}, {}, fs::path(in.out_dir).filename().string()};
-  SI_ASSIGN_OR_RETURN(ctx.train_set, OpenSplit(SizedFor(in.data, teacher.meta.input_shape), data::Split::kTrain));
+  SI_ASSIGN_OR_RETURN(ctx.train_set, OpenSplit(SizedFor(in.data, teacher.meta), data::Split::kTrain));
   SI_RETURN_IF_ERROR(bottleneck::CheckDatasetFits(teacher.meta, *ctx.train_set));
   ctx.norm.mean = teacher.meta.norm_mean;
   ctx.norm.std = teacher.meta.norm_std;
