@@ -1,6 +1,7 @@
 #include "tools/cli/runtime_cmd.h"
 
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -85,6 +86,12 @@ Status RunNodeCmd(NodeArgs a) {
     SI_ASSIGN_OR_RETURN(a.o.token, ReadFirstLine(a.token_file, "token file"));
   }
   a.o.progress = !a.json && !a.quiet;
+  std::error_code ec;
+  if (!a.o.model_name.empty() && std::filesystem::is_regular_file(a.o.model_name, ec)) {
+    return InvalidArgument("node --served-model '" + a.o.model_name +
+                           "' is a file; the node runs the model its --pipeline names, and --served-model (old "
+                           "spelling --model) is only the name the server serves it under");
+  }
   if (!a.head.empty()) {
     if (a.head.size() != 2 || a.head[0] != "lowbit") {
       return InvalidArgument("--head takes `lowbit FILE` (the only head besides LibTorch's)");
@@ -173,7 +180,12 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
   auto& o = node_args->o;
   node->add_option("--server", o.server, "server HOST:PORT");
   node->add_option("--pipeline", o.pipeline, "pipeline YAML the node runs (e.g. models/fmnist_best.yaml)")->required();
-  node->add_option("--model", o.model_name, "model name to ask the server for (default: the pipeline's name)");
+  // --served-model, not --model: everywhere else --model is a model reference (a file or a zoo
+  // name), while here the model comes from --pipeline and this is only the name the server knows
+  // it by. The old spelling still works, but a file given to it is refused (see RunNodeCmd).
+  node->add_option("--served-model,--model", o.model_name,
+                   "the name to ask the server for (default: the pipeline's name; the node's model comes from "
+                   "--pipeline)");
   node->add_option("--data", o.data,
                    "fmnist, imagefolder:DIR, tinyimagenet:DIR or an image folder DIR (default: the model's dataset)");
   node->add_option("--data-dir", o.data_dir, "Fashion-MNIST directory if not Debian's");
