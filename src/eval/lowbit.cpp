@@ -27,7 +27,6 @@ namespace {
 
 struct Model {
   std::shared_ptr<models::SplitModel> net;
-  models::BlockChain native{nullptr};  // null for a TorchScript chain
   std::string ref, name, dataset;
   std::vector<int64_t> input_shape;
   data::Normalization norm;
@@ -38,7 +37,6 @@ Result<Model> LoadModel(const std::string& what, const models::ModelMetaFlags& f
   SI_ASSIGN_OR_RETURN(models::OpenedModel opened, models::OpenModel(what, torch::kCPU, flags));
   Model m;
   m.net = opened.net;
-  m.native = opened.native;
   m.ref = what;
   m.name = opened.meta.model;
   // A zoo model has random weights: no dataset to calibrate on or score against.
@@ -47,16 +45,6 @@ Result<Model> LoadModel(const std::string& what, const models::ModelMetaFlags& f
   m.norm = {opened.meta.norm_mean, opened.meta.norm_std};
   m.meta = opened.meta;
   return m;
-}
-
-// The converter reads native chains (the zoo's architectures and checkpoints of them): their
-// block types say what each layer is. A TorchScript chain's blocks are opaque scripted modules.
-Result<models::BlockChain> Convertible(const Model& m) {
-  if (m.native) return m.native;
-  const auto blocks = m.net->block_names();
-  return Unimplemented("the low-bit converter cannot read " + m.ref + ": block '" + (blocks.empty() ? "" : blocks[0]) +
-                       "' is a TorchScript module, and the converter reads splitinfer's native chains only (zoo "
-                       "models and their checkpoints); run its head in LibTorch (bench head --impl torch)");
 }
 
 // Normalised images for calibration (or timing): the first training images of `data` (a
@@ -88,8 +76,7 @@ Result<QuantizeHeadReport> QuantizeHead(const QuantizeHeadOptions& o) {
   torch::NoGradGuard no_grad;
   SI_ASSIGN_OR_RETURN(Model m, LoadModel(o.checkpoint, o.model_flags));
   SI_ASSIGN_OR_RETURN(auto split, m.net->find_split(o.split));
-  SI_ASSIGN_OR_RETURN(models::BlockChain native, Convertible(m));
-  SI_ASSIGN_OR_RETURN(auto graph, models::lowbit::ExtractHead(native, m.name, split, m.input_shape));
+  SI_ASSIGN_OR_RETURN(auto graph, models::lowbit::ExtractHead(*m.net, m.name, split, m.input_shape));
   SI_ASSIGN_OR_RETURN(auto images, CalibrationImages(m, o.calibration_images, o.data));
   QuantizeHeadReport r;
   r.model = m.name;
@@ -97,7 +84,7 @@ Result<QuantizeHeadReport> QuantizeHead(const QuantizeHeadOptions& o) {
   r.out = o.out;
   // The float graph must be the LibTorch head before anything is quantized.
   SI_ASSIGN_OR_RETURN(r.float_graph_error,
-                      models::lowbit::CheckAgainstTorch(graph, native, split, images.narrow(0, 0, std::min<int64_t>(2, images.size(0)))));
+                      models::lowbit::CheckAgainstTorch(graph, *m.net, split, images.narrow(0, 0, std::min<int64_t>(2, images.size(0)))));
   if (r.float_graph_error > 1e-3) {
     return Internal("the extracted head of " + m.name + " differs from LibTorch's by " +
                     std::to_string(r.float_graph_error) + " (relative): its blocks are not what the converter assumes");

@@ -110,6 +110,10 @@ class TorchScriptChain : public SplitModel {
     return h;
   }
 
+  const torch::jit::Module* block(int64_t b) const {
+    return b >= 0 && b < num_blocks() ? &blocks_[static_cast<size_t>(b)] : nullptr;
+  }
+
   void set_eval() override { module_.eval(); }
   void set_train(bool on) override { module_.train(on); }
   // Module::to moves each tensor with set_data, so the holder's tensors stay the module's.
@@ -191,6 +195,11 @@ Result<TorchScriptFile> LoadTorchScriptFile(const std::string& path, const std::
   f.chain = std::move(chain);
   f.embedded_meta = extra[kTorchScriptMetaFile];
   return f;
+}
+
+const torch::jit::Module* TorchScriptBlock(const SplitModel& chain, int64_t b) {
+  const auto* scripted = dynamic_cast<const TorchScriptChain*>(&chain);
+  return scripted == nullptr ? nullptr : scripted->block(b);
 }
 
 Status SaveTorchScriptChain(SplitModel& chain, const std::string& path, const std::string& meta_json) {

@@ -8,6 +8,10 @@
 
 #include "models/split_model.h"
 
+namespace torch::jit {
+struct Module;
+}  // namespace torch::jit
+
 namespace splitinfer::models {
 
 // The name of the extra file (torch.jit.save(..., _extra_files=...)) that carries splitinfer's
@@ -26,6 +30,10 @@ struct TorchScriptFile {
 Result<TorchScriptFile> LoadTorchScriptFile(const std::string& path, const std::vector<std::string>& split_points = {},
                                             const std::string& name = "");
 Result<std::unique_ptr<SplitModel>> LoadTorchScriptChain(const std::string& path);
+
+// Block b of a chain loaded by LoadTorchScriptFile, as the scripted module it is (what the
+// low-bit converter reads); null for any other SplitModel or a b out of range.
+const torch::jit::Module* TorchScriptBlock(const SplitModel& chain, int64_t b);
 
 // Writes a chain loaded by LoadTorchScriptFile (its current weights) as TorchScript with
 // `meta_json` as its splitinfer.json; INVALID_ARGUMENT for any other SplitModel.

@@ -32,7 +32,7 @@ class HeadQatTest : public ::testing::Test {
     ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
     auto split = loaded->model->find_split("stage1");
     ASSERT_TRUE(split.ok()) << split.status().ToString();
-    auto g = models::lowbit::ExtractHead(loaded->model, loaded->meta.model, *split, loaded->meta.input_shape);
+    auto g = models::lowbit::ExtractHead(*loaded->model, loaded->meta.model, *split, loaded->meta.input_shape);
     ASSERT_TRUE(g.ok()) << g.status().ToString();
     graph_ = *g;
   }
