@@ -151,6 +151,8 @@ if "$BIN" serve --help >/dev/null 2>&1 && ! "$BIN" serve --config /dev/null 2>&1
   check_error "node bad rate" "unknown unit in link rate '1 MB'" "$BIN" node --pipeline models/x.yaml --rate "1 MB"
   check_error "node missing pipeline" "NOT_FOUND: pipeline file" "$BIN" node --pipeline "$TMP/none.yaml" --mode node-only
   SRC=$(cd "$(dirname "$0")/../.." && pwd)
+  check_error "node given a model file under the old --model" "is only the name the server serves it under" \
+    "$BIN" node --pipeline "$SRC/models/fmnist_best.yaml" --model "$SRC/tests/data/fixtures/tiny_chain_meta.pt"
   check_error "node no server" "UNAVAILABLE" "$BIN" node --pipeline "$SRC/models/fmnist_best.yaml" --server 127.0.0.1:1 \
     --deadline 2 --retries 0 --quiet
 fi
@@ -232,8 +234,15 @@ check_error "TorchScript with the wrong channel count" "cannot run an input of s
 check_error "TorchScript metadata flags on a checkpoint" "describe a TorchScript file" "$BIN" eval --model "$CKPT" \
   --classes 10
 check_error "TorchScript model names no dataset" "give --data fmnist, --data imagefolder:DIR" "$BIN" eval --model "$TS"
-check_error "TorchScript head into the low-bit converter" "UNIMPLEMENTED: the low-bit converter cannot read" \
-  "$BIN" quantize-head --model "$TS" --split features --out "$TMP/ts.sihead"
+# The scripted head converts like a native one: features is Sequential(Conv2d, BatchNorm2d, ReLU).
+ts_ok "quantize-head a TorchScript head" '"convs":1' "$BIN" quantize-head --model "$TS" --split features \
+  --data fmnist --calibration 32 --out "$TMP/ts.sihead" --json
+ts_ok "eval-head a TorchScript head" '"top1_lowbit_head"' "$BIN" eval-head --model "$TS" --head "$TMP/ts.sihead" \
+  --data fmnist --limit 100 --json
+ts_ok "bench head --impl lowbit on a TorchScript head" "tiny_chain" "$BIN" bench head --model "$TS" --split features \
+  --impl int8 --quantized "$TMP/ts.sihead" --runs 3
+check_error "TorchScript block with no low-bit kernel" "block block.2 is a AdaptiveAvgPool2d, which has no low-bit kernel" \
+  "$BIN" quantize-head --model "$TS" --split block --data fmnist --out "$TMP/ts_block.sihead"
 if has image_folders; then
   mkdir -p "$TMP/noclasses/test"
   check_error "image folder with no classes" "has no class sub-folders" "$BIN" eval --model "$TS" \

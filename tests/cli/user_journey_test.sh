@@ -69,6 +69,21 @@ else
   fail=$((fail + 1)); echo "FAIL trained top-1 $top1 % is not well above chance (random weights $chance %)"
 fi
 step "eval split at layer2" '"feature_shape":[128,4,4]' "$BIN" eval --model "$M" --split layer2 --json
+step "eval --dump-features at layer1" "feature [64,8,8]" "$BIN" eval --model "$M" --data "imagefolder:$D" --limit 20 \
+  --split layer1 --dump-features "$TMP/layer1.f32"
+grep -q '"shape": *\[ *20, *64, *8, *8 *\]' "$TMP/layer1.f32.json" && [ "$(stat -c %s "$TMP/layer1.f32")" -eq $((20 * 64 * 8 * 8 * 4)) ] &&
+  { pass=$((pass + 1)); echo "ok   dumped features are 20x64x8x8 float32"; } ||
+  { fail=$((fail + 1)); echo "FAIL dumped features:"; cat "$TMP/layer1.f32.json"; ls -l "$TMP/layer1.f32"; }
+# The low-bit head of the scripted ResNet-18 (stem as four blocks, BasicBlocks with downsample).
+step "quantize-head up to layer2" '"float_graph_error"' "$BIN" quantize-head --model "$M" --split layer2 \
+  --data "imagefolder:$D" --calibration 64 --out "$TMP/r18_layer2.sihead" --json
+step "eval-head on the folder" '"top1_lowbit_head"' "$BIN" eval-head --model "$M" --head "$TMP/r18_layer2.sihead" \
+  --data "imagefolder:$D" --json
+if awk -v l="$(value loss_pp)" 'BEGIN { exit !(l < 5) }'; then
+  pass=$((pass + 1)); echo "ok   low-bit head loses $(value loss_pp) points"
+else
+  fail=$((fail + 1)); echo "FAIL low-bit head loses too much:"; cat "$TMP/out"
+fi
 if ! "$BIN" eval --model "$M" --data "imagefolder:$D" --classes a,b,c,d,e,f,g,h,i,j > "$TMP/out" 2>&1 &&
    grep -qF "MISMATCH: class 0 is 'a' in model resnet18 but 'bag'" "$TMP/out"; then
   pass=$((pass + 1)); echo "ok   eval with other class names is refused"
@@ -112,6 +127,10 @@ if awk -v t="$node_top1" 'BEGIN { exit !(t >= 45) }'; then
 else
   fail=$((fail + 1)); echo "FAIL node top-1 $node_top1 %"; cat "$TMP/out"
 fi
+step "load: 2 clients, frames from the folder" '"concurrency":2' "$BIN" load --server "127.0.0.1:$(cat "$TMP/port")" \
+  --pipeline "$PIPE" --data "imagefolder:$D" --concurrency 2 --duration 1 --json
+grep -q '"errors":{},"ok":[1-9]' "$TMP/out" && { pass=$((pass + 1)); echo "ok   load answered, without errors"; } ||
+  { fail=$((fail + 1)); echo "FAIL load errors:"; cat "$TMP/out"; }
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null; SERVER_PID=""
 
 # 7. profile + plan.
@@ -122,6 +141,9 @@ grep -q "inputs: the first 2 images of imagefolder:" "$TMP/profile.yaml" &&
   { fail=$((fail + 1)); echo "FAIL profile inputs:"; grep inputs "$TMP/profile.yaml"; }
 step "plan with the study's accuracy" "best" "$BIN" plan --node "$TMP/profile.yaml" --server "$TMP/profile.yaml" \
   --rates 1,10 --rtt 10ms --results "$TMP/study/results.json" --min-accuracy 1
+step "plan --validate through the real runtime" "| 1 | split | " "$BIN" plan --node "$TMP/profile.yaml" \
+  --server "$TMP/profile.yaml" --rates 1 --rtt 10ms --validate --model "$M" --data "imagefolder:$D" --images 20 \
+  --threads 1 --work-dir "$TMP/validate"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
