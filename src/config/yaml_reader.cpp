@@ -41,6 +41,11 @@ Result<MapReader> MapReader::child(const std::string& key) {
   return r;
 }
 
+Status MapReader::OutOfRangeError(const std::string& key, const std::string& v, const std::string& lo,
+                                  const std::string& hi) const {
+  return InvalidArgument(origin_ + ": " + qualified(key) + " = " + v + " is outside " + lo + ".." + hi);
+}
+
 Status MapReader::finish() const {
   for (const auto& kv : node_) {
     const auto key = kv.first.as<std::string>();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <set>
+#include <sstream>
 #include <string>
 
 #include <yaml-cpp/yaml.h>
@@ -43,6 +44,15 @@ class MapReader {
     return Status::Ok();
   }
 
+  // get(), then INVALID_ARGUMENT "ORIGIN: PATH.KEY = V is outside LO..HI" when the key is given
+  // and its value is not within [lo, hi] (NaN never is). Every number a file sets is checked so.
+  template <typename T>
+  Status get_in(const std::string& key, T* out, T lo, T hi) {
+    SI_RETURN_IF_ERROR(get(key, out));
+    if (has(key) && !(*out >= lo && *out <= hi)) return OutOfRangeError(key, Text(*out), Text(lo), Text(hi));
+    return Status::Ok();
+  }
+
   // Marks keys as valid without reading them (read elsewhere, or by a caller that walks them).
   void allow(const std::set<std::string>& keys) { known_.insert(keys.begin(), keys.end()); }
   bool has(const std::string& key) const { return static_cast<bool>(node_[key]); }
@@ -62,6 +72,14 @@ class MapReader {
 
  private:
   Status WrongType(const std::string& key, const YAML::Node& v) const;
+  Status OutOfRangeError(const std::string& key, const std::string& v, const std::string& lo,
+                         const std::string& hi) const;
+  template <typename T>
+  static std::string Text(T v) {
+    std::ostringstream o;
+    o << v;
+    return o.str();
+  }
 
   YAML::Node node_;
   std::string path_, origin_;

@@ -56,15 +56,16 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
   for (const auto& p : pipelines) c.pipelines.push_back(resolve(p));
   SI_RETURN_IF_ERROR(r.get("listen", &c.listen));
   SI_RETURN_IF_ERROR(r.get("device", &c.device));
-  SI_RETURN_IF_ERROR(r.get("threads", &c.threads));
-  SI_RETURN_IF_ERROR(r.get("max_batch", &c.batch.max_batch));
+  SI_RETURN_IF_ERROR(r.get_in("threads", &c.threads, 0, 1024));
+  SI_RETURN_IF_ERROR(r.get_in<int64_t>("max_batch", &c.batch.max_batch, 1, 4096));
   double max_wait_ms = c.batch.max_wait.count() / 1000.0;
-  SI_RETURN_IF_ERROR(r.get("max_wait_ms", &max_wait_ms));
+  SI_RETURN_IF_ERROR(r.get_in("max_wait_ms", &max_wait_ms, 0.0, 60e3));
   c.batch.max_wait = std::chrono::microseconds(static_cast<int64_t>(max_wait_ms * 1000));
-  SI_RETURN_IF_ERROR(r.get("max_message_bytes", &c.max_message_bytes));
-  SI_RETURN_IF_ERROR(r.get("max_in_flight", &c.max_in_flight));
-  SI_RETURN_IF_ERROR(r.get("max_images_per_request", &c.limits.max_batch));
-  SI_RETURN_IF_ERROR(r.get("default_deadline_s", &c.default_deadline_s));
+  // gRPC takes the receive limit as an int; above INT_MAX the cast would wrap (-1 = unlimited).
+  SI_RETURN_IF_ERROR(r.get_in<int64_t>("max_message_bytes", &c.max_message_bytes, 1024, 2147483647));
+  SI_RETURN_IF_ERROR(r.get_in<int64_t>("max_in_flight", &c.max_in_flight, 1, 1 << 20));
+  SI_RETURN_IF_ERROR(r.get_in<uint64_t>("max_images_per_request", &c.limits.max_batch, 1, 1 << 16));
+  SI_RETURN_IF_ERROR(r.get_in("default_deadline_s", &c.default_deadline_s, 1e-3, 86400.0));
   std::string token_file, tls_cert, tls_key;
   SI_RETURN_IF_ERROR(r.get("token_file", &token_file));
   SI_RETURN_IF_ERROR(r.get("tls_cert", &tls_cert));
@@ -76,10 +77,6 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
   }
   if (!tls_cert.empty()) c.tls_cert = resolve(tls_cert);
   if (!tls_key.empty()) c.tls_key = resolve(tls_key);
-  if (c.batch.max_batch < 1 || c.batch.max_batch > 4096) return InvalidArgument(path + ": max_batch must be 1..4096");
-  if (c.batch.max_wait.count() < 0) return InvalidArgument(path + ": max_wait_ms must be >= 0");
-  if (c.max_in_flight < 1) return InvalidArgument(path + ": max_in_flight must be >= 1");
-  if (c.max_message_bytes < 1024) return InvalidArgument(path + ": max_message_bytes must be >= 1024");
   if (c.tls_cert.empty() != c.tls_key.empty()) return InvalidArgument(path + ": give both tls_cert and tls_key, or neither");
   return c;
 }
@@ -190,7 +187,17 @@ bool InferenceCore::ModelReady(const std::string& name, const std::string& versi
 }
 
 void InferenceCore::Count(const std::string& model, const Status& s) {
-  if (metrics_) metrics_->Request(model, GrpcCodeName(GrpcCode(s.code())));
+  if (!metrics_) return;
+  // Labelled by the model served, never by the name a client wrote: each unknown name would be a
+  // new time series (memory without bound for anyone who reaches the port). models_ is fixed
+  // after Create, so reading it here needs no lock.
+  std::string label = kUnknownModelLabel;
+  if (model.empty() && models_.size() == 1) {
+    label = models_.begin()->first;
+  } else if (models_.count(model)) {
+    label = model;
+  }
+  metrics_->Request(label, GrpcCodeName(GrpcCode(s.code())));
 }
 
 Status InferenceCore::Metadata(const inference::ModelMetadataRequest& request,
@@ -453,6 +460,17 @@ Status InferenceCore::Infer(const inference::ModelInferRequest& request, inferen
 
 // ------------------------------------------------------------------------------- gRPC
 
+namespace {
+// Compares every byte whatever the first difference, so that the time taken says nothing about
+// how much of a guessed token was right (only its length, which a token file does not hide).
+bool ConstantTimeEqual(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  volatile unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+}  // namespace
+
 struct Server::Service final : public inference::GRPCInferenceService::Service {
   InferenceCore* core = nullptr;
   std::string token;
@@ -464,7 +482,7 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
     if (token.empty()) return grpc::Status::OK;
     const auto& md = ctx->client_metadata();
     auto it = md.find("authorization");
-    if (it == md.end() || std::string(it->second.data(), it->second.size()) != "Bearer " + token) {
+    if (it == md.end() || !ConstantTimeEqual(std::string(it->second.data(), it->second.size()), "Bearer " + token)) {
       return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                           "missing or wrong bearer token: send metadata 'authorization: Bearer <token>'");
     }
@@ -586,6 +604,12 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
 };
 
 Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
+  // The same bounds as the YAML's, for a config built in code (gRPC takes an int).
+  if (config.max_message_bytes < 1024 || config.max_message_bytes > 2147483647) {
+    return InvalidArgument("max_message_bytes = " + std::to_string(config.max_message_bytes) +
+                           " is outside 1024..2147483647");
+  }
+  if (!(config.default_deadline_s > 0)) return InvalidArgument("default_deadline_s must be > 0");
   std::unique_ptr<Server> s(new Server());
   SI_ASSIGN_OR_RETURN(s->metrics_, Metrics::Create(config.metrics_listen));
   SI_ASSIGN_OR_RETURN(s->core_, InferenceCore::Create(config, s->metrics_.get()));

@@ -50,6 +50,9 @@ struct ServerConfig {
 // tls_cert, tls_key, metrics), or a pipeline YAML, which is served alone with defaults.
 Result<ServerConfig> LoadServerConfig(const std::string& path);
 
+// The metrics' model label of requests for a model that is not served (one series for all).
+inline constexpr const char* kUnknownModelLabel = "_unknown";
+
 class InferenceCore {
  public:
   using Clock = std::chrono::steady_clock;

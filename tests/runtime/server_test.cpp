@@ -236,6 +236,15 @@ TEST(ServerTest, BadRequestsGetSpecificErrorsAndTheServerKeepsServing) {
   ExpectError(Call(*stub, FrameRequest({foreign})), grpc::StatusCode::FAILED_PRECONDITION, "MISMATCH");
 
   ExpectError(Call(*stub, FrameRequest({good}, "resnet50")), grpc::StatusCode::NOT_FOUND, "served: fmnist_best");
+  // Names a client makes up share one metrics series instead of adding one each.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(Call(*stub, FrameRequest({good}, "made_up_" + std::to_string(i))).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  const std::string scraped = server->metrics().Scrape();
+  EXPECT_EQ(scraped.find("made_up_"), std::string::npos) << scraped.substr(0, 2000);
+  EXPECT_NE(scraped.find("splitinfer_requests_total{code=\"NOT_FOUND\",model=\"_unknown\"} 21"), std::string::npos)
+      << scraped.substr(0, 2000);
 
   auto versioned = FrameRequest({good});
   SetParam(*versioned.mutable_parameters(), "frame_version", int64_t{2});
@@ -367,6 +376,18 @@ TEST(ServerTest, ConfigErrorsNameTheProblem) {
   auto s = LoadServerConfig((dir / "bad.yaml").string()).status();
   EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(s.message().find("unknown key 'max_batchsize'"), std::string::npos) << s.message();
+  // Every number is range-checked at load, naming the key: 2^32 would wrap gRPC's int limit.
+  for (const auto& [line, want] : std::vector<std::pair<std::string, std::string>>{
+           {"max_message_bytes: 4294967296", "max_message_bytes = 4294967296 is outside 1024..2147483647"},
+           {"default_deadline_s: 0", "default_deadline_s = 0 is outside 0.001..86400"},
+           {"default_deadline_s: .nan", "default_deadline_s = nan is outside"},
+           {"max_batch: 0", "max_batch = 0 is outside 1..4096"},
+           {"threads: -1", "threads = -1 is outside 0..1024"}}) {
+    std::ofstream(dir / "range.yaml") << "pipelines: [" << kPipeline << "]\n" << line << "\n";
+    auto r = LoadServerConfig((dir / "range.yaml").string()).status();
+    EXPECT_EQ(r.code(), ErrorCode::kInvalidArgument) << line;
+    EXPECT_NE(r.message().find(want), std::string::npos) << r.message();
+  }
   std::ofstream(dir / "tls.yaml") << "pipelines: [" << kPipeline << "]\ntls_cert: a.pem\n";
   EXPECT_NE(LoadServerConfig((dir / "tls.yaml").string()).status().message().find("both tls_cert and tls_key"),
             std::string::npos);
