@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,5 +35,17 @@ Result<std::vector<uint8_t>> ReadBinaryFile(const std::string& path, const std::
 // The first line of a file without its line ending (tokens, ports). NOT_FOUND as above;
 // INVALID_ARGUMENT "<what> <path> is empty" when that line is empty.
 Result<std::string> ReadFirstLine(const std::string& path, const std::string& what);
+
+// The executable `program` on PATH ("gnuplot" -> "/usr/bin/gnuplot"), or nullopt.
+std::optional<std::string> FindOnPath(const std::string& program);
+
+// Runs argv[0] (a path) with argv as its arguments, without a shell (nothing in argv is ever
+// interpreted), and waits for it. exit_code is -1 when a signal ended it; output is its stdout
+// and stderr together. INTERNAL when it cannot be started.
+struct ProgramResult {
+  int exit_code = 0;
+  std::string output;
+};
+Result<ProgramResult> RunProgram(const std::vector<std::string>& argv);
 
 }  // namespace splitinfer

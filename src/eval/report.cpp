@@ -1,5 +1,7 @@
 #include "eval/report.h"
 
+#include "core/system.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +22,16 @@
 #include <utility>
 
 namespace splitinfer::eval {
+
+std::string GnuplotQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') q += '\'';  // the only escape inside single quotes: the quote doubled
+    q += c;
+  }
+  return q + "'";
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -264,25 +276,6 @@ std::string FullTable(const std::vector<ResultRow>& sorted) {
 
 // --- plots --------------------------------------------------------------------------------
 
-// A gnuplot single-quoted string: only the quote itself needs escaping (doubled).
-std::string GpQuote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) {
-    if (c == '\'') q += '\'';
-    q += c;
-  }
-  return q + "'";
-}
-
-std::string ShellQuote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) {
-    if (c == '\'') q += "'\\''";
-    else q += c;
-  }
-  return q + "'";
-}
-
 std::string G(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.10g", v);
@@ -480,7 +473,7 @@ Plot BytesPerCoder(const std::vector<ResultRow>& rows) {
   }
   const std::string scope = "ptq, split " + (split.empty() ? std::string("-") : split) + ", granularity " +
                             (has_tensor ? std::string("tensor") : std::string("any"));
-  p.setup = "set title " + GpQuote("Mean bytes per image per coder (" + scope + ")") +
+  p.setup = "set title " + GnuplotQuote("Mean bytes per image per coder (" + scope + ")") +
             " noenhanced\n"
             "set xlabel 'bits per value'\nset ylabel 'bytes per image (log scale)'\n"
             "set xrange [0.5:8.5]\nset xtics 1\nset logscale y 2\nset format y '%g'\nset grid\n"
@@ -511,16 +504,16 @@ Result<std::string> WritePlotFiles(const fs::path& plot_dir, const Plot& p) {
   // Absolute paths, so the script works from any working directory (and we never chdir).
   script << "# Re-plot with: gnuplot " << gp << "\n"
          << "set terminal svg size 900,600 dynamic enhanced\n"
-         << "set output " << GpQuote(svg) << "\n"
+         << "set output " << GnuplotQuote(svg) << "\n"
          << p.setup;
   std::vector<std::string> items;
   for (size_t i = 0; i < p.series.size(); ++i) {
     // noenhanced: method names like shared_ae would otherwise print with a subscript.
-    items.push_back(GpQuote(dat) + " index " + std::to_string(i) + " using 1:2 with " + p.series[i].style +
-                    " title " + GpQuote(p.series[i].title) + " noenhanced");
+    items.push_back(GnuplotQuote(dat) + " index " + std::to_string(i) + " using 1:2 with " + p.series[i].style +
+                    " title " + GnuplotQuote(p.series[i].title) + " noenhanced");
   }
   if (p.hline) {
-    items.push_back(G(p.hline->second) + " with lines dt 2 lw 1.5 lc rgb 'black' title " + GpQuote(p.hline->first) +
+    items.push_back(G(p.hline->second) + " with lines dt 2 lw 1.5 lc rgb 'black' title " + GnuplotQuote(p.hline->first) +
                     " noenhanced");
   }
   script << "plot ";
@@ -530,31 +523,13 @@ Result<std::string> WritePlotFiles(const fs::path& plot_dir, const Plot& p) {
   return gp;
 }
 
-std::optional<std::string> FindOnPath(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  if (path == nullptr) return std::nullopt;
-  std::stringstream dirs(path);
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const fs::path candidate = fs::path(dir.empty() ? "." : dir) / program;
-    std::error_code ec;
-    if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return std::nullopt;
-}
+}  // namespace
 
 Status RunGnuplot(const std::string& gnuplot, const std::string& script, const std::string& svg) {
-  const std::string cmd = ShellQuote(gnuplot) + " " + ShellQuote(script) + " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return Internal("cannot start gnuplot for " + script + ": " + std::strerror(errno));
-  std::string output;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
-  const int status = ::pclose(pipe);
-  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    const std::string how = status != -1 && WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status))
-                                                              : std::string("abnormal termination");
+  SI_ASSIGN_OR_RETURN(ProgramResult run, RunProgram({gnuplot, script}));
+  if (run.exit_code != 0) {
+    const std::string how = run.exit_code > 0 ? "exit code " + std::to_string(run.exit_code) : "killed by a signal";
+    std::string output = run.output;
     if (output.size() > 2000) output = "..." + output.substr(output.size() - 2000);
     return Internal("gnuplot failed on " + script + " (" + how + "): " + output);
   }
@@ -565,7 +540,6 @@ Status RunGnuplot(const std::string& gnuplot, const std::string& script, const s
   return Status::Ok();
 }
 
-}  // namespace
 
 nlohmann::json ToJson(const ResultRow& r) {
   return {{"run", r.run},

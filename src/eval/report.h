@@ -88,4 +88,12 @@ struct ReportOptions {
 // INTERNAL naming the script and quoting its output; an unwritable file is IO naming the path.
 Status WriteReport(const std::string& out_dir, const std::vector<ResultRow>& rows, const ReportOptions& options);
 
+// `s` as a gnuplot single-quoted string (a quote inside doubled): for any text a script takes
+// from data (titles, machine names, paths), so that nothing in it is read as gnuplot commands.
+std::string GnuplotQuote(const std::string& s);
+
+// Runs `gnuplot script` (no shell between) and checks that it wrote `svg`. INTERNAL with
+// gnuplot's output when it fails.
+Status RunGnuplot(const std::string& gnuplot, const std::string& script, const std::string& svg);
+
 }  // namespace splitinfer::eval

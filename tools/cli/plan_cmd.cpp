@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/system.h"
+#include "eval/report.h"
 #include "plan/planner.h"
 #include "plan/profile.h"
 #include "plan/validate.h"
@@ -111,16 +113,22 @@ Status WritePlot(const std::string& svg, const plan::Profile& node, const plan::
       << split.name << "\"\n";
   }
   d.close();
+  if (!d) return IoError("cannot write " + dat);
+  // Everything taken from the profiles or the command line is quoted for gnuplot, and gnuplot is
+  // run without a shell: a machine name or a path cannot become a command.
   std::ofstream g(gp);
-  g << "set terminal svg size 800,500 dynamic\nset output '" << svg << "'\n"
+  g << "set terminal svg size 800,500 dynamic\nset output " << eval::GnuplotQuote(svg) << "\n"
     << "set logscale x\nset xlabel 'link rate (MB/s)'\nset ylabel 'end-to-end latency (ms)'\n"
-    << "set title '" << node.model << ": node " << node.machine << ", server " << server.machine << "' noenhanced\n"
+    << "set title " << eval::GnuplotQuote(node.model + ": node " + node.machine + ", server " + server.machine)
+    << " noenhanced\n"
     << "set key top right\nset grid\n"
-    << "plot '" << dat << "' using 1:2 with lines lw 2 title 'node-only', "
+    << "plot " << eval::GnuplotQuote(dat) << " using 1:2 with lines lw 2 title 'node-only', "
     << "'' using 1:3 with lines lw 2 title 'server-only', '' using 1:4 with lines lw 2 title 'best split'\n";
   g.close();
-  const std::string cmd = "gnuplot '" + gp + "' 2>/dev/null";
-  if (std::system(cmd.c_str()) != 0) return Unimplemented("gnuplot failed or is missing; the data is in " + dat);
+  if (!g) return IoError("cannot write " + gp);
+  const auto gnuplot = FindOnPath("gnuplot");
+  if (!gnuplot) return Unimplemented("gnuplot is not on PATH (apt-get install gnuplot-nox); the data is in " + dat);
+  SI_RETURN_IF_ERROR(eval::RunGnuplot(*gnuplot, gp, svg));
   return Status::Ok();
 }
 
