@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "codec/lossless/cabac.h"
+#include "codec/lossless/coders.h"
 
 namespace splitinfer::codec {
 namespace {
@@ -274,6 +275,25 @@ bool IsCabac(CoderId coder) { return coder == CoderId::kCabac || coder == CoderI
 // that map. The test checks exactly that: accepted means "re-encodes to the same bytes". (lzma
 // and zstd carry lengths and end markers, so a truncated or extended payload always fails; the
 // frame's length field and CRC32C catch what the payload cannot.)
+// The arithmetic coder's output bound is a checked error in every build, not an assert: given
+// a buffer smaller than the stream, it says so instead of writing past it.
+TEST(LosslessTest, CabacOutputPastItsBufferIsAnError) {
+  std::mt19937 rng(::splitinfer::testing::TestSeed());
+  SymbolGeometry g{8, 8, 8, 4};
+  std::vector<uint8_t> symbols(g.count());
+  for (auto& v : symbols) v = static_cast<uint8_t>(rng() % 16);  // noise: hundreds of bytes
+  auto fits = internal::CabacEncode(symbols.data(), g, nullptr);
+  ASSERT_TRUE(fits.ok()) << fits.status().ToString();
+  EXPECT_GT(fits->size(), 100u);
+  for (size_t capacity : {size_t{1}, size_t{8}, fits->size() / 2}) {
+    auto small = internal::CabacEncode(symbols.data(), g, nullptr, capacity);
+    EXPECT_EQ(small.status().code(), ErrorCode::kInternal) << capacity;
+    EXPECT_NE(small.status().message().find("did not fit its " + std::to_string(capacity) + "-byte buffer"),
+              std::string::npos)
+        << small.status().message();
+  }
+}
+
 TEST(LosslessTest, CorruptPayloadsAreRejected) {
   std::mt19937 rng(TestSeed() + 3);
   for (int bits : {1, 2, 5}) {

@@ -360,9 +360,11 @@ size_t TreeDecisions(Planes& pl, const ChannelView<kTrained>& v, size_t c, int b
   return k;
 }
 
-// Writes into a buffer sized in advance by MaxEncodedBytes, so that emitting a byte is a plain
-// store: no capacity check and no call in the coding loops, whose registers would otherwise be
-// spilled around every call site.
+// Writes into a buffer sized in advance by MaxEncodedBytes, so that emitting a byte is a store
+// and one well-predicted compare (no call in the coding loops, whose registers would otherwise
+// be spilled around every call site). Reaching the end sets overflowed() instead of writing
+// past it; the bound is proven, so that would be a bug, and it is reported, not trusted to an
+// assert that a Release build compiles out.
 class RangeEncoder {
  public:
   // A bound on the bytes written for `decisions` decisions. A decision narrows the range by a
@@ -398,14 +400,20 @@ class RangeEncoder {
     const int keep = FlushBytes(static_cast<uint32_t>(low_), range_, &distance);
     uint64_t low = low_ + distance;
     for (int i = 0; i < 5; ++i) low = ShiftLow(low);
-    assert(begin_[0] == 0);
+    if (overflowed_ || out_ - begin_ < 1 + (4 - keep) || begin_[0] != 0) {
+      overflowed_ = true;
+      return 0;
+    }
     // The last 4 bytes written are the final window; its low 4 - keep bytes are zero by choice.
     for (int i = keep; i < 4; ++i) {
-      assert(out_[-1] == 0);
+      if (out_[-1] != 0) overflowed_ = true;
       --out_;
     }
     return static_cast<size_t>(out_ - begin_) - 1;
   }
+
+  // True when the stream did not fit (or Finish found it inconsistent): its bytes are invalid.
+  bool overflowed() const { return overflowed_; }
 
  private:
   template <bool kBranchFree>
@@ -435,8 +443,11 @@ class RangeEncoder {
       const uint8_t carry = static_cast<uint8_t>(low >> 32);
       uint8_t byte = cache_;
       do {
-        assert(out_ < end_);
-        *out_++ = static_cast<uint8_t>(byte + carry);
+        if (out_ < end_) {
+          *out_++ = static_cast<uint8_t>(byte + carry);
+        } else {
+          overflowed_ = true;
+        }
         byte = 0xFF;
       } while (--pending_ != 0);
       cache_ = static_cast<uint8_t>(low >> 24);
@@ -447,7 +458,8 @@ class RangeEncoder {
 
   uint8_t* begin_;
   uint8_t* out_;
-  [[maybe_unused]] uint8_t* end_;  // for the debug check of MaxEncodedBytes only
+  uint8_t* end_;
+  bool overflowed_ = false;
   uint64_t low_ = 0;
   uint32_t range_ = 0xFFFFFFFFu;
   uint8_t cache_ = 0;
@@ -886,13 +898,14 @@ Result<CabacModel> TrainCabacModel(const std::vector<const uint8_t*>& maps, cons
 
 namespace internal {
 
-std::vector<uint8_t> CabacEncode(const uint8_t* symbols, const SymbolGeometry& geometry, const CabacModel* model) {
+Result<std::vector<uint8_t>> CabacEncode(const uint8_t* symbols, const SymbolGeometry& geometry,
+                                         const CabacModel* model, size_t capacity) {
   Planes planes(geometry);
   if (geometry.count() != 0) planes.Load(symbols);
   FrameContexts contexts(geometry, model);
   // A symbol takes at most bits + 1 decisions (significance, then up to `bits` tree levels).
   const size_t decisions = geometry.count() * (static_cast<size_t>(geometry.bits) + 1);
-  const size_t capacity = RangeEncoder::MaxEncodedBytes(decisions);
+  if (capacity == 0) capacity = RangeEncoder::MaxEncodedBytes(decisions);
   const auto buffer = Scratch<uint8_t>(capacity);
   RangeEncoder re(buffer.get(), capacity);
   if (geometry.count() != 0) {
@@ -903,6 +916,11 @@ std::vector<uint8_t> CabacEncode(const uint8_t* symbols, const SymbolGeometry& g
     }
   }
   const size_t size = re.Finish();
+  if (re.overflowed()) {
+    return Internal("cabac: the coded stream of " + std::to_string(decisions) + " decisions did not fit its " +
+                    std::to_string(capacity) + "-byte buffer (the bound is proven for the default buffer: a bug "
+                    "in the coder; please report it with the map)");
+  }
   return std::vector<uint8_t>(buffer.get() + 1, buffer.get() + 1 + size);
 }
 
