@@ -47,6 +47,7 @@ Result<std::vector<LoadLevel>> RunLoad(const LoadOptions& o) {
   for (int c : o.concurrency) {
     if (c < 1 || c > 4096) return InvalidArgument("concurrency levels must be 1..4096, got " + std::to_string(c));
   }
+  SI_ASSIGN_OR_RETURN(const std::shared_ptr<grpc::ChannelCredentials> creds, ChannelCredentialsFor(o.tls));
   // The frames: the node side of the pipeline on the first test images.
   std::vector<std::string> requests;
   std::string model;
@@ -90,7 +91,7 @@ Result<std::vector<LoadLevel>> RunLoad(const LoadOptions& o) {
         grpc::ChannelArguments args;
         args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
         auto stub = inference::GRPCInferenceService::NewStub(
-            grpc::CreateCustomChannel(o.server, grpc::InsecureChannelCredentials(), args));
+            grpc::CreateCustomChannel(o.server, creds, args));
         std::vector<double> my_ok, my_refused;
         std::map<std::string, int64_t> my_errors;
         inference::ModelInferRequest q;

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "runtime/client_tls.h"
 
 namespace splitinfer::runtime {
 
@@ -25,6 +26,7 @@ struct LoadOptions {
   int64_t frames = 256;                     // distinct test images cycled through
   std::string data;                         // their dataset: a reference ("" = the pipeline model's own)
   std::string token;
+  ClientTls tls;                            // as the node's
   int64_t server_pid = 0;                   // sample /proc/PID/status VmRSS (0 = don't)
   double deadline_s = 10;
   bool progress = true;

@@ -257,13 +257,7 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
   rep.threads = o.threads;
   std::unique_ptr<Client> client;
   if (o.mode != "node-only") {
-    std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
-    if (!o.tls_ca.empty()) {
-      SI_ASSIGN_OR_RETURN(auto ca, ReadTextFile(o.tls_ca, "TLS root certificate"));
-      grpc::SslCredentialsOptions so;
-      so.pem_root_certs = ca;
-      creds = grpc::SslCredentials(so);
-    }
+    SI_ASSIGN_OR_RETURN(auto creds, ChannelCredentialsFor(o.tls));
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
     client = std::make_unique<Client>(grpc::CreateCustomChannel(o.server, creds, args), o);

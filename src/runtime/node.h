@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "runtime/client_tls.h"
 #include "runtime/link.h"
 
 namespace splitinfer::runtime {
@@ -38,7 +39,7 @@ struct NodeOptions {
   std::string lowbit_head;
   std::string lowbit_impl = "int8";  // int8 | lut | reference | auto (kernels::ParseHeadImpl)
   std::string token;   // bearer token
-  std::string tls_ca;  // PEM root certificate: use TLS
+  ClientTls tls;        // ca: PEM root certificate (use TLS); cert, key: a client certificate
   int max_retries = 8;
   double deadline_s = 30;  // per request
   bool progress = true;

@@ -7,10 +7,13 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <system_error>
 #include <thread>
+#include <functional>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <torch/torch.h>
 #include <yaml-cpp/yaml.h>
@@ -66,10 +69,14 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
   SI_RETURN_IF_ERROR(r.get_in<int64_t>("max_in_flight", &c.max_in_flight, 1, 1 << 20));
   SI_RETURN_IF_ERROR(r.get_in<uint64_t>("max_images_per_request", &c.limits.max_batch, 1, 1 << 16));
   SI_RETURN_IF_ERROR(r.get_in("default_deadline_s", &c.default_deadline_s, 1e-3, 86400.0));
-  std::string token_file, tls_cert, tls_key;
+  SI_RETURN_IF_ERROR(r.get_in<int64_t>("max_streams", &c.max_streams, 1, 4096));
+  SI_RETURN_IF_ERROR(r.get_in("max_threads", &c.max_threads, 8, 4096));
+  SI_RETURN_IF_ERROR(r.get("insecure_token", &c.insecure_token));
+  std::string token_file, tls_cert, tls_key, tls_client_ca;
   SI_RETURN_IF_ERROR(r.get("token_file", &token_file));
   SI_RETURN_IF_ERROR(r.get("tls_cert", &tls_cert));
   SI_RETURN_IF_ERROR(r.get("tls_key", &tls_key));
+  SI_RETURN_IF_ERROR(r.get("tls_client_ca", &tls_client_ca));
   SI_RETURN_IF_ERROR(r.get("metrics", &c.metrics_listen));
   SI_RETURN_IF_ERROR(r.finish());
   if (!token_file.empty()) {
@@ -77,7 +84,11 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
   }
   if (!tls_cert.empty()) c.tls_cert = resolve(tls_cert);
   if (!tls_key.empty()) c.tls_key = resolve(tls_key);
+  if (!tls_client_ca.empty()) c.tls_client_ca = resolve(tls_client_ca);
   if (c.tls_cert.empty() != c.tls_key.empty()) return InvalidArgument(path + ": give both tls_cert and tls_key, or neither");
+  if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
+    return InvalidArgument(path + ": tls_client_ca (client certificates) needs TLS: give tls_cert and tls_key too");
+  }
   return c;
 }
 
@@ -452,10 +463,25 @@ Status InferenceCore::Finish(Pending& p, inference::ModelInferResponse* response
 
 Status InferenceCore::Infer(const inference::ModelInferRequest& request, inference::ModelInferResponse* response,
                             Clock::time_point deadline) {
-  auto pending = Begin(request, deadline);
-  Status s = pending.ok() ? Finish(*pending.value(), response) : pending.status();
+  Status s = Guarded(request.id(), [&]() -> Status {
+    SI_ASSIGN_OR_RETURN(auto pending, Begin(request, deadline));
+    return Finish(*pending, response);
+  });
   Count(request.model_name(), s);
   return s;
+}
+
+Status InferenceCore::Guarded(const std::string& id, const std::function<Status()>& step) {
+  // One request's failure is that request's INTERNAL answer; the server lives on.
+  try {
+    return step();
+  } catch (const c10::Error& e) {
+    return Internal("request '" + id + "': " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return Internal("request '" + id + "': " + e.what());
+  } catch (...) {
+    return Internal("request '" + id + "': an unknown exception");
+  }
 }
 
 // ------------------------------------------------------------------------------- gRPC
@@ -475,6 +501,7 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
   InferenceCore* core = nullptr;
   std::string token;
   std::atomic<bool> ready{true};
+  std::atomic<int64_t> open_streams{0};
 
   // Requests without the token are UNAUTHENTICATED (health and reflection stay open, as
   // load balancers probe them without credentials).
@@ -544,6 +571,16 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
       grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>* stream) override {
     if (auto s = Authorize(ctx); !s.ok()) return s;
+    // Each stream holds a writer thread: past max_streams a new one is refused, not started.
+    struct StreamCount {
+      std::atomic<int64_t>& n;
+      ~StreamCount() { --n; }
+    } count{open_streams};
+    if (++open_streams > core->config().max_streams) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "too many open streams (max_streams " + std::to_string(core->config().max_streams) +
+                              "): retry later, or raise max_streams in the server config");
+    }
     constexpr size_t kWindow = 64;
     struct Slot {
       std::shared_ptr<InferenceCore::Pending> pending;
@@ -554,7 +591,9 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
     std::condition_variable cv;
     std::deque<Slot> slots;
     bool reading_done = false;
-    std::thread writer([&] {
+    std::thread writer;
+    try {
+      writer = std::thread([&] {
       for (;;) {
         Slot slot;
         {
@@ -567,7 +606,7 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
         cv.notify_all();
         inference::ModelStreamInferResponse out;
         Status s = slot.error;
-        if (s.ok()) s = core->Finish(*slot.pending, out.mutable_infer_response());
+        if (s.ok()) s = core->Guarded(slot.id, [&] { return core->Finish(*slot.pending, out.mutable_infer_response()); });
         core->Count(slot.model, s);
         if (!s.ok()) {
           out.Clear();
@@ -578,15 +617,19 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
         slot.pending.reset();  // release the in-flight slots before the (possibly slow) write
         stream->Write(out);    // a failed write means the client left; keep draining
       }
-    });
+      });
+    } catch (const std::system_error& e) {  // no thread to be had: refuse this stream, live on
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::string("cannot start a stream: ") + e.what());
+    }
     inference::ModelInferRequest q;
     while (stream->Read(&q)) {
       Slot slot;
       slot.id = q.id();
       slot.model = q.model_name();
-      auto p = core->Begin(q, DeadlineOf(ctx));
-      if (p.ok()) slot.pending = std::move(p).value();
-      else slot.error = p.status();
+      slot.error = core->Guarded(q.id(), [&]() -> Status {
+        SI_ASSIGN_OR_RETURN(slot.pending, core->Begin(q, DeadlineOf(ctx)));
+        return Status::Ok();
+      });
       std::unique_lock<std::mutex> lock(mu);
       cv.wait(lock, [&] { return slots.size() < kWindow; });
       slots.push_back(std::move(slot));
@@ -610,6 +653,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
                            " is outside 1024..2147483647");
   }
   if (!(config.default_deadline_s > 0)) return InvalidArgument("default_deadline_s must be > 0");
+  if (!config.token.empty() && config.tls_cert.empty() && !config.insecure_token) {
+    return FailedPrecondition(
+        "a bearer token without TLS crosses the network in plain text: give tls_cert and tls_key, or "
+        "insecure_token: true (serve --insecure-token) on a network you trust");
+  }
   std::unique_ptr<Server> s(new Server());
   SI_ASSIGN_OR_RETURN(s->metrics_, Metrics::Create(config.metrics_listen));
   SI_ASSIGN_OR_RETURN(s->core_, InferenceCore::Create(config, s->metrics_.get()));
@@ -623,13 +671,30 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   if (!config.tls_cert.empty()) {
     SI_ASSIGN_OR_RETURN(auto cert, ReadTextFile(config.tls_cert, "TLS certificate"));
     SI_ASSIGN_OR_RETURN(auto key, ReadTextFile(config.tls_key, "TLS key"));
-    grpc::SslServerCredentialsOptions opts;
+    // With tls_client_ca, a client without a certificate signed by it cannot even connect.
+    grpc::SslServerCredentialsOptions opts(config.tls_client_ca.empty()
+                                               ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                               : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    if (!config.tls_client_ca.empty()) {
+      SI_ASSIGN_OR_RETURN(opts.pem_root_certs, ReadTextFile(config.tls_client_ca, "TLS client CA"));
+    }
     opts.pem_key_cert_pairs.push_back({key, cert});
     creds = grpc::SslServerCredentials(opts);
   }
   builder.AddListeningPort(config.listen, creds, &s->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   builder.SetMaxSendMessageSize(64 << 20);
+  // gRPC's own bounds: threads for calls (beyond them a call is RESOURCE_EXHAUSTED), keepalive
+  // pings that find dead peers, a floor on how often a client may ping (more often: GOAWAY), and
+  // idle connections closed, so that a client cannot hold threads or connections for free.
+  grpc::ResourceQuota quota("splitinfer-serve");
+  quota.SetMaxThreads(config.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 5 * 60 * 1000);
   builder.RegisterService(s->service_.get());
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,14 +41,18 @@ struct ServerConfig {
   int64_t max_message_bytes = 4 << 20;  // gRPC receive limit; larger messages: RESOURCE_EXHAUSTED
   int64_t max_in_flight = 256;          // images accepted and not yet answered, over all clients
   double default_deadline_s = 30;       // for requests that carry no deadline
+  int64_t max_streams = 64;             // open ModelStreamInfer calls (each holds a writer thread)
+  int max_threads = 256;                // gRPC's threads for calls (its resource quota)
   std::string token;                    // bearer token ("" = none); token_file in YAML
+  bool insecure_token = false;          // allow a token without TLS (a trusted network only)
   std::string tls_cert, tls_key;        // PEM files (both or neither)
+  std::string tls_client_ca;            // PEM: require client certificates signed by it (mutual TLS)
   std::string metrics_listen;           // Prometheus endpoint HOST:PORT ("" = off)
 };
 
 // The server YAML (keys: pipelines, listen, device, threads, max_batch, max_wait_ms,
-// max_message_bytes, max_in_flight, max_images_per_request, default_deadline_s, token_file,
-// tls_cert, tls_key, metrics), or a pipeline YAML, which is served alone with defaults.
+// max_message_bytes, max_in_flight, max_images_per_request, default_deadline_s, max_streams,
+// max_threads, token_file, insecure_token, tls_cert, tls_key, tls_client_ca, metrics), or a pipeline YAML, which is served alone with defaults.
 Result<ServerConfig> LoadServerConfig(const std::string& path);
 
 // The metrics' model label of requests for a model that is not served (one series for all).
@@ -67,6 +72,9 @@ class InferenceCore {
   struct Pending;
   Result<std::shared_ptr<Pending>> Begin(const inference::ModelInferRequest& request, Clock::time_point deadline);
   Status Finish(Pending& pending, inference::ModelInferResponse* response);
+  // Runs one step of request `id`, turning any exception into that request's INTERNAL status
+  // naming the id (Infer and the stream run every step through it).
+  static Status Guarded(const std::string& id, const std::function<Status()>& step);
 
   Status Metadata(const inference::ModelMetadataRequest& request, inference::ModelMetadataResponse* response);
   bool ModelReady(const std::string& name, const std::string& version);

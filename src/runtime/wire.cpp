@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+#include <grpcpp/security/credentials.h>
+
+#include "core/system.h"
+
 namespace splitinfer::runtime {
 
 grpc::StatusCode GrpcCode(ErrorCode code) {
@@ -265,6 +269,25 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   std::string s;
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? "x" : "") + std::to_string(shape[i]);
   return s;
+}
+
+Result<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(const ClientTls& tls) {
+  if (tls.cert.empty() != tls.key.empty()) {
+    return InvalidArgument("give the client certificate and its key together (--tls-cert and --tls-key)");
+  }
+  if (tls.ca.empty()) {
+    if (!tls.cert.empty()) {
+      return InvalidArgument("a client certificate needs TLS: give --tls-ca (the root certificate of the server's)");
+    }
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions so;
+  SI_ASSIGN_OR_RETURN(so.pem_root_certs, ReadTextFile(tls.ca, "TLS root certificate"));
+  if (!tls.cert.empty()) {
+    SI_ASSIGN_OR_RETURN(so.pem_cert_chain, ReadTextFile(tls.cert, "TLS client certificate"));
+    SI_ASSIGN_OR_RETURN(so.pem_private_key, ReadTextFile(tls.key, "TLS client key"));
+  }
+  return grpc::SslCredentials(so);
 }
 
 }  // namespace splitinfer::runtime

@@ -10,14 +10,17 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <grpcpp/security/credentials.h>
 #include <grpcpp/support/status.h>
 
 #include "core/status.h"
+#include "runtime/client_tls.h"
 #include "runtime/proto/inference.pb.h"
 
 namespace splitinfer::runtime {
@@ -116,5 +119,9 @@ Result<PngInfo> PeekPng(std::string_view bytes);
 
 // "64x14x14"
 std::string ShapeString(const std::vector<int64_t>& shape);
+
+// Credentials for a channel: insecure without `ca`. INVALID_ARGUMENT for a cert without a key
+// (or the reverse) or a client certificate without `ca`; NOT_FOUND naming a missing file.
+Result<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(const ClientTls& tls);
 
 }  // namespace splitinfer::runtime

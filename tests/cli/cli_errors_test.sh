@@ -193,6 +193,17 @@ fi
   else
     fail=$((fail + 1)); echo "FAIL plan tiny profile: $out"
   fi
+  # --plot with hostile text in the profile and the path: gnuplot gets it quoted, no shell runs it.
+  if command -v gnuplot >/dev/null; then
+    sed "s|^machine: x|machine: \"x'; system 'touch $TMP/pwned_gp'; print '\"|" "$TMP/tiny_profile.yaml" > "$TMP/hostile.yaml"
+    PLOT="$TMP/a'\$(touch pwned_sh)'.svg"
+    if (cd "$TMP" && "$BIN" plan --node hostile.yaml --server hostile.yaml --rates 1 --plot "$PLOT" > plot.out 2>&1) &&
+       [ -s "$PLOT" ] && [ ! -e "$TMP/pwned_gp" ] && [ ! -e "$TMP/pwned_sh" ]; then
+      pass=$((pass + 1)); echo "ok   plan --plot quotes what it takes from data"
+    else
+      fail=$((fail + 1)); echo "FAIL plan --plot with hostile text:"; cat "$TMP/plot.out"; ls "$TMP"
+    fi
+  fi
 }
 
 # Bring your own model (issue 15): a TorchScript chain written by tools/export_torchscript.py

@@ -297,6 +297,11 @@ TEST(ServerTest, InFlightLimitAndTokenAreEnforced) {
   auto config = BaseConfig();
   config.max_in_flight = 2;
   config.token = "s3cret";
+  // A token over plain text is refused unless asked for (serve --insecure-token).
+  auto plain = Server::Start(config);
+  ASSERT_EQ(plain.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(plain.status().message().find("insecure_token: true"), std::string::npos) << plain.status().message();
+  config.insecure_token = true;
   auto server = StartOrDie(config);
   ASSERT_TRUE(server);
   auto stub = StubFor(server->port());
@@ -307,6 +312,52 @@ TEST(ServerTest, InFlightLimitAndTokenAreEnforced) {
               grpc::StatusCode::RESOURCE_EXHAUSTED, "server busy");
   EXPECT_TRUE(Call(*stub, FrameRequest({frames[0], frames[1]}), nullptr, "s3cret").ok());
   EXPECT_EQ(server->core().in_flight(), 0);  // refused and finished requests hold nothing
+}
+
+// Past max_streams a new stream is refused with RESOURCE_EXHAUSTED (each holds a thread); when
+// one closes, the next is accepted.
+TEST(ServerTest, StreamsBeyondTheCapAreRefused) {
+  auto config = BaseConfig();
+  config.max_streams = 2;
+  auto server = StartOrDie(config);
+  ASSERT_TRUE(server);
+  auto stub = StubFor(server->port());
+  const auto& frames = Frames::Get().frames;
+  inference::ModelStreamInferResponse r;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReaderWriter<inference::ModelInferRequest, inference::ModelStreamInferResponse>>>
+      open;
+  for (int i = 0; i < 2; ++i) {  // two streams, each answered once so that both are surely open
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    open.push_back(stub->ModelStreamInfer(contexts.back().get()));
+    ASSERT_TRUE(open.back()->Write(FrameRequest({frames[0]})));
+    ASSERT_TRUE(open.back()->Read(&r));
+  }
+  {
+    grpc::ClientContext ctx;
+    auto third = stub->ModelStreamInfer(&ctx);
+    third->Write(FrameRequest({frames[0]}));
+    EXPECT_FALSE(third->Read(&r));
+    ExpectError(third->Finish(), grpc::StatusCode::RESOURCE_EXHAUSTED, "too many open streams (max_streams 2)");
+  }
+  open[0]->WritesDone();
+  EXPECT_TRUE(open[0]->Finish().ok());
+  grpc::ClientContext ctx;
+  auto again = stub->ModelStreamInfer(&ctx);
+  ASSERT_TRUE(again->Write(FrameRequest({frames[0]})));
+  ASSERT_TRUE(again->Read(&r));
+  EXPECT_TRUE(r.error_message().empty()) << r.error_message();
+  again->WritesDone();
+  EXPECT_TRUE(again->Finish().ok());
+  open[1]->WritesDone();
+  EXPECT_TRUE(open[1]->Finish().ok());
+}
+
+TEST(ServerTest, AnExceptionIsThatRequestsInternalError) {
+  auto s = InferenceCore::Guarded("req-7", []() -> Status { throw std::runtime_error("tensor on fire"); });
+  EXPECT_EQ(s.code(), ErrorCode::kInternal);
+  EXPECT_EQ(s.message(), "request 'req-7': tensor on fire");
+  EXPECT_TRUE(InferenceCore::Guarded("ok", [] { return Status::Ok(); }).ok());
 }
 
 TEST(ServerTest, StreamAnswersInOrderWithPerRequestErrors) {

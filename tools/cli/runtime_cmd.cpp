@@ -19,11 +19,18 @@ namespace splitinfer::cli {
 
 namespace {
 
+void AddClientTlsOptions(CLI::App* cmd, runtime::ClientTls* tls) {
+  cmd->add_option("--tls-ca", tls->ca, "PEM root certificate: connect with TLS");
+  cmd->add_option("--tls-cert", tls->cert, "PEM client certificate, for a server that requires one (with --tls-key)");
+  cmd->add_option("--tls-key", tls->key, "PEM key of --tls-cert");
+}
+
 struct ServeArgs {
   std::string config, listen, metrics, device, token_file, port_file;
   int threads = -1;
   int64_t max_batch = 0;
   double max_wait_ms = -1, grace_s = 10;
+  bool insecure_token = false;
 };
 
 Status RunServe(const ServeArgs& a) {
@@ -37,6 +44,7 @@ Status RunServe(const ServeArgs& a) {
   if (!a.token_file.empty()) {
     SI_ASSIGN_OR_RETURN(c.token, ReadFirstLine(a.token_file, "token file"));
   }
+  if (a.insecure_token) c.insecure_token = true;
   // SIGTERM/SIGINT are taken by sigwait below: block them before gRPC starts its threads, so
   // that every thread inherits the mask and none is interrupted.
   sigset_t signals;
@@ -49,7 +57,7 @@ Status RunServe(const ServeArgs& a) {
   for (const auto& n : server->core().model_names()) names += (names.empty() ? "" : ", ") + n;
   const std::string host = c.listen.substr(0, c.listen.rfind(':'));
   std::printf("serving %s on %s:%d%s%s\n", names.c_str(), host.c_str(), server->port(),
-              c.token.empty() ? "" : " (bearer token required)", c.tls_cert.empty() ? "" : " (TLS)");
+              c.token.empty() ? "" : c.tls_cert.empty() ? " (bearer token required, in plain text)" : " (bearer token required)", c.tls_cert.empty() ? "" : " (TLS)");
   if (!c.metrics_listen.empty()) std::printf("metrics on http://%s/metrics\n", c.metrics_listen.c_str());
   std::printf("compute: %s\n", models::ComputeLine(models::DescribeCompute()).c_str());
   std::fflush(stdout);
@@ -172,6 +180,8 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
   serve->add_option("--max-batch", serve_args->max_batch, "dynamic batching: largest batch")->check(CLI::Range(1, 4096));
   serve->add_option("--max-wait-ms", serve_args->max_wait_ms, "dynamic batching: longest wait for a fuller batch");
   serve->add_option("--token-file", serve_args->token_file, "require 'authorization: Bearer <token>' (first line)");
+  serve->add_flag("--insecure-token", serve_args->insecure_token,
+                  "allow the bearer token without TLS (only on a network you trust: it crosses it in plain text)");
   serve->add_option("--port-file", serve_args->port_file, "write the bound port here once serving (for scripts)");
   serve->add_option("--grace", serve_args->grace_s, "seconds to finish in-flight requests on SIGTERM");
 
@@ -199,7 +209,7 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
       ->expected(2);
   node->add_option("--head-impl", o.lowbit_impl, "with --head lowbit: int8 | lut | auto (the faster per conv, timed at start)");
   node->add_option("--token-file", node_args->token_file, "bearer token (first line)");
-  node->add_option("--tls-ca", o.tls_ca, "PEM root certificate: connect with TLS");
+  AddClientTlsOptions(node, &o.tls);
   node->add_option("--retries", o.max_retries, "retries per request on UNAVAILABLE / RESOURCE_EXHAUSTED");
   node->add_option("--deadline", o.deadline_s, "seconds per request");
   node->add_flag("--json", node_args->json, "print one JSON object");
@@ -215,6 +225,7 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
   load->add_option("--duration", load_args->o.duration_s, "seconds per level")->check(CLI::Range(0.1, 86400.0));
   load->add_option("--server-pid", load_args->o.server_pid, "sample this process's resident memory per level");
   load->add_option("--token-file", load_args->token_file, "bearer token (first line)");
+  AddClientTlsOptions(load, &load_args->o.tls);
   load->add_option("--deadline", load_args->o.deadline_s, "seconds per request");
   load->add_flag("--json", load_args->json, "print one JSON array");
 

@@ -89,16 +89,49 @@ def raw_bytes_tensor(elements):
     return b"".join(struct.pack("<I", len(e)) + e for e in elements)
 
 
+class _TokenInterceptor(grpc.UnaryUnaryClientInterceptor):
+    """Adds 'authorization: Bearer <token>' to every call."""
+
+    def __init__(self, token):
+        self._metadata = [("authorization", "Bearer " + token)]
+
+    def intercept_unary_unary(self, continuation, details, request):
+        details = details._replace(metadata=list(details.metadata or []) + self._metadata)
+        return continuation(details, request)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--server", default="127.0.0.1:8001")
     ap.add_argument("--model", default="fmnist_best")
     ap.add_argument("--images", type=int, default=32)
     ap.add_argument("--min-top1", type=float, default=80.0, help="fail below this accuracy (percent)")
+    ap.add_argument("--tls-ca", help="PEM root certificate: connect with TLS")
+    ap.add_argument("--tls-cert", help="PEM client certificate, for a server that requires one (with --tls-key)")
+    ap.add_argument("--tls-key", help="PEM key of --tls-cert")
+    ap.add_argument("--token-file", help="bearer token (first line)")
     args = ap.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("give --tls-cert and --tls-key together")
+    if args.tls_cert and not args.tls_ca:
+        ap.error("a client certificate needs TLS: give --tls-ca")
     pb, pb_grpc = load_stubs()
-    channel = grpc.insecure_channel(args.server)
+    if args.tls_ca:
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=read(args.tls_ca),
+            private_key=read(args.tls_key) if args.tls_key else None,
+            certificate_chain=read(args.tls_cert) if args.tls_cert else None)
+        channel = grpc.secure_channel(args.server, creds)
+    else:
+        channel = grpc.insecure_channel(args.server)
     grpc.channel_ready_future(channel).result(timeout=30)
+    if args.token_file:
+        with open(args.token_file) as f:
+            token = f.readline().strip()
+        channel = grpc.intercept_channel(channel, _TokenInterceptor(token))
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
     failures = []
 
