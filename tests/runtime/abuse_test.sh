@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The server under abuse (issue 16): `serve` with small caps on loopback, then
+# abuse_client (tests/runtime/abuse_client.cpp) for a fixed time: made-up model names, more
+# streams than max_streams, slow readers, clients leaving mid-stream, oversized and malformed
+# requests, all at once. It must keep answering, grow by at most 10 % in resident memory, stay
+# within its thread caps, and label metrics only by the model it serves.
+# Usage: abuse_test.sh path/to/splitinfer path/to/abuse_client SOURCE_DIR
+set -u
+BIN=$1
+CLIENT=$2
+SRC=$3
+PY=/usr/bin/python3
+TMP=$(mktemp -d)
+SERVER=""
+trap '[ -n "$SERVER" ] && kill -TERM $SERVER 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+MPORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$TMP/server.yaml" <<YAML
+pipelines: [$SRC/models/fmnist_best.yaml]
+listen: 127.0.0.1:0
+threads: 1
+max_streams: 8
+max_threads: 32
+max_message_bytes: 4194304
+metrics: 127.0.0.1:$MPORT
+YAML
+"$BIN" serve --config "$TMP/server.yaml" --port-file "$TMP/port" > "$TMP/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 1 300); do
+  [ -s "$TMP/port" ] && break
+  kill -0 $SERVER 2>/dev/null || { cat "$TMP/server.log"; exit 1; }
+  sleep 0.1
+done
+[ -s "$TMP/port" ] || { echo "server did not start"; cat "$TMP/server.log"; exit 1; }
+"$CLIENT" "127.0.0.1:$(cat "$TMP/port")" "$SERVER" "127.0.0.1:$MPORT" 8 8 32
+rc=$?
+if ! kill -0 $SERVER 2>/dev/null; then
+  echo "FAIL the server died:"; cat "$TMP/server.log"; exit 1
+fi
+exit $rc
