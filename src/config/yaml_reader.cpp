@@ -48,7 +48,12 @@ Status MapReader::OutOfRangeError(const std::string& key, const std::string& v, 
 
 Status MapReader::finish() const {
   for (const auto& kv : node_) {
-    const auto key = kv.first.as<std::string>();
+    // A key can be any YAML node ("? [a, b]: c"); only a plain scalar names a setting.
+    if (!kv.first.IsScalar()) {
+      return InvalidArgument(origin_ + ": a key " + (path_.empty() ? "at the top level" : "under '" + path_ + "'") +
+                             " that is not a plain word");
+    }
+    const auto key = kv.first.Scalar();
     if (!known_.count(key)) {
       std::string valid;
       for (const auto& k : known_) valid += (valid.empty() ? "" : ", ") + k;
