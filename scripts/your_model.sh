@@ -33,6 +33,10 @@ batch_size: 25
 YAML
 run "$S" train --config "$OUT/train.yaml" --out "$OUT/run"
 run "$S" bench head --model "$OUT/run/checkpoint.pt" --split layer1 --impl torch --runs 20
+run "$S" quantize-head --model "$OUT/run/checkpoint.pt" --split layer1 --calibration 64 --out "$OUT/layer1.sihead"
+run "$S" eval-head --model "$OUT/run/checkpoint.pt" --head "$OUT/layer1.sihead"
+run "$S" bench head --model "$OUT/run/checkpoint.pt" --split layer1 --impl auto --quantized "$OUT/layer1.sihead" \
+  --runs 20
 cat > "$OUT/study.yaml" <<YAML
 model: $OUT/run/checkpoint.pt
 data: {dataset: imagefolder, dir: $OUT/folder}
