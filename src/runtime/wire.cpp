@@ -236,7 +236,9 @@ Result<NumericInput> NumericInputAt(const inference::ModelInferRequest& r, int i
                              std::to_string(c.fp32_contents_size()));
     }
     storage.resize(n * 4);
-    std::memcpy(storage.data(), c.fp32_contents().data(), n * 4);
+    // n == 0 (a shape with a zero) leaves the repeated field without storage: data() is null,
+    // and memcpy from null is undefined even for 0 bytes (found by request_fuzz).
+    if (n > 0) std::memcpy(storage.data(), c.fp32_contents().data(), n * 4);
   }
   out.bytes = storage;
   return out;
