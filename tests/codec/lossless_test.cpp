@@ -410,15 +410,9 @@ TEST(LosslessTest, CabacModelSerialisationRoundTrips) {
   }
 }
 
-uint32_t Fnv1a(const uint8_t* data, size_t size) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < size; ++i) h = (h ^ data[i]) * 16777619u;
-  return h;
-}
-
 // Rewrites the trailing checksum so that a deliberately bad field reaches its own check.
 std::vector<uint8_t> Reseal(std::vector<uint8_t> bytes) {
-  const uint32_t h = Fnv1a(bytes.data(), bytes.size() - 4);
+  const uint32_t h = Fnv1a32(bytes.data(), bytes.size() - 4);
   for (int i = 0; i < 4; ++i) bytes[bytes.size() - 4 + i] = static_cast<uint8_t>(h >> (8 * i));
   return bytes;
 }

@@ -12,6 +12,7 @@
 
 #include "codec/lossless/cabac.h"
 #include "codec/lossless/lossless.h"
+#include "fuzz_common.h"
 #include "fuzz_fail.h"
 
 namespace {
@@ -20,12 +21,6 @@ using namespace splitinfer;
 using namespace splitinfer::codec;
 
 [[noreturn]] void Fail(const char* what, const Status& s) { splitinfer_fuzz::Fail("cabac_model_fuzz", what, s); }
-
-uint32_t Fnv1a(const uint8_t* data, size_t size) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < size; ++i) h = (h ^ data[i]) * 16777619u;
-  return h;
-}
 
 void CheckModel(const uint8_t* data, size_t size) {
   Result<CabacModel> model = CabacModel::Parse(data, size);
@@ -62,8 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckModel(data, size);
   if (size >= 8) {
     std::vector<uint8_t> fixed(data, data + size);
-    const uint32_t h = Fnv1a(fixed.data(), size - 4);
-    for (int i = 0; i < 4; ++i) fixed[size - 4 + static_cast<size_t>(i)] = static_cast<uint8_t>(h >> (8 * i));
+    splitinfer_fuzz::ResealCabacModel(fixed);
     CheckModel(fixed.data(), fixed.size());
   }
   return 0;

@@ -11,6 +11,14 @@
 
 namespace splitinfer_fuzz {
 
+// Rewrites the trailing FNV-1a-32 of a serialised cabac model (cabac.h) so that a mutated field
+// reaches its own check instead of stopping at the checksum. Inputs under 8 bytes are left alone.
+inline void ResealCabacModel(std::vector<uint8_t>& bytes) {
+  if (bytes.size() < 8) return;
+  const uint32_t h = splitinfer::codec::Fnv1a32(bytes.data(), bytes.size() - 4);
+  for (size_t i = 0; i < 4; ++i) bytes[bytes.size() - 4 + i] = static_cast<uint8_t>(h >> (8 * i));
+}
+
 // A CabacModel for `g`, so that kCabacTrained payloads reach the trained decoder. Training one
 // per input would dominate the run time, so the model is assembled directly in the serialised
 // form documented in cabac.h (reference channels c-2 and c-3, pseudo-random starting
@@ -61,9 +69,7 @@ inline const splitinfer::codec::CabacModel* CabacModelFor(const splitinfer::code
     m.push_back(static_cast<uint8_t>(p >> 8));
     m.push_back(static_cast<uint8_t>(x >> 24));
   }
-  uint32_t h = 2166136261u;  // FNV-1a-32
-  for (uint8_t b : m) h = (h ^ b) * 16777619u;
-  put32(h);
+  put32(splitinfer::codec::Fnv1a32(m.data(), m.size()));
 
   auto parsed = CabacModel::Parse(m.data(), m.size());
   if (!parsed.ok()) {

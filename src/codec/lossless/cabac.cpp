@@ -746,11 +746,6 @@ void PutU32(std::vector<uint8_t>& out, uint32_t v) {
 uint32_t GetU32(const uint8_t* p) {
   return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
 }
-uint32_t Fnv1a(const uint8_t* data, size_t size) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < size; ++i) h = (h ^ data[i]) * 16777619u;
-  return h;
-}
 
 // Contexts a model for `g` has, or 0 when that exceeds kMaxCabacModelContexts.
 size_t ModelContexts(const SymbolGeometry& g) {
@@ -789,7 +784,7 @@ std::vector<uint8_t> CabacModel::Serialize() const {
     out.push_back(static_cast<uint8_t>(prob_[i] >> 8));
     out.push_back(confidence_[i]);
   }
-  PutU32(out, Fnv1a(out.data(), out.size()));
+  PutU32(out, Fnv1a32(out.data(), out.size()));
   return out;
 }
 
@@ -817,7 +812,7 @@ Result<CabacModel> CabacModel::Parse(const uint8_t* data, size_t size) {
   if (size != expected) {
     return bad(std::to_string(size) + " bytes, the header implies " + std::to_string(expected));
   }
-  if (Fnv1a(data, size - 4) != GetU32(data + size - 4)) return bad("checksum mismatch");
+  if (Fnv1a32(data, size - 4) != GetU32(data + size - 4)) return bad("checksum mismatch");
   const uint8_t* p = data + kModelHeaderSize;
   model.ref1_.resize(g.channels);
   model.ref2_.resize(g.channels);
@@ -942,4 +937,11 @@ Status CabacDecode(const uint8_t* data, size_t size, const SymbolGeometry& geome
 }
 
 }  // namespace internal
+
+uint32_t Fnv1a32(const uint8_t* data, size_t size) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < size; ++i) h = (h ^ data[i]) * 16777619u;
+  return h;
+}
+
 }  // namespace splitinfer::codec

@@ -69,4 +69,8 @@ Result<CabacModel> TrainCabacModel(const std::vector<const uint8_t*>& maps, cons
 
 inline constexpr size_t kMaxCabacModelContexts = size_t{1} << 22;  // 12 MiB serialised
 
+// FNV-1a-32, the checksum that ends a serialised model. Public so that tools and tests which
+// build or deliberately damage a model file compute it the same way.
+uint32_t Fnv1a32(const uint8_t* data, size_t size);
+
 }  // namespace splitinfer::codec
