@@ -118,7 +118,8 @@ PIPE="$TMP/study/runs/ptq_layer2_b4_tensor/pipeline.yaml"
 # 6. serve + node over the emulated link, images read from the folder.
 "$BIN" serve --config "$PIPE" --listen 127.0.0.1:0 --port-file "$TMP/port" > "$TMP/serve.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+. "$SRC/tests/runtime/serve_lib.sh"
+wait_port "$TMP/port" $SERVER_PID server || { cat "$TMP/serve.log"; exit 1; }
 step "node over a 1 MB/s link" '"images":100' "$BIN" node --server "127.0.0.1:$(cat "$TMP/port")" --pipeline "$PIPE" \
   --data "imagefolder:$D" --limit 100 --rate 1MB/s --rtt 10ms --json --quiet
 node_top1=$(value top1)

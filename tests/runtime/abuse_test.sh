@@ -9,11 +9,11 @@ set -u
 BIN=$1
 CLIENT=$2
 SRC=$3
-PY=/usr/bin/python3
+. "$SRC/tests/runtime/serve_lib.sh"
 TMP=$(mktemp -d)
 SERVER=""
 trap '[ -n "$SERVER" ] && kill -TERM $SERVER 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
-MPORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+MPORT=$(free_port)
 cat > "$TMP/server.yaml" <<YAML
 pipelines: [$SRC/models/fmnist_best.yaml]
 listen: 127.0.0.1:0
@@ -25,12 +25,7 @@ metrics: 127.0.0.1:$MPORT
 YAML
 "$BIN" serve --config "$TMP/server.yaml" --port-file "$TMP/port" > "$TMP/server.log" 2>&1 &
 SERVER=$!
-for _ in $(seq 1 300); do
-  [ -s "$TMP/port" ] && break
-  kill -0 $SERVER 2>/dev/null || { cat "$TMP/server.log"; exit 1; }
-  sleep 0.1
-done
-[ -s "$TMP/port" ] || { echo "server did not start"; cat "$TMP/server.log"; exit 1; }
+wait_port "$TMP/port" $SERVER server || { cat "$TMP/server.log"; exit 1; }
 "$CLIENT" "127.0.0.1:$(cat "$TMP/port")" "$SERVER" "127.0.0.1:$MPORT" 8 8 32
 rc=$?
 if ! kill -0 $SERVER 2>/dev/null; then

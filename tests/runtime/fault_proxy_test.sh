@@ -14,6 +14,7 @@ if [ ! -x $PY ]; then
   echo "skipped: needs $PY (the proxy is Python, standard library only)"
   exit 77
 fi
+. "$SRC/tests/runtime/serve_lib.sh"
 TMP=$(mktemp -d)
 SERVER=
 PROXY=
@@ -31,16 +32,6 @@ fail() {
   done
   exit 1
 }
-# Waits for a --port-file to appear (the process writes it once bound).
-wait_port() {
-  local file=$1 pid=$2 what=$3
-  for _ in $(seq 1 300); do
-    [ -s "$file" ] && return 0
-    kill -0 "$pid" 2>/dev/null || fail "$what exited before it was ready"
-    sleep 0.1
-  done
-  fail "$what did not start within 30 s"
-}
 # Prints a field of a node's JSON report (dots for nesting), e.g. `field node1.json images`.
 field() {
   $PY -c 'import json, sys
@@ -52,13 +43,13 @@ print(v)' "$TMP/$1" "$2"
 "$BIN" serve --config "$SRC/models/fmnist_best.yaml" --listen 127.0.0.1:0 --port-file "$TMP/server.port" \
   --threads 1 > "$TMP/server.log" 2>&1 &
 SERVER=$!
-wait_port "$TMP/server.port" $SERVER server
+wait_port "$TMP/server.port" $SERVER server || fail "server not ready"
 SPORT=$(cat "$TMP/server.port")
 
 $PY "$SRC/tools/python/fault_proxy.py" --listen 127.0.0.1:0 --port-file "$TMP/proxy.port" \
   --upstream "127.0.0.1:$SPORT" --reset-every 0.7 2> "$TMP/proxy.log" &
 PROXY=$!
-wait_port "$TMP/proxy.port" $PROXY proxy
+wait_port "$TMP/proxy.port" $PROXY proxy || fail "proxy not ready"
 PPORT=$(cat "$TMP/proxy.port")
 
 # 150 images take a few seconds, so several resets land, some of them mid-call.

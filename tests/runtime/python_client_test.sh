@@ -10,18 +10,14 @@ if ! $PY -c "import grpc, google.protobuf" 2>/dev/null || ! command -v grpc_pyth
   echo "skipped: needs python3-grpcio, python3-protobuf and protobuf-compiler-grpc (scripts/install-deps.sh)"
   exit 77
 fi
+. "$SRC/tests/runtime/serve_lib.sh"
 TMP=$(mktemp -d)
-MPORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+MPORT=$(free_port)
 "$BIN" serve --config "$SRC/models/fmnist_best.yaml" --listen 127.0.0.1:0 --port-file "$TMP/port" --threads 1 \
   --metrics "127.0.0.1:$MPORT" > "$TMP/server.log" 2>&1 &
 SERVER=$!
 trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$TMP"' EXIT
-for _ in $(seq 1 300); do
-  [ -s "$TMP/port" ] && break
-  kill -0 $SERVER 2>/dev/null || { cat "$TMP/server.log"; exit 1; }
-  sleep 0.1
-done
-[ -s "$TMP/port" ] || { echo "server did not start"; cat "$TMP/server.log"; exit 1; }
+wait_port "$TMP/port" $SERVER server || { cat "$TMP/server.log"; exit 1; }
 $PY "$SRC/tools/python/oip_client.py" --server "127.0.0.1:$(cat "$TMP/port")" --model fmnist_best --images 64
 rc=$?
 # The Prometheus endpoint counts what the client just did.

@@ -7,6 +7,7 @@ set -u
 BIN=$1
 SRC=$2
 command -v openssl >/dev/null || { echo "skipped: needs openssl (scripts/install-deps.sh)"; exit 77; }
+. "$SRC/tests/runtime/serve_lib.sh"
 TMP=$(mktemp -d)
 SERVER=""
 SERVER2=""
@@ -24,8 +25,7 @@ token_file: token
 YAML
 "$BIN" serve --config "$TMP/server.yaml" --port-file "$TMP/port" > "$TMP/server.log" 2>&1 &
 SERVER=$!
-for _ in $(seq 1 300); do [ -s "$TMP/port" ] && break; sleep 0.1; done
-[ -s "$TMP/port" ] || { echo "server did not start"; cat "$TMP/server.log"; exit 1; }
+wait_port "$TMP/port" $SERVER server || { cat "$TMP/server.log"; exit 1; }
 ADDR="127.0.0.1:$(cat "$TMP/port")"
 pass=0 fail=0
 expect() {  # name, expected rc (0 or 1), expected substring of stdout+stderr, command...
@@ -62,8 +62,7 @@ tls_client_ca: client.pem
 YAML
 "$BIN" serve --config "$TMP/mtls.yaml" --port-file "$TMP/port2" > "$TMP/server2.log" 2>&1 &
 SERVER2=$!
-for _ in $(seq 1 300); do [ -s "$TMP/port2" ] && break; sleep 0.1; done
-[ -s "$TMP/port2" ] || { echo "mTLS server did not start"; cat "$TMP/server2.log"; exit 1; }
+wait_port "$TMP/port2" $SERVER2 "mTLS server" || { cat "$TMP/server2.log"; exit 1; }
 ADDR2="127.0.0.1:$(cat "$TMP/port2")"
 MTLS=(--tls-ca "$TMP/server.pem" --tls-cert "$TMP/client.pem" --tls-key "$TMP/client.key")
 NODE2=("$BIN" node --server "$ADDR2" --pipeline "$SRC/models/fmnist_best.yaml" --limit 10 --quiet --retries 0 --deadline 5)
