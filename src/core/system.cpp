@@ -28,6 +28,27 @@ std::string MachineDescription() {
   return std::to_string(std::thread::hardware_concurrency()) + " cores, " + model;
 }
 
+std::optional<ProcessUsage> ReadProcessUsage(int64_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  if (!in) return std::nullopt;
+  ProcessUsage usage;
+  bool rss = false, threads = false;
+  std::string line;
+  while (std::getline(in, line)) {
+    // "VmRSS:\t  12345 kB", "Threads:\t17"; strtod/strtoll skip the blanks and never throw.
+    if (line.rfind("VmRSS:", 0) == 0) {
+      usage.resident_mib = std::strtod(line.c_str() + 6, nullptr) / 1024.0;
+      rss = true;
+    } else if (line.rfind("Threads:", 0) == 0) {
+      usage.threads = std::strtoll(line.c_str() + 8, nullptr, 10);
+      threads = true;
+    }
+  }
+  // A zombie has no VmRSS line: it holds nothing any more, which is not a measurement.
+  if (!rss || !threads) return std::nullopt;
+  return usage;
+}
+
 std::vector<std::string> LoadedLibraries() {
   std::vector<std::string> out;
   dl_iterate_phdr(

@@ -36,6 +36,14 @@ Result<std::vector<uint8_t>> ReadBinaryFile(const std::string& path, const std::
 // INVALID_ARGUMENT "<what> <path> is empty" when that line is empty.
 Result<std::string> ReadFirstLine(const std::string& path, const std::string& what);
 
+// What a running process holds, from /proc/PID/status (Linux): resident memory and threads.
+// nullopt when the process is gone or the platform has no /proc.
+struct ProcessUsage {
+  double resident_mib = 0;  // VmRSS
+  int64_t threads = 0;
+};
+std::optional<ProcessUsage> ReadProcessUsage(int64_t pid);
+
 // The executable `program` on PATH ("gnuplot" -> "/usr/bin/gnuplot"), or nullopt.
 std::optional<std::string> FindOnPath(const std::string& program);
 

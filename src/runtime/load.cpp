@@ -14,6 +14,7 @@
 #include "bottleneck/faces.h"
 #include "bottleneck/model_data.h"
 #include "bottleneck/pipeline.h"
+#include "core/system.h"
 #include "data/datasets.h"
 #include "data/transforms.h"
 #include "runtime/node.h"
@@ -24,14 +25,13 @@ namespace splitinfer::runtime {
 
 using Clock = std::chrono::steady_clock;
 
+namespace {
+// 0 when the process cannot be read (gone, or no /proc): the report then shows no figure.
 double ResidentMiB(int64_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
-  }
-  return 0;
+  const std::optional<ProcessUsage> usage = ReadProcessUsage(pid);
+  return usage ? usage->resident_mib : 0;
 }
+}  // namespace
 
 nlohmann::json LoadLevel::ToJson() const {
   return {{"concurrency", concurrency}, {"seconds", seconds},       {"ok", ok},

@@ -46,7 +46,4 @@ struct LoadLevel {
 
 Result<std::vector<LoadLevel>> RunLoad(const LoadOptions& options);
 
-// Resident set size of a process in MiB from /proc/PID/status (0 when unreadable).
-double ResidentMiB(int64_t pid);
-
 }  // namespace splitinfer::runtime

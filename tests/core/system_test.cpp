@@ -1,6 +1,10 @@
 #include "core/system.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <thread>
+#include <vector>
 
 namespace splitinfer {
 namespace {
@@ -35,6 +39,31 @@ TEST(LoadedLibrariesTest, ListsTheCLibraryAsARealPath) {
     if (l.find("/libc.so") != std::string::npos || l.find("/libc-") != std::string::npos) libc = true;
   }
   EXPECT_TRUE(libc) << "libc is loaded in every process";
+}
+
+// This process: resident memory grows when it touches 64 MiB, and a started thread is counted.
+TEST(ProcessUsageTest, SeesThisProcessGrowAndItsThreads) {
+  const auto before = ReadProcessUsage(getpid());
+  ASSERT_TRUE(before.has_value());
+  EXPECT_GT(before->resident_mib, 1.0);
+  EXPECT_GE(before->threads, 1);
+  std::vector<char> block(64 << 20, 1);  // written, so resident
+  bool stop = false;
+  std::thread t([&stop] {
+    while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) std::this_thread::yield();
+  });
+  const auto during = ReadProcessUsage(getpid());
+  __atomic_store_n(&stop, true, __ATOMIC_RELEASE);
+  t.join();
+  ASSERT_TRUE(during.has_value());
+  EXPECT_GE(during->resident_mib, before->resident_mib + 60.0) << "64 MiB written";
+  EXPECT_EQ(during->threads, before->threads + 1);
+  EXPECT_EQ(block[12345], 1);
+}
+
+TEST(ProcessUsageTest, NoProcessIsNoReading) {
+  EXPECT_FALSE(ReadProcessUsage(-1).has_value());
+  EXPECT_FALSE(ReadProcessUsage(int64_t{1} << 40).has_value());
 }
 
 }  // namespace

@@ -12,8 +12,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -25,6 +23,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "core/system.h"
 #include "runtime/proto/inference.grpc.pb.h"
 
 namespace {
@@ -32,16 +31,6 @@ namespace {
 using Stub = inference::GRPCInferenceService::Stub;
 using Clock = std::chrono::steady_clock;
 
-std::map<std::string, double> ProcStatus(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::map<std::string, double> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) out["rss_mib"] = std::stod(line.substr(6)) / 1024.0;
-    if (line.rfind("Threads:", 0) == 0) out["threads"] = std::stod(line.substr(8));
-  }
-  return out;
-}
 
 std::string HttpGet(const std::string& host_port, const std::string& path) {
   const auto colon = host_port.rfind(':');
@@ -104,9 +93,8 @@ void AbuseRound(const std::string& addr, const std::string& model, int pid, doub
   std::vector<std::thread> threads;
   threads.emplace_back([&] {
     while (!stop) {
-      const auto st = ProcStatus(pid);
-      if (st.count("threads")) {
-        counts->peak_threads = std::max<int64_t>(counts->peak_threads, static_cast<int64_t>(st.at("threads")));
+      if (const auto st = splitinfer::ReadProcessUsage(pid)) {
+        counts->peak_threads = std::max<int64_t>(counts->peak_threads, st->threads);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -217,24 +205,29 @@ int main(int argc, char** argv) {
   Counts warm, counts;
   AbuseRound(addr, model, pid, seconds, &warm);
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  const auto before = ProcStatus(pid);
+  const auto before = splitinfer::ReadProcessUsage(pid);
   AbuseRound(addr, model, pid, seconds, &counts);
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  const auto after = ProcStatus(pid);
+  const auto after = splitinfer::ReadProcessUsage(pid);
+  if (!before || !after) {
+    std::printf("FAIL cannot read /proc/%d/status: is the server still running?\n", pid);
+    return 1;
+  }
   std::printf("abuse: %lld unary calls, %lld streams served, %lld refused at the cap, in %.0f s\n",
               static_cast<long long>(counts.calls.load()), static_cast<long long>(counts.streams_opened.load()),
               static_cast<long long>(counts.refused_streams.load()), seconds);
-  std::printf("server: resident %.1f -> %.1f MiB, threads %.0f -> %.0f (at most %lld during the round)\n",
-              before.at("rss_mib"), after.at("rss_mib"), before.at("threads"), after.at("threads"),
+  std::printf("server: resident %.1f -> %.1f MiB, threads %lld -> %lld (at most %lld during the round)\n",
+              before->resident_mib, after->resident_mib, static_cast<long long>(before->threads),
+              static_cast<long long>(after->threads),
               static_cast<long long>(counts.peak_threads.load()));
 
-  check(after.count("rss_mib") && after.at("rss_mib") <= before.at("rss_mib") * 1.10,
+  check(after->resident_mib <= before->resident_mib * 1.10,
         "resident memory grew by at most 10 %");
   // The server's own threads (LibTorch's pool, the batcher, metrics, gRPC's pollers) plus at
   // most max_threads gRPC call threads and one writer per open stream.
-  check(counts.peak_threads <= before.at("threads") + max_threads + max_streams,
+  check(counts.peak_threads <= before->threads + max_threads + max_streams,
         "threads during the round within the idle count + max_threads + max_streams");
-  check(after.at("threads") <= before.at("threads") + 4, "threads back to the idle count afterwards (+4)");
+  check(after->threads <= before->threads + 4, "threads back to the idle count afterwards (+4)");
   check(counts.refused_streams > 0, "streams beyond max_streams were refused");
   check(counts.streams_opened > 0, "streams within the cap were served");
 
