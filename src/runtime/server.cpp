@@ -10,6 +10,9 @@
 #include <system_error>
 #include <thread>
 #include <functional>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
@@ -71,6 +74,7 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
   SI_RETURN_IF_ERROR(r.get_in("default_deadline_s", &c.default_deadline_s, 1e-3, 86400.0));
   SI_RETURN_IF_ERROR(r.get_in<int64_t>("max_streams", &c.max_streams, 1, 4096));
   SI_RETURN_IF_ERROR(r.get_in("max_threads", &c.max_threads, 8, 4096));
+  SI_RETURN_IF_ERROR(r.get_in<int64_t>("max_connections", &c.max_connections, 1, 65536));
   SI_RETURN_IF_ERROR(r.get("insecure_token", &c.insecure_token));
   std::string token_file, tls_cert, tls_key, tls_client_ca;
   SI_RETURN_IF_ERROR(r.get("token_file", &token_file));
@@ -495,6 +499,63 @@ bool ConstantTimeEqual(const std::string& a, const std::string& b) {
   for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   return diff == 0;
 }
+
+// gRPC 1.51 (Debian 12) has no setting that caps incoming connections (the channel argument
+// grpc.max_allowed_incoming_connections came in a later release), so the service caps the
+// connections that cost something: those with inference calls in progress, told apart by the
+// peer gRPC reports for each call (the client's address and port, one per connection). A call
+// on a further connection is refused; an idle connection holds only a socket and is closed
+// after GRPC_ARG_MAX_CONNECTION_IDLE_MS.
+class ConnectionGate {
+ public:
+  explicit ConnectionGate(int64_t max) : max_(max) {}
+  // Holds a connection's place while one of its calls runs.
+  class Pass {
+   public:
+    Pass(ConnectionGate* gate, std::string peer) : gate_(gate), peer_(std::move(peer)) {}
+    Pass(Pass&& o) noexcept : gate_(std::exchange(o.gate_, nullptr)), peer_(std::move(o.peer_)) {}
+    Pass(const Pass&) = delete;
+    Pass& operator=(const Pass&) = delete;
+    Pass& operator=(Pass&&) = delete;
+    ~Pass() {
+      if (gate_) gate_->Leave(peer_);
+    }
+
+   private:
+    ConnectionGate* gate_;
+    std::string peer_;
+  };
+  // A pass, or RESOURCE_EXHAUSTED when max connections already have calls in progress and
+  // `peer` is not one of them.
+  Result<Pass> Enter(const std::string& peer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = calls_.find(peer);
+    if (it == calls_.end()) {
+      if (static_cast<int64_t>(calls_.size()) >= max_) {
+        return ResourceExhausted("too many connections with calls in progress (max_connections " +
+                                 std::to_string(max_) +
+                                 "): retry later, share one connection per client, or raise max_connections");
+      }
+      it = calls_.emplace(peer, 0).first;
+    }
+    ++it->second;
+    return Pass(this, peer);
+  }
+  size_t active() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_.size();
+  }
+
+ private:
+  void Leave(const std::string& peer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = calls_.find(peer);
+    if (it != calls_.end() && --it->second == 0) calls_.erase(it);
+  }
+  const int64_t max_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, int64_t> calls_;  // peer -> calls in progress
+};
 }  // namespace
 
 struct Server::Service final : public inference::GRPCInferenceService::Service {
@@ -502,6 +563,7 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
   std::string token;
   std::atomic<bool> ready{true};
   std::atomic<int64_t> open_streams{0};
+  std::unique_ptr<ConnectionGate> connections;
 
   // Requests without the token are UNAUTHENTICATED (health and reflection stay open, as
   // load balancers probe them without credentials).
@@ -560,6 +622,8 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
   grpc::Status ModelInfer(grpc::ServerContext* ctx, const inference::ModelInferRequest* q,
                           inference::ModelInferResponse* r) override {
     if (auto s = Authorize(ctx); !s.ok()) return s;
+    Result<ConnectionGate::Pass> pass = connections->Enter(ctx->peer());
+    if (!pass.ok()) return ToGrpc(pass.status());
     return ToGrpc(core->Infer(*q, r, DeadlineOf(ctx)));
   }
 
@@ -571,6 +635,8 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
       grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>* stream) override {
     if (auto s = Authorize(ctx); !s.ok()) return s;
+    Result<ConnectionGate::Pass> pass = connections->Enter(ctx->peer());
+    if (!pass.ok()) return ToGrpc(pass.status());
     // Each stream holds a writer thread: past max_streams a new one is refused, not started.
     struct StreamCount {
       std::atomic<int64_t>& n;
@@ -664,6 +730,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   s->service_ = std::make_unique<Service>();
   s->service_->core = s->core_.get();
   s->service_->token = config.token;
+  s->service_->connections = std::make_unique<ConnectionGate>(config.max_connections);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

@@ -353,6 +353,36 @@ TEST(ServerTest, StreamsBeyondTheCapAreRefused) {
   EXPECT_TRUE(open[1]->Finish().ok());
 }
 
+// Past max_connections connections with calls in progress, a call on a further connection is
+// refused with RESOURCE_EXHAUSTED; once the first connection's call ends, the other is served.
+// Each stub gets its own connection (a local subchannel pool and a distinct channel argument).
+TEST(ServerTest, ConnectionsBeyondTheCapAreRefused) {
+  auto config = BaseConfig();
+  config.max_connections = 1;
+  auto server = StartOrDie(config);
+  ASSERT_TRUE(server);
+  auto own_connection = [&](int i) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("splitinfer.test_connection", i);
+    return inference::GRPCInferenceService::NewStub(grpc::CreateCustomChannel(
+        "127.0.0.1:" + std::to_string(server->port()), grpc::InsecureChannelCredentials(), args));
+  };
+  auto first = own_connection(1), second = own_connection(2);
+  const auto& frames = Frames::Get().frames;
+  inference::ModelStreamInferResponse r;
+  grpc::ClientContext stream_ctx;
+  auto stream = first->ModelStreamInfer(&stream_ctx);
+  ASSERT_TRUE(stream->Write(FrameRequest({frames[0]})));
+  ASSERT_TRUE(stream->Read(&r));  // the stream is open: its connection holds the one place
+  ExpectError(Call(*second, FrameRequest({frames[0]})), grpc::StatusCode::RESOURCE_EXHAUSTED,
+              "too many connections with calls in progress (max_connections 1)");
+  EXPECT_TRUE(Call(*first, FrameRequest({frames[0]})).ok());  // the same connection may add calls
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_TRUE(Call(*second, FrameRequest({frames[0]})).ok());
+}
+
 TEST(ServerTest, AnExceptionIsThatRequestsInternalError) {
   auto s = InferenceCore::Guarded("req-7", []() -> Status { throw std::runtime_error("tensor on fire"); });
   EXPECT_EQ(s.code(), ErrorCode::kInternal);
