@@ -6,12 +6,16 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
+#include <numeric>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "bottleneck/fake_quant.h"
 #include "bottleneck/pipeline.h"
+#include "data/transforms.h"
 #include "eval/pipeline_eval.h"
 #include "models/checkpoint.h"
 #include "train/loop.h"
@@ -47,19 +51,20 @@ class MethodsTest : public ::testing::Test {
     delete base_;
   }
 
-  static MethodInputs Inputs(const std::string& name) {
+  static MethodInputs Inputs(const std::string& name, int64_t train_images = 512) {
     MethodInputs in;
     in.base_checkpoint = *base_;
-    in.data.limit_train = 512;
+    in.data.limit_train = train_images;
     in.data.limit_test = 300;
     in.out_dir = (*dir_ / name).string();
     in.progress = false;
     return in;
   }
-  static MethodConfig Config(const std::string& yaml) {
+  static MethodConfig Config(const std::string& yaml, int epochs = 2) {
     // PTQ trains nothing, so it takes no training keys (ParseMethodConfig refuses them).
     const bool trains = yaml.rfind("method: ptq", 0) != 0;
-    auto c = ParseMethodConfig(yaml + (trains ? "\nepochs: 2\nbatch_size: 64\nlr: 0.003" : "") +
+    const std::string training = "\nepochs: " + std::to_string(epochs) + "\nbatch_size: 64\nlr: 0.003";
+    auto c = ParseMethodConfig(yaml + (trains ? training : "") +
                                    "\ncalibration_images: 256",
                                "test");
     EXPECT_TRUE(c.ok()) << c.status().ToString();
@@ -75,12 +80,12 @@ class MethodsTest : public ::testing::Test {
     }
     return out;
   }
-  // Runs the pipeline on real frames over 300 test images.
-  static eval::PipelineEvalResult Evaluate(const std::string& pipeline_path) {
+  // Runs the pipeline on real frames over the first `images` test images.
+  static eval::PipelineEvalResult Evaluate(const std::string& pipeline_path, int64_t images = 300) {
     auto p = bottleneck::Pipeline::Load(pipeline_path, torch::kCPU);
     EXPECT_TRUE(p.ok()) << p.status().ToString();
     DataConfig d;
-    d.limit_test = 300;
+    d.limit_test = images;
     auto test = OpenSplit(d, data::Split::kTest).value();
     eval::PipelineEvalOptions o;
     o.batch_size = 100;
@@ -160,6 +165,86 @@ TEST_F(MethodsTest, TclPullsFeaturesOntoTheLevels) {
   EXPECT_EQ(recal.model, "model.pt");
   EXPECT_NE(recal.quantizer, spec.quantizer);
   EXPECT_GT(Evaluate(out->pipelines[1]).top1, 20.0);
+}
+
+// Issue 16, item 5: each method against its baseline on the tiny model, over 2,000 test images
+// (a binomial standard error of about 1 pp at these accuracies), with margins that a method
+// doing nothing cannot meet: a tail fine-tune that learned nothing scores exactly PTQ, and a
+// compensator that passes its input through scores exactly the tail-only pipeline.
+constexpr int64_t kBaselineImages = 2000;
+constexpr int64_t kTrainImages = 2048;  // the base model's training images
+constexpr int kEpochs = 4;
+
+TEST_F(MethodsTest, AtOneBitQcnetBeatsTailOnlyWhichBeatsPlainPtq) {
+  auto ptq = RunMethod(Config("method: ptq\nsplit: stem\nbits: 1\ngranularity: channel"), Inputs("ptq_b1"));
+  auto tail = RunMethod(Config("method: tail\nsplit: stem\nbits: 1\ngranularity: channel", kEpochs),
+                        Inputs("tail_long", kTrainImages));
+  auto qcnet = RunMethod(Config("method: qcnet\nsplit: stem\nbits: 1\ngranularity: channel\nwarmup_epochs: " +
+                                    std::to_string(kEpochs) + "\nkd_weight: 0",
+                                kEpochs),
+                         Inputs("qcnet_long", kTrainImages));
+  ASSERT_TRUE(ptq.ok() && tail.ok() && qcnet.ok());
+  const double p = Evaluate(ptq->pipelines[0], kBaselineImages).top1;
+  const double t = Evaluate(tail->pipelines[0], kBaselineImages).top1;
+  const double q = Evaluate(qcnet->pipelines[0], kBaselineImages).top1;
+  std::printf("1 bit after the stem, top-1 on %lld images: PTQ %.2f %%, tail-only %.2f %%, QCNet %.2f %%\n",
+              static_cast<long long>(kBaselineImages), p, t, q);
+  // Measured (2026-12-05, any x86 machine: training is deterministic on one thread): PTQ 64.45,
+  // tail-only 74.70, QCNet 75.55. The compensator's gain is small, as in the full study
+  // (docs/results.md: +0.47 pp at 1 bit per channel); the margin still fails a pass-through one.
+  EXPECT_GT(t, p + 5.0) << "fine-tuning the tail on dequantized features must repair the 1-bit damage";
+  EXPECT_GT(q, t + 0.5) << "the compensator must add to what the tail fine-tune alone repairs";
+}
+
+// TCL's regulariser moves the split's activations onto the quantizer's levels: the mean squared
+// distance to the nearest level (in steps, over test images) falls well below the base model's.
+// The same fine-tune with tcl_lambda 0 is the control: without the pull it must not.
+TEST_F(MethodsTest, TclMovesTheActivationsOntoTheLevelsAndTheControlDoesNot) {
+  auto distance = [](const std::string& pipeline, const std::string& checkpoint) {
+    auto p = bottleneck::Pipeline::Load(pipeline, torch::kCPU).value();
+    const auto& quant = p.codec().quant;
+    EXPECT_EQ(quant.lo.size(), 1u);  // per tensor: one range
+    auto model = models::LoadCheckpoint(checkpoint, torch::kCPU).value();
+    DataConfig d;
+    d.limit_test = 500;
+    auto test = OpenSplit(d, data::Split::kTest).value();
+    torch::NoGradGuard g;
+    std::vector<int64_t> indices(500);
+    std::iota(indices.begin(), indices.end(), 0);
+    auto batch = test->batch(indices).value();
+    auto x = data::ToFloatNormalized(batch.first, p.normalization());
+    auto f = model.model->head(x, model.model->find_split("stem").value());
+    return bottleneck::ClusteringLoss(f, quant.lo[0], quant.hi[0], quant.spec.bits).item<double>();
+  };
+  const std::string cfg = "method: tcl\nsplit: stem\nbits: 2\ngranularity: tensor\ntcl_schedule: constant\ntcl_lambda: ";
+  auto tcl = RunMethod(Config(cfg + "20", kEpochs), Inputs("tcl_tensor", kTrainImages));
+  auto control = RunMethod(Config(cfg + "0", kEpochs), Inputs("tcl_control", kTrainImages));
+  ASSERT_TRUE(tcl.ok() && control.ok());
+  const std::string tuned = (fs::path(Inputs("tcl_tensor").out_dir) / "model.pt").string();
+  const std::string untuned = (fs::path(Inputs("tcl_control").out_dir) / "model.pt").string();
+  const double before = distance(tcl->pipelines[0], *base_);
+  const double after = distance(tcl->pipelines[0], tuned);
+  const double control_before = distance(control->pipelines[0], *base_);
+  const double control_after = distance(control->pipelines[0], untuned);
+  std::printf("mean squared distance to the 2-bit levels (steps^2): TCL %.4f -> %.4f, control %.4f -> %.4f\n", before,
+              after, control_before, control_after);
+  // Measured: TCL 0.0403 -> 0.0181, control 0.0403 -> 0.0373.
+  EXPECT_LT(after, 0.6 * before);
+  EXPECT_GT(control_after, 0.85 * control_before);
+}
+
+// QAT against plain PTQ with the same quantizer (1 bit, one range for the tensor, after the stem).
+TEST_F(MethodsTest, QatBeatsPtqAtOneBit) {
+  auto ptq = RunMethod(Config("method: ptq\nsplit: stem\nbits: 1\ngranularity: tensor\nclip: mse"), Inputs("ptq_b1_tensor"));
+  auto qat = RunMethod(Config("method: qat\nsplit: stem\nbits: 1", kEpochs), Inputs("qat_b1", kTrainImages));
+  ASSERT_TRUE(ptq.ok() && qat.ok());
+  const double p = Evaluate(ptq->pipelines[0], kBaselineImages).top1;
+  const double q = Evaluate(qat->pipelines[0], kBaselineImages).top1;
+  std::printf("1 bit per tensor after the stem, top-1 on %lld images: PTQ %.2f %%, QAT %.2f %%\n",
+              static_cast<long long>(kBaselineImages), p, q);
+  // Measured: PTQ 62.10, QAT 74.85. QAT starts from PTQ's very clip (min-MSE, per tensor), so
+  // QAT that learned nothing would score PTQ.
+  EXPECT_GT(q, p + 8.0);
 }
 
 TEST_F(MethodsTest, QatLearnsAClipAndExportsIt) {
