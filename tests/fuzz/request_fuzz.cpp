@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <google/protobuf/stubs/logging.h>
+
 #include "fuzz_fail.h"
 #include "runtime/png.h"
 #include "runtime/proto/inference.pb.h"
@@ -25,6 +27,11 @@ using namespace splitinfer::runtime;
 void ExpectMessage(const Status& s) {
   if (!s.ok() && s.message().empty()) Fail("an error without a message", s);
 }
+
+// protobuf logs one ERROR line for every string field with invalid UTF-8 it parses; under the
+// fuzzer that is most inputs, and the log would drown the run (and its disk). Silence it once,
+// before the first input (a static initialiser also runs for the replay build).
+const bool kProtobufQuiet = (google::protobuf::SetLogHandler(nullptr), true);
 
 }  // namespace
 

@@ -23,6 +23,10 @@ using namespace splitinfer;
 using namespace splitinfer::codec;
 
 constexpr uint64_t kMaxElements = uint64_t{1} << 12;  // cabac under coverage instrumentation is ~1 us a decision
+// Wide shapes with a byte-oriented coder (none, zstd, lzma) go up to the size of a real early
+// feature map (64x56x56 is 200,704 symbols), so that packing, the coders' buffers and the frame
+// lengths are exercised past 16-bit sizes too.
+constexpr uint64_t kMaxElementsLarge = uint64_t{1} << 18;
 constexpr uint64_t kMaxSideInfo = uint64_t{1} << 16;
 
 [[noreturn]] void Fail(const char* what, const Status& s = Status::Ok()) {
@@ -62,7 +66,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool wide = (b >> 7) & 1;  // a few long dims instead of several short ones
   h.pipeline_id = in.U32();
   for (int i = 0; i < rank; ++i) h.dims.push_back(1 + (wide ? in.U16() % 4096 : in.U8() % 64));
-  for (size_t i = 0; ElementCount(h.dims) > kMaxElements; i = (i + 1) % h.dims.size()) h.dims[i] = (h.dims[i] + 1) / 2;
+  const bool byte_coder = h.coder == CoderId::kNone || h.coder == CoderId::kZstd || h.coder == CoderId::kLzma;
+  const uint64_t max_elements = wide && byte_coder ? kMaxElementsLarge : kMaxElements;
+  for (size_t i = 0; ElementCount(h.dims) > max_elements; i = (i + 1) % h.dims.size()) h.dims[i] = (h.dims[i] + 1) / 2;
   const SymbolGeometry g = GeometryOf(h);
   if (q.granularity == Granularity::kRegion) {
     q.region[0] = 1 + in.U16() % g.channels;
