@@ -15,6 +15,7 @@
 #include <utility>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <google/protobuf/stubs/logging.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -500,6 +501,27 @@ bool ConstantTimeEqual(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+// protobuf logs an ERROR line for every message it parses with invalid UTF-8 in a string field
+// (a request parameter, say), so any client could fill the server's log at its request rate.
+// The server keeps protobuf's messages but at most one a second, and says how many it dropped.
+void RateLimitedProtobufLog(google::protobuf::LogLevel level, const char* filename, int line,
+                            const std::string& message) {
+  static std::mutex mu;
+  static std::chrono::steady_clock::time_point last{};
+  static int64_t dropped = 0;
+  std::lock_guard<std::mutex> lock(mu);
+  const auto now = std::chrono::steady_clock::now();
+  if (level < google::protobuf::LOGLEVEL_FATAL && now - last < std::chrono::seconds(1)) {
+    ++dropped;
+    return;
+  }
+  last = now;
+  std::fprintf(stderr, "[protobuf %s:%d] %s", filename, line, message.c_str());
+  if (dropped > 0) std::fprintf(stderr, " (%lld similar lines dropped)", static_cast<long long>(dropped));
+  std::fprintf(stderr, "\n");
+  dropped = 0;
+}
+
 // gRPC 1.51 (Debian 12) has no setting that caps incoming connections (the channel argument
 // grpc.max_allowed_incoming_connections came in a later release), so the service caps the
 // connections that cost something: those with inference calls in progress, told apart by the
@@ -713,6 +735,7 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
 };
 
 Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
+  google::protobuf::SetLogHandler(&RateLimitedProtobufLog);
   // The same bounds as the YAML's, for a config built in code (gRPC takes an int).
   if (config.max_message_bytes < 1024 || config.max_message_bytes > 2147483647) {
     return InvalidArgument("max_message_bytes = " + std::to_string(config.max_message_bytes) +

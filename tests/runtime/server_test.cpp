@@ -383,6 +383,27 @@ TEST(ServerTest, ConnectionsBeyondTheCapAreRefused) {
   EXPECT_TRUE(Call(*second, FrameRequest({frames[0]})).ok());
 }
 
+// A request whose string parameter is not UTF-8 makes protobuf log an ERROR line as it parses;
+// the server lets through at most one such line a second, so a client cannot fill its log.
+TEST(ServerTest, ProtobufLogLinesFromBadRequestsAreRateLimited) {
+  auto server = StartOrDie(BaseConfig());
+  ASSERT_TRUE(server);
+  auto stub = StubFor(server->port());
+  const auto& frames = Frames::Get().frames;
+  auto bad = FrameRequest({frames[0]});
+  (*bad.mutable_parameters())["note"].set_string_param(std::string("\xff\xfe not UTF-8", 14));
+  testing::internal::CaptureStderr();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 40; ++i) Call(*stub, bad);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::string log = testing::internal::GetCapturedStderr();
+  size_t lines = 0;
+  for (size_t pos = 0; (pos = log.find("[protobuf ", pos)) != std::string::npos; ++pos) ++lines;
+  EXPECT_GE(lines, 1u) << "protobuf reports invalid UTF-8 (else this test proves nothing)";
+  EXPECT_LE(static_cast<double>(lines), 1.0 + seconds) << log;
+  EXPECT_TRUE(Call(*stub, FrameRequest({frames[0]})).ok());
+}
+
 TEST(ServerTest, AnExceptionIsThatRequestsInternalError) {
   auto s = InferenceCore::Guarded("req-7", []() -> Status { throw std::runtime_error("tensor on fire"); });
   EXPECT_EQ(s.code(), ErrorCode::kInternal);
