@@ -1,5 +1,6 @@
 #include "models/build_info.h"
 
+#include <cstdlib>
 #include <regex>
 
 #include <ATen/Version.h>
@@ -34,6 +35,9 @@ ComputeInfo DescribeCompute() {
   }
   const std::string mkldnn = at::get_mkldnn_version();
   info.onednn = mkldnn.empty() ? "off" : mkldnn;
+  for (const char* var : {"ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"}) {
+    if (const char* isa = std::getenv(var)) info.onednn_isa_cap = std::string(var) + "=" + isa;
+  }
   info.cpu_capability = ConfigValue(config, "CPU capability usage: ([A-Za-z0-9_]+)");
   if (info.cpu_capability.empty()) info.cpu_capability = "unknown";
   return info;
@@ -46,6 +50,7 @@ std::string ComputeLine(const ComputeInfo& info) {
   if (std::regex_search(info.onednn, m, std::regex("v[0-9]+\\.[0-9]+(\\.[0-9]+)?"))) onednn = m[0].str();
   std::string line = "LibTorch " + info.torch_version + ", BLAS " + info.blas;
   if (!info.blas_path.empty()) line += " (" + info.blas_path + ")";
+  if (!info.onednn_isa_cap.empty()) onednn += " (" + info.onednn_isa_cap + ")";
   line += ", oneDNN " + onednn + ", CPU kernels " + info.cpu_capability + ", " +
           (info.cuda_devices > 0 ? std::to_string(info.cuda_devices) + " GPU(s)" : std::string("no GPU"));
   if (info.reference_blas()) {
@@ -53,6 +58,16 @@ std::string ComputeLine(const ComputeInfo& info) {
             "apt-get install libblis4-pthread";
   }
   return line;
+}
+
+bool CapOneDnnIsaWhereBackwardIsBroken() {
+#if TORCH_VERSION_MAJOR >= 2 && (defined(__x86_64__) || defined(__i386__))
+  if (std::getenv("ONEDNN_MAX_CPU_ISA") != nullptr || std::getenv("DNNL_MAX_CPU_ISA") != nullptr) return false;
+  if (!__builtin_cpu_supports("avx512f")) return false;
+  return ::setenv("ONEDNN_MAX_CPU_ISA", "AVX2", /*overwrite=*/0) == 0;
+#else
+  return false;
+#endif
 }
 
 }  // namespace splitinfer::models

@@ -380,7 +380,7 @@ Status RunStage(Ctx& ctx, const Stage& stage) {
       const double l = loss.item<double>();
       if (!std::isfinite(l)) {
         return Internal(ctx.name + " " + stage.name + " diverged at epoch " + std::to_string(epoch + 1) + " (loss " +
-                        std::to_string(l) + "); lower lr");
+                        std::to_string(l) + "); lower lr" + kDivergedHint);
       }
       loss_sum += l * static_cast<double>(e - b);
       seen += e - b;

@@ -158,7 +158,7 @@ Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options
       const double l = loss.item<double>();
       if (!std::isfinite(l)) {
         return Internal("training diverged at epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step) +
-                        " (loss " + std::to_string(l) + "); lower optimizer.lr");
+                        " (loss " + std::to_string(l) + "); lower optimizer.lr" + kDivergedHint);
       }
       loss_sum += l * static_cast<double>(end - begin);
       correct += logits.argmax(1).eq(y).sum().item<int64_t>();

@@ -255,6 +255,9 @@ int Report(const si::Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything creates a oneDNN primitive (build_info.h: oneDNN 3.x's AVX-512 convolution
+  // backward gives non-finite gradients now and then); a user's own ONEDNN_MAX_CPU_ISA wins.
+  si::models::CapOneDnnIsaWhereBackwardIsBroken();
   CLI::App app{"splitinfer: run one DNN across an IoT node and a server"};
   app.require_subcommand(1);
 
