@@ -1,12 +1,12 @@
 // The abuse test's client (tests/runtime/abuse_test.sh starts `serve` and runs this against it).
 // For a fixed time, all at once: requests for made-up model names, more streams than max_streams,
 // streams that write and never read, clients that leave mid-stream, oversized and malformed
-// requests. Before (after a warm-up round of the same length, so that allocator arenas and gRPC's
+// requests, and a flood of FLOOD more connections (beyond the server's max_connections). Before (after a warm-up round of the same length, so that allocator arenas and gRPC's
 // threads exist) and after, it reads the server's resident memory and thread count from
 // /proc/PID/status; afterwards it checks that a good request is answered and that /metrics
 // labels only the served models and "_unknown". Exit 0 when every bound holds, 1 otherwise.
 //
-//   abuse_client ADDR PID METRICS_HOST:PORT SECONDS MAX_STREAMS MAX_THREADS
+//   abuse_client ADDR PID METRICS_HOST:PORT SECONDS MAX_STREAMS MAX_THREADS FLOOD
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -84,11 +84,12 @@ grpc::Status Unary(Stub& stub, const inference::ModelInferRequest& q, inference:
 
 struct Counts {
   std::atomic<int64_t> calls{0}, refused_streams{0}, streams_opened{0};
+  std::atomic<int64_t> flood_answered{0}, flood_refused{0};  // the connection flood's good requests
   std::atomic<int64_t> peak_threads{0};  // the server's, sampled every 50 ms during the round
 };
 
 // One round of every kind of abuse at once, for `seconds`.
-void AbuseRound(const std::string& addr, const std::string& model, int pid, double seconds, Counts* counts) {
+void AbuseRound(const std::string& addr, const std::string& model, int pid, double seconds, int flood, Counts* counts) {
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   threads.emplace_back([&] {
@@ -179,6 +180,23 @@ void AbuseRound(const std::string& addr, const std::string& model, int pid, doub
       }
     });
   }
+  // A connection flood: `flood` more connections, each sending good requests one after another,
+  // so that more connections have calls in progress than max_connections allows.
+  for (int t = 0; t < flood; ++t) {
+    threads.emplace_back([&, t] {
+      auto stub = inference::GRPCInferenceService::NewStub(channel(100 + t));
+      while (!stop) {
+        const auto s = Unary(*stub, ImageRequest(model));
+        if (s.ok()) {
+          ++counts->flood_answered;
+        } else if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+                   s.error_message().find("max_connections") != std::string::npos) {
+          ++counts->flood_refused;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+  }
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;
   for (auto& th : threads) th.join();
@@ -187,14 +205,14 @@ void AbuseRound(const std::string& addr, const std::string& model, int pid, doub
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 7) {
-    std::fprintf(stderr, "usage: abuse_client ADDR PID METRICS_HOST:PORT SECONDS MAX_STREAMS MAX_THREADS\n");
+  if (argc != 8) {
+    std::fprintf(stderr, "usage: abuse_client ADDR PID METRICS_HOST:PORT SECONDS MAX_STREAMS MAX_THREADS FLOOD\n");
     return 2;
   }
   const std::string addr = argv[1], metrics = argv[3];
   const int pid = std::atoi(argv[2]);
   const double seconds = std::atof(argv[4]);
-  const int max_streams = std::atoi(argv[5]), max_threads = std::atoi(argv[6]);
+  const int max_streams = std::atoi(argv[5]), max_threads = std::atoi(argv[6]), flood = std::atoi(argv[7]);
   const std::string model = "fmnist_best";
   int failures = 0;
   auto check = [&failures](bool ok, const std::string& what) {
@@ -203,10 +221,10 @@ int main(int argc, char** argv) {
   };
 
   Counts warm, counts;
-  AbuseRound(addr, model, pid, seconds, &warm);
+  AbuseRound(addr, model, pid, seconds, flood, &warm);
   std::this_thread::sleep_for(std::chrono::seconds(1));
   const auto before = splitinfer::ReadProcessUsage(pid);
-  AbuseRound(addr, model, pid, seconds, &counts);
+  AbuseRound(addr, model, pid, seconds, flood, &counts);
   std::this_thread::sleep_for(std::chrono::seconds(1));
   const auto after = splitinfer::ReadProcessUsage(pid);
   if (!before || !after) {
@@ -230,6 +248,10 @@ int main(int argc, char** argv) {
   check(after->threads <= before->threads + 4, "threads back to the idle count afterwards (+4)");
   check(counts.refused_streams > 0, "streams beyond max_streams were refused");
   check(counts.streams_opened > 0, "streams within the cap were served");
+  std::printf("connection flood: %lld answered, %lld refused at max_connections\n",
+              static_cast<long long>(counts.flood_answered.load()), static_cast<long long>(counts.flood_refused.load()));
+  check(counts.flood_refused > 0, "calls on connections beyond max_connections were refused, naming it");
+  check(counts.flood_answered > 0, "calls on connections within the cap were answered");
 
   auto stub = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
   inference::ModelInferResponse r;
