@@ -360,6 +360,7 @@ Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
   h.int8_convs_.resize(graph.ops.size());
   h.zero_points_.resize(graph.ops.size());
   h.auto_lut_.assign(graph.ops.size(), 1);
+  h.requants_.resize(graph.ops.size());
   for (size_t i = 0; i < graph.ops.size(); ++i) {
     const HeadOp& op = graph.ops[i];
     if (op.kind != HeadOpKind::kConv || !op.quantized) continue;
@@ -373,6 +374,12 @@ Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
                           PrepareLutWeights(op.shape, op.quant.weight_codes, op.quant.wbits, h.path_));
     }
     SI_ASSIGN_OR_RETURN(h.int8_convs_[i], PrepareInt8ConvWeights(op.shape, h.int8_weights_[i], h.path_));
+    Requant& rq = h.requants_[i];
+    rq.input_scale = op.quant.input_scale;
+    rq.input_scales = op.quant.input_scales;
+    rq.weight_scales = op.quant.weight_scales;
+    rq.bias = op.bias;
+    rq.relu = false;  // after the residual add
   }
   h.graph_ = std::move(graph);
   return h;
@@ -431,13 +438,7 @@ Result<Tensor3> QuantizedHead::Run(const Tensor3& input, HeadImpl impl) const {
       // Into the one buffer of this run: no allocation and no zero fill per conv.
       SI_RETURN_IF_ERROR(Int8ConvAccumulate(int8_convs_[i], codes, zps, &acc));
     }
-    Requant rq;
-    rq.input_scale = q.input_scale;
-    rq.input_scales = q.input_scales;
-    rq.weight_scales = q.weight_scales;
-    rq.bias = op.bias;
-    rq.relu = false;  // after the residual add
-    SI_RETURN_IF_ERROR(RequantizeInto(op.shape, acc, rq, &out.data));
+    SI_RETURN_IF_ERROR(RequantizeInto(op.shape, acc, requants_[i], &out.data));
     AddResidualRelu(op, regs, out);
   }
   return regs.back();

@@ -136,6 +136,7 @@ class QuantizedHead {
   std::vector<LutWeights> lut_weights_;            // per op (wbits <= 4 only)
   std::vector<std::vector<int32_t>> zero_points_;  // per op: the input zero point of each region
   std::vector<char> auto_lut_;                     // per op: kAuto runs the LUT kernel
+  std::vector<Requant> requants_;                  // per op: its scales and bias, made once
   std::vector<ConvTiming> timings_;                // from Tune
 };
 

@@ -378,18 +378,36 @@ SI_VNNI void PackQuadsIm2col(const ConvShape& s, const uint8_t* input, const int
   const size_t plane = static_cast<size_t>(hp) * wp;
   // The planes, then one zero plane for the rows past a region's end.
   uint8_t* const planes = Scratch(1, (static_cast<size_t>(s.in_channels) + 1) * plane);
-  for (int c = 0; c < s.in_channels; ++c) {
-    const uint8_t z = static_cast<uint8_t>(zero_points[c / s.group_size]);
-    uint8_t* dst = planes + c * plane;
-    const uint8_t* src = input + static_cast<size_t>(c) * s.in_height * s.in_width;
-    std::memset(dst, z, static_cast<size_t>(s.padding) * wp);
-    dst += static_cast<size_t>(s.padding) * wp;
-    for (int y = 0; y < s.in_height; ++y, dst += wp, src += s.in_width) {
-      std::memset(dst, z, static_cast<size_t>(s.padding));
-      std::memcpy(dst + s.padding, src, static_cast<size_t>(s.in_width));
-      std::memset(dst + s.padding + s.in_width, z, static_cast<size_t>(s.padding));
+  if (wp <= 64) {
+    // A padded row is one masked load (the input bytes, z around them: masked-off bytes are
+    // never read, so starting `padding` bytes before the row is safe) and one masked store.
+    // Row by row with memset/memcpy cost a library call per few bytes: 8 % of the Fashion-MNIST
+    // head's time under perf.
+    const __mmask64 row = wp == 64 ? ~__mmask64{0} : (__mmask64{1} << wp) - 1;
+    const __mmask64 inner = ((s.in_width == 64 ? ~__mmask64{0} : (__mmask64{1} << s.in_width) - 1)) << s.padding;
+    for (int c = 0; c < s.in_channels; ++c) {
+      const __m512i z = _mm512_set1_epi8(static_cast<char>(zero_points[c / s.group_size]));
+      uint8_t* dst = planes + c * plane;
+      const uint8_t* src = input + static_cast<size_t>(c) * s.in_height * s.in_width - s.padding;
+      for (int y = 0; y < s.padding; ++y, dst += wp) _mm512_mask_storeu_epi8(dst, row, z);
+      for (int y = 0; y < s.in_height; ++y, dst += wp, src += s.in_width)
+        _mm512_mask_storeu_epi8(dst, row, _mm512_mask_loadu_epi8(z, inner, src));
+      for (int y = 0; y < s.padding; ++y, dst += wp) _mm512_mask_storeu_epi8(dst, row, z);
     }
-    std::memset(dst, z, static_cast<size_t>(s.padding) * wp);
+  } else {
+    for (int c = 0; c < s.in_channels; ++c) {
+      const uint8_t z = static_cast<uint8_t>(zero_points[c / s.group_size]);
+      uint8_t* dst = planes + c * plane;
+      const uint8_t* src = input + static_cast<size_t>(c) * s.in_height * s.in_width;
+      std::memset(dst, z, static_cast<size_t>(s.padding) * wp);
+      dst += static_cast<size_t>(s.padding) * wp;
+      for (int y = 0; y < s.in_height; ++y, dst += wp, src += s.in_width) {
+        std::memset(dst, z, static_cast<size_t>(s.padding));
+        std::memcpy(dst + s.padding, src, static_cast<size_t>(s.in_width));
+        std::memset(dst + s.padding + s.in_width, z, static_cast<size_t>(s.padding));
+      }
+      std::memset(dst, z, static_cast<size_t>(s.padding) * wp);
+    }
   }
   const uint8_t* zero_plane = planes + s.in_channels * plane;
   std::memset(planes + s.in_channels * plane, 0, plane);

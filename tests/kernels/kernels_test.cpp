@@ -251,6 +251,11 @@ TEST(QGemmTest, Avx512VnniConvOnRegionAndTileEdges) {
       {5, 4, 4, 13, 1, 1, 1, 0, 5},    // N 16, M 13: a 16-row tile with 3 padded rows
       {4, 8, 9, 40, 3, 3, 2, 0, 2},    // stride 2 without padding, N 16, M 40 (16 + 16 + 8)
       {3, 30, 30, 6, 3, 3, 1, 1, 3},   // rows wider than 16 columns (ow 30), N 900
+      // The padded planes: rows of up to 64 bytes are one masked load and store, wider ones not.
+      {2, 5, 62, 3, 3, 3, 1, 1, 1},    // padded row exactly 64 bytes
+      {2, 4, 64, 3, 3, 3, 1, 0, 2},    // 64 bytes, no padding
+      {2, 4, 63, 3, 3, 3, 2, 1, 1},    // padded row 65 bytes: the wide path
+      {4, 3, 58, 5, 7, 7, 2, 3, 4},    // padding 3 (a 7x7 stem), 64 bytes
   };
   for (const ConvShape& s : shapes) {
     SCOPED_TRACE(Describe(s));
