@@ -381,12 +381,82 @@ Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
     rq.bias = op.bias;
     rq.relu = false;  // after the residual add
   }
+  // The direct NHWC path where the CPU has VNNI and every op can take it.
+  h.direct_ = h.path_ == KernelPath::kAvx512Vnni && DirectConvAvailable() && !graph.ops.empty();
+  for (const HeadOp& op : graph.ops) h.direct_ = h.direct_ && (op.kind == HeadOpKind::kMaxPool || op.quantized);
+  if (h.direct_) {
+    h.direct_convs_.resize(graph.ops.size());
+    for (size_t i = 0; i < graph.ops.size(); ++i) {
+      const HeadOp& op = graph.ops[i];
+      if (op.kind != HeadOpKind::kConv) continue;
+      SI_ASSIGN_OR_RETURN(h.direct_convs_[i],
+                          PrepareDirectConv(op.shape, h.int8_weights_[i], op.quant.weight_scales, op.quant.input_scale,
+                                            op.quant.input_scales, h.zero_points_[i], op.bias, op.quant.abits,
+                                            op.relu));
+    }
+  }
   h.graph_ = std::move(graph);
   return h;
 }
 
+// The whole head in NHWC on the direct kernel: registers 1.. are [H][W][C]; the input (register
+// 0) stays [C][H][W] and is read as such by a conv (QuantizePaddedNhwc), turned around only if
+// a max-pool or a residual reads it. The result is turned back to [C][H][W].
+Result<Tensor3> QuantizedHead::RunDirect(const Tensor3& input) const {
+  thread_local std::vector<std::vector<float>> regs;
+  thread_local std::vector<uint8_t> padded;
+  thread_local std::vector<float> input_nhwc;
+  const size_t n = graph_.ops.size();
+  regs.resize(n + 1);
+  std::vector<Tensor3> shapes(n + 1);  // dimensions only
+  shapes[0] = {input.c, input.h, input.w, {}};
+  bool have_input_nhwc = false;
+  auto reg = [&](int r) -> const float* {
+    if (r > 0) return regs[static_cast<size_t>(r)].data();
+    if (!have_input_nhwc) {
+      const size_t plane = static_cast<size_t>(input.h) * input.w;
+      input_nhwc.resize(input.data.size());
+      for (int c = 0; c < input.c; ++c)
+        for (size_t p = 0; p < plane; ++p) input_nhwc[p * input.c + c] = input.data[c * plane + p];
+      have_input_nhwc = true;
+    }
+    return input_nhwc.data();
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const HeadOp& op = graph_.ops[i];
+    const Tensor3& in = shapes[static_cast<size_t>(op.input)];
+    if (op.kind == HeadOpKind::kMaxPool) {
+      MaxPoolNhwc(reg(op.input), in.c, in.h, in.w, op.pool_kernel, op.pool_stride, op.pool_padding, &regs[i + 1]);
+      shapes[i + 1] = {in.c, (in.h + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1,
+                       (in.w + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1, {}};
+      continue;
+    }
+    const DirectConv& dc = direct_convs_[i];
+    QuantizePaddedNhwc(dc, op.input == 0 ? input.data.data() : reg(op.input), op.input == 0, &padded);
+    RunDirectConv(dc, padded, op.residual >= 0 ? reg(op.residual) : nullptr, &regs[i + 1]);
+    shapes[i + 1] = {op.shape.out_channels, op.shape.out_height(), op.shape.out_width(), {}};
+  }
+  const Tensor3& last = shapes[n];
+  Tensor3 out{last.c, last.h, last.w, {}};
+  const size_t plane = static_cast<size_t>(last.h) * last.w;
+  out.data.resize(plane * last.c);
+  const float* src = regs[n].data();
+  for (size_t p = 0; p < plane; ++p)
+    for (int c = 0; c < last.c; ++c) out.data[c * plane + p] = src[p * last.c + c];
+  return out;
+}
+
 Result<Tensor3> QuantizedHead::Run(const Tensor3& input, HeadImpl impl) const {
   SI_RETURN_IF_ERROR(CheckInput(graph_, input));
+  if (direct_ && (impl == HeadImpl::kInt8 || impl == HeadImpl::kAuto)) {
+    bool any_lut = false;
+    for (size_t i = 0; i < graph_.ops.size(); ++i) {
+      const HeadOp& op = graph_.ops[i];
+      any_lut = any_lut || (impl == HeadImpl::kAuto && auto_lut_[i] && op.kind == HeadOpKind::kConv &&
+                            op.quant.wbits <= 4 && op.quant.abits <= 4);
+    }
+    if (!any_lut) return RunDirect(input);
+  }
   // Per-thread buffers kept from call to call: a node runs the same head image after image,
   // and fresh multi-megabyte buffers per call cost page faults (see bench/README.md).
   thread_local std::vector<Tensor3> regs;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/direct.h"
 #include "kernels/lut.h"
 #include "kernels/qconv.h"
 #include "kernels/qgemm.h"
@@ -137,6 +138,11 @@ class QuantizedHead {
   std::vector<std::vector<int32_t>> zero_points_;  // per op: the input zero point of each region
   std::vector<char> auto_lut_;                     // per op: kAuto runs the LUT kernel
   std::vector<Requant> requants_;                  // per op: its scales and bias, made once
+  // The VNNI path's direct NHWC kernel (direct.h), per op, when every op is a quantized conv or
+  // a max-pool: kInt8 (and kAuto where no conv takes the LUT) then run the whole head in NHWC.
+  std::vector<DirectConv> direct_convs_;
+  bool direct_ = false;
+  Result<Tensor3> RunDirect(const Tensor3& input) const;
   std::vector<ConvTiming> timings_;                // from Tune
 };
 

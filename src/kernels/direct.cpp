@@ -1,0 +1,362 @@
+#include "kernels/direct.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/qgemm.h"
+
+#if defined(__x86_64__)
+#define SI_DIRECT_X86 1
+#include <immintrin.h>
+#endif
+
+namespace splitinfer::kernels {
+namespace {
+
+constexpr int kBlock = 64;  // output channels per block: 4 zmm of int32 lanes
+constexpr int kQuadBytes = kBlock * 4;
+
+}  // namespace
+
+#ifdef SI_DIRECT_X86
+namespace {
+
+// The scalar quantization of head.cpp's QuantizeActivations, for the layouts the vector loops
+// below do not take.
+inline uint8_t Code(float x, float inv, float zero, float top) {
+  const float v = std::nearbyint(x * inv) + zero;
+  return static_cast<uint8_t>(v > 0.f ? std::min(v, top) : 0.f);
+}
+
+#define SI_DIRECT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define SI_DIRECT_INLINE SI_DIRECT __attribute__((always_inline)) inline
+
+// acc + the 4 products u8(b) x s8(w) per int32 lane (vpdpbusd; inline assembly as in qgemm.cpp,
+// whose comment says why).
+SI_DIRECT_INLINE __m512i Dot(__m512i acc, __m512i b, __m512i w) {
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(b), "v"(w));
+  return acc;
+}
+
+SI_DIRECT_INLINE __m512i Broadcast4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// head.cpp's QuantizeActivations on 16 floats with per-lane 1/scale and zero point, in its
+// order: multiply, round in the current mode (nearbyint), add the zero point, max(0, v) then
+// min(top, v) (a NaN stays NaN and converts to 0x80000000, whose low byte is code 0), convert.
+SI_DIRECT_INLINE __m128i Codes16(__m512 x, __m512 inv, __m512 zero, __m512 top) {
+  __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(x, inv), _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC);
+  v = _mm512_add_ps(v, zero);
+  v = _mm512_min_ps(top, _mm512_max_ps(_mm512_setzero_ps(), v));
+  return _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v));
+}
+
+// One tile: RB output pixels (window origins rows[r]) x NV*16 output channels of one block,
+// all regions. Per region the int32 sums start at the zero-point offset, take every quad
+// (NV weight vectors, one broadcast per pixel, RB*NV vpdpbusd), then fold into the float sums:
+// s = 0 + float(acc) * factor for region 0, s += float(acc) * factor after (Requantize's
+// order). The sums live in `sums` ([RB][64]); the accumulators are named variables so that
+// GCC keeps them in registers (RB * NV <= 24).
+template <int NV, int RB>
+SI_DIRECT __attribute__((noinline)) void DirectTile(const DirectConv& cv, const int8_t* block_weights,
+                                                    const uint8_t* const* rows, int oc0, float* sums) {
+  const size_t region_bytes = static_cast<size_t>(cv.quads) * kQuadBytes;
+  const size_t lanes = static_cast<size_t>(cv.blocks) * kBlock;
+  const int regions = cv.shape.regions();
+  for (int g = 0; g < regions; ++g) {
+    const int32_t* off = cv.offsets.data() + g * lanes + oc0;
+    const __m512i o0 = _mm512_loadu_si512(off), o1 = NV > 1 ? _mm512_loadu_si512(off + 16) : o0,
+                  o2 = NV > 2 ? _mm512_loadu_si512(off + 32) : o0, o3 = NV > 3 ? _mm512_loadu_si512(off + 48) : o0;
+#define SI_D_INIT(r) __m512i c##r##_0 = o0, c##r##_1 = o1, c##r##_2 = o2, c##r##_3 = o3;
+    SI_D_INIT(0) SI_D_INIT(1) SI_D_INIT(2) SI_D_INIT(3) SI_D_INIT(4) SI_D_INIT(5) SI_D_INIT(6) SI_D_INIT(7)
+    SI_D_INIT(8) SI_D_INIT(9) SI_D_INIT(10) SI_D_INIT(11) SI_D_INIT(12) SI_D_INIT(13) SI_D_INIT(14) SI_D_INIT(15)
+#undef SI_D_INIT
+    const int8_t* w = block_weights + g * region_bytes;
+    const int32_t* qo = cv.quad_offsets.data() + static_cast<size_t>(g) * cv.quads;
+    for (int q = 0; q < cv.quads; ++q, w += kQuadBytes) {
+      const __m512i w0 = _mm512_loadu_si512(w);
+      const __m512i w1 = NV > 1 ? _mm512_loadu_si512(w + 64) : w0;
+      const __m512i w2 = NV > 2 ? _mm512_loadu_si512(w + 128) : w0;
+      const __m512i w3 = NV > 3 ? _mm512_loadu_si512(w + 192) : w0;
+      const int32_t at = qo[q];
+#define SI_D_ROW(r)                                              \
+  if constexpr ((r) < RB) {                                      \
+    const __m512i b = Broadcast4(rows[r] + at);                  \
+    c##r##_0 = Dot(c##r##_0, b, w0);                             \
+    if constexpr (NV > 1) c##r##_1 = Dot(c##r##_1, b, w1);       \
+    if constexpr (NV > 2) c##r##_2 = Dot(c##r##_2, b, w2);       \
+    if constexpr (NV > 3) c##r##_3 = Dot(c##r##_3, b, w3);       \
+  }
+      SI_D_ROW(0) SI_D_ROW(1) SI_D_ROW(2) SI_D_ROW(3) SI_D_ROW(4) SI_D_ROW(5) SI_D_ROW(6) SI_D_ROW(7)
+      SI_D_ROW(8) SI_D_ROW(9) SI_D_ROW(10) SI_D_ROW(11) SI_D_ROW(12) SI_D_ROW(13) SI_D_ROW(14) SI_D_ROW(15)
+#undef SI_D_ROW
+    }
+    const float* fac = cv.factors.data() + g * lanes + oc0;
+    const __m512 f0 = _mm512_loadu_ps(fac), f1 = NV > 1 ? _mm512_loadu_ps(fac + 16) : f0,
+                 f2 = NV > 2 ? _mm512_loadu_ps(fac + 32) : f0, f3 = NV > 3 ? _mm512_loadu_ps(fac + 48) : f0;
+    const __m512 zero = _mm512_setzero_ps();
+#define SI_D_FOLD1(r, v)                                                                  \
+  if constexpr (NV > (v)) {                                                               \
+    const __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(c##r##_##v), f##v);                 \
+    float* s = sums + (r) * kBlock + 16 * (v);                                            \
+    _mm512_store_ps(s, _mm512_add_ps(g == 0 ? zero : _mm512_load_ps(s), x));              \
+  }
+#define SI_D_FOLD(r) \
+  if constexpr ((r) < RB) { SI_D_FOLD1(r, 0) SI_D_FOLD1(r, 1) SI_D_FOLD1(r, 2) SI_D_FOLD1(r, 3) }
+    SI_D_FOLD(0) SI_D_FOLD(1) SI_D_FOLD(2) SI_D_FOLD(3) SI_D_FOLD(4) SI_D_FOLD(5) SI_D_FOLD(6) SI_D_FOLD(7)
+    SI_D_FOLD(8) SI_D_FOLD(9) SI_D_FOLD(10) SI_D_FOLD(11) SI_D_FOLD(12) SI_D_FOLD(13) SI_D_FOLD(14) SI_D_FOLD(15)
+#undef SI_D_FOLD
+#undef SI_D_FOLD1
+  }
+}
+
+// Rows per tile for NV vectors: as many accumulators as leave registers for the weights.
+constexpr int TileRows(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 16; }
+
+template <int NV>
+SI_DIRECT void DirectBlock(const DirectConv& cv, const uint8_t* padded, const float* residual, int block, float* out) {
+  constexpr int RB = TileRows(NV);
+  const ConvShape& s = cv.shape;
+  const int ow = s.out_width(), pixels = static_cast<int>(s.pixels()), oc = s.out_channels;
+  const int wp = s.in_width + 2 * s.padding, oc0 = block * kBlock;
+  const int8_t* bw = cv.weights.data() + static_cast<size_t>(block) * s.regions() * cv.quads * kQuadBytes;
+  alignas(64) float sums[RB * kBlock];
+  const uint8_t* rows[RB];
+  const __m512 os = _mm512_set1_ps(cv.output_scale), zero = _mm512_setzero_ps();
+  __mmask16 masks[4];
+  for (int v = 0; v < 4; ++v) {
+    const int left = std::max(0, std::min(16, oc - oc0 - 16 * v));
+    masks[v] = static_cast<__mmask16>((1u << left) - 1);
+  }
+  for (int p0 = 0; p0 < pixels; p0 += RB) {
+    const int n = std::min(RB, pixels - p0);
+    for (int r = 0; r < RB; ++r) {
+      const int p = p0 + std::min(r, n - 1);  // past the end: the last pixel again, not stored
+      const int oy = p / ow, ox = p - oy * ow;
+      rows[r] = padded + (static_cast<size_t>(oy) * s.stride * wp + static_cast<size_t>(ox) * s.stride) * cv.c4;
+    }
+    DirectTile<NV, RB>(cv, bw, rows, oc0, sums);
+    for (int r = 0; r < n; ++r) {
+      const size_t at = static_cast<size_t>(p0 + r) * oc + oc0;
+      for (int v = 0; v < NV; ++v) {
+        // y = s * input_scale; y += bias; y += residual; ReLU: Requantize, then AddResidualRelu.
+        __m512 y = _mm512_mul_ps(_mm512_load_ps(sums + r * kBlock + 16 * v), os);
+        y = _mm512_add_ps(y, _mm512_loadu_ps(cv.bias.data() + oc0 + 16 * v));
+        if (residual) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(masks[v], residual + at + 16 * v));
+        if (cv.relu) y = _mm512_max_ps(zero, y);  // (0 > y) ? 0 : y, as std::max(y, 0.f)
+        _mm512_mask_storeu_ps(out + at + 16 * v, masks[v], y);
+      }
+    }
+  }
+}
+
+SI_DIRECT void RunDirectX86(const DirectConv& cv, const uint8_t* padded, const float* residual, float* out) {
+  for (int b = 0; b < cv.blocks; ++b) {
+    const int left = cv.shape.out_channels - b * kBlock;
+    if (left > 48)
+      DirectBlock<4>(cv, padded, residual, b, out);
+    else if (left > 32)
+      DirectBlock<3>(cv, padded, residual, b, out);
+    else if (left > 16)
+      DirectBlock<2>(cv, padded, residual, b, out);
+    else
+      DirectBlock<1>(cv, padded, residual, b, out);
+  }
+}
+
+// Quantizes the interior of the padded buffer; the border is already written.
+SI_DIRECT void QuantizeInteriorX86(const DirectConv& cv, const float* x, bool nchw, uint8_t* dst) {
+  const ConvShape& s = cv.shape;
+  const int h = s.in_height, w = s.in_width, c = s.in_channels, wp = w + 2 * s.padding;
+  const int gs = s.group_size, regions = s.regions();
+  const __m512 top = _mm512_set1_ps(cv.top);
+  auto pixel = [&](int y, int xx) {
+    return dst + (static_cast<size_t>(y + s.padding) * wp + xx + s.padding) * cv.c4;
+  };
+  if (!nchw && gs == cv.gs4) {
+    // NHWC in, no padding channels: C4 == C, 16 channels per step.
+    for (int y = 0; y < h; ++y)
+      for (int xx = 0; xx < w; ++xx) {
+        const float* src = x + (static_cast<size_t>(y) * w + xx) * c;
+        uint8_t* d = pixel(y, xx);
+        for (int c0 = 0; c0 < c; c0 += 16) {
+          const __mmask16 m = c - c0 >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (c - c0)) - 1);
+          const __m128i codes = Codes16(_mm512_maskz_loadu_ps(m, src + c0), _mm512_maskz_loadu_ps(m, cv.inv_scales.data() + c0),
+                                        _mm512_maskz_loadu_ps(m, cv.zeros.data() + c0), top);
+          _mm_mask_storeu_epi8(d + c0, m, codes);
+        }
+      }
+    return;
+  }
+  if (nchw && regions == 1 && cv.gs4 == 4) {
+    // The head's input (C <= 4 channels, [C][H][W]): 16 pixels of each channel, interleaved
+    // into 16 pixels x 4 channels; channels past C are code 0.
+    for (int y = 0; y < h; ++y)
+      for (int x0 = 0; x0 < w; x0 += 16) {
+        const int len = std::min(16, w - x0);
+        const __mmask16 m = static_cast<__mmask16>((1u << len) - 1);
+        __m128i v[4];
+        for (int ch = 0; ch < 4; ++ch) {
+          v[ch] = ch < c ? Codes16(_mm512_maskz_loadu_ps(m, x + (static_cast<size_t>(ch) * h + y) * w + x0),
+                                   _mm512_set1_ps(cv.inv_scales[ch]), _mm512_set1_ps(cv.zeros[ch]), top)
+                         : _mm_setzero_si128();
+        }
+        const __m128i lo01 = _mm_unpacklo_epi8(v[0], v[1]), hi01 = _mm_unpackhi_epi8(v[0], v[1]);
+        const __m128i lo23 = _mm_unpacklo_epi8(v[2], v[3]), hi23 = _mm_unpackhi_epi8(v[2], v[3]);
+        __m512i out = _mm512_castsi128_si512(_mm_unpacklo_epi16(lo01, lo23));
+        out = _mm512_inserti32x4(out, _mm_unpackhi_epi16(lo01, lo23), 1);
+        out = _mm512_inserti32x4(out, _mm_unpacklo_epi16(hi01, hi23), 2);
+        out = _mm512_inserti32x4(out, _mm_unpackhi_epi16(hi01, hi23), 3);
+        const __mmask64 mask = len == 16 ? ~__mmask64{0} : (__mmask64{1} << (4 * len)) - 1;
+        _mm512_mask_storeu_epi8(pixel(y, x0), mask, out);
+      }
+    return;
+  }
+  // Anything else (padding channels inside several regions): one value at a time.
+  for (int y = 0; y < h; ++y)
+    for (int xx = 0; xx < w; ++xx) {
+      uint8_t* d = pixel(y, xx);
+      for (int ch = 0; ch < c; ++ch) {
+        const int g = ch / gs, at = g * cv.gs4 + (ch - g * gs);
+        const float v = nchw ? x[(static_cast<size_t>(ch) * h + y) * w + xx] : x[(static_cast<size_t>(y) * w + xx) * c + ch];
+        d[at] = Code(v, cv.inv_scales[at], cv.zeros[at], cv.top);
+      }
+      for (int g = 0; g < regions; ++g)
+        for (int k = gs; k < cv.gs4; ++k) d[g * cv.gs4 + k] = 0;
+    }
+}
+
+}  // namespace
+
+bool DirectConvAvailable() { return CpuHasAvx512Vnni(); }
+
+#else
+bool DirectConvAvailable() { return false; }
+#endif
+
+Result<DirectConv> PrepareDirectConv(const ConvShape& s, const std::vector<int8_t>& weights,
+                                     const std::vector<float>& weight_scales, float input_scale,
+                                     const std::vector<float>& input_scales, const std::vector<int32_t>& zero_points,
+                                     const std::vector<float>& bias, int abits, bool relu) {
+  if (!DirectConvAvailable()) return FailedPrecondition("the direct conv needs AVX-512 VNNI");
+  SI_RETURN_IF_ERROR(ValidateConvShape(s));
+  const int regions = s.regions();
+  if (weights.size() != s.weight_size() || weight_scales.size() != static_cast<size_t>(s.out_channels) * regions ||
+      (!input_scales.empty() && input_scales.size() != static_cast<size_t>(regions)) ||
+      zero_points.size() != static_cast<size_t>(regions) || (!bias.empty() && bias.size() != static_cast<size_t>(s.out_channels)) ||
+      abits < 1 || abits > 8)
+    return InvalidArgument("direct conv: weights, scales, zero points or bias do not fit the shape");
+  DirectConv cv;
+  cv.shape = s;
+  cv.relu = relu;
+  cv.top = static_cast<float>((1 << abits) - 1);
+  cv.gs4 = (s.group_size + 3) / 4 * 4;
+  cv.c4 = regions * cv.gs4;
+  const int taps = s.kernel_h * s.kernel_w, cq = cv.gs4 / 4;
+  cv.quads = taps * cq;
+  cv.blocks = (s.out_channels + kBlock - 1) / kBlock;
+  const size_t lanes = static_cast<size_t>(cv.blocks) * kBlock;
+  // Requantize's two forms: per-region input scales fold into each region's factor and the
+  // final multiply is by 1; one input scale multiplies the sum.
+  const bool per_region = !input_scales.empty();
+  cv.output_scale = per_region ? 1.f : input_scale;
+  cv.weights.assign(static_cast<size_t>(cv.blocks) * regions * cv.quads * kQuadBytes, 0);
+  cv.offsets.assign(static_cast<size_t>(regions) * lanes, 0);
+  cv.factors.assign(static_cast<size_t>(regions) * lanes, 0.f);
+  cv.bias.assign(lanes, 0.f);
+  const int wp = s.in_width + 2 * s.padding;
+  for (int g = 0; g < regions; ++g)
+    for (int t = 0; t < taps; ++t)
+      for (int j = 0; j < cq; ++j)
+        cv.quad_offsets.push_back(((t / s.kernel_w) * wp + t % s.kernel_w) * cv.c4 + g * cv.gs4 + 4 * j);
+  for (int oc = 0; oc < s.out_channels; ++oc) {
+    const int b = oc / kBlock, lane = oc % kBlock;
+    if (!bias.empty()) cv.bias[static_cast<size_t>(oc)] = bias[static_cast<size_t>(oc)];
+    for (int g = 0; g < regions; ++g) {
+      int32_t sum = 0;
+      int8_t* region = cv.weights.data() + (static_cast<size_t>(b) * regions + g) * cv.quads * kQuadBytes;
+      for (int cl = 0; cl < s.group_size; ++cl)
+        for (int t = 0; t < taps; ++t) {
+          const int c = g * s.group_size + cl;
+          const int8_t wv = weights[(static_cast<size_t>(oc) * s.in_channels + c) * taps + t];
+          sum += wv;
+          const int q = t * cq + cl / 4;
+          region[static_cast<size_t>(q) * kQuadBytes + lane * 4 + cl % 4] = wv;
+        }
+      const size_t at = static_cast<size_t>(g) * lanes + oc;
+      cv.offsets[at] = -zero_points[static_cast<size_t>(g)] * sum;
+      const float ws = weight_scales[static_cast<size_t>(oc) * regions + g];
+      // Requantize's factor: the weight scale, times the region's input scale when they differ.
+      cv.factors[at] = per_region ? ws * input_scales[static_cast<size_t>(g)] : ws;
+    }
+  }
+  cv.inv_scales.assign(static_cast<size_t>(cv.c4), 0.f);
+  cv.zeros.assign(static_cast<size_t>(cv.c4), 0.f);
+  cv.pad_codes.assign(static_cast<size_t>(cv.c4), 0);
+  for (int g = 0; g < regions; ++g)
+    for (int cl = 0; cl < s.group_size; ++cl) {
+      const size_t at = static_cast<size_t>(g) * cv.gs4 + cl;
+      const float scale = per_region ? input_scales[static_cast<size_t>(g)] : input_scale;
+      cv.inv_scales[at] = 1.f / scale;
+      cv.zeros[at] = static_cast<float>(zero_points[static_cast<size_t>(g)]);
+      cv.pad_codes[at] = static_cast<uint8_t>(zero_points[static_cast<size_t>(g)]);
+    }
+  return cv;
+}
+
+void QuantizePaddedNhwc(const DirectConv& cv, const float* x, bool nchw, std::vector<uint8_t>* padded) {
+  const ConvShape& s = cv.shape;
+  const int hp = s.in_height + 2 * s.padding, wp = s.in_width + 2 * s.padding;
+  padded->resize(static_cast<size_t>(hp) * wp * cv.c4);
+  uint8_t* d = padded->data();
+  if (s.padding > 0) {
+    // The border: every channel's padding code (its region's zero point).
+    auto fill = [&](int y, int x) { std::memcpy(d + (static_cast<size_t>(y) * wp + x) * cv.c4, cv.pad_codes.data(), cv.c4); };
+    for (int y = 0; y < hp; ++y) {
+      const bool edge_row = y < s.padding || y >= s.padding + s.in_height;
+      for (int x = 0; x < wp; ++x)
+        if (edge_row || x < s.padding || x >= s.padding + s.in_width) fill(y, x);
+    }
+  }
+#ifdef SI_DIRECT_X86
+  QuantizeInteriorX86(cv, x, nchw, d);
+#else
+  (void)x;
+  (void)nchw;
+#endif
+}
+
+void RunDirectConv(const DirectConv& cv, const std::vector<uint8_t>& padded, const float* residual,
+                   std::vector<float>* out) {
+  out->resize(cv.shape.output_size());
+#ifdef SI_DIRECT_X86
+  RunDirectX86(cv, padded.data(), residual, out->data());
+#else
+  (void)padded;
+  (void)residual;
+#endif
+}
+
+void MaxPoolNhwc(const float* in, int c, int h, int w, int kernel, int stride, int padding, std::vector<float>* out) {
+  const int oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1;
+  out->resize(static_cast<size_t>(oh) * ow * c);
+  float* o = out->data();
+  for (int y = 0; y < oh; ++y)
+    for (int x = 0; x < ow; ++x, o += c) {
+      std::fill(o, o + c, -std::numeric_limits<float>::infinity());
+      const int y0 = std::max(0, y * stride - padding), y1 = std::min(h, y * stride - padding + kernel);
+      const int x0 = std::max(0, x * stride - padding), x1 = std::min(w, x * stride - padding + kernel);
+      for (int iy = y0; iy < y1; ++iy)
+        for (int ix = x0; ix < x1; ++ix) {
+          const float* p = in + (static_cast<size_t>(iy) * w + ix) * c;
+          for (int k = 0; k < c; ++k) o[k] = std::max(o[k], p[k]);
+        }
+    }
+}
+
+}  // namespace splitinfer::kernels
