@@ -231,6 +231,51 @@ SI_DIRECT void QuantizeInteriorX86(const DirectConv& cv, const float* x, bool nc
     }
 }
 
+// MaxPoolNhwc, 16 channels per vector: o = max(p, o) is (o < p) ? p : o, what std::max(o, p)
+// gives (maxps returns its second operand when the compare is false, a NaN included).
+// dst[0..c) = the max of src[i * step + 0..c) over i in [lo, hi), starting from -inf.
+SI_DIRECT_INLINE void MaxRun(const float* src, size_t step, int lo, int hi, int c, float* dst) {
+  const int full = c / 16 * 16;
+  for (int c0 = 0; c0 < c; c0 += 16) {
+    const __mmask16 m =
+        c0 < full ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (c - full)) - 1);
+    __m512 v = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    for (int i = lo; i < hi; ++i) v = _mm512_max_ps(_mm512_maskz_loadu_ps(m, src + i * step + c0), v);
+    _mm512_mask_storeu_ps(dst + c0, m, v);
+  }
+}
+
+// Separable, as MaxPool2dInto: the window max along each input row first (into `rows`,
+// [H][OW][C]), then down the columns, k + k maxima per output instead of k * k.
+SI_DIRECT void MaxPoolNhwcX86(const float* in, int c, int h, int w, int kernel, int stride, int padding, float* o) {
+  const int oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1;
+  thread_local std::vector<float> rows;
+  rows.resize(static_cast<size_t>(h) * ow * c);
+  for (int iy = 0; iy < h; ++iy)
+    for (int x = 0; x < ow; ++x) {
+      const int x0 = std::max(0, x * stride - padding), x1 = std::min(w, x * stride - padding + kernel);
+      MaxRun(in + static_cast<size_t>(iy) * w * c, static_cast<size_t>(c), x0, x1, c,
+             rows.data() + (static_cast<size_t>(iy) * ow + x) * c);
+    }
+  for (int y = 0; y < oh; ++y) {
+    const int y0 = std::max(0, y * stride - padding), y1 = std::min(h, y * stride - padding + kernel);
+    for (int x = 0; x < ow; ++x, o += c)
+      MaxRun(rows.data() + static_cast<size_t>(x) * c, static_cast<size_t>(ow) * c, y0, y1, c, o);
+  }
+}
+
+// NhwcToNchw, 16 pixels of one channel per gather (a stride of C floats), stored in a row.
+SI_DIRECT void NhwcToNchwX86(const float* in, int c, size_t plane, float* out) {
+  const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(c));
+  size_t p = 0;
+  for (; p + 16 <= plane; p += 16)
+    for (int k = 0; k < c; ++k)
+      _mm512_storeu_ps(out + k * plane + p, _mm512_i32gather_ps(index, in + p * c + k, 4));
+  for (; p < plane; ++p)
+    for (int k = 0; k < c; ++k) out[k * plane + p] = in[p * c + k];
+}
+
 }  // namespace
 
 bool DirectConvAvailable() { return CpuHasAvx512Vnni(); }
@@ -345,6 +390,12 @@ void RunDirectConv(const DirectConv& cv, const std::vector<uint8_t>& padded, con
 void MaxPoolNhwc(const float* in, int c, int h, int w, int kernel, int stride, int padding, std::vector<float>* out) {
   const int oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1;
   out->resize(static_cast<size_t>(oh) * ow * c);
+#ifdef SI_DIRECT_X86
+  if (DirectConvAvailable()) {
+    MaxPoolNhwcX86(in, c, h, w, kernel, stride, padding, out->data());
+    return;
+  }
+#endif
   float* o = out->data();
   for (int y = 0; y < oh; ++y)
     for (int x = 0; x < ow; ++x, o += c) {
@@ -357,6 +408,19 @@ void MaxPoolNhwc(const float* in, int c, int h, int w, int kernel, int stride, i
           for (int k = 0; k < c; ++k) o[k] = std::max(o[k], p[k]);
         }
     }
+}
+
+void NhwcToNchw(const float* in, int c, int h, int w, float* out) {
+  const size_t plane = static_cast<size_t>(h) * w;
+#ifdef SI_DIRECT_X86
+  if (DirectConvAvailable() && static_cast<size_t>(c) * 16 < (size_t{1} << 31)) {
+    NhwcToNchwX86(in, c, plane, out);
+    return;
+  }
+#endif
+  // Channel by channel: strided reads, sequential writes (which the other order makes strided).
+  for (int k = 0; k < c; ++k)
+    for (size_t p = 0; p < plane; ++p) out[k * plane + p] = in[p * c + k];
 }
 
 }  // namespace splitinfer::kernels

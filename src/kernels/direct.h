@@ -67,5 +67,7 @@ void RunDirectConv(const DirectConv& conv, const std::vector<uint8_t>& padded, c
 
 // Max-pool of an [H][W][C] map (square window; zero padding counts as -inf).
 void MaxPoolNhwc(const float* in, int c, int h, int w, int kernel, int stride, int padding, std::vector<float>* out);
+// [H][W][C] -> [C][H][W].
+void NhwcToNchw(const float* in, int c, int h, int w, float* out);
 
 }  // namespace splitinfer::kernels

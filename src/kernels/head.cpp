@@ -438,11 +438,8 @@ Result<Tensor3> QuantizedHead::RunDirect(const Tensor3& input) const {
   }
   const Tensor3& last = shapes[n];
   Tensor3 out{last.c, last.h, last.w, {}};
-  const size_t plane = static_cast<size_t>(last.h) * last.w;
-  out.data.resize(plane * last.c);
-  const float* src = regs[n].data();
-  for (size_t p = 0; p < plane; ++p)
-    for (int c = 0; c < last.c; ++c) out.data[c * plane + p] = src[p * last.c + c];
+  out.data.resize(static_cast<size_t>(last.h) * last.w * last.c);
+  NhwcToNchw(regs[n].data(), last.c, last.h, last.w, out.data.data());
   return out;
 }
 

@@ -128,6 +128,9 @@ class QuantizedHead {
   const std::vector<ConvTiming>& timings() const { return timings_; }
   const HeadGraph& graph() const { return graph_; }
   KernelPath path() const { return path_; }  // resolved: never kAuto
+  // kInt8 runs the whole head on the direct NHWC kernel (direct.h): VNNI and every op a
+  // quantized conv or a max-pool.
+  bool direct() const { return direct_; }
 
  private:
   HeadGraph graph_;

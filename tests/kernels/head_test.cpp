@@ -182,6 +182,77 @@ TEST(HeadTest, KernelPathsAgreeBitForBit) {
   }
 }
 
+// A wider head for the VNNI path's direct NHWC kernel (direct.h): a 7x7/2 stem with padding 3
+// on 3 channels (padded to 4 per region), a max-pool, stride-1 and stride-2 convs with 20, 40
+// and 70 output channels (not multiples of 16 or 64), a 1x1 strided shortcut, residuals, and
+// maps of 18x18 and 9x9 (pixel counts that leave tails in every tile and transpose).
+HeadGraph WideResNet(std::mt19937& rng) {
+  HeadGraph g;
+  g.model = "wide";
+  g.split = "b2";
+  g.in_channels = 3;
+  g.in_height = g.in_width = 70;
+  HeadOp stem = Conv("stem", 0, 3, 70, 70, 20, 7, 2, true, rng);  // r1: 20x35x35
+  g.ops.push_back(stem);
+  HeadOp pool;
+  pool.kind = HeadOpKind::kMaxPool;
+  pool.input = 1;
+  pool.pool_kernel = 3;
+  pool.pool_stride = 2;
+  pool.pool_padding = 1;
+  g.ops.push_back(pool);                                                  // r2: 20x18x18
+  g.ops.push_back(Conv("b1.conv1", 2, 20, 18, 18, 40, 3, 1, true, rng));  // r3: 40x18x18
+  g.ops.push_back(Conv("b1.conv2", 3, 40, 18, 18, 40, 3, 1, true, rng, /*residual=*/3));  // r4
+  g.ops.push_back(Conv("b2.conv1", 4, 40, 18, 18, 70, 3, 2, true, rng));  // r5: 70x9x9
+  g.ops.push_back(Conv("b2.short", 4, 40, 18, 18, 70, 1, 2, false, rng)); // r6: 70x9x9
+  g.ops.push_back(Conv("b2.conv2", 5, 70, 9, 9, 70, 3, 1, true, rng, /*residual=*/6));  // r7
+  return g;
+}
+
+// The direct NHWC path equals the reference bit for bit: regions of 4, 5 (padded to 8 per
+// region), 10 and whole tensors, activation ranges per region and per tensor, 8-bit and
+// LUT-coded weights (run on the int8 kernel); and on a CPU without VNNI the paths still agree.
+TEST(HeadTest, DirectNhwcPathAgreesBitForBit) {
+  std::mt19937 rng(TestSeed());
+  const HeadGraph base = WideResNet(rng);
+  std::vector<Tensor3> calib;
+  for (int i = 0; i < 3; ++i) calib.push_back(RandomTensor(3, 70, 70, rng));
+  const Tensor3 x = RandomTensor(3, 70, 70, rng);
+  struct Case {
+    int wbits, abits, group;
+    bool region_activations;
+  };
+  for (const Case c : {Case{8, 8, 0, true}, Case{8, 8, 4, true}, Case{8, 8, 5, true}, Case{8, 8, 10, false},
+                       Case{8, 6, 5, false}, Case{2, 4, 4, true}}) {
+    SCOPED_TRACE("w" + std::to_string(c.wbits) + "a" + std::to_string(c.abits) + " g" + std::to_string(c.group) +
+                 (c.region_activations ? " region ranges" : " tensor ranges"));
+    HeadGraph g = base;
+    QuantizeOptions o;
+    o.wbits = c.wbits;
+    o.abits = c.abits;
+    o.group_size = c.group;
+    o.region_activations = c.region_activations;
+    ASSERT_TRUE(QuantizeGraph(g, calib, o).ok());
+    auto head = QuantizedHead::Prepare(g);
+    ASSERT_TRUE(head.ok()) << head.status().ToString();
+    EXPECT_EQ(head->direct(), CpuHasAvx512Vnni());
+    auto ref = head->Run(x, HeadImpl::kReference);
+    auto int8 = head->Run(x, HeadImpl::kInt8);
+    ASSERT_TRUE(ref.ok() && int8.ok());
+    ASSERT_EQ(int8->c, 70);
+    ASSERT_EQ(int8->h, 9);
+    ASSERT_EQ(ref->data.size(), int8->data.size());
+    EXPECT_EQ(0, std::memcmp(ref->data.data(), int8->data.data(), ref->data.size() * sizeof(float)));
+    // Twice more on the same thread-local buffers, on other inputs.
+    for (int k = 0; k < 2; ++k) {
+      const Tensor3 y = RandomTensor(3, 70, 70, rng, -2.f, 2.f);
+      auto a = head->Run(y, HeadImpl::kReference), b = head->Run(y, HeadImpl::kInt8);
+      ASSERT_TRUE(a.ok() && b.ok());
+      EXPECT_EQ(0, std::memcmp(a->data.data(), b->data.data(), a->data.size() * sizeof(float)));
+    }
+  }
+}
+
 // The vectorised activation quantization against the formula, written out, on values that hit
 // every corner: exact halves (round to even), both clamps, huge magnitudes, signed zeros, and
 // lengths that leave a scalar tail.
