@@ -43,6 +43,16 @@ HeadOp Conv(const std::string& name, int input, int cin, int h, int w, int cout,
   return op;
 }
 
+HeadOp MaxPool(int input, int kernel, int stride, int padding) {
+  HeadOp pool;
+  pool.kind = HeadOpKind::kMaxPool;
+  pool.input = input;
+  pool.pool_kernel = kernel;
+  pool.pool_stride = stride;
+  pool.pool_padding = padding;
+  return pool;
+}
+
 // A ResNet-like head: stem conv (stride 2) + ReLU, max-pool, a basic block with an identity
 // shortcut, a basic block with a strided 1x1 shortcut. 3x20x20 in, 16x3x3 out.
 HeadGraph TinyResNet(std::mt19937& rng) {
@@ -52,13 +62,7 @@ HeadGraph TinyResNet(std::mt19937& rng) {
   g.in_channels = 3;
   g.in_height = g.in_width = 20;
   g.ops.push_back(Conv("stem", 0, 3, 20, 20, 8, 3, 2, true, rng));     // r1: 8x10x10
-  HeadOp pool;
-  pool.kind = HeadOpKind::kMaxPool;
-  pool.input = 1;
-  pool.pool_kernel = 3;
-  pool.pool_stride = 2;
-  pool.pool_padding = 1;
-  g.ops.push_back(pool);                                                // r2: 8x5x5
+  g.ops.push_back(MaxPool(1, 3, 2, 1));                                 // r2: 8x5x5
   g.ops.push_back(Conv("b1.conv1", 2, 8, 5, 5, 8, 3, 1, true, rng));    // r3
   g.ops.push_back(Conv("b1.conv2", 3, 8, 5, 5, 8, 3, 1, true, rng, /*residual=*/2));  // r4
   g.ops.push_back(Conv("b2.conv1", 4, 8, 5, 5, 16, 3, 2, true, rng));   // r5: 16x3x3
@@ -192,15 +196,8 @@ HeadGraph WideResNet(std::mt19937& rng) {
   g.split = "b2";
   g.in_channels = 3;
   g.in_height = g.in_width = 70;
-  HeadOp stem = Conv("stem", 0, 3, 70, 70, 20, 7, 2, true, rng);  // r1: 20x35x35
-  g.ops.push_back(stem);
-  HeadOp pool;
-  pool.kind = HeadOpKind::kMaxPool;
-  pool.input = 1;
-  pool.pool_kernel = 3;
-  pool.pool_stride = 2;
-  pool.pool_padding = 1;
-  g.ops.push_back(pool);                                                  // r2: 20x18x18
+  g.ops.push_back(Conv("stem", 0, 3, 70, 70, 20, 7, 2, true, rng));       // r1: 20x35x35
+  g.ops.push_back(MaxPool(1, 3, 2, 1));                                   // r2: 20x18x18
   g.ops.push_back(Conv("b1.conv1", 2, 20, 18, 18, 40, 3, 1, true, rng));  // r3: 40x18x18
   g.ops.push_back(Conv("b1.conv2", 3, 40, 18, 18, 40, 3, 1, true, rng, /*residual=*/3));  // r4
   g.ops.push_back(Conv("b2.conv1", 4, 40, 18, 18, 70, 3, 2, true, rng));  // r5: 70x9x9
