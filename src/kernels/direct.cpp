@@ -60,11 +60,34 @@ SI_DIRECT_INLINE __m128i Codes16(__m512 x, __m512 inv, __m512 zero, __m512 top) 
 // all regions. Per region the int32 sums start at the zero-point offset, take every quad
 // (NV weight vectors, one broadcast per pixel, RB*NV vpdpbusd), then fold into the float sums:
 // s = 0 + float(acc) * factor for region 0, s += float(acc) * factor after (Requantize's
-// order). The sums live in `sums` ([RB][64]); the accumulators are named variables so that
-// GCC keeps them in registers (RB * NV <= 24).
+// order); after the last region they go through Finish into the output instead. Between regions
+// the sums live in `sums` ([RB][64]); the accumulators are named variables so that GCC keeps
+// them in registers (RB * NV <= 24).
+// Where a tile's results go: per row (pixel) its output and residual at the block's first
+// channel (out null: a row past the map's end, not stored), the lane masks of the block's
+// vectors (channels past out_channels), the bias at the block's first channel.
+struct TileOut {
+  float* out[16];
+  const float* residual[16];
+  __mmask16 masks[4];
+  const float* bias;
+};
+
+// y = s * output scale; y += bias; y += residual; ReLU (Requantize's order, then
+// AddResidualRelu's), stored under the lane mask.
+SI_DIRECT_INLINE void Finish(const DirectConv& cv, const TileOut& to, int r, int v, __m512 s) {
+  if (!to.out[r]) return;
+  __m512 y = _mm512_mul_ps(s, _mm512_set1_ps(cv.output_scale));
+  y = _mm512_add_ps(y, _mm512_loadu_ps(to.bias + 16 * v));
+  if (to.residual[r]) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(to.masks[v], to.residual[r] + 16 * v));
+  if (cv.relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);  // (0 > y) ? 0 : y, as std::max(y, 0.f)
+  _mm512_mask_storeu_ps(to.out[r] + 16 * v, to.masks[v], y);
+}
+
 template <int NV, int RB>
 SI_DIRECT __attribute__((noinline)) void DirectTile(const DirectConv& cv, const int8_t* block_weights,
-                                                    const uint8_t* const* rows, int oc0, float* sums) {
+                                                    const uint8_t* const* rows, int oc0, float* sums,
+                                                    const TileOut& to) {
   const size_t region_bytes = static_cast<size_t>(cv.quads) * kQuadBytes;
   const size_t lanes = static_cast<size_t>(cv.blocks) * kBlock;
   const int regions = cv.shape.regions();
@@ -100,11 +123,16 @@ SI_DIRECT __attribute__((noinline)) void DirectTile(const DirectConv& cv, const 
     const __m512 f0 = _mm512_loadu_ps(fac), f1 = NV > 1 ? _mm512_loadu_ps(fac + 16) : f0,
                  f2 = NV > 2 ? _mm512_loadu_ps(fac + 32) : f0, f3 = NV > 3 ? _mm512_loadu_ps(fac + 48) : f0;
     const __m512 zero = _mm512_setzero_ps();
+    const bool last = g == regions - 1;  // the sums are final: finish them into the output
 #define SI_D_FOLD1(r, v)                                                                  \
   if constexpr (NV > (v)) {                                                               \
     const __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(c##r##_##v), f##v);                 \
     float* s = sums + (r) * kBlock + 16 * (v);                                            \
-    _mm512_store_ps(s, _mm512_add_ps(g == 0 ? zero : _mm512_load_ps(s), x));              \
+    const __m512 sum = _mm512_add_ps(g == 0 ? zero : _mm512_load_ps(s), x);               \
+    if (last)                                                                             \
+      Finish(cv, to, r, v, sum);                                                          \
+    else                                                                                  \
+      _mm512_store_ps(s, sum);                                                            \
   }
 #define SI_D_FOLD(r) \
   if constexpr ((r) < RB) { SI_D_FOLD1(r, 0) SI_D_FOLD1(r, 1) SI_D_FOLD1(r, 2) SI_D_FOLD1(r, 3) }
@@ -118,6 +146,9 @@ SI_DIRECT __attribute__((noinline)) void DirectTile(const DirectConv& cv, const 
 // Rows per tile for NV vectors: as many accumulators as leave registers for the weights.
 constexpr int TileRows(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 16; }
 
+// The output channels block * 64 .. + 16 * NV of every pixel, RB pixels per tile. (Halves of 32
+// channels with 12-pixel tiles, so that a block's weights stay in L1 where 64 channels' do not,
+// were no faster on the EPYC VM for ResNet-18's 128-channel layers.)
 template <int NV>
 SI_DIRECT void DirectBlock(const DirectConv& cv, const uint8_t* padded, const float* residual, int block, float* out) {
   constexpr int RB = TileRows(NV);
@@ -127,31 +158,29 @@ SI_DIRECT void DirectBlock(const DirectConv& cv, const uint8_t* padded, const fl
   const int8_t* bw = cv.weights.data() + static_cast<size_t>(block) * s.regions() * cv.quads * kQuadBytes;
   alignas(64) float sums[RB * kBlock];
   const uint8_t* rows[RB];
-  const __m512 os = _mm512_set1_ps(cv.output_scale), zero = _mm512_setzero_ps();
-  __mmask16 masks[4];
+  TileOut to;
+  to.bias = cv.bias.data() + oc0;
   for (int v = 0; v < 4; ++v) {
     const int left = std::max(0, std::min(16, oc - oc0 - 16 * v));
-    masks[v] = static_cast<__mmask16>((1u << left) - 1);
+    to.masks[v] = static_cast<__mmask16>((1u << left) - 1);
   }
+  // The first pixel's position, stepped along instead of divided out per row.
+  int oy = 0, ox = 0;
   for (int p0 = 0; p0 < pixels; p0 += RB) {
     const int n = std::min(RB, pixels - p0);
     for (int r = 0; r < RB; ++r) {
-      const int p = p0 + std::min(r, n - 1);  // past the end: the last pixel again, not stored
-      const int oy = p / ow, ox = p - oy * ow;
-      rows[r] = padded + (static_cast<size_t>(oy) * s.stride * wp + static_cast<size_t>(ox) * s.stride) * cv.c4;
-    }
-    DirectTile<NV, RB>(cv, bw, rows, oc0, sums);
-    for (int r = 0; r < n; ++r) {
-      const size_t at = static_cast<size_t>(p0 + r) * oc + oc0;
-      for (int v = 0; v < NV; ++v) {
-        // y = s * input_scale; y += bias; y += residual; ReLU: Requantize, then AddResidualRelu.
-        __m512 y = _mm512_mul_ps(_mm512_load_ps(sums + r * kBlock + 16 * v), os);
-        y = _mm512_add_ps(y, _mm512_loadu_ps(cv.bias.data() + oc0 + 16 * v));
-        if (residual) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(masks[v], residual + at + 16 * v));
-        if (cv.relu) y = _mm512_max_ps(zero, y);  // (0 > y) ? 0 : y, as std::max(y, 0.f)
-        _mm512_mask_storeu_ps(out + at + 16 * v, masks[v], y);
+      if (r < n) {
+        const size_t at = static_cast<size_t>(p0 + r) * oc + oc0;
+        rows[r] = padded + (static_cast<size_t>(oy) * s.stride * wp + static_cast<size_t>(ox) * s.stride) * cv.c4;
+        to.out[r] = out + at;
+        to.residual[r] = residual ? residual + at : nullptr;
+        if (++ox == ow) ox = 0, ++oy;
+      } else {  // past the end: the last pixel again, not stored
+        rows[r] = rows[n - 1];
+        to.out[r] = nullptr;
       }
     }
+    DirectTile<NV, RB>(cv, bw, rows, oc0, sums, to);
   }
 }
 
@@ -178,6 +207,23 @@ SI_DIRECT void QuantizeInteriorX86(const DirectConv& cv, const float* x, bool nc
   auto pixel = [&](int y, int xx) {
     return dst + (static_cast<size_t>(y + s.padding) * wp + xx + s.padding) * cv.c4;
   };
+  if (!nchw && gs == cv.gs4 && c % 16 == 0) {
+    // NHWC in, no padding channels, whole vectors of channels: a row of the map is w * C
+    // contiguous values, and so is the padded buffer's interior row; channel c0 of each step
+    // cycles through the row's pixels.
+    for (int y = 0; y < h; ++y) {
+      const float* src = x + static_cast<size_t>(y) * w * c;
+      uint8_t* d = pixel(y, 0);
+      int c0 = 0;
+      for (size_t k = 0; k < static_cast<size_t>(w) * c; k += 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(d + k),
+                         Codes16(_mm512_loadu_ps(src + k), _mm512_loadu_ps(cv.inv_scales.data() + c0),
+                                 _mm512_loadu_ps(cv.zeros.data() + c0), top));
+        if ((c0 += 16) == c) c0 = 0;
+      }
+    }
+    return;
+  }
   if (!nchw && gs == cv.gs4) {
     // NHWC in, no padding channels: C4 == C, 16 channels per step.
     for (int y = 0; y < h; ++y)
@@ -264,16 +310,49 @@ SI_DIRECT void MaxPoolNhwcX86(const float* in, int c, int h, int w, int kernel, 
   }
 }
 
-// NhwcToNchw, 16 pixels of one channel per gather (a stride of C floats), stored in a row.
+// 16 rows of 16 floats transposed in registers: r[k] becomes column k (unpacks of 32- and 64-bit
+// elements, then two rounds of 128-bit lane shuffles).
+SI_DIRECT_INLINE void Transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
+      t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xDD);
+    }
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
+  }
+}
+
+// NhwcToNchw in 16 x 16 blocks (16 pixels of 16 channels in, 16 channel rows of 16 pixels out);
+// the channel and pixel tails through masks.
 SI_DIRECT void NhwcToNchwX86(const float* in, int c, size_t plane, float* out) {
-  const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(c));
-  size_t p = 0;
-  for (; p + 16 <= plane; p += 16)
-    for (int k = 0; k < c; ++k)
-      _mm512_storeu_ps(out + k * plane + p, _mm512_i32gather_ps(index, in + p * c + k, 4));
-  for (; p < plane; ++p)
-    for (int k = 0; k < c; ++k) out[k * plane + p] = in[p * c + k];
+  __m512 r[16];
+  for (size_t p0 = 0; p0 < plane; p0 += 16) {
+    const int np = static_cast<int>(std::min<size_t>(16, plane - p0));
+    const __mmask16 pixel_mask = np == 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << np) - 1);
+    for (int c0 = 0; c0 < c; c0 += 16) {
+      const int nc = std::min(16, c - c0);
+      const __mmask16 channel_mask = nc == 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << nc) - 1);
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < np ? _mm512_maskz_loadu_ps(channel_mask, in + (p0 + i) * c + c0) : _mm512_setzero_ps();
+      Transpose16(r);
+      for (int k = 0; k < nc; ++k) _mm512_mask_storeu_ps(out + (c0 + k) * plane + p0, pixel_mask, r[k]);
+    }
+  }
 }
 
 }  // namespace
@@ -413,7 +492,7 @@ void MaxPoolNhwc(const float* in, int c, int h, int w, int kernel, int stride, i
 void NhwcToNchw(const float* in, int c, int h, int w, float* out) {
   const size_t plane = static_cast<size_t>(h) * w;
 #ifdef SI_DIRECT_X86
-  if (DirectConvAvailable() && static_cast<size_t>(c) * 16 < (size_t{1} << 31)) {
+  if (DirectConvAvailable()) {
     NhwcToNchwX86(in, c, plane, out);
     return;
   }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <limits>
 #include <random>
+#include <tuple>
 
 #include "conv_test_util.h"
 #include "test_seed.h"
@@ -187,9 +188,10 @@ TEST(HeadTest, KernelPathsAgreeBitForBit) {
 }
 
 // A wider head for the VNNI path's direct NHWC kernel (direct.h): a 7x7/2 stem with padding 3
-// on 3 channels (padded to 4 per region), a max-pool, stride-1 and stride-2 convs with 20, 40
-// and 70 output channels (not multiples of 16 or 64), a 1x1 strided shortcut, residuals, and
-// maps of 18x18 and 9x9 (pixel counts that leave tails in every tile and transpose).
+// on 3 channels (padded to 4 per region), a max-pool, stride-1 and stride-2 convs with 20, 32
+// and 70 output channels (inputs of 20 and 70 channels take the per-pixel quantization, of 32
+// the whole-row one), a 1x1 strided shortcut, residuals, and maps of 18x18 and 9x9 (pixel
+// counts that leave tails in every tile and transpose).
 HeadGraph WideResNet(std::mt19937& rng) {
   HeadGraph g;
   g.model = "wide";
@@ -198,16 +200,16 @@ HeadGraph WideResNet(std::mt19937& rng) {
   g.in_height = g.in_width = 70;
   g.ops.push_back(Conv("stem", 0, 3, 70, 70, 20, 7, 2, true, rng));       // r1: 20x35x35
   g.ops.push_back(MaxPool(1, 3, 2, 1));                                   // r2: 20x18x18
-  g.ops.push_back(Conv("b1.conv1", 2, 20, 18, 18, 40, 3, 1, true, rng));  // r3: 40x18x18
-  g.ops.push_back(Conv("b1.conv2", 3, 40, 18, 18, 40, 3, 1, true, rng, /*residual=*/3));  // r4
-  g.ops.push_back(Conv("b2.conv1", 4, 40, 18, 18, 70, 3, 2, true, rng));  // r5: 70x9x9
-  g.ops.push_back(Conv("b2.short", 4, 40, 18, 18, 70, 1, 2, false, rng)); // r6: 70x9x9
+  g.ops.push_back(Conv("b1.conv1", 2, 20, 18, 18, 32, 3, 1, true, rng));  // r3: 32x18x18
+  g.ops.push_back(Conv("b1.conv2", 3, 32, 18, 18, 32, 3, 1, true, rng, /*residual=*/3));  // r4
+  g.ops.push_back(Conv("b2.conv1", 4, 32, 18, 18, 70, 3, 2, true, rng));  // r5: 70x9x9
+  g.ops.push_back(Conv("b2.short", 4, 32, 18, 18, 70, 1, 2, false, rng)); // r6: 70x9x9
   g.ops.push_back(Conv("b2.conv2", 5, 70, 9, 9, 70, 3, 1, true, rng, /*residual=*/6));  // r7
   return g;
 }
 
 // The direct NHWC path equals the reference bit for bit: regions of 4, 5 (padded to 8 per
-// region), 10 and whole tensors, activation ranges per region and per tensor, 8-bit and
+// region, where they divide the channels), 10 and whole tensors, activation ranges per region and per tensor, 8-bit and
 // LUT-coded weights (run on the int8 kernel); and on a CPU without VNNI the paths still agree.
 TEST(HeadTest, DirectNhwcPathAgreesBitForBit) {
   std::mt19937 rng(TestSeed());
@@ -246,6 +248,36 @@ TEST(HeadTest, DirectNhwcPathAgreesBitForBit) {
       auto a = head->Run(y, HeadImpl::kReference), b = head->Run(y, HeadImpl::kInt8);
       ASSERT_TRUE(a.ok() && b.ok());
       EXPECT_EQ(0, std::memcmp(a->data.data(), b->data.data(), a->data.size() * sizeof(float)));
+    }
+  }
+}
+
+// The direct path's layout helpers against plain loops: the transpose back to [C][H][W] (16 x 16
+// register blocks with channel and pixel tails) and the NHWC max-pool (against MaxPool2d).
+TEST(HeadTest, DirectLayoutHelpersMatchPlainLoops) {
+  std::mt19937 rng(TestSeed());
+  for (const int c : {1, 5, 16, 17, 40, 64}) {
+    for (const int hw : {1, 3, 4, 9, 17}) {
+      SCOPED_TRACE("c " + std::to_string(c) + ", " + std::to_string(hw) + "x" + std::to_string(hw + 2));
+      const int h = hw, w = hw + 2;
+      const Tensor3 x = RandomTensor(c, h, w, rng, -5.f, 5.f);  // [C][H][W]
+      const size_t plane = static_cast<size_t>(h) * w;
+      std::vector<float> nhwc(x.data.size());
+      for (int k = 0; k < c; ++k)
+        for (size_t p = 0; p < plane; ++p) nhwc[p * c + k] = x.data[k * plane + p];
+      std::vector<float> back(x.data.size(), -1.f);
+      NhwcToNchw(nhwc.data(), c, h, w, back.data());
+      EXPECT_EQ(back, x.data);
+      for (const auto& [kernel, stride, padding] : {std::tuple{3, 2, 1}, std::tuple{2, 2, 0}, std::tuple{3, 1, 1}}) {
+        if (h + 2 * padding < kernel || w + 2 * padding < kernel) continue;
+        const Tensor3 want = MaxPool2d(x, kernel, stride, padding);
+        std::vector<float> got;
+        MaxPoolNhwc(nhwc.data(), c, h, w, kernel, stride, padding, &got);
+        ASSERT_EQ(got.size(), want.data.size());
+        std::vector<float> got_nchw(got.size());
+        NhwcToNchw(got.data(), c, want.h, want.w, got_nchw.data());
+        EXPECT_EQ(got_nchw, want.data) << "max-pool " << kernel << "/" << stride << " pad " << padding;
+      }
     }
   }
 }
