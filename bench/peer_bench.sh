@@ -7,7 +7,7 @@
 # Usage:
 #   bench/peer_bench.sh [BIN] [OUT_DIR]     (defaults: build/tools/cli/splitinfer, runs/peer_bench)
 # Environment: THREADS (default 1: splitinfer's --threads and ORT's intra-op threads),
-#   ROUNDS (default 3: every engine of every head once per round, rounds interleaved, so that a
+#   ROUNDS (default 5: every engine of every head once per round, rounds interleaved, so that a
 #   noisy neighbour on a VM shows as a spread instead of as one engine's bad luck),
 #   ORT_VERSION (default 1.30.0), ORT_DIR (where onnxruntime-node is installed; default
 #   ~/.cache/splitinfer/onnxruntime-node-VERSION).
@@ -28,7 +28,7 @@ set -euo pipefail
 BIN=${1:-build/tools/cli/splitinfer}
 OUT=${2:-runs/peer_bench}
 THREADS=${THREADS:-1}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 ORT_VERSION=${ORT_VERSION:-1.30.0}
 ORT_DIR=${ORT_DIR:-$HOME/.cache/splitinfer/onnxruntime-node-$ORT_VERSION}
 PY=/usr/bin/python3  # Debian's python3-torch; a pyenv/venv python3 may lack it

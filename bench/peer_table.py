@@ -58,7 +58,7 @@ def main():
                 cells.append("-")
                 continue
             x = med[(head, theirs)] / med[(head, ours)]
-            cells.append(f"{x:.2f}x {'met' if x >= target else 'not met'}")
+            cells.append(f"{x:.3f}x {'met' if x >= target else 'not met'}")
         if any(c != "-" for c in cells):
             print(f"| {label} | " + " | ".join(cells) + " |")
 
