@@ -239,9 +239,13 @@ SI_DIRECT void QuantizeInteriorX86(const DirectConv& cv, const float* x, bool nc
       }
     return;
   }
-  if (nchw && regions == 1 && cv.gs4 == 4) {
+  if (nchw && regions == 1 && cv.c4 <= 4) {
     // The head's input (C <= 4 channels, [C][H][W]): 16 pixels of each channel, interleaved
-    // into 16 pixels x 4 channels; channels past C are code 0.
+    // into 16 pixels x 4 channels (channels past C are code 0), then, for pixels of C4 < 4
+    // bytes, each 128-bit lane's 4 pixels packed to their first C4 bytes.
+    alignas(16) int8_t pack[16];
+    for (int k = 0; k < 16; ++k) pack[k] = static_cast<int8_t>(k < 4 * cv.c4 ? (k / cv.c4) * 4 + k % cv.c4 : -1);
+    const __m512i packer = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(pack)));
     for (int y = 0; y < h; ++y)
       for (int x0 = 0; x0 < w; x0 += 16) {
         const int len = std::min(16, w - x0);
@@ -258,8 +262,19 @@ SI_DIRECT void QuantizeInteriorX86(const DirectConv& cv, const float* x, bool nc
         out = _mm512_inserti32x4(out, _mm_unpackhi_epi16(lo01, lo23), 1);
         out = _mm512_inserti32x4(out, _mm_unpacklo_epi16(hi01, hi23), 2);
         out = _mm512_inserti32x4(out, _mm_unpackhi_epi16(hi01, hi23), 3);
-        const __mmask64 mask = len == 16 ? ~__mmask64{0} : (__mmask64{1} << (4 * len)) - 1;
-        _mm512_mask_storeu_epi8(pixel(y, x0), mask, out);
+        if (cv.c4 == 4) {
+          const __mmask64 mask = len == 16 ? ~__mmask64{0} : (__mmask64{1} << (4 * len)) - 1;
+          _mm512_mask_storeu_epi8(pixel(y, x0), mask, out);
+          continue;
+        }
+        alignas(64) uint8_t lanes[64];
+        _mm512_store_si512(lanes, _mm512_shuffle_epi8(out, packer));
+        uint8_t* d = pixel(y, x0);
+        for (int lane = 0; lane < 4 && 4 * lane < len; ++lane) {
+          const int pixels = std::min(4, len - 4 * lane);
+          _mm_mask_storeu_epi8(d + 4 * lane * cv.c4, static_cast<__mmask16>((1u << (pixels * cv.c4)) - 1),
+                               _mm_load_si128(reinterpret_cast<const __m128i*>(lanes + 16 * lane)));
+        }
       }
     return;
   }
@@ -379,10 +394,16 @@ Result<DirectConv> PrepareDirectConv(const ConvShape& s, const std::vector<int8_
   cv.shape = s;
   cv.relu = relu;
   cv.top = static_cast<float>((1 << abits) - 1);
-  cv.gs4 = (s.group_size + 3) / 4 * 4;
+  const int taps = s.kernel_h * s.kernel_w;
+  // One region of C channels, C not a multiple of 4 (an image's 1 or 3): pixels of C bytes, and
+  // a quad is 4 consecutive bytes of one kernel row (kernel_w * C of them, contiguous in the
+  // padded input) instead of 4 channels of one tap padded with zeros: a 7x7 kernel on RGB takes
+  // 42 quads instead of 49, a 3x3 one on grayscale 3 instead of 9.
+  cv.row_quads = regions == 1 && s.in_channels % 4 != 0 && s.kernel_w * s.in_channels >= 4;
+  cv.gs4 = cv.row_quads ? s.group_size : (s.group_size + 3) / 4 * 4;
   cv.c4 = regions * cv.gs4;
-  const int taps = s.kernel_h * s.kernel_w, cq = cv.gs4 / 4;
-  cv.quads = taps * cq;
+  const int cq = cv.gs4 / 4, row_len = s.kernel_w * s.in_channels, row_q = (row_len + 3) / 4;
+  cv.quads = cv.row_quads ? s.kernel_h * row_q : taps * cq;
   cv.blocks = (s.out_channels + kBlock - 1) / kBlock;
   const size_t lanes = static_cast<size_t>(cv.blocks) * kBlock;
   // Requantize's two forms: per-region input scales fold into each region's factor and the
@@ -394,10 +415,15 @@ Result<DirectConv> PrepareDirectConv(const ConvShape& s, const std::vector<int8_
   cv.factors.assign(static_cast<size_t>(regions) * lanes, 0.f);
   cv.bias.assign(lanes, 0.f);
   const int wp = s.in_width + 2 * s.padding;
-  for (int g = 0; g < regions; ++g)
-    for (int t = 0; t < taps; ++t)
-      for (int j = 0; j < cq; ++j)
-        cv.quad_offsets.push_back(((t / s.kernel_w) * wp + t % s.kernel_w) * cv.c4 + g * cv.gs4 + 4 * j);
+  if (cv.row_quads) {
+    for (int ky = 0; ky < s.kernel_h; ++ky)
+      for (int j = 0; j < row_q; ++j) cv.quad_offsets.push_back(ky * wp * cv.c4 + 4 * j);
+  } else {
+    for (int g = 0; g < regions; ++g)
+      for (int t = 0; t < taps; ++t)
+        for (int j = 0; j < cq; ++j)
+          cv.quad_offsets.push_back(((t / s.kernel_w) * wp + t % s.kernel_w) * cv.c4 + g * cv.gs4 + 4 * j);
+  }
   for (int oc = 0; oc < s.out_channels; ++oc) {
     const int b = oc / kBlock, lane = oc % kBlock;
     if (!bias.empty()) cv.bias[static_cast<size_t>(oc)] = bias[static_cast<size_t>(oc)];
@@ -409,8 +435,10 @@ Result<DirectConv> PrepareDirectConv(const ConvShape& s, const std::vector<int8_
           const int c = g * s.group_size + cl;
           const int8_t wv = weights[(static_cast<size_t>(oc) * s.in_channels + c) * taps + t];
           sum += wv;
-          const int q = t * cq + cl / 4;
-          region[static_cast<size_t>(q) * kQuadBytes + lane * 4 + cl % 4] = wv;
+          // Byte k of a kernel row is (kx, c) = (k / C, k % C) in the row-quad layout.
+          const int k = (t % s.kernel_w) * s.in_channels + c;
+          const int q = cv.row_quads ? (t / s.kernel_w) * row_q + k / 4 : t * cq + cl / 4;
+          region[static_cast<size_t>(q) * kQuadBytes + lane * 4 + (cv.row_quads ? k % 4 : cl % 4)] = wv;
         }
       const size_t at = static_cast<size_t>(g) * lanes + oc;
       cv.offsets[at] = -zero_points[static_cast<size_t>(g)] * sum;
@@ -436,7 +464,9 @@ Result<DirectConv> PrepareDirectConv(const ConvShape& s, const std::vector<int8_
 void QuantizePaddedNhwc(const DirectConv& cv, const float* x, bool nchw, std::vector<uint8_t>* padded) {
   const ConvShape& s = cv.shape;
   const int hp = s.in_height + 2 * s.padding, wp = s.in_width + 2 * s.padding;
-  padded->resize(static_cast<size_t>(hp) * wp * cv.c4);
+  // + 4: a row quad's last bytes may lie past the last pixel (their weights are 0, but the
+  // broadcast reads 4 bytes).
+  padded->resize(static_cast<size_t>(hp) * wp * cv.c4 + 4);
   uint8_t* d = padded->data();
   if (s.padding > 0) {
     // The border: every channel's padding code (its region's zero point).

@@ -27,7 +27,8 @@ namespace splitinfer::kernels {
 
 struct DirectConv {
   ConvShape shape;
-  int gs4 = 0;    // input channels per region, rounded up to a multiple of 4
+  bool row_quads = false;  // one region, C % 4 != 0: quads along kernel rows (direct.cpp)
+  int gs4 = 0;    // input channels per region, rounded up to a multiple of 4 (C with row quads)
   int c4 = 0;     // regions * gs4: channels per pixel of the padded input
   int quads = 0;  // per region: kernel_h * kernel_w * gs4 / 4
   int blocks = 0; // output channels in blocks of 64

@@ -208,15 +208,33 @@ HeadGraph WideResNet(std::mt19937& rng) {
   return g;
 }
 
+// A grayscale head as the Fashion-MNIST model's: one input channel, so the direct path packs
+// quads along kernel rows (3 bytes of a 3x3 kernel's row in one quad).
+HeadGraph GrayHead(std::mt19937& rng) {
+  HeadGraph g;
+  g.model = "gray";
+  g.split = "b1";
+  g.in_channels = 1;
+  g.in_height = 23;
+  g.in_width = 21;
+  g.ops.push_back(Conv("stem", 0, 1, 23, 21, 16, 3, 2, true, rng));               // r1: 16x12x11
+  g.ops.push_back(Conv("b1.conv1", 1, 16, 12, 11, 16, 3, 1, true, rng));          // r2
+  g.ops.push_back(Conv("b1.conv2", 2, 16, 12, 11, 16, 3, 1, true, rng, /*residual=*/1));  // r3
+  return g;
+}
+
 // The direct NHWC path equals the reference bit for bit: regions of 4, 5 (padded to 8 per
 // region, where they divide the channels), 10 and whole tensors, activation ranges per region and per tensor, 8-bit and
 // LUT-coded weights (run on the int8 kernel); and on a CPU without VNNI the paths still agree.
 TEST(HeadTest, DirectNhwcPathAgreesBitForBit) {
   std::mt19937 rng(TestSeed());
-  const HeadGraph base = WideResNet(rng);
+  for (const bool gray : {false, true}) {
+  SCOPED_TRACE(gray ? "grayscale head" : "RGB head");
+  const HeadGraph base = gray ? GrayHead(rng) : WideResNet(rng);
+  const int ic = base.in_channels, ih = base.in_height, iw = base.in_width;
   std::vector<Tensor3> calib;
-  for (int i = 0; i < 3; ++i) calib.push_back(RandomTensor(3, 70, 70, rng));
-  const Tensor3 x = RandomTensor(3, 70, 70, rng);
+  for (int i = 0; i < 3; ++i) calib.push_back(RandomTensor(ic, ih, iw, rng));
+  const Tensor3 x = RandomTensor(ic, ih, iw, rng);
   struct Case {
     int wbits, abits, group;
     bool region_activations;
@@ -238,17 +256,18 @@ TEST(HeadTest, DirectNhwcPathAgreesBitForBit) {
     auto ref = head->Run(x, HeadImpl::kReference);
     auto int8 = head->Run(x, HeadImpl::kInt8);
     ASSERT_TRUE(ref.ok() && int8.ok());
-    ASSERT_EQ(int8->c, 70);
-    ASSERT_EQ(int8->h, 9);
+    ASSERT_EQ(int8->c, gray ? 16 : 70);
+    ASSERT_EQ(int8->h, gray ? 12 : 9);
     ASSERT_EQ(ref->data.size(), int8->data.size());
     EXPECT_EQ(0, std::memcmp(ref->data.data(), int8->data.data(), ref->data.size() * sizeof(float)));
     // Twice more on the same thread-local buffers, on other inputs.
     for (int k = 0; k < 2; ++k) {
-      const Tensor3 y = RandomTensor(3, 70, 70, rng, -2.f, 2.f);
+      const Tensor3 y = RandomTensor(ic, ih, iw, rng, -2.f, 2.f);
       auto a = head->Run(y, HeadImpl::kReference), b = head->Run(y, HeadImpl::kInt8);
       ASSERT_TRUE(a.ok() && b.ok());
       EXPECT_EQ(0, std::memcmp(a->data.data(), b->data.data(), a->data.size() * sizeof(float)));
     }
+  }
   }
 }
 
