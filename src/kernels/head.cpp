@@ -385,6 +385,7 @@ Result<QuantizedHead> QuantizedHead::Prepare(HeadGraph graph, KernelPath path) {
   h.direct_ = h.path_ == KernelPath::kAvx512Vnni && DirectConvAvailable() && !graph.ops.empty();
   for (const HeadOp& op : graph.ops) h.direct_ = h.direct_ && (op.kind == HeadOpKind::kMaxPool || op.quantized);
   if (h.direct_) {
+    SI_ASSIGN_OR_RETURN(h.reg_shapes_, Shapes(graph));
     h.direct_convs_.resize(graph.ops.size());
     for (size_t i = 0; i < graph.ops.size(); ++i) {
       const HeadOp& op = graph.ops[i];
@@ -408,8 +409,7 @@ Result<Tensor3> QuantizedHead::RunDirect(const Tensor3& input) const {
   thread_local std::vector<float> input_nhwc;
   const size_t n = graph_.ops.size();
   regs.resize(n + 1);
-  std::vector<Tensor3> shapes(n + 1);  // dimensions only
-  shapes[0] = {input.c, input.h, input.w, {}};
+  const std::vector<Tensor3>& shapes = reg_shapes_;  // dimensions only, from Prepare
   bool have_input_nhwc = false;
   auto reg = [&](int r) -> const float* {
     if (r > 0) return regs[static_cast<size_t>(r)].data();
@@ -427,14 +427,11 @@ Result<Tensor3> QuantizedHead::RunDirect(const Tensor3& input) const {
     const Tensor3& in = shapes[static_cast<size_t>(op.input)];
     if (op.kind == HeadOpKind::kMaxPool) {
       MaxPoolNhwc(reg(op.input), in.c, in.h, in.w, op.pool_kernel, op.pool_stride, op.pool_padding, &regs[i + 1]);
-      shapes[i + 1] = {in.c, (in.h + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1,
-                       (in.w + 2 * op.pool_padding - op.pool_kernel) / op.pool_stride + 1, {}};
       continue;
     }
     const DirectConv& dc = direct_convs_[i];
     QuantizePaddedNhwc(dc, op.input == 0 ? input.data.data() : reg(op.input), op.input == 0, &padded);
     RunDirectConv(dc, padded, op.residual >= 0 ? reg(op.residual) : nullptr, &regs[i + 1]);
-    shapes[i + 1] = {op.shape.out_channels, op.shape.out_height(), op.shape.out_width(), {}};
   }
   const Tensor3& last = shapes[n];
   Tensor3 out{last.c, last.h, last.w, {}};

@@ -144,6 +144,7 @@ class QuantizedHead {
   // The VNNI path's direct NHWC kernel (direct.h), per op, when every op is a quantized conv or
   // a max-pool: kInt8 (and kAuto where no conv takes the LUT) then run the whole head in NHWC.
   std::vector<DirectConv> direct_convs_;
+  std::vector<Tensor3> reg_shapes_;  // every register's dimensions (no data), for RunDirect
   bool direct_ = false;
   Result<Tensor3> RunDirect(const Tensor3& input) const;
   std::vector<ConvTiming> timings_;                // from Tune
