@@ -37,7 +37,7 @@ torch::Tensor SyntheticFeatures(int64_t n, const std::vector<int64_t>& shape, ui
 }
 
 nlohmann::json CodecBenchResult::ToJson() const {
-  return {{"shape", shape},         {"bits", bits},           {"coder", coder},
+  return {{"shape", shape},         {"bits", bits},           {"coder", coder}, {"frame_version", frame_version},
           {"frame_bytes", frame_bytes}, {"order0_bytes", order0_bytes}, {"encode_ms", encode_ms},
           {"decode_ms", decode_ms},     {"max_abs_error", max_abs_error}, {"maps", maps}};
 }
@@ -52,6 +52,7 @@ Result<CodecBenchResult> RunCodecBench(const torch::Tensor& features, const Code
   auto calibration = x.slice(0, 0, half);
   SI_ASSIGN_OR_RETURN(QuantParams quant, Calibrate(o.spec, calibration));
   FeatureCodec codec{quant, o.coder, o.coder_options, /*pipeline_id=*/1};
+  codec.frame_version = o.frame_version;
   std::unique_ptr<CabacModel> model;
   if (o.coder == CoderId::kCabacTrained && codec.coder_options.cabac_model == nullptr) {
     // Train the context model on the calibration half's symbols.
@@ -71,6 +72,7 @@ Result<CodecBenchResult> RunCodecBench(const torch::Tensor& features, const Code
   r.shape.assign(x.sizes().begin() + 1, x.sizes().end());
   r.bits = o.spec.bits;
   r.coder = CoderName(o.coder);
+  r.frame_version = o.frame_version;
   std::vector<double> enc_ms, dec_ms;
   double bytes = 0, order0 = 0;
   for (int64_t i = half; i < n; ++i) {

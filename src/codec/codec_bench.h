@@ -23,12 +23,14 @@ struct CodecBenchOptions {
   CoderId coder = CoderId::kCabac;
   CoderOptions coder_options;
   int repeats = 5;  // timing repeats per map; the median over all runs is reported
+  uint8_t frame_version = kFrameVersion;  // 1: cabac's layout 1, to compare with version 2
 };
 
 struct CodecBenchResult {
   std::vector<int64_t> shape;
   int bits = 0;
   std::string coder;
+  int frame_version = 0;
   double frame_bytes = 0;   // mean over the measured maps, header and CRC included
   double order0_bytes = 0;  // mean order-0 entropy of the symbols, in bytes
   double encode_ms = 0, decode_ms = 0;  // medians

@@ -6,6 +6,7 @@ namespace splitinfer::codec {
 
 FrameHeader FeatureCodec::header() const {
   FrameHeader h;
+  h.version = frame_version;
   h.pipeline_id = pipeline_id;
   h.dims = quant.dims;
   h.quant = quant.desc();
@@ -16,8 +17,10 @@ FrameHeader FeatureCodec::header() const {
 Result<EncodedFeature> EncodeFeature(const FeatureCodec& codec, const torch::Tensor& feature) {
   SI_ASSIGN_OR_RETURN(QuantizedMap q, Quantize(codec.quant, feature));
   const FrameHeader header = codec.header();
+  CoderOptions options = codec.coder_options;
+  options.cabac_layout = CabacLayoutOf(header.version);
   SI_ASSIGN_OR_RETURN(std::vector<uint8_t> payload,
-                      EncodeSymbols(codec.coder, q.symbols.data(), GeometryOf(header), codec.coder_options));
+                      EncodeSymbols(codec.coder, q.symbols.data(), GeometryOf(header), options));
   SI_ASSIGN_OR_RETURN(std::vector<uint8_t> frame, WriteFrame(header, q.side_info.data(), q.side_info.size(),
                                                              payload.data(), payload.size()));
   return EncodedFeature{std::move(frame), std::move(q.symbols)};
@@ -44,7 +47,9 @@ Result<torch::Tensor> DecodeFeature(const FeatureCodec& codec, const uint8_t* da
   std::vector<uint8_t> symbols(g.count());
   // The frame names its coder and any coder is accepted: a node may trade bytes for CPU per
   // frame. cabac-trained without the pipeline's model is FAILED_PRECONDITION from the coder.
-  SI_RETURN_IF_ERROR(DecodeSymbols(got.coder, view.payload, view.payload_size, g, codec.coder_options, symbols.data()));
+  CoderOptions options = codec.coder_options;
+  options.cabac_layout = CabacLayoutOf(got.version);
+  SI_RETURN_IF_ERROR(DecodeSymbols(got.coder, view.payload, view.payload_size, g, options, symbols.data()));
   return Dequantize(codec.quant, symbols.data(), symbols.size(), view.side_info, view.side_info_size);
 }
 

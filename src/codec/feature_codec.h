@@ -24,6 +24,9 @@ struct FeatureCodec {
   CoderId coder = CoderId::kCabac;
   CoderOptions coder_options;
   uint32_t pipeline_id = 0;
+  // The version EncodeFeature writes (and so the cabac layout it codes); older ones only to
+  // test that they still decode. DecodeFeature takes whatever version the frame has.
+  uint8_t frame_version = kFrameVersion;
 
   FrameHeader header() const;
 };

@@ -266,8 +266,9 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
     return FailedPrecondition("the client speaks splitinfer protocol " + std::to_string(*v) + ", this server " +
                               std::to_string(kProtocolVersion) + "; use matching releases");
   }
-  if (auto v = IntParam(params, param::kFrameVersion); v && *v != codec::kFrameVersion) {
+  if (auto v = IntParam(params, param::kFrameVersion); v && (*v < codec::kOldestFrameVersion || *v > codec::kFrameVersion)) {
     return FailedPrecondition("the client sends frame version " + std::to_string(*v) + ", this server decodes " +
+                              std::to_string(codec::kOldestFrameVersion) + " to " +
                               std::to_string(codec::kFrameVersion) + "; use matching releases");
   }
   const std::string coder = codec::CoderName(m->pipeline.codec().coder);

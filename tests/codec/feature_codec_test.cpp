@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/bytes.h"
 #include "test_seed.h"
 
 #include <random>
@@ -91,6 +92,39 @@ TEST(FeatureCodecTest, FrameWithOtherBitsIsAMismatch) {
   auto a = SmallCodec(1, 1), b = SmallCodec(1, 2);
   auto frame = EncodeFeature(a, torch::relu(torch::randn({8, 6, 6}))).value().frame;
   EXPECT_EQ(DecodeFeature(b, frame.data(), frame.size()).status().code(), ErrorCode::kMismatch);
+}
+
+// A node of an older release sends version 1 frames (cabac layout 1); they decode to the same
+// reconstruction as version 2 ones. A version 1 frame relabelled as version 2 is refused here as
+// a bad payload (the cabac decoder accepts only the bytes its encoder would write for what it
+// decoded, so a payload of the other layout fails unless it happens to be one).
+TEST(FeatureCodecTest, VersionOneFramesStillDecode) {
+  torch::manual_seed(23);
+  for (int bits : {1, 2}) {
+    for (CoderId coder : {CoderId::kCabac, CoderId::kZstd}) {
+      SCOPED_TRACE(std::to_string(bits) + " bits, " + CoderName(coder));
+      FeatureCodec v2 = SmallCodec(5, bits);
+      v2.coder = coder;
+      FeatureCodec v1 = v2;
+      v1.frame_version = 1;
+      const torch::Tensor x = torch::relu(torch::randn({8, 6, 6}));
+      const auto want = Reconstruct(v2, x).value();
+      auto f1 = EncodeFeature(v1, x).value().frame, f2 = EncodeFeature(v2, x).value().frame;
+      ASSERT_EQ(f1[2], 1);
+      ASSERT_EQ(f2[2], 2);
+      for (const auto* f : {&f1, &f2}) {
+        auto got = DecodeFeature(v2, f->data(), f->size());  // the server's codec: any version
+        ASSERT_TRUE(got.ok()) << got.status().ToString();
+        EXPECT_TRUE(torch::equal(got.value(), want));
+      }
+      if (coder != CoderId::kCabac) continue;
+      auto relabelled = f1;  // the same payload read as layout 2
+      relabelled[2] = 2;
+      const uint32_t crc = Crc32c(relabelled.data(), relabelled.size() - 4);
+      for (int i = 0; i < 4; ++i) relabelled[relabelled.size() - 4 + i] = static_cast<uint8_t>(crc >> (8 * i));
+      EXPECT_EQ(DecodeFeature(v2, relabelled.data(), relabelled.size()).status().code(), ErrorCode::kFramePayload);
+    }
+  }
 }
 
 TEST(FeatureCodecTest, WrongShapeFeatureIsAMismatch) {

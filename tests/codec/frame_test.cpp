@@ -345,14 +345,44 @@ TEST(FrameErrorTest, WrongMagic) {
 }
 
 TEST(FrameErrorTest, UnknownVersion) {
-  for (uint8_t version : {0, 2, 255}) {
+  for (uint8_t version : {0, 3, 255}) {
     std::vector<uint8_t> f = Samples()[0].frame;
     f[2] = version;
     Resign(f);
     EXPECT_CODE(Parse(f), ErrorCode::kFrameBadVersion);
   }
-  // The version is checked before anything after it: a v2 frame may have any layout.
-  EXPECT_CODE(Parse({0xF5, 0x1A, 0x02}), ErrorCode::kFrameBadVersion);
+  // The version is checked before anything after it: a v3 frame may have any layout.
+  EXPECT_CODE(Parse({0xF5, 0x1A, 0x03}), ErrorCode::kFrameBadVersion);
+  // The writer refuses versions it cannot write, and writes the older one it can.
+  FrameHeader h;
+  h.dims = {2, 2, 2};
+  const uint8_t payload[1] = {0};
+  h.version = 3;
+  EXPECT_CODE(WriteFrame(h, nullptr, 0, payload, 1), ErrorCode::kFrameBadVersion);
+  h.version = 0;
+  EXPECT_CODE(WriteFrame(h, nullptr, 0, payload, 1), ErrorCode::kFrameBadVersion);
+}
+
+// Versions 1 and 2 share the header: a frame differs only in its version byte (and CRC), and
+// parsing reports which it is, for the decoder to pick the cabac layout.
+TEST(FrameTest, VersionOneAndTwoShareTheLayout) {
+  for (const auto& sample : Samples()) {
+    auto v2 = ParseFrame(sample.frame.data(), sample.frame.size());
+    ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+    EXPECT_EQ(v2->header.version, kFrameVersion);
+    FrameHeader h = v2->header;
+    h.version = 1;
+    auto written = WriteFrame(h, v2->side_info, v2->side_info_size, v2->payload, v2->payload_size);
+    ASSERT_TRUE(written.ok()) << written.status().ToString();
+    ASSERT_EQ(written->size(), sample.frame.size());
+    EXPECT_EQ((*written)[2], 1);
+    EXPECT_TRUE(std::equal(written->begin() + 3, written->end() - 4, sample.frame.begin() + 3));
+    auto v1 = ParseFrame(written->data(), written->size());
+    ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+    EXPECT_EQ(v1->header.version, 1);
+    EXPECT_EQ(CabacLayoutOf(v1->header.version), kCabacLayoutPlain);
+    EXPECT_EQ(CabacLayoutOf(v2->header.version), kCabacLayoutGroups);
+  }
 }
 
 TEST(FrameErrorTest, ReservedBitSet) {

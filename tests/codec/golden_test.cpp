@@ -1,4 +1,4 @@
-// Golden frames (tests/golden/v1, docs/bitstream_format.md): bytes written once by
+// Golden frames (tests/golden/v1 and v2, docs/bitstream_format.md): bytes written once by
 // tests/golden/make_golden.cpp that every later build must parse and decode to the stored
 // symbols. This test never writes them. A failure here is a format break: fix the decoder, or
 // bump the version and add tests/golden/v<N+1> (keeping v1 decodable).
@@ -22,7 +22,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kGoldenDir = fs::path(SPLITINFER_SOURCE_DIR) / "tests" / "golden" / "v1";
+// One directory per frame version, each with the same set of frames (v2 differs from v1 in the
+// cabac payloads only, but every file is frozen on its own).
+fs::path GoldenDir(int version) {
+  return fs::path(SPLITINFER_SOURCE_DIR) / "tests" / "golden" / ("v" + std::to_string(version));
+}
 
 // What each golden frame is, so that a mislabelled or swapped file is caught and the coverage
 // the README promises is checked.
@@ -54,7 +58,19 @@ const Golden kGoldens[] = {
     {"none_b1_single_element", CoderId::kNone, 1, Granularity::kTensor, false, Reconstruction::kLevel, 1},
 };
 
-void PrintTo(const Golden& g, std::ostream* os) { *os << g.name; }
+struct VersionedGolden {
+  int version;
+  Golden golden;
+};
+std::vector<VersionedGolden> AllGoldens() {
+  std::vector<VersionedGolden> out;
+  for (int version = kOldestFrameVersion; version <= kFrameVersion; ++version) {
+    for (const Golden& g : kGoldens) out.push_back({version, g});
+  }
+  return out;
+}
+
+void PrintTo(const VersionedGolden& g, std::ostream* os) { *os << "v" << g.version << "_" << g.golden.name; }
 
 std::vector<uint8_t> ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -62,17 +78,19 @@ std::vector<uint8_t> ReadFile(const fs::path& path) {
   return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-class GoldenTest : public ::testing::TestWithParam<Golden> {};
+class GoldenTest : public ::testing::TestWithParam<VersionedGolden> {};
 
 TEST_P(GoldenTest, DecodesToTheStoredSymbols) {
-  const Golden& g = GetParam();
-  const std::vector<uint8_t> frame = ReadFile(kGoldenDir / (std::string(g.name) + ".frame"));
-  const std::vector<uint8_t> want = ReadFile(kGoldenDir / (std::string(g.name) + ".symbols"));
+  const Golden& g = GetParam().golden;
+  const fs::path dir = GoldenDir(GetParam().version);
+  const std::vector<uint8_t> frame = ReadFile(dir / (std::string(g.name) + ".frame"));
+  const std::vector<uint8_t> want = ReadFile(dir / (std::string(g.name) + ".symbols"));
   ASSERT_FALSE(frame.empty());
 
   Result<FrameView> parsed = ParseFrame(frame.data(), frame.size());
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
   const FrameView& v = parsed.value();
+  EXPECT_EQ(v.header.version, GetParam().version);
   EXPECT_EQ(v.header.coder, g.coder);
   EXPECT_EQ(v.header.quant.bits, g.bits);
   EXPECT_EQ(v.header.quant.granularity, g.granularity);
@@ -86,7 +104,7 @@ TEST_P(GoldenTest, DecodesToTheStoredSymbols) {
   CoderOptions options;
   Result<CabacModel> model = InvalidArgument("no model");
   if (g.coder == CoderId::kCabacTrained) {
-    const std::vector<uint8_t> bytes = ReadFile(kGoldenDir / (std::string(g.name) + ".model"));
+    const std::vector<uint8_t> bytes = ReadFile(dir / (std::string(g.name) + ".model"));
     model = CabacModel::Parse(bytes.data(), bytes.size());
     ASSERT_TRUE(model.ok()) << model.status().ToString();
     options.cabac_model = &model.value();
@@ -109,19 +127,42 @@ TEST_P(GoldenTest, DecodesToTheStoredSymbols) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(V1, GoldenTest, ::testing::ValuesIn(kGoldens),
-                         [](const ::testing::TestParamInfo<Golden>& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Versions, GoldenTest, ::testing::ValuesIn(AllGoldens()),
+                         [](const ::testing::TestParamInfo<VersionedGolden>& info) {
+                           return "v" + std::to_string(info.param.version) + "_" + info.param.golden.name;
+                         });
 
 TEST(GoldenSetTest, EveryFrameInTheDirectoryIsListed) {
   std::set<std::string> listed;
   for (const Golden& g : kGoldens) listed.insert(g.name);
-  size_t frames = 0;
-  for (const auto& e : fs::directory_iterator(kGoldenDir)) {
-    if (e.path().extension() != ".frame") continue;
-    ++frames;
-    EXPECT_TRUE(listed.count(e.path().stem().string())) << e.path() << " is not listed in golden_test.cpp";
+  for (int version = kOldestFrameVersion; version <= kFrameVersion; ++version) {
+    size_t frames = 0;
+    for (const auto& e : fs::directory_iterator(GoldenDir(version))) {
+      if (e.path().extension() != ".frame") continue;
+      ++frames;
+      EXPECT_TRUE(listed.count(e.path().stem().string())) << e.path() << " is not listed in golden_test.cpp";
+    }
+    EXPECT_EQ(frames, listed.size()) << GoldenDir(version);
   }
-  EXPECT_EQ(frames, listed.size());
+}
+
+// Version 2 changed the cabac payloads only: every other file of v2 is byte for byte the v1 file
+// but for the version byte and the CRC, and every symbol file is the same.
+TEST(GoldenSetTest, VersionTwoChangedOnlyTheCabacPayloads) {
+  for (const Golden& g : kGoldens) {
+    SCOPED_TRACE(g.name);
+    const std::vector<uint8_t> a = ReadFile(GoldenDir(1) / (std::string(g.name) + ".frame"));
+    const std::vector<uint8_t> b = ReadFile(GoldenDir(2) / (std::string(g.name) + ".frame"));
+    EXPECT_TRUE(ReadFile(GoldenDir(1) / (std::string(g.name) + ".symbols")) ==
+                ReadFile(GoldenDir(2) / (std::string(g.name) + ".symbols")));
+    ASSERT_GE(a.size(), 7u);
+    ASSERT_GE(b.size(), 7u);
+    EXPECT_EQ(a[2], 1);
+    EXPECT_EQ(b[2], 2);
+    if (g.coder != CoderId::kCabac && g.coder != CoderId::kCabacTrained) {
+      EXPECT_TRUE(a.size() == b.size() && std::equal(a.begin() + 3, a.end() - 4, b.begin() + 3));
+    }
+  }
 }
 
 TEST(GoldenSetTest, CoversEveryCoderBitWidthAndLayout) {

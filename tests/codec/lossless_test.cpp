@@ -140,6 +140,8 @@ TEST(LosslessTest, CoderNamesRoundTrip) {
   EXPECT_STREQ(CoderName(static_cast<CoderId>(200)), "unknown");
 }
 
+bool IsCabac(CoderId coder) { return coder == CoderId::kCabac || coder == CoderId::kCabacTrained; }
+
 TEST(LosslessTest, RoundTripEveryCoderBitWidthAndGeometry) {
   std::mt19937 rng(TestSeed());
   std::vector<SymbolGeometry> shapes = {Geometry(1, 1, 1, 1),  Geometry(1, 1, 7, 1),  Geometry(1, 9, 1, 1),
@@ -162,9 +164,15 @@ TEST(LosslessTest, RoundTripEveryCoderBitWidthAndGeometry) {
       for (Kind k : {Kind::kUniform, Kind::kSparse, Kind::kStructured}) {
         const std::vector<uint8_t> symbols = Generate(rng, g, k);
         for (CoderId coder : BuiltCoders()) {
-          SCOPED_TRACE(Describe(coder, g) + " kind " + std::to_string(static_cast<int>(k)));
-          RoundTrip(coder, symbols, g, options);
-          if (::testing::Test::HasFailure()) return;
+          // Both cabac layouts: frames of version 2 and of version 1.
+          for (int layout : {kCabacLayoutGroups, kCabacLayoutPlain}) {
+            if (layout == kCabacLayoutPlain && !IsCabac(coder)) continue;
+            options.cabac_layout = layout;
+            SCOPED_TRACE(Describe(coder, g) + " kind " + std::to_string(static_cast<int>(k)) + " layout " +
+                         std::to_string(layout));
+            RoundTrip(coder, symbols, g, options);
+            if (::testing::Test::HasFailure()) return;
+          }
         }
       }
     }
@@ -264,7 +272,6 @@ TEST(LosslessTest, CabacTrainedNeedsAMatchingModel) {
   }
 }
 
-bool IsCabac(CoderId coder) { return coder == CoderId::kCabac || coder == CoderId::kCabacTrained; }
 
 // A payload must decode to exactly count() symbols: truncations, appended bytes, flipped bits
 // and random bytes give kFramePayload and never a crash or a write past count().
@@ -282,15 +289,17 @@ TEST(LosslessTest, CabacOutputPastItsBufferIsAnError) {
   SymbolGeometry g{8, 8, 8, 4};
   std::vector<uint8_t> symbols(g.count());
   for (auto& v : symbols) v = static_cast<uint8_t>(rng() % 16);  // noise: hundreds of bytes
-  auto fits = internal::CabacEncode(symbols.data(), g, nullptr);
+  for (int layout : {kCabacLayoutPlain, kCabacLayoutGroups}) {
+  auto fits = internal::CabacEncode(symbols.data(), g, nullptr, layout);
   ASSERT_TRUE(fits.ok()) << fits.status().ToString();
   EXPECT_GT(fits->size(), 100u);
   for (size_t capacity : {size_t{1}, size_t{8}, fits->size() / 2}) {
-    auto small = internal::CabacEncode(symbols.data(), g, nullptr, capacity);
+    auto small = internal::CabacEncode(symbols.data(), g, nullptr, layout, capacity);
     EXPECT_EQ(small.status().code(), ErrorCode::kInternal) << capacity;
     EXPECT_NE(small.status().message().find("did not fit its " + std::to_string(capacity) + "-byte buffer"),
               std::string::npos)
         << small.status().message();
+  }
   }
 }
 
@@ -304,7 +313,10 @@ TEST(LosslessTest, CorruptPayloadsAreRejected) {
     options.cabac_model = &model;
     const std::vector<uint8_t> symbols = FeatureLikeMap(rng, g);
     for (CoderId coder : BuiltCoders()) {
-      SCOPED_TRACE(Describe(coder, g));
+    for (int layout : {kCabacLayoutGroups, kCabacLayoutPlain}) {
+      if (layout == kCabacLayoutPlain && !IsCabac(coder)) continue;
+      options.cabac_layout = layout;
+      SCOPED_TRACE(Describe(coder, g) + " layout " + std::to_string(layout));
       const std::vector<uint8_t> payload = RoundTrip(coder, symbols, g, options);
       ASSERT_FALSE(payload.empty());
       std::vector<uint8_t> out(g.count() + kGuard, kCanary);
@@ -347,6 +359,7 @@ TEST(LosslessTest, CorruptPayloadsAreRejected) {
       }
       if (::testing::Test::HasFailure()) return;
     }
+    }
   }
 }
 
@@ -375,15 +388,37 @@ TEST(LosslessTest, CabacBytesArePinned) {
     const uint32_t r = (state >> 16) & 0x7FFF;
     s = static_cast<uint8_t>(r % 7 == 0 ? 1 + r % 3 : 0);
   }
-  auto encoded = EncodeSymbols(CoderId::kCabac, symbols.data(), g, {});
-  ASSERT_TRUE(encoded.ok());
-  std::string hex;
-  for (uint8_t b : encoded.value()) {
-    static const char* digits = "0123456789abcdef";
-    hex += digits[b >> 4];
-    hex += digits[b & 15];
+  auto hex_of = [&](int layout) {
+    CoderOptions o;
+    o.cabac_layout = layout;
+    auto encoded = EncodeSymbols(CoderId::kCabac, symbols.data(), g, o);
+    EXPECT_TRUE(encoded.ok());
+    std::string hex;
+    for (uint8_t b : encoded.value()) {
+      static const char* digits = "0123456789abcdef";
+      hex += digits[b >> 4];
+      hex += digits[b & 15];
+    }
+    return hex;
+  };
+  EXPECT_EQ(hex_of(kCabacLayoutPlain), "b78cff010ecdd3f399f3");  // frame version 1
+  EXPECT_EQ(hex_of(kCabacLayoutGroups), "90e277df004f1644b0a1e5");  // frame version 2
+}
+
+TEST(LosslessTest, UnknownCabacLayoutIsRefused) {
+  const SymbolGeometry g = Geometry(1, 2, 2, 1);
+  const uint8_t symbols[4] = {0, 1, 0, 0};
+  uint8_t out[4];
+  for (int layout : {0, 3}) {
+    CoderOptions o;
+    o.cabac_layout = layout;
+    auto e = EncodeSymbols(CoderId::kCabac, symbols, g, o);
+    EXPECT_EQ(e.status().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(e.status().message().find("cabac layout " + std::to_string(layout)), std::string::npos);
+    EXPECT_EQ(DecodeSymbols(CoderId::kCabac, symbols, 1, g, o, out).code(), ErrorCode::kInvalidArgument);
+    // Coders without layouts ignore it.
+    EXPECT_TRUE(EncodeSymbols(CoderId::kNone, symbols, g, o).ok());
   }
-  EXPECT_EQ(hex, "b78cff010ecdd3f399f3");
 }
 
 TEST(LosslessTest, CabacModelSerialisationRoundTrips) {
@@ -496,8 +531,12 @@ TEST(LosslessTest, BadlyPredictedInputsRoundTrip) {
       RoundTrip(CoderId::kCabacTrained, top, g, o);
       RoundTrip(CoderId::kCabacTrained, Generate(rng, g, Kind::kUniform), g, o);
     }
-    RoundTrip(CoderId::kCabac, Generate(rng, g, Kind::kUniform), g, {});
-    RoundTrip(CoderId::kCabac, top, g, {});
+    for (int layout : {kCabacLayoutGroups, kCabacLayoutPlain}) {
+      CoderOptions o;
+      o.cabac_layout = layout;
+      RoundTrip(CoderId::kCabac, Generate(rng, g, Kind::kUniform), g, o);
+      RoundTrip(CoderId::kCabac, top, g, o);
+    }
   }
 }
 

@@ -82,6 +82,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t level = in.U8();
   if (h.coder == CoderId::kLzma) options.level = level % 10;
   if (h.coder == CoderId::kZstd) options.level = 1 + level % 19;
+  // Both frame versions: their cabac payloads differ (layout 1 or 2), and the decoder must take
+  // the layout from the frame it parses.
+  h.version = (level & 0x80) ? kFrameVersion : kOldestFrameVersion;
+  options.cabac_layout = CabacLayoutOf(h.version);
   options.cabac_model = splitinfer_fuzz::CabacModelFor(g);
   if (h.coder == CoderId::kCabacTrained && options.cabac_model == nullptr) h.coder = CoderId::kCabac;
 

@@ -193,7 +193,7 @@ TEST(ServerTest, MetadataIsTheHandshake) {
   EXPECT_EQ(StringParam(r.parameters(), "split").value(), "stage3");
   EXPECT_EQ(StringParam(r.parameters(), "codec").value(), "cabac");
   EXPECT_EQ(StringParam(r.parameters(), "feature_shape").value(), "8x4x4");
-  EXPECT_EQ(IntParam(r.parameters(), "frame_version").value(), 1);
+  EXPECT_EQ(IntParam(r.parameters(), "frame_version").value(), codec::kFrameVersion);
 
   // A node whose pipeline differs (here: its frames' pipeline id) refuses before sending.
   const fs::path dir = fs::temp_directory_path() / ("si_handshake_" + std::to_string(::getpid()));
@@ -247,8 +247,27 @@ TEST(ServerTest, BadRequestsGetSpecificErrorsAndTheServerKeepsServing) {
       << scraped.substr(0, 2000);
 
   auto versioned = FrameRequest({good});
-  SetParam(*versioned.mutable_parameters(), "frame_version", int64_t{2});
-  ExpectError(Call(*stub, versioned), grpc::StatusCode::FAILED_PRECONDITION, "frame version 2");
+  SetParam(*versioned.mutable_parameters(), "frame_version", int64_t{3});
+  ExpectError(Call(*stub, versioned), grpc::StatusCode::FAILED_PRECONDITION, "frame version 3");
+  // A node of the previous release: version 1 frames (cabac layout 1), said so in the request,
+  // get the same scores as the version 2 frame of the same image.
+  {
+    codec::FeatureCodec v1 = frames.pipeline.codec();
+    v1.frame_version = 1;
+    auto data = data::OpenDataset("fmnist", "", data::Split::kTest).value();
+    auto batch = data->batch({0}).value();
+    torch::NoGradGuard no_grad;
+    auto feature = Frames::Get().pipeline.NodeFeatures(data::ToFloatNormalized(batch.first, frames.pipeline.normalization()));
+    auto old_frame = codec::EncodeFeature(v1, feature[0].contiguous()).value().frame;
+    ASSERT_EQ(old_frame[2], 1);
+    auto old_request = FrameRequest({old_frame});
+    SetParam(*old_request.mutable_parameters(), "frame_version", int64_t{1});
+    inference::ModelInferResponse old_reply, new_reply;
+    ASSERT_TRUE(Call(*stub, old_request, &old_reply).ok());
+    ASSERT_TRUE(Call(*stub, FrameRequest({good}), &new_reply).ok());
+    ASSERT_EQ(old_reply.raw_output_contents_size(), new_reply.raw_output_contents_size());
+    EXPECT_EQ(old_reply.raw_output_contents(0), new_reply.raw_output_contents(0));
+  }
   auto coded = FrameRequest({good});
   SetParam(*coded.mutable_parameters(), "codec", std::string("lzma"));
   ExpectError(Call(*stub, coded), grpc::StatusCode::FAILED_PRECONDITION, "uses 'cabac'");

@@ -150,7 +150,7 @@ Status RunDecode(const DecodeArgs& a) {
 struct BenchArgs {
   SpecArgs spec;
   std::string shape = "64x56x56", coder = "cabac", input;
-  int level = -1, repeats = 5;
+  int level = -1, repeats = 5, frame_version = codec::kFrameVersion;
   int64_t maps = 16, limit = 64;
   bool json = false;
 };
@@ -161,6 +161,7 @@ Status RunBench(const BenchArgs& a) {
   SI_ASSIGN_OR_RETURN(o.coder, codec::CoderFromName(a.coder));
   o.coder_options.level = a.level;
   o.repeats = a.repeats;
+  o.frame_version = static_cast<uint8_t>(a.frame_version);
   torch::Tensor f;
   if (!a.input.empty()) {
     SI_ASSIGN_OR_RETURN(f, eval::LoadFeatures(a.input));
@@ -252,6 +253,9 @@ std::function<Status()> AddCodecCommands(CLI::App& app, CLI::App** codec_out) {
   bench->add_option("--maps", bench_args->maps, "synthetic maps measured (as many again calibrate)");
   bench->add_option("--repeats", bench_args->repeats, "timing runs per map")->check(CLI::Range(1, 1000));
   bench->add_flag("--json", bench_args->json, "print one JSON object");
+  bench->add_option("--frame-version", bench_args->frame_version,
+                    "frame version to write (1: the cabac layout of version 1, for comparison)")
+      ->check(CLI::Range(int{codec::kOldestFrameVersion}, int{codec::kFrameVersion}));
   AddSpecOptions(bench, bench_args->spec);
 
   auto train_args = std::make_shared<TrainCabacArgs>();

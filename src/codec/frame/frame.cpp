@@ -117,6 +117,10 @@ Status CheckSideInfoValues(const uint8_t* side, size_t size) {
 }
 
 Status ValidateHeader(const FrameHeader& h, const FrameLimits& limits) {
+  if (h.version < kOldestFrameVersion || h.version > kFrameVersion) {
+    return BadVersion("frame version " + std::to_string(h.version) + "; this build writes versions " +
+                      std::to_string(kOldestFrameVersion) + " to " + std::to_string(kFrameVersion));
+  }
   const QuantDesc& q = h.quant;
   if (q.bits < 1 || q.bits > 8) return BadField("bits = " + std::to_string(q.bits) + "; must be in 1..8");
   if (static_cast<int>(q.range) > 2) return BadField("range kind " + std::to_string(int(q.range)) + " is not defined");
@@ -236,7 +240,7 @@ Result<std::vector<uint8_t>> WriteFrame(const FrameHeader& header, const uint8_t
   out.reserve(header_size + side_info_size + payload_size + kCrcBytes);
   out.push_back(kFrameMagic0);
   out.push_back(kFrameMagic1);
-  out.push_back(kFrameVersion);
+  out.push_back(header.version);
   out.push_back(static_cast<uint8_t>((q.bits - 1) | static_cast<int>(q.range) << 3 |
                                      static_cast<int>(q.granularity) << 5 | static_cast<int>(q.reconstruction) << 7));
   out.push_back(static_cast<uint8_t>(static_cast<int>(header.coder) | static_cast<int>(header.dims.size() - 1) << 4 |
@@ -287,9 +291,9 @@ Result<FrameView> ParseFrame(const uint8_t* data, size_t size, const FrameLimits
   if (size < 2) return Truncated("frame ends inside the magic (" + std::to_string(size) + " bytes)");
   // 2. version: the layout after it belongs to the version.
   if (size < 3) return Truncated("frame ends before the version byte");
-  if (data[2] != kFrameVersion) {
-    return BadVersion("frame version " + std::to_string(data[2]) + "; this build decodes version " +
-                      std::to_string(kFrameVersion));
+  if (data[2] < kOldestFrameVersion || data[2] > kFrameVersion) {
+    return BadVersion("frame version " + std::to_string(data[2]) + "; this build decodes versions " +
+                      std::to_string(kOldestFrameVersion) + " to " + std::to_string(kFrameVersion));
   }
   // 3. the buffer itself against the server's limit.
   if (size > limits.max_frame_bytes) {
@@ -299,6 +303,7 @@ Result<FrameView> ParseFrame(const uint8_t* data, size_t size, const FrameLimits
 
   FrameView view;
   FrameHeader& h = view.header;
+  h.version = data[2];
   QuantDesc& q = h.quant;
   ByteReader r(data, size);
   (void)r.Skip(3);
@@ -429,7 +434,9 @@ Status CheckSymbolRange(const uint8_t* symbols, size_t count, int bits) {
 
 Status DecodeFrameSymbols(const FrameView& frame, const CoderOptions& options, uint8_t* symbols) {
   const SymbolGeometry g = GeometryOf(frame.header);
-  SI_RETURN_IF_ERROR(DecodeSymbols(frame.header.coder, frame.payload, frame.payload_size, g, options, symbols));
+  CoderOptions o = options;
+  o.cabac_layout = CabacLayoutOf(frame.header.version);
+  SI_RETURN_IF_ERROR(DecodeSymbols(frame.header.coder, frame.payload, frame.payload_size, g, o, symbols));
   return CheckSymbolRange(symbols, g.count(), g.bits);
 }
 

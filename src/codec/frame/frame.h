@@ -23,7 +23,13 @@ namespace splitinfer::codec {
 
 inline constexpr uint8_t kFrameMagic0 = 0xF5;
 inline constexpr uint8_t kFrameMagic1 = 0x1A;
-inline constexpr uint8_t kFrameVersion = 1;
+// Version 2 changed only the cabac payload (layout 2, "Quiet groups" in cabac.cpp); the header,
+// side information and the other coders' payloads are those of version 1, which every build
+// still parses and decodes (ParseFrame accepts both, FrameHeader::version says which).
+inline constexpr uint8_t kFrameVersion = 2;        // what WriteFrame writes by default
+inline constexpr uint8_t kOldestFrameVersion = 1;  // the oldest ParseFrame accepts
+// The cabac payload layout a frame version carries (CoderOptions::cabac_layout).
+inline int CabacLayoutOf(uint8_t version) { return version == 1 ? kCabacLayoutPlain : kCabacLayoutGroups; }
 
 enum class Granularity : uint8_t { kTensor = 0, kChannel = 1, kRegion = 2 };
 enum class Reconstruction : uint8_t { kLevel = 0, kCentroid = 1 };
@@ -46,6 +52,7 @@ struct QuantDesc {
 };
 
 struct FrameHeader {
+  uint8_t version = kFrameVersion;  // kOldestFrameVersion..kFrameVersion
   uint32_t pipeline_id = 0;     // which model + split + calibration the frame belongs to
   std::vector<uint32_t> dims;   // rank 1..4, each >= 1
   QuantDesc quant;
@@ -105,8 +112,8 @@ RegionBox RegionAt(const FrameHeader& header, uint64_t index);
 // before they index a reconstruction table.
 Status CheckSymbolRange(const uint8_t* symbols, size_t count, int bits);
 
-// DecodeSymbols for a parsed frame (its coder, geometry and payload) followed by
-// CheckSymbolRange. `symbols` must hold GeometryOf(frame.header).count() bytes; ParseFrame has
+// DecodeSymbols for a parsed frame (its coder, geometry, payload and, from its version, the
+// cabac layout) followed by CheckSymbolRange. `symbols` must hold GeometryOf(frame.header).count() bytes; ParseFrame has
 // bounded that count by FrameLimits::max_elements.
 Status DecodeFrameSymbols(const FrameView& frame, const CoderOptions& options, uint8_t* symbols);
 

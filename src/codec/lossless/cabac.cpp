@@ -22,6 +22,9 @@
 //   ask "nonzero?", which pass 1 already knows of its neighbours, and a tree decision's
 //   neighbours (left, above, previous channel) are final when pass 2 reaches it. Splitting the
 //   passes is for speed: each pass is a flat loop.
+//   Layout 2 (frames of version 2; layout 1 is version 1's) codes pass 1 differently: runs of 8
+//   symbols whose neighbours are all zero ("quiet groups") get one flag, and their symbols a
+//   decision only when the flag says one is nonzero (see "Quiet groups" below).
 //
 // Contexts (one adaptive probability each)
 //   node class: significance has its own; tree nodes of the first three levels have their own
@@ -224,9 +227,10 @@ struct Planes {
         row(size_t{g.width} + 2),
         plane((size_t{g.height} + 1) * row),
         span(g.height == 0 ? 0 : (size_t{g.height} - 1) * row + g.width),
-        cells((size_t{g.channels} + 1) * plane, 0) {}
+        cells((size_t{g.channels} + 1) * plane + 8, 0) {}  // + 8: a group's 8-byte load may pass the end
 
   uint8_t* At(size_t p, size_t y) { return cells.data() + p * plane + (y + 1) * row + 1; }
+  const uint8_t* At(size_t p, size_t y) const { return cells.data() + p * plane + (y + 1) * row + 1; }
 
   void Load(const uint8_t* symbols) {
     for (size_t c = 0; c < channels; ++c)
@@ -301,6 +305,105 @@ void SignificanceEntries(Planes& pl, const ChannelView<kTrained>& v, size_t c, i
 size_t SigDecisions(const Planes& pl, const Entry* sig, Entry* list) {
   for (size_t y = 0; y < pl.height; ++y) std::memcpy(list + y * pl.width, sig + y * pl.row, pl.width * sizeof(Entry));
   return pl.height * pl.width;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quiet groups (layout 2)
+
+// A row of a channel splits into groups of kGroup symbols (the last one partial). A group is
+// *quiet* when every neighbour any of its symbols' significance contexts looks at, outside the
+// group itself, is zero: the symbol left of the group, the row above from above-left of its
+// first symbol to above-right of its last, the same symbols in the previous channel (and in the
+// reference channels for cabac-trained). Layout 1 codes each symbol of a quiet group in the
+// all-zero context, where p(nonzero) is tiny; layout 2 codes one flag "the group is nonzero"
+// instead and, for a nonzero quiet group, its symbols up to the first nonzero one in contexts of
+// their own ("unseen": how many symbols of the group follow, 1, 2, 3-4 or 5+; the group holds a
+// nonzero symbol, so the fewer remain, the likelier this is it), the last one without a decision
+// when the others were zero, the rest as in layout 1. Groups that are not quiet are coded as in
+// layout 1. Sparse maps are mostly quiet (1-bit stem features: about 99 % zeros), so most of
+// their symbols cost no decision, while every symbol near a nonzero one keeps its full context.
+constexpr size_t kGroup = 8;
+inline uint32_t GroupCount(uint32_t width) { return static_cast<uint32_t>((width + kGroup - 1) / kGroup); }
+inline size_t GroupLength(size_t width, size_t group) { return std::min(kGroup, width - group * kGroup); }
+// The first m <= 8 bytes at p as the low bytes of a word (p may be read 8 bytes far: Planes'
+// slack and the rows after it).
+inline uint64_t FirstBytes(const uint8_t* p, size_t m) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  return m == 0 ? 0 : w & (~uint64_t{0} >> (64 - 8 * m));
+}
+
+// Layout 2's frame-wide contexts (FrameContexts::groups()), shared by all channels and fresh in
+// every frame (not in the model): [0, 2) the quiet group's flag, by whether the previous quiet
+// group of the channel was nonzero; [2, 6) the unseen symbols. An entry whose top bit is
+// kAltBase names a context of this set.
+constexpr uint32_t kUnseenBase = 2;
+constexpr size_t kGroupContexts = kUnseenBase + 4;
+constexpr Entry kAltBase = 0x8000;
+static_assert((size_t{13} << (kTrainedFlags + 1)) <= kAltBase, "entries must leave the top bit free");
+inline uint32_t Following(size_t r) { return r <= 2 ? static_cast<uint32_t>(r - 1) : r <= 4 ? 2u : 3u; }
+
+// Whether the group of `len` symbols from q[x0] (q: the row's first symbol) is quiet. Whole
+// groups (all but a row's last when 8 does not divide the width) take plain loads.
+template <bool kTrained>
+inline bool Quiet(const uint8_t* q, size_t x0, size_t len, const ChannelView<kTrained>& v) {
+  const uint8_t* above = q + static_cast<ptrdiff_t>(x0) - v.row - 1;  // len + 2 symbols
+  const uint8_t* n = q + x0;
+  uint64_t m;
+  if (len == kGroup) {
+    uint64_t a, p;
+    uint16_t a2;
+    std::memcpy(&a, above, 8);
+    std::memcpy(&a2, above + 8, 2);
+    std::memcpy(&p, n - v.plane, 8);
+    m = a | a2 | p | n[-1];
+    if constexpr (kTrained) {
+      uint64_t r1, r2;
+      std::memcpy(&r1, n + v.r1, 8);
+      std::memcpy(&r2, n + v.r2, 8);
+      m |= r1 | r2;
+    }
+  } else {
+    m = FirstBytes(above, len + 2 > 8 ? 8 : len + 2) | FirstBytes(above + 8, len + 2 > 8 ? len + 2 - 8 : 0) |
+        FirstBytes(n - v.plane, len) | n[-1];
+    if constexpr (kTrained) m |= FirstBytes(n + v.r1, len) | FirstBytes(n + v.r2, len);
+  }
+  return m == 0;
+}
+
+// Pass 1 of a channel in layout 2: the significance decisions in raster order, group by group,
+// as described above. `sig` as from SignificanceEntries. Returns how many were written.
+template <bool kTrained>
+size_t GroupedDecisions(const Planes& pl, const ChannelView<kTrained>& v, size_t c, const Entry* sig, Entry* list) {
+  size_t k = 0;
+  uint32_t previous = 0;  // the previous quiet group's flag
+  const size_t groups = GroupCount(static_cast<uint32_t>(pl.width));
+  for (size_t y = 0; y < pl.height; ++y) {
+    const uint8_t* q = pl.At(c + 1, y);
+    const Entry* s = sig + y * pl.row;
+    for (size_t g = 0; g < groups; ++g) {
+      const size_t x0 = g * kGroup, len = GroupLength(pl.width, g);
+      if (!Quiet(q, x0, len, v)) {
+        std::memcpy(list + k, s + x0, len * sizeof(Entry));
+        k += len;
+        continue;
+      }
+      const uint32_t nonzero = FirstBytes(q + x0, len) != 0;
+      list[k++] = static_cast<Entry>(kAltBase | previous << 1 | nonzero);
+      previous = nonzero;
+      if (!nonzero) continue;
+      size_t first = 0;
+      while (q[x0 + first] == 0) ++first;  // the group is nonzero: stops inside it
+      // Those up to the first nonzero one (but a forced last one) take the unseen contexts.
+      std::memcpy(list + k, s + x0, len * sizeof(Entry));
+      for (size_t i = 0; i <= first && i + 1 < len; ++i) {
+        list[k + i] = static_cast<Entry>(kAltBase | (kUnseenBase + Following(len - 1 - i)) << 1 | (i == first));
+      }
+      k += len;
+      k -= first + 1 == len;  // the forced last symbol
+    }
+  }
+  return k;
 }
 
 // Pass 2 of a channel (bits >= 2): for each nonzero symbol in raster order, its tree decisions
@@ -379,14 +482,16 @@ class RangeEncoder {
   // The coder state and the context used last live in locals (registers): runs of decisions in
   // one context (a sparse map's empty background) then never wait for a store and a reload.
   // Out of line, so that this loop gets the registers to itself.
+  // With `alt`, an entry with the kAltBase bit names a context relative to alt instead.
   template <bool kBranchFree>
-  [[gnu::noinline]] void EncodeList(const Entry* entries, size_t n, Context* ctx) {
+  [[gnu::noinline]] void EncodeList(const Entry* entries, size_t n, Context* ctx, Context* alt = nullptr) {
     if (n == 0) return;
     uint64_t low = low_;
     uint32_t range = range_;
-    CachedContext last(ctx + (entries[0] >> 1));
+    auto where = [&](Entry e) { return (alt != nullptr && (e & kAltBase) ? alt : ctx) + ((e & (kAltBase - 1)) >> 1); };
+    CachedContext last(where(entries[0]));
     for (size_t i = 0; i < n; ++i) {
-      Code<kBranchFree>(low, range, last.Get(ctx + (entries[i] >> 1)), entries[i] & 1u);
+      Code<kBranchFree>(low, range, last.Get(where(entries[i])), entries[i] & 1u);
     }
     last.Flush();
     low_ = low;
@@ -498,9 +603,80 @@ class RangeDecoder {
         q[x] = static_cast<uint8_t>(left);
       }
     }
-    for (size_t y = 0; bits > 1 && y < pl.height && pos <= size_ + 4; ++y) {
+    if (bits > 1) DecodeTree(pl, v, c, bits, nullptr, code, range, pos, last);
+    last.Flush();
+    code_ = code;
+    range_ = range;
+    pos_ = pos;
+  }
+
+  // DecodeChannel for layout 2: pass 1 group by group as GroupedDecisions lists it (the plane
+  // is all zeros before it is decoded, so a quiet zero group needs no writes); `rows[y]` notes
+  // whether row y has a nonzero symbol. Then pass 2 as in layout 1, over those rows.
+  template <bool kTrained>
+  [[gnu::noinline]] void DecodeChannelGroups(Planes& pl, const ChannelView<kTrained>& v, Context* gctx, size_t c,
+                                              int bits, uint8_t* rows) {
+    constexpr int kFlags = ChannelView<kTrained>::kFlags;
+    uint32_t code = code_, range = range_;
+    size_t pos = pos_;
+    Context* const ctx = v.ctx;
+    const size_t width = pl.width, groups = GroupCount(static_cast<uint32_t>(width));
+    const uint32_t sig_base = SigClass(bits) << kFlags;
+    CachedContext last(gctx);
+    uint32_t previous = 0;
+    for (size_t y = 0; y < pl.height && pos <= size_ + 4; ++y) {
       uint8_t* q = pl.At(c + 1, y);
-      for (size_t x = 0; x < width; ++x) {
+      uint32_t any = 0;
+      for (size_t g = 0; g < groups; ++g) {
+        const size_t x0 = g * kGroup, end = x0 + GroupLength(width, g);
+        size_t x = x0;
+        uint32_t left = q[x0 - 1] != 0;
+        if (Quiet(q, x0, end - x0, v)) {
+          previous = Decode(code, range, pos, last.Get(gctx + previous));
+          if (previous == 0) continue;
+          any = 1;
+          for (; x < end; ++x) {  // up to the group's first nonzero symbol: the unseen contexts
+            if (x + 1 == end) {   // the group is nonzero and this is its last chance
+              q[x] = 1;
+              break;
+            }
+            left = Decode(code, range, pos, last.Get(gctx + kUnseenBase + Following(end - 1 - x)));
+            q[x] = static_cast<uint8_t>(left);
+            if (left) break;
+          }
+          ++x;
+        }
+        for (; x < end; ++x) {
+          left = Decode(code, range, pos, last.Get(ctx + (sig_base | v.UpperFlags(q + x, 1) | left)));
+          q[x] = static_cast<uint8_t>(left);
+          any |= left;
+        }
+      }
+      rows[y] = static_cast<uint8_t>(any);
+    }
+    if (bits > 1) DecodeTree(pl, v, c, bits, rows, code, range, pos, last);
+    last.Flush();
+    code_ = code;
+    range_ = range;
+    pos_ = pos;
+  }
+
+  // True once the decoder is certainly past any valid end: stop early.
+  bool overrun() const { return pos_ > size_ + 4; }
+
+ private:
+  // Pass 2 (bits >= 2): the tree decisions of the nonzero symbols in raster order, when every
+  // neighbour they look at (left, above, previous channel, references) is final. `rows`, when
+  // given, skips the rows without a nonzero symbol.
+  template <bool kTrained>
+  inline void DecodeTree(Planes& pl, const ChannelView<kTrained>& v, size_t c, int bits, const uint8_t* rows,
+                         uint32_t& code, uint32_t& range, size_t& pos, CachedContext& last) const {
+    constexpr int kFlags = ChannelView<kTrained>::kFlags;
+    Context* const ctx = v.ctx;
+    for (size_t y = 0; y < pl.height && pos <= size_ + 4; ++y) {
+      if (rows != nullptr && rows[y] == 0) continue;
+      uint8_t* q = pl.At(c + 1, y);
+      for (size_t x = 0; x < pl.width; ++x) {
         if (q[x] == 0) continue;
         const uint8_t* n = q + x;
         uint32_t value = 0;
@@ -517,14 +693,9 @@ class RangeDecoder {
         q[x] = static_cast<uint8_t>(value);
       }
     }
-    last.Flush();
-    code_ = code;
-    range_ = range;
-    pos_ = pos;
   }
 
-  // True once the decoder is certainly past any valid end: stop early.
-  bool overrun() const { return pos_ > size_ + 4; }
+ public:
 
   Status Finish() const {
     auto bad = [](const std::string& m) { return Status(ErrorCode::kFramePayload, "cabac payload " + m); };
@@ -588,48 +759,94 @@ std::unique_ptr<T[]> Scratch(size_t n) {
 // The contexts a frame adapts. Shared: a handful, all fresh. Trained: the model's, copied one
 // channel at a time just before that channel is coded (Prepare), so each copy lands in the L1
 // cache right before use instead of one 25-100 KB copy up front evicting it.
+//
+// Layout 2 also lowers the observation counts of the contexts shared across channels at the
+// start of each channel (Prepare), to kGroupRecount for the group contexts and kSharedRecount
+// for `cabac`'s, so that they move faster towards the new channel's statistics: channels of a
+// feature map differ a lot in how many nonzero symbols they have, and a count near its cap of
+// 1023 would follow at 1/1024 per decision, i.e. over several channels' worth of quiet groups.
+// In development (blurred-noise 64x56x56 maps, 0.1-5 % nonzero at 1 bit; caps 3-1023 tried),
+// layout 2 without the recount was up to 3.6 % larger than layout 1, with it 0.2-10 % smaller;
+// the caps chosen were the best of those tried. bench/README.md has the committed sizes.
+constexpr uint32_t kGroupRecount = 31, kSharedRecount = 63;
 class FrameContexts {
  public:
-  FrameContexts(const SymbolGeometry& g, const CabacModel* model)
+  FrameContexts(const SymbolGeometry& g, const CabacModel* model, int layout)
       : model_(model),
+        recount_(layout == kCabacLayoutGroups),
         per_channel_(model ? size_t{NodeClasses(g.bits)} << kTrainedFlags : 0),
-        contexts_(Scratch<Context>(model ? model->context_count() : size_t{NodeClasses(g.bits)} << kSharedFlags)) {
-    if (model == nullptr) std::fill_n(contexts_.get(), size_t{NodeClasses(g.bits)} << kSharedFlags, kFreshContext);
+        shared_(model ? 0 : size_t{NodeClasses(g.bits)} << kSharedFlags),
+        contexts_(Scratch<Context>(model ? model->context_count() : shared_)) {
+    if (model == nullptr) std::fill_n(contexts_.get(), shared_, kFreshContext);
   }
   Context* data() { return contexts_.get(); }
+  // Layout 2's group flags and unseen significance (kUnseenBase): one set for all channels,
+  // fresh in every frame (not in the model).
+  Context* groups() { return groups_.data(); }
   void Prepare(size_t c) {
+    if (recount_) {
+      for (Context& g : groups_) g = Recount(g, kGroupRecount);
+      for (size_t i = 0; i < shared_; ++i) contexts_[i] = Recount(contexts_[i], kSharedRecount);
+    }
     if (model_ == nullptr) return;
     std::memcpy(contexts_.get() + c * per_channel_, model_->initial_contexts().data() + c * per_channel_,
                 per_channel_ * sizeof(Context));
   }
 
  private:
+  static Context Recount(Context c, uint32_t cap) { return (c & kCountMask) > cap ? (c & ~kCountMask) | cap : c; }
   const CabacModel* model_;
-  size_t per_channel_;
+  bool recount_;
+  size_t per_channel_, shared_;
   std::unique_ptr<Context[]> contexts_;
+  std::array<Context, kGroupContexts> groups_ = Fresh();
+  static std::array<Context, kGroupContexts> Fresh() {
+    std::array<Context, kGroupContexts> a;
+    a.fill(kFreshContext);
+    return a;
+  }
 };
 
 template <bool kTrained>
-void EncodeChannels(Planes& pl, int bits, const CabacModel* model, FrameContexts& contexts, RangeEncoder& re) {
+void EncodeChannels(Planes& pl, int bits, const CabacModel* model, FrameContexts& contexts, int layout,
+                    RangeEncoder& re) {
   const size_t area = pl.height * pl.width;
+  const bool grouped = layout == kCabacLayoutGroups;
   auto sig = Scratch<Entry>(pl.span);
-  auto list = Scratch<Entry>(area * static_cast<size_t>(bits));
+  // A symbol takes at most `bits` decisions in either layout (layout 2 skips one per nonzero
+  // group), plus one flag per group.
+  auto list = Scratch<Entry>(area * static_cast<size_t>(bits) + (grouped ? pl.height * GroupCount(static_cast<uint32_t>(pl.width)) : 0));
   auto cells = Scratch<uint32_t>(bits > 1 ? area : 0);
   for (size_t c = 0; c < pl.channels; ++c) {
     contexts.Prepare(c);
     const ChannelView<kTrained> v(pl, c, bits, model, contexts.data());
-    SignificanceEntries(pl, v, c, bits, sig.get());
-    const size_t n = SigDecisions(pl, sig.get(), list.get());
+    size_t n;
+    if (grouped) {
+      SignificanceEntries(pl, v, c, bits, sig.get());
+      n = GroupedDecisions(pl, v, c, sig.get(), list.get());
+    } else {
+      SignificanceEntries(pl, v, c, bits, sig.get());
+      n = SigDecisions(pl, sig.get(), list.get());
+    }
     // Significance bits predict well (about 1 % ones on 1-bit, 11 % on 2-bit stem features);
     // the tree's bits do not.
-    re.EncodeList<false>(list.get(), n, v.ctx);
+    re.EncodeList<false>(list.get(), n, v.ctx, grouped ? contexts.groups() : nullptr);
     if (bits > 1) re.EncodeList<true>(list.get(), TreeDecisions(pl, v, c, bits, cells.get(), list.get()), v.ctx);
   }
 }
 
 template <bool kTrained>
-void DecodeChannels(Planes& pl, int bits, const CabacModel* model, FrameContexts& contexts, RangeDecoder& rd) {
-  std::vector<uint8_t> pre(pl.width);
+void DecodeChannels(Planes& pl, int bits, const CabacModel* model, FrameContexts& contexts, int layout,
+                    RangeDecoder& rd) {
+  std::vector<uint8_t> pre(pl.width), rows(pl.height);
+  if (layout == kCabacLayoutGroups) {
+    for (size_t c = 0; c < pl.channels && !rd.overrun(); ++c) {
+      contexts.Prepare(c);
+      const ChannelView<kTrained> v(pl, c, bits, model, contexts.data());
+      rd.DecodeChannelGroups(pl, v, contexts.groups(), c, bits, rows.data());
+    }
+    return;
+  }
   for (size_t c = 0; c < pl.channels && !rd.overrun(); ++c) {
     contexts.Prepare(c);
     const ChannelView<kTrained> v(pl, c, bits, model, contexts.data());
@@ -860,17 +1077,22 @@ Result<CabacModel> TrainCabacModel(const std::vector<const uint8_t*>& maps, cons
   Planes planes(geometry);
   const int bits = geometry.bits;
   const size_t area = size_t{geometry.height} * geometry.width;
-  std::vector<Entry> sig(planes.span), list(area * static_cast<size_t>(bits));
+  std::vector<Entry> sig(planes.span), list(area * static_cast<size_t>(bits) + size_t{geometry.height} * GroupCount(geometry.width));
   std::vector<uint32_t> cells(area);
   std::vector<Context> unused(contexts);  // ChannelView wants a context base; counts use offsets
+  // The statistics of the decisions that layout 2 (what frames of version 2 carry) codes: not
+  // those of symbols in quiet groups. A model decodes frames of either layout; it is only tuned
+  // to this one.
   for (const uint8_t* map : maps) {
     planes.Load(map);
     for (size_t c = 0; c < geometry.channels; ++c) {
       const ChannelView<true> v(planes, c, bits, &model, unused.data());
       SignificanceEntries(planes, v, c, bits, sig.data());
       const size_t base = static_cast<size_t>(v.ctx - unused.data());
-      size_t n = SigDecisions(planes, sig.data(), list.data());
-      for (size_t i = 0; i < n; ++i) ++counts[base + (list[i] >> 1)][list[i] & 1];
+      size_t n = GroupedDecisions(planes, v, c, sig.data(), list.data());
+      for (size_t i = 0; i < n; ++i) {
+        if (!(list[i] & kAltBase)) ++counts[base + (list[i] >> 1)][list[i] & 1];  // not the frame-wide ones
+      }
       if (bits == 1) continue;
       n = TreeDecisions(planes, v, c, bits, cells.data(), list.data());
       for (size_t i = 0; i < n; ++i) ++counts[base + (list[i] >> 1)][list[i] & 1];
@@ -894,10 +1116,10 @@ Result<CabacModel> TrainCabacModel(const std::vector<const uint8_t*>& maps, cons
 namespace internal {
 
 Result<std::vector<uint8_t>> CabacEncode(const uint8_t* symbols, const SymbolGeometry& geometry,
-                                         const CabacModel* model, size_t capacity) {
+                                         const CabacModel* model, int layout, size_t capacity) {
   Planes planes(geometry);
   if (geometry.count() != 0) planes.Load(symbols);
-  FrameContexts contexts(geometry, model);
+  FrameContexts contexts(geometry, model, layout);
   // A symbol takes at most bits + 1 decisions (significance, then up to `bits` tree levels).
   const size_t decisions = geometry.count() * (static_cast<size_t>(geometry.bits) + 1);
   if (capacity == 0) capacity = RangeEncoder::MaxEncodedBytes(decisions);
@@ -905,9 +1127,9 @@ Result<std::vector<uint8_t>> CabacEncode(const uint8_t* symbols, const SymbolGeo
   RangeEncoder re(buffer.get(), capacity);
   if (geometry.count() != 0) {
     if (model != nullptr) {
-      EncodeChannels<true>(planes, geometry.bits, model, contexts, re);
+      EncodeChannels<true>(planes, geometry.bits, model, contexts, layout, re);
     } else {
-      EncodeChannels<false>(planes, geometry.bits, model, contexts, re);
+      EncodeChannels<false>(planes, geometry.bits, model, contexts, layout, re);
     }
   }
   const size_t size = re.Finish();
@@ -920,15 +1142,15 @@ Result<std::vector<uint8_t>> CabacEncode(const uint8_t* symbols, const SymbolGeo
 }
 
 Status CabacDecode(const uint8_t* data, size_t size, const SymbolGeometry& geometry, const CabacModel* model,
-                   uint8_t* symbols) {
+                   int layout, uint8_t* symbols) {
   Planes planes(geometry);
-  FrameContexts contexts(geometry, model);
+  FrameContexts contexts(geometry, model, layout);
   RangeDecoder rd(data, size);
   if (geometry.count() != 0) {
     if (model != nullptr) {
-      DecodeChannels<true>(planes, geometry.bits, model, contexts, rd);
+      DecodeChannels<true>(planes, geometry.bits, model, contexts, layout, rd);
     } else {
-      DecodeChannels<false>(planes, geometry.bits, model, contexts, rd);
+      DecodeChannels<false>(planes, geometry.bits, model, contexts, layout, rd);
     }
   }
   SI_RETURN_IF_ERROR(rd.Finish());

@@ -39,9 +39,10 @@ Status ZstdDecompress(const uint8_t* data, size_t size, uint8_t* packed, size_t 
 // which the caller has checked against the geometry. INTERNAL if the output ever reached the
 // buffer's proven bound (RangeEncoder::MaxEncodedBytes): a bug, reported instead of written past.
 // `capacity` 0 is that bound; tests pass a smaller one to see the check work.
+// `layout` is kCabacLayoutPlain or kCabacLayoutGroups (checked by the caller).
 Result<std::vector<uint8_t>> CabacEncode(const uint8_t* symbols, const SymbolGeometry& geometry, const CabacModel* model,
-                                         size_t capacity = 0);
+                                         int layout, size_t capacity = 0);
 Status CabacDecode(const uint8_t* data, size_t size, const SymbolGeometry& geometry, const CabacModel* model,
-                   uint8_t* symbols);
+                   int layout, uint8_t* symbols);
 
 }  // namespace splitinfer::codec::internal

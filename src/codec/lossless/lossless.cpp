@@ -32,7 +32,14 @@ Result<int> LevelFor(CoderId coder, int level) {
 }
 
 // kCabacTrained needs a model trained for exactly this geometry; the other coders take none.
+// Both cabac coders need a layout this build knows.
 Status CheckModel(CoderId coder, const SymbolGeometry& g, const CoderOptions& options) {
+  if (coder != CoderId::kCabac && coder != CoderId::kCabacTrained) return Status::Ok();
+  if (options.cabac_layout != kCabacLayoutPlain && options.cabac_layout != kCabacLayoutGroups) {
+    return InvalidArgument("cabac layout " + std::to_string(options.cabac_layout) + " is neither " +
+                           std::to_string(kCabacLayoutPlain) + " (frame version 1) nor " +
+                           std::to_string(kCabacLayoutGroups) + " (frame version 2)");
+  }
   if (coder != CoderId::kCabacTrained) return Status::Ok();
   const CabacModel* model = options.cabac_model;
   if (model == nullptr) return FailedPrecondition("coder cabac-trained needs a CabacModel (CoderOptions::cabac_model)");
@@ -108,7 +115,8 @@ Result<std::vector<uint8_t>> EncodeSymbols(CoderId coder, const uint8_t* symbols
   SI_RETURN_IF_ERROR(CheckSymbols(symbols, count, geometry.bits));
 
   if (coder == CoderId::kCabac || coder == CoderId::kCabacTrained) {
-    return internal::CabacEncode(symbols, geometry, coder == CoderId::kCabacTrained ? options.cabac_model : nullptr);
+    return internal::CabacEncode(symbols, geometry, coder == CoderId::kCabacTrained ? options.cabac_model : nullptr,
+                                 options.cabac_layout);
   }
   std::vector<uint8_t> packed(PackedSize(count, geometry.bits));
   if (count != 0) Pack(symbols, count, geometry.bits, packed.data());
@@ -132,7 +140,7 @@ Status DecodeSymbols(CoderId coder, const uint8_t* data, size_t size, const Symb
 
   if (coder == CoderId::kCabac || coder == CoderId::kCabacTrained) {
     return internal::CabacDecode(data, size, geometry, coder == CoderId::kCabacTrained ? options.cabac_model : nullptr,
-                                 symbols);
+                                 options.cabac_layout, symbols);
   }
   const size_t packed_size = PackedSize(count, geometry.bits);
   if (coder == CoderId::kNone) {

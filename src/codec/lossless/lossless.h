@@ -48,9 +48,16 @@ struct SymbolGeometry {
 // Serialisable so the node and the server load the same one.
 class CabacModel;
 
+// The cabac payload's layout (cabac.cpp, "Quiet groups"). The frame version decides it: frame
+// version 1 carries layout 1, version 2 layout 2 (DecodeFrameSymbols and DecodeFeature set it from
+// the frame); the other coders' payloads are the same in both.
+inline constexpr int kCabacLayoutPlain = 1;   // every symbol's significance coded
+inline constexpr int kCabacLayoutGroups = 2;  // quiet runs of 8 symbols: one decision when all zero
+
 struct CoderOptions {
   int level = -1;                        // lzma preset 0..9 (default 6); zstd level 1..19 (default 3)
   const CabacModel* cabac_model = nullptr;  // required for kCabacTrained
+  int cabac_layout = kCabacLayoutGroups;    // kCabacLayoutPlain or kCabacLayoutGroups
 };
 
 // Encodes `geometry.count()` symbols, each < 2^bits (checked: OUT_OF_RANGE otherwise).
