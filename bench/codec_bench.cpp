@@ -33,10 +33,20 @@ const std::vector<Shape>& Shapes() {
   };
   return shapes;
 }
-const std::vector<codec::CoderId>& Coders() {
-  static const std::vector<codec::CoderId> coders = {codec::CoderId::kNone, codec::CoderId::kLzma,
-                                                     codec::CoderId::kZstd, codec::CoderId::kCabac,
-                                                     codec::CoderId::kCabacTrained};
+// A coder as a column of the table: cabac's payload depends on the frame version (layout 1 in
+// version 1, zero groups in version 2), so the version-1 cabac is measured beside it.
+struct Coder {
+  codec::CoderId id;
+  uint8_t frame_version;
+  std::string name() const {
+    return std::string(codec::CoderName(id)) + (frame_version == codec::kFrameVersion ? "" : "-v1");
+  }
+};
+const std::vector<Coder>& Coders() {
+  static const std::vector<Coder> coders = {
+      {codec::CoderId::kNone, codec::kFrameVersion},  {codec::CoderId::kLzma, codec::kFrameVersion},
+      {codec::CoderId::kZstd, codec::kFrameVersion},  {codec::CoderId::kCabac, 1},
+      {codec::CoderId::kCabac, codec::kFrameVersion}, {codec::CoderId::kCabacTrained, codec::kFrameVersion}};
   return coders;
 }
 
@@ -47,12 +57,13 @@ struct Fixture {
 };
 
 // Calibrates on 8 synthetic maps, measures on 8 others.
-Fixture Make(const Shape& s, int bits, codec::CoderId coder) {
+Fixture Make(const Shape& s, int bits, codec::CoderId coder, uint8_t frame_version = codec::kFrameVersion) {
   auto all = codec::SyntheticFeatures(16, s.dims, /*seed=*/77);
   codec::QuantSpec spec;
   spec.bits = bits;
   auto quant = codec::Calibrate(spec, all.slice(0, 0, 8)).value();
   Fixture f{codec::FeatureCodec{quant, coder, {}, 1}, nullptr, all.slice(0, 8, 16).contiguous()};
+  f.codec.frame_version = frame_version;
   if (coder == codec::CoderId::kCabacTrained) {
     std::vector<std::vector<uint8_t>> syms;
     std::vector<const uint8_t*> ptrs;
@@ -65,8 +76,8 @@ Fixture Make(const Shape& s, int bits, codec::CoderId coder) {
   return f;
 }
 
-void BM_Encode(benchmark::State& state, Shape s, int bits, codec::CoderId coder) {
-  auto f = Make(s, bits, coder);
+void BM_Encode(benchmark::State& state, Shape s, int bits, Coder coder) {
+  auto f = Make(s, bits, coder.id, coder.frame_version);
   double bytes = 0, order0 = 0;
   for (int i = 0; i < f.maps.size(0); ++i) {
     auto e = codec::EncodeFeature(f.codec, f.maps[i]).value();
@@ -82,8 +93,8 @@ void BM_Encode(benchmark::State& state, Shape s, int bits, codec::CoderId coder)
   state.counters["order0_bytes"] = order0 / static_cast<double>(f.maps.size(0));
 }
 
-void BM_Decode(benchmark::State& state, Shape s, int bits, codec::CoderId coder) {
-  auto f = Make(s, bits, coder);
+void BM_Decode(benchmark::State& state, Shape s, int bits, Coder coder) {
+  auto f = Make(s, bits, coder.id, coder.frame_version);
   std::vector<std::vector<uint8_t>> frames;
   for (int i = 0; i < f.maps.size(0); ++i) frames.push_back(codec::EncodeFeature(f.codec, f.maps[i]).value().frame);
   size_t i = 0;
@@ -128,7 +139,7 @@ int Register() {
       benchmark::RegisterBenchmark(("UnpackDequantize/" + std::string(s.name) + "/" + std::to_string(bits) + "bit").c_str(),
                                    BM_UnpackDequantize, s, bits)->Unit(benchmark::kMillisecond);
       for (auto c : Coders()) {
-        const std::string tag = std::string(s.name) + "/" + std::to_string(bits) + "bit/" + codec::CoderName(c);
+        const std::string tag = std::string(s.name) + "/" + std::to_string(bits) + "bit/" + c.name();
         benchmark::RegisterBenchmark(("Encode/" + tag).c_str(), BM_Encode, s, bits, c)->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark(("Decode/" + tag).c_str(), BM_Decode, s, bits, c)->Unit(benchmark::kMillisecond);
       }
