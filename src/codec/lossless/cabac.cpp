@@ -325,12 +325,15 @@ size_t SigDecisions(const Planes& pl, const Entry* sig, Entry* list) {
 constexpr size_t kGroup = 8;
 inline uint32_t GroupCount(uint32_t width) { return static_cast<uint32_t>((width + kGroup - 1) / kGroup); }
 inline size_t GroupLength(size_t width, size_t group) { return std::min(kGroup, width - group * kGroup); }
-// The first m <= 8 bytes at p as the low bytes of a word (p may be read 8 bytes far: Planes'
-// slack and the rows after it).
+// The first m <= 8 bytes at p as the low bytes of a word. For m > 0, p is read 8 bytes far: the
+// callers' reads stay inside the planes or their 8 bytes of slack. For m == 0 nothing is read
+// (p may then be past the end: a partial group's second above-row word in Quiet; the fuzz
+// targets found the 8-byte read there on a 1-wide map).
 inline uint64_t FirstBytes(const uint8_t* p, size_t m) {
+  if (m == 0) return 0;
   uint64_t w;
   std::memcpy(&w, p, 8);
-  return m == 0 ? 0 : w & (~uint64_t{0} >> (64 - 8 * m));
+  return w & (~uint64_t{0} >> (64 - 8 * m));
 }
 
 // Layout 2's frame-wide contexts (FrameContexts::groups()), shared by all channels and fresh in
@@ -630,7 +633,7 @@ class RangeDecoder {
       for (size_t g = 0; g < groups; ++g) {
         const size_t x0 = g * kGroup, end = x0 + GroupLength(width, g);
         size_t x = x0;
-        uint32_t left = q[x0 - 1] != 0;
+        uint32_t left = q[static_cast<ptrdiff_t>(x0) - 1] != 0;
         if (Quiet(q, x0, end - x0, v)) {
           previous = Decode(code, range, pos, last.Get(gctx + previous));
           if (previous == 0) continue;
