@@ -44,6 +44,7 @@ struct ServerConfig {
   int64_t max_streams = 64;             // open ModelStreamInfer calls (each holds a writer thread)
   int max_threads = 256;                // gRPC's threads for calls (its resource quota)
   int64_t max_connections = 256;        // connections with calls in progress (server.cpp: ConnectionGate)
+  int malloc_arenas = 4;                // glibc malloc arenas for the process (0 = glibc's default, 8 per core)
   std::string token;                    // bearer token ("" = none); token_file in YAML
   bool insecure_token = false;          // allow a token without TLS (a trusted network only)
   std::string tls_cert, tls_key;        // PEM files (both or neither)
@@ -53,7 +54,7 @@ struct ServerConfig {
 
 // The server YAML (keys: pipelines, listen, device, threads, max_batch, max_wait_ms,
 // max_message_bytes, max_in_flight, max_images_per_request, default_deadline_s, max_streams,
-// max_threads, max_connections, token_file, insecure_token, tls_cert, tls_key, tls_client_ca, metrics), or a pipeline YAML, which is served alone with defaults.
+// max_threads, max_connections, malloc_arenas, token_file, insecure_token, tls_cert, tls_key, tls_client_ca, metrics), or a pipeline YAML, which is served alone with defaults.
 Result<ServerConfig> LoadServerConfig(const std::string& path);
 
 // The metrics' model label of requests for a model that is not served (one series for all).

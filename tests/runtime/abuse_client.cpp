@@ -222,10 +222,12 @@ int main(int argc, char** argv) {
 
   Counts warm, counts;
   AbuseRound(addr, model, pid, seconds, flood, &warm);
-  std::this_thread::sleep_for(std::chrono::seconds(1));
+  // Idle for 3 s: the server gives freed memory back after a whole idle second (IdleTrimmer in
+  // src/runtime/server.cpp), so both readings are of an idle server.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
   const auto before = splitinfer::ReadProcessUsage(pid);
   AbuseRound(addr, model, pid, seconds, flood, &counts);
-  std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::this_thread::sleep_for(std::chrono::seconds(3));
   const auto after = splitinfer::ReadProcessUsage(pid);
   if (!before || !after) {
     std::printf("FAIL cannot read /proc/%d/status: is the server still running?\n", pid);

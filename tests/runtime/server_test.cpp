@@ -503,7 +503,8 @@ TEST(ServerTest, ConfigErrorsNameTheProblem) {
            {"default_deadline_s: 0", "default_deadline_s = 0 is outside 0.001..86400"},
            {"default_deadline_s: .nan", "default_deadline_s = nan is outside"},
            {"max_batch: 0", "max_batch = 0 is outside 1..4096"},
-           {"threads: -1", "threads = -1 is outside 0..1024"}}) {
+           {"threads: -1", "threads = -1 is outside 0..1024"},
+           {"malloc_arenas: -1", "malloc_arenas = -1 is outside 0..1024"}}) {
     std::ofstream(dir / "range.yaml") << "pipelines: [" << kPipeline << "]\n" << line << "\n";
     auto r = LoadServerConfig((dir / "range.yaml").string()).status();
     EXPECT_EQ(r.code(), ErrorCode::kInvalidArgument) << line;
