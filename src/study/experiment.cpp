@@ -4,7 +4,10 @@
 
 #include "core/system.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <map>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -54,6 +57,46 @@ std::vector<std::pair<std::string, YAML::Node>> Expand(const std::string& name, 
   return out;
 }
 
+
+// OUT/finished_runs.jsonl: one line {"run": NAME, "machine": TEXT} per finished run, appended
+// after the run's rows are in results.jsonl. A line that does not parse (cut off by a kill
+// mid-write) is skipped with a warning: that run is finished again, and its rows, already
+// logged, are not evaluated twice.
+std::map<std::string, std::string> ReadFinishedRuns(const std::string& path) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(path);
+  std::string line;
+  int64_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("run") || !j["run"].is_string() ||
+        !j.contains("machine") || !j["machine"].is_string()) {
+      std::fprintf(stderr, "study: %s:%lld is not {\"run\": NAME, \"machine\": TEXT}; skipping it\n", path.c_str(),
+                   static_cast<long long>(number));
+      continue;
+    }
+    out[j["run"].get<std::string>()] = j["machine"].get<std::string>();
+  }
+  return out;
+}
+
+Status AppendFinishedRun(const std::string& path, const std::string& run, const std::string& machine) {
+  // A line cut off by a kill gets its newline first, so that the new line stands alone.
+  bool needs_newline = false;
+  {
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
+    if (in && in.tellg() > 0) {
+      in.seekg(-1, std::ios::end);
+      needs_newline = in.get() != '\n';
+    }
+  }
+  std::ofstream out(path, std::ios::binary | std::ios::app);
+  out << (needs_newline ? "\n" : "") << nlohmann::json{{"run", run}, {"machine", machine}}.dump() << "\n";
+  out.flush();
+  if (!out) return IoError("cannot append to " + path + ": " + std::strerror(errno));
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -206,9 +249,19 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
     }
   }
 
+  // Runs whose every row is in results.jsonl, with the machine that made them. With this file
+  // and results.jsonl alone (no OUT/runs/), a study continues on another machine: a finished run
+  // is not trained again there.
+  const std::string finished_path = (fs::path(options.out_dir) / "finished_runs.jsonl").string();
+  auto finished_runs = ReadFinishedRuns(finished_path);
+  const std::string machine =
+      MachineDescription() + (options.device.is_cuda() ? " + CUDA GPU" : ", no GPU used");
+
   std::vector<const StudyRun*> todo;
   for (const auto& run : config.runs) {
-    if (options.only.empty() || run.name.find(options.only) != std::string::npos) todo.push_back(&run);
+    if (!options.only.empty() && run.name.find(options.only) == std::string::npos) continue;
+    if (finished_runs.count(run.name)) continue;
+    todo.push_back(&run);
   }
   ProgressBar bar(stderr, "study", static_cast<int64_t>(todo.size()), 0.0);
   int64_t finished = 0;
@@ -254,6 +307,8 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
       std::fprintf(stderr, "study: %s top-1 %.2f%% (float %.2f%%), %.1f bytes/image with %s\n", name.c_str(), ev.top1,
                    float_top1, ev.coders[0].bytes_per_image, ev.coders[0].coder.c_str());
     }
+    SI_RETURN_IF_ERROR(AppendFinishedRun(finished_path, run->name, machine));
+    finished_runs[run->name] = machine;
     bar.update(++finished, finished, run->name);
     SI_RETURN_IF_ERROR(WriteCsv((fs::path(options.out_dir) / "results.csv").string(), rows));
   }
@@ -262,7 +317,16 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
   SI_RETURN_IF_ERROR(WriteJson((fs::path(options.out_dir) / "results.json").string(), rows));
   ReportOptions ro;
   ro.command = options.command;
-  ro.machine = MachineDescription() + (options.device.is_cuda() ? " + CUDA GPU" : ", no GPU used");
+  // Every machine that made a run, with how many runs it made (a study may continue elsewhere).
+  std::map<std::string, int> per_machine;
+  for (const auto& [run, m] : finished_runs) ++per_machine[m];
+  if (per_machine.empty()) per_machine[machine] = 0;
+  ro.machine.clear();
+  for (const auto& [m, n] : per_machine) {
+    if (!ro.machine.empty()) ro.machine += "; ";
+    ro.machine += m;
+    if (per_machine.size() > 1) ro.machine += " (" + std::to_string(n) + " runs)";
+  }
   return WriteReport(options.out_dir, rows, ro);
 }
 

@@ -7,7 +7,10 @@
 //   -> OUT/results.csv, results.json, report.md, plots/*.svg (eval/report)
 //
 // Killing and re-running the same command continues: finished pipelines are read back from
-// results.jsonl and trained artifacts from OUT/runs/<run>/.
+// results.jsonl and trained artifacts from OUT/runs/<run>/. Runs listed in
+// OUT/finished_runs.jsonl (with the machine that made them) are not run again, so a study can
+// go on elsewhere from results.jsonl and finished_runs.jsonl alone; report.md names every
+// machine that made runs.
 //
 //   model: models/resnet_fmnist.pt
 //   data: {dataset: fmnist}              # dir, limit_train, limit_test as in training configs

@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 
+#include "core/system.h"
 #include "eval/report.h"
 #include "train/trainer.h"
 
@@ -115,6 +119,22 @@ runs:
   }
   ASSERT_TRUE(RunStudy(*config, o).ok());
   EXPECT_EQ(eval::ReadRows((dir / "study" / "results.jsonl").string())->size(), expected_rows);  // resumed, nothing repeated
+
+  // Going on elsewhere: with results.jsonl and finished_runs.jsonl alone (the trained runs
+  // deleted, a line cut off by a kill at the end), no finished run is trained again and the
+  // report names the machine that made them.
+  std::ifstream finished_in(dir / "study" / "finished_runs.jsonl");
+  std::string finished_text((std::istreambuf_iterator<char>(finished_in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(std::count(finished_text.begin(), finished_text.end(), '\n'), 2) << finished_text;
+  EXPECT_NE(finished_text.find("\"run\":\"tail\""), std::string::npos) << finished_text;
+  fs::remove_all(dir / "study" / "runs");
+  std::ofstream(dir / "study" / "finished_runs.jsonl", std::ios::app) << "{\"run\": \"ta";
+  ASSERT_TRUE(RunStudy(*config, o).ok());
+  EXPECT_FALSE(fs::exists(dir / "study" / "runs" / "tail"));
+  EXPECT_EQ(eval::ReadRows((dir / "study" / "results.jsonl").string())->size(), expected_rows);
+  std::ifstream report_in(dir / "study" / "report.md");
+  std::string report((std::istreambuf_iterator<char>(report_in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(report.find(MachineDescription()), std::string::npos);
   fs::remove_all(dir);
 }
 
