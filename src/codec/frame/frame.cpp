@@ -105,16 +105,6 @@ Status CheckRegionDim(uint64_t r, int axis, const Folded& g) {
   return Status::Ok();
 }
 
-Status CheckSideInfoValues(const uint8_t* side, size_t size) {
-  for (size_t i = 0; i + 1 < size; i += 2) {
-    const uint16_t h = static_cast<uint16_t>(side[i] | side[i + 1] << 8);
-    if ((h & 0x7C00) == 0x7C00) {
-      return SideInfoError("side information value " + std::to_string(i / 2) + " is not finite (half " +
-                           Hex(h, 4) + ")");
-    }
-  }
-  return Status::Ok();
-}
 
 Status ValidateHeader(const FrameHeader& h, const FrameLimits& limits) {
   if (h.version < kOldestFrameVersion || h.version > kFrameVersion) {
@@ -416,6 +406,17 @@ Result<FrameView> ParseFrame(const uint8_t* data, size_t size, const FrameLimits
 }
 
 // -------------------------------------------------------------------------------------- symbols
+
+Status CheckSideInfoValues(const uint8_t* side, size_t size) {
+  for (size_t i = 0; i + 1 < size; i += 2) {
+    const uint16_t h = static_cast<uint16_t>(side[i] | side[i + 1] << 8);
+    if ((h & 0x7C00) == 0x7C00) {
+      return Status(ErrorCode::kFrameSideInfo, "side information value " + std::to_string(i / 2) + " is not finite (half " +
+                           Hex(h, 4) + ")");
+    }
+  }
+  return Status::Ok();
+}
 
 Status CheckSymbolRange(const uint8_t* symbols, size_t count, int bits) {
   if (bits >= 8) return Status::Ok();

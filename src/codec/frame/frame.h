@@ -108,6 +108,10 @@ struct RegionBox {
 // column tiles; edge tiles are partial. Side information lists regions in this order.
 RegionBox RegionAt(const FrameHeader& header, uint64_t index);
 
+// kFrameSideInfo naming the first side-information half that is not finite (ParseFrame and
+// ParseSessionFrame run it on every frame's side information).
+Status CheckSideInfoValues(const uint8_t* side, size_t size);
+
 // kFrameSymbolRange naming the first symbol >= 2^bits. The server runs it on decoded symbols
 // before they index a reconstruction table.
 Status CheckSymbolRange(const uint8_t* symbols, size_t count, int bits);
