@@ -13,11 +13,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include <torch/types.h>
 
 #include "bottleneck/pipeline.h"
 #include "codec/feature_codec.h"
+#include "codec/frame/session.h"
 #include "core/status.h"
 
 namespace splitinfer::bottleneck {
@@ -55,6 +57,10 @@ class ServerFace {
   // One frame -> the dequantized map (CPU). The frame parser's codes for a damaged frame,
   // MISMATCH for a frame of another pipeline.
   Result<torch::Tensor> Decode(const uint8_t* frame, size_t size) const;
+  // The same inside a session (a stream): a full frame that decodes opens `*session`; a session
+  // frame (codec/frame/session.h) decodes under it, or is FAILED_PRECONDITION
+  // ("SESSION_NOT_OPEN") when none is open.
+  Result<torch::Tensor> Decode(const uint8_t* frame, size_t size, std::optional<codec::Session>* session) const;
   // Dequantized maps [B, ...] -> class scores [B, classes] on the CPU; INTERNAL for a LibTorch
   // failure.
   Result<torch::Tensor> Scores(const torch::Tensor& decoded);

@@ -26,11 +26,8 @@ Result<EncodedFeature> EncodeFeature(const FeatureCodec& codec, const torch::Ten
   return EncodedFeature{std::move(frame), std::move(q.symbols)};
 }
 
-Result<torch::Tensor> DecodeFeature(const FeatureCodec& codec, const uint8_t* data, size_t size,
-                                    const FrameLimits& limits) {
-  SI_ASSIGN_OR_RETURN(FrameView view, ParseFrame(data, size, limits));
+Status CheckFrameHeader(const FeatureCodec& codec, const FrameHeader& got) {
   const FrameHeader want = codec.header();
-  const FrameHeader& got = view.header;
   if (got.pipeline_id != want.pipeline_id) {
     return Mismatch("frame is for pipeline " + std::to_string(got.pipeline_id) + ", this pipeline is " +
                     std::to_string(want.pipeline_id));
@@ -43,14 +40,25 @@ Result<torch::Tensor> DecodeFeature(const FeatureCodec& codec, const uint8_t* da
     return Mismatch("frame quantizer (" + std::to_string(a.bits) + " bits) differs from the pipeline's (" +
                     std::to_string(b.bits) + " bits, calibration)");
   }
-  const SymbolGeometry g = GeometryOf(got);
+  return Status::Ok();
+}
+
+Result<torch::Tensor> DecodeFrame(const FeatureCodec& codec, const FrameView& view) {
+  SI_RETURN_IF_ERROR(CheckFrameHeader(codec, view.header));
+  const SymbolGeometry g = GeometryOf(view.header);
   std::vector<uint8_t> symbols(g.count());
   // The frame names its coder and any coder is accepted: a node may trade bytes for CPU per
   // frame. cabac-trained without the pipeline's model is FAILED_PRECONDITION from the coder.
   CoderOptions options = codec.coder_options;
-  options.cabac_layout = CabacLayoutOf(got.version);
-  SI_RETURN_IF_ERROR(DecodeSymbols(got.coder, view.payload, view.payload_size, g, options, symbols.data()));
+  options.cabac_layout = CabacLayoutOf(view.header.version);
+  SI_RETURN_IF_ERROR(DecodeSymbols(view.header.coder, view.payload, view.payload_size, g, options, symbols.data()));
   return Dequantize(codec.quant, symbols.data(), symbols.size(), view.side_info, view.side_info_size);
+}
+
+Result<torch::Tensor> DecodeFeature(const FeatureCodec& codec, const uint8_t* data, size_t size,
+                                    const FrameLimits& limits) {
+  SI_ASSIGN_OR_RETURN(FrameView view, ParseFrame(data, size, limits));
+  return DecodeFrame(codec, view);
 }
 
 Result<torch::Tensor> Reconstruct(const FeatureCodec& codec, const torch::Tensor& feature) {

@@ -44,6 +44,12 @@ Result<EncodedFeature> EncodeFeature(const FeatureCodec& codec, const torch::Ten
 Result<torch::Tensor> DecodeFeature(const FeatureCodec& codec, const uint8_t* frame, size_t size,
                                     const FrameLimits& limits = {});
 
+// The two halves of DecodeFeature, for frames parsed elsewhere (session frames,
+// codec/frame/session.h): MISMATCH when a valid header is not this pipeline's (id, dims,
+// quantizer); and a parsed frame -> float feature (checks the header first).
+Status CheckFrameHeader(const FeatureCodec& codec, const FrameHeader& header);
+Result<torch::Tensor> DecodeFrame(const FeatureCodec& codec, const FrameView& view);
+
 // What the server reconstructs for `feature` (Dequantize(Quantize(x))), without coding: the
 // reference the round trip must equal bit for bit.
 Result<torch::Tensor> Reconstruct(const FeatureCodec& codec, const torch::Tensor& feature);

@@ -13,6 +13,7 @@
 #include "bottleneck/faces.h"
 #include "bottleneck/model_data.h"
 #include "bottleneck/pipeline.h"
+#include "codec/frame/session.h"
 #include "models/device.h"
 #include "kernels/head.h"
 #include "models/lowbit/convert.h"
@@ -119,14 +120,132 @@ class Client {
   }
 
   int64_t retries = 0;
+  inference::GRPCInferenceService::Stub& stub() { return *stub_; }
 
  private:
   std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
   const NodeOptions& o_;
 };
 
+// The status a stream's error_message carries: splitinfer's code name, ": ", the text (as
+// ToGrpc writes it); INTERNAL with the whole text when the name is not one of ours.
+Status FromStreamError(const std::string& message) {
+  const auto colon = message.find(": ");
+  if (colon != std::string::npos) {
+    const std::string name = message.substr(0, colon);
+    for (int c = 0; c <= static_cast<int>(ErrorCode::kFrameSymbolRange); ++c) {
+      if (name == ErrorCodeName(static_cast<ErrorCode>(c))) {
+        return Status(static_cast<ErrorCode>(c), message.substr(colon + 2));
+      }
+    }
+  }
+  return Internal(message);
+}
+
+// The node's session (docs/wire_protocol.md, "Sessions"): one ModelStreamInfer stream, one
+// request in flight so that per-image latency keeps its meaning. The first request of a stream
+// carries a full frame, the model name and "reply": "top1"; every later one only a session frame
+// (codec/frame/session.h) in raw_input_contents, answered by the top1 reply alone. A stream that
+// breaks (server restarted, connection lost) is reopened with backoff, and the frame it was
+// carrying is sent again in full, which opens the new stream's session: nothing is lost.
+class StreamSession {
+ public:
+  StreamSession(Client& client, const NodeOptions& o, std::string model)
+      : client_(client), o_(o), model_(std::move(model)) {}
+  ~StreamSession() { Close(); }
+
+  // One frame (a full frame, as the codec writes it) -> the top1 reply. Counts the request and
+  // reply bytes of the exchange that succeeded (serialised message + gRPC's 5-byte prefix).
+  Status Exchange(const std::vector<uint8_t>& frame, uint64_t* frame_bytes, uint64_t* request_bytes,
+                  uint64_t* reply_bytes, Top1* top, int64_t* server_us) {
+    double backoff = 0.05;
+    for (int attempt = 0;; ++attempt) {
+      if (!stream_) Open();
+      inference::ModelInferRequest q;
+      if (opened_) {
+        SI_ASSIGN_OR_RETURN(auto view, codec::ParseFrame(frame.data(), frame.size()));
+        SI_ASSIGN_OR_RETURN(auto body, codec::WriteSessionFrame(*session_, view.side_info, view.side_info_size,
+                                                                view.payload, view.payload_size));
+        q.add_raw_input_contents(std::string(body.begin(), body.end()));
+        *frame_bytes = body.size();
+      } else {
+        *frame_bytes = frame.size();
+        q.set_model_name(model_);
+        AddBytes(q, frame);
+        SetParam(*q.mutable_parameters(), param::kReply, std::string("top1"));
+      }
+      inference::ModelStreamInferResponse r;
+      grpc::Status broken;
+      if (stream_->Write(q) && stream_->Read(&r)) {
+        if (r.error_message().empty()) {
+          if (r.infer_response().raw_output_contents_size() != 1) {
+            return DataLoss("the server's reply in a top1 session has " +
+                            std::to_string(r.infer_response().raw_output_contents_size()) +
+                            " raw outputs, not 1 (a server that ignored \"reply\": \"top1\"?)");
+          }
+          SI_ASSIGN_OR_RETURN(auto rows, DecodeTop1Reply(r.infer_response().raw_output_contents(0), server_us));
+          if (rows.size() != 1) return DataLoss("the server answered one frame with " + std::to_string(rows.size()) + " rows");
+          *top = rows[0];
+          if (!opened_) {  // the server opened the session with this frame's header
+            SI_ASSIGN_OR_RETURN(auto view, codec::ParseFrame(frame.data(), frame.size()));
+            SI_ASSIGN_OR_RETURN(session_, codec::OpenSession(view.header));
+            opened_ = true;
+          }
+          *request_bytes = q.ByteSizeLong() + 5;
+          *reply_bytes = r.ByteSizeLong() + 5;
+          return Status::Ok();
+        }
+        // An answered error: the stream goes on. Only a busy server is worth another try.
+        Status st = FromStreamError(r.error_message());
+        if (!(st.code() == ErrorCode::kResourceExhausted && st.message().rfind(kServerBusy, 0) == 0)) {
+          return Status(st.code(), "server " + o_.server + ": " + st.message());
+        }
+        broken = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, st.message());
+      } else {
+        broken = Close();
+        if (broken.ok()) broken = grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server ended the stream");
+      }
+      if (!Retryable(broken) || attempt >= o_.max_retries) {
+        Status st = FromGrpc(broken);
+        return Status(st.code(), "server " + o_.server + " (stream): " + st.message() +
+                                     (attempt ? " (after " + std::to_string(attempt) + " retries)" : ""));
+      }
+      ++client_.retries;
+      std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
+      backoff = std::min(2.0, backoff * 2);
+    }
+  }
+
+ private:
+  static void AddBytes(inference::ModelInferRequest& q, const std::vector<uint8_t>& element);
+  void Open() {
+    ctx_ = std::make_unique<grpc::ClientContext>();
+    if (!o_.token.empty()) ctx_->AddMetadata("authorization", "Bearer " + o_.token);
+    stream_ = client_.stub().ModelStreamInfer(ctx_.get());
+    opened_ = false;  // a new stream has no session yet
+  }
+  grpc::Status Close() {
+    if (!stream_) return grpc::Status::OK;
+    stream_->WritesDone();
+    grpc::Status s = stream_->Finish();
+    stream_.reset();
+    ctx_.reset();
+    opened_ = false;
+    return s;
+  }
+
+  Client& client_;
+  const NodeOptions& o_;
+  std::string model_;
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<inference::ModelInferRequest, inference::ModelStreamInferResponse>> stream_;
+  std::optional<codec::Session> session_;
+  bool opened_ = false;
+};
+
 // The handshake: everything a frame's meaning depends on must agree.
-Status CheckHandshake(const inference::ModelMetadataResponse& md, const bottleneck::Pipeline& p, bool frames) {
+Status CheckHandshake(const inference::ModelMetadataResponse& md, const bottleneck::Pipeline& p, bool frames,
+                      bool sessions) {
   const auto& params = md.parameters();
   auto proto = StringParam(params, param::kProtocol);
   if (!proto || *proto != kProtocol) {
@@ -167,6 +286,10 @@ Status CheckHandshake(const inference::ModelMetadataResponse& md, const bottlene
                               "', this node's '" + (p.cabac_model_id().empty() ? "none" : p.cabac_model_id()) +
                               "'; load the same pipeline file and cabac_model on both sides");
   }
+  if (sessions && !BoolParam(params, param::kSessions).value_or(false)) {
+    return FailedPrecondition("handshake: the server does not take session frames on a stream (an older splitinfer "
+                              "serve); upgrade it, or run the node with --transport unary");
+  }
   return Status::Ok();
 }
 
@@ -182,6 +305,10 @@ void AddBytesInput(inference::ModelInferRequest& q, const char* name, const std:
   for (int b = 0; b < 4; ++b) raw.push_back(static_cast<char>((n >> (8 * b)) & 0xFF));
   raw.append(reinterpret_cast<const char*>(element.data()), element.size());
   q.add_raw_input_contents(std::move(raw));
+}
+
+void StreamSession::AddBytes(inference::ModelInferRequest& q, const std::vector<uint8_t>& element) {
+  AddBytesInput(q, kInputFrame, element);
 }
 
 Result<int64_t> TopClass(const inference::ModelInferResponse& r) {
@@ -205,6 +332,11 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
     return InvalidArgument("unknown mode '" + o.mode + "'; use split, server-only or node-only");
   }
   if (o.pipeline.empty()) return InvalidArgument("the node needs --pipeline FILE (the pipeline YAML it runs)");
+  if (o.transport != "stream" && o.transport != "unary") {
+    return InvalidArgument("unknown transport '" + o.transport + "'; use stream or unary");
+  }
+  // Sessions carry frames: split mode streams (unless told otherwise), server-only sends PNGs unary.
+  const bool streaming = o.mode == "split" && o.transport == "stream";
   const auto start = Clock::now();
   if (o.threads > 0) models::ConfigureThreads(o.threads);
   torch::NoGradGuard no_grad;
@@ -263,8 +395,10 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
     client = std::make_unique<Client>(grpc::CreateCustomChannel(o.server, creds, args), o);
     inference::ModelMetadataResponse md;
     SI_RETURN_IF_ERROR(client->Metadata(rep.model, &md));
-    SI_RETURN_IF_ERROR(CheckHandshake(md, pipeline, o.mode == "split"));
+    SI_RETURN_IF_ERROR(CheckHandshake(md, pipeline, o.mode == "split", streaming));
   }
+  std::unique_ptr<StreamSession> session;
+  if (streaming) session = std::make_unique<StreamSession>(*client, o, rep.model);
   LinkEmulator link(o.link);
   const int64_t n = o.limit > 0 ? std::min(o.limit, dataset->size()) : dataset->size();
   std::vector<double> t_node, t_encode, t_transmit, t_server, t_total;
@@ -285,6 +419,32 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
         t_transmit.push_back(0);
         t_server.push_back(0);
         t_total.push_back(s);
+      } else if (streaming) {
+        const auto x = data::ToFloatNormalized(example.first, norm);
+        SI_ASSIGN_OR_RETURN(const torch::Tensor features, node_face.Features(x));
+        const auto t1 = Clock::now();
+        SI_ASSIGN_OR_RETURN(auto enc, node_face.Encode(features[0]));
+        const auto t2 = Clock::now();
+        uint64_t sent = 0, wire = 0, reply_wire = 0;
+        Top1 top;
+        int64_t server_us = 0;
+        // The link is emulated around the exchange, as for a unary call: the request's bytes
+        // out, the reply's back (their sizes are known once the exchange has chosen the form:
+        // the full frame opens a stream's session, a session frame follows it).
+        SI_RETURN_IF_ERROR(session->Exchange(enc.frame, &sent, &wire, &reply_wire, &top, &server_us));
+        frame_bytes += static_cast<double>(sent);
+        link.Transmit(wire);
+        link.Receive(reply_wire);
+        message_bytes += static_cast<double>(wire);
+        reply_bytes += static_cast<double>(reply_wire);
+        const auto t3 = Clock::now();
+        predicted = top.index;
+        const double server_s = static_cast<double>(server_us) * 1e-6;
+        t_node.push_back(std::chrono::duration<double>(t1 - t0).count());
+        t_encode.push_back(std::chrono::duration<double>(t2 - t1).count());
+        t_server.push_back(server_s);
+        t_transmit.push_back(std::max(0.0, std::chrono::duration<double>(t3 - t2).count() - server_s));
+        t_total.push_back(std::chrono::duration<double>(t3 - t0).count());
       } else {
         inference::ModelInferRequest q;
         // Every byte here crosses the slow link: no id, no top-k strings; the handshake has

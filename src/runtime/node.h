@@ -40,6 +40,9 @@ struct NodeOptions {
   std::string lowbit_impl = "int8";  // int8 | lut | reference | auto (kernels::ParseHeadImpl)
   std::string token;   // bearer token
   ClientTls tls;        // ca: PEM root certificate (use TLS); cert, key: a client certificate
+  // split mode: "stream" (one ModelStreamInfer session: the first frame in full, then session
+  // frames and top1 replies) or "unary" (one ModelInfer call per frame, full frames, scores).
+  std::string transport = "stream";
   int max_retries = 8;
   double deadline_s = 30;  // per request
   bool progress = true;

@@ -129,6 +129,7 @@ struct InferenceCore::Pending {
   int64_t top_k = 5;
   bool want_scores = true, want_classes = true;
   bool want_timings = false;  // the stage breakdown in the reply (request parameter "timings")
+  bool compact = false;       // the top1 reply alone (request parameter "reply": "top1")
   InferenceCore* core = nullptr;
   int64_t held = 0;  // in-flight slots this request holds
   ~Pending() {
@@ -251,6 +252,7 @@ Status InferenceCore::Metadata(const inference::ModelMetadataRequest& request,
   SetParam(*p, param::kSplit, m->pipeline.spec().split);
   SetParam(*p, param::kPipelineId, static_cast<int64_t>(codec.pipeline_id));
   if (const std::string id = m->pipeline.cabac_model_id(); !id.empty()) SetParam(*p, param::kCabacModel, id);
+  SetParam(*p, param::kSessions, true);
   std::vector<int64_t> dims(codec.quant.dims.begin(), codec.quant.dims.end());
   SetParam(*p, param::kFeatureShape, ShapeString(dims));
   SetParam(*p, param::kBits, static_cast<int64_t>(codec.quant.spec.bits));
@@ -258,9 +260,25 @@ Status InferenceCore::Metadata(const inference::ModelMetadataRequest& request,
 }
 
 Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const inference::ModelInferRequest& request,
-                                                                     Clock::time_point deadline) {
+                                                                     Clock::time_point deadline, StreamState* stream) {
   const auto start = Clock::now();
-  SI_ASSIGN_OR_RETURN(Model * m, Find(request.model_name(), request.model_version()));
+  // A session request: no inputs, one raw entry that is one frame (docs/wire_protocol.md,
+  // "Sessions"); it names neither model nor input, the stream's session does.
+  const bool session_request = request.inputs_size() == 0 && request.raw_input_contents_size() == 1;
+  std::string model_name = request.model_name();
+  if (session_request) {
+    if (stream == nullptr || stream->model_name.empty()) {
+      return FailedPrecondition(
+          "SESSION_NOT_OPEN: a session request (no inputs, one raw_input_contents entry) needs a session: send it on "
+          "ModelStreamInfer after a request with a full frame (input 'frame') opened one");
+    }
+    if (!model_name.empty() && model_name != stream->model_name) {
+      return FailedPrecondition("a session request for model '" + model_name + "' on a stream whose session is for '" +
+                                stream->model_name + "'; open a session for it with a full frame first");
+    }
+    model_name = stream->model_name;
+  }
+  SI_ASSIGN_OR_RETURN(Model * m, Find(model_name, session_request ? "" : request.model_version()));
   auto pending = std::make_shared<Pending>();
   pending->model = m;
   pending->id = request.id();
@@ -291,6 +309,13 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
     if (!v) return InvalidArgument("parameter 'timings' must be a bool (bool_param)");
     pending->want_timings = *v;
   }
+  pending->compact = session_request && stream->compact;
+  if (auto v = StringParam(params, param::kReply)) {
+    if (*v != "full" && *v != "top1") {
+      return InvalidArgument("parameter 'reply' must be \"full\" or \"top1\", got \"" + v->substr(0, 64) + "\"");
+    }
+    pending->compact = *v == "top1";
+  }
   if (request.outputs_size() > 0) {
     pending->want_scores = pending->want_classes = false;
     for (const auto& o : request.outputs()) {
@@ -299,11 +324,18 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
       else return InvalidArgument("unknown output '" + o.name() + "'; this model has 'scores' and 'classes'");
     }
   }
-  if (request.inputs_size() != 1) {
+  if (request.inputs_size() != 1 && !session_request) {
     return InvalidArgument("a request has exactly one input ('frame', 'image_png' or 'image'), got " +
                            std::to_string(request.inputs_size()));
   }
-  const auto& in = request.inputs(0);
+  static const inference::ModelInferRequest::InferInputTensor kSessionInput = [] {
+    inference::ModelInferRequest::InferInputTensor t;
+    t.set_name(kInputFrame);
+    t.set_datatype("BYTES");
+    t.add_shape(1);
+    return t;
+  }();
+  const auto& in = session_request ? kSessionInput : request.inputs(0);
   std::vector<torch::Tensor> items;
   int kind = kKindFeatures;
   double bytes = 0;
@@ -315,7 +347,10 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
   std::vector<std::string_view> elements;
   NumericInput numeric;
   std::string storage;
-  if (in.name() == kInputFrame || in.name() == kInputImagePng) {
+  if (session_request) {
+    elements.emplace_back(request.raw_input_contents(0));
+    n = 1;
+  } else if (in.name() == kInputFrame || in.name() == kInputImagePng) {
     SI_ASSIGN_OR_RETURN(elements, BytesInput(request, 0, config_.limits));
     n = static_cast<int64_t>(elements.size());
   } else if (in.name() == kInputImage) {
@@ -350,9 +385,18 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
       for (size_t i = 0; i < elements.size(); ++i) {
         const auto& e = elements[i];
         bytes += static_cast<double>(e.size());
-        auto f = m->face->Decode(reinterpret_cast<const uint8_t*>(e.data()), e.size());
+        const auto* data = reinterpret_cast<const uint8_t*>(e.data());
+        // On a stream, a full frame that decodes (re)opens the stream's session; without one
+        // (unary), a session frame is SESSION_NOT_OPEN.
+        std::optional<codec::Session> unary_session;
+        const bool opens = stream != nullptr && !codec::IsSessionFrame(data, e.size());
+        auto f = m->face->Decode(data, e.size(), stream ? &stream->session : &unary_session);
         if (!f.ok()) {
           return Status(f.status().code(), "frame " + std::to_string(i) + ": " + f.status().message());
+        }
+        if (opens) {
+          stream->model_name = m->name;
+          stream->compact = pending->compact;
         }
         items.push_back(std::move(f).value());
       }
@@ -418,6 +462,25 @@ Status InferenceCore::Finish(Pending& p, inference::ModelInferResponse* response
   if (!failed.ok()) return failed;
   const auto probs = torch::softmax(torch::stack(rows).to(torch::kFloat32), 1).contiguous();
   const int64_t n = probs.size(0), classes = probs.size(1);
+  auto us = [](double s) { return static_cast<int64_t>(s * 1e6); };
+  auto record = [&](double total_s) {
+    if (metrics_) {
+      metrics_->Batch(m->name, static_cast<double>(last.batch_size));
+      metrics_->Stage(m->name, "queue", queue_s);
+      metrics_->Stage(m->name, "compute", last.compute_s);
+      metrics_->Stage(m->name, "total", total_s);
+    }
+    return Status::Ok();
+  };
+  if (p.compact) {  // raw_output_contents[0] alone: every other field would cost link bytes
+    const auto best = probs.max(1);
+    const auto values = std::get<0>(best).contiguous(), indices = std::get<1>(best).contiguous();
+    std::vector<Top1> top(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) top[i] = {indices[i].item<int64_t>(), values[i].item<float>()};
+    const double total_s = std::chrono::duration<double>(Clock::now() - p.start).count();
+    response->add_raw_output_contents(EncodeTop1Reply(top, us(total_s)));
+    return record(total_s);
+  }
   response->set_model_name(m->name);
   response->set_model_version("1");
   response->set_id(p.id);
@@ -455,7 +518,6 @@ Status InferenceCore::Finish(Pending& p, inference::ModelInferResponse* response
   }
   const double total_s = std::chrono::duration<double>(Clock::now() - p.start).count();
   auto* params = response->mutable_parameters();
-  auto us = [](double s) { return static_cast<int64_t>(s * 1e6); };
   SetParam(*params, param::kServerUs, us(total_s));
   if (p.want_timings) {
     SetParam(*params, param::kDecodeUs, us(p.decode_s));
@@ -463,13 +525,7 @@ Status InferenceCore::Finish(Pending& p, inference::ModelInferResponse* response
     SetParam(*params, param::kComputeUs, us(last.compute_s));
     SetParam(*params, param::kBatchSize, last.batch_size);
   }
-  if (metrics_) {
-    metrics_->Batch(m->name, static_cast<double>(last.batch_size));
-    metrics_->Stage(m->name, "queue", queue_s);
-    metrics_->Stage(m->name, "compute", last.compute_s);
-    metrics_->Stage(m->name, "total", total_s);
-  }
-  return Status::Ok();
+  return record(total_s);
 }
 
 Status InferenceCore::Infer(const inference::ModelInferRequest& request, inference::ModelInferResponse* response,
@@ -642,6 +698,16 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
   std::unique_ptr<ConnectionGate> connections;
   std::atomic<uint64_t> activity{0};  // inference calls and stream messages (IdleTrimmer)
   std::unique_ptr<IdleTrimmer> trimmer;
+  std::mutex streams_mu;
+  std::set<grpc::ServerContext*> streams;  // open ModelStreamInfer calls (CancelStreams)
+
+  // A graceful shutdown waits for calls in progress, and a node's stream is one for as long as
+  // the node runs, idle or not: so the streams are cancelled first. Their clients see CANCELLED
+  // (retryable) and send what was unanswered again to the next server, as the node does.
+  void CancelStreams() {
+    std::lock_guard<std::mutex> lock(streams_mu);
+    for (auto* ctx : streams) ctx->TryCancel();
+  }
 
   // Requests without the token are UNAUTHENTICATED (health and reflection stay open, as
   // load balancers probe them without credentials).
@@ -691,6 +757,7 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
     r->set_version(SPLITINFER_VERSION);
     r->add_extensions("splitinfer_frames");
     r->add_extensions("model_stream_infer");
+    r->add_extensions("splitinfer_sessions");
     return grpc::Status::OK;
   }
   grpc::Status ModelMetadata(grpc::ServerContext* ctx, const inference::ModelMetadataRequest* q,
@@ -726,6 +793,18 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
                           "too many open streams (max_streams " + std::to_string(core->config().max_streams) +
                               "): retry later, or raise max_streams in the server config");
     }
+    struct Registered {
+      Service* service;
+      grpc::ServerContext* ctx;
+      Registered(Service* s, grpc::ServerContext* c) : service(s), ctx(c) {
+        std::lock_guard<std::mutex> lock(service->streams_mu);
+        service->streams.insert(ctx);
+      }
+      ~Registered() {
+        std::lock_guard<std::mutex> lock(service->streams_mu);
+        service->streams.erase(ctx);
+      }
+    } registered(this, ctx);
     constexpr size_t kWindow = 64;
     struct Slot {
       std::shared_ptr<InferenceCore::Pending> pending;
@@ -767,13 +846,14 @@ struct Server::Service final : public inference::GRPCInferenceService::Service {
       return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::string("cannot start a stream: ") + e.what());
     }
     inference::ModelInferRequest q;
+    InferenceCore::StreamState state;  // the stream's session (reader thread only)
     while (stream->Read(&q)) {
       activity.fetch_add(1, std::memory_order_relaxed);
       Slot slot;
       slot.id = q.id();
-      slot.model = q.model_name();
+      slot.model = q.model_name().empty() ? state.model_name : q.model_name();
       slot.error = core->Guarded(q.id(), [&]() -> Status {
-        SI_ASSIGN_OR_RETURN(slot.pending, core->Begin(q, DeadlineOf(ctx)));
+        SI_ASSIGN_OR_RETURN(slot.pending, core->Begin(q, DeadlineOf(ctx), &state));
         return Status::Ok();
       });
       std::unique_lock<std::mutex> lock(mu);
@@ -876,6 +956,7 @@ void Server::Shutdown(double grace_s) {
   if (!server_) return;
   service_->ready = false;
   server_->GetHealthCheckService()->SetServingStatus(false);
+  service_->CancelStreams();
   server_->Shutdown(std::chrono::system_clock::now() +
                     std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(grace_s)));
   server_->Wait();

@@ -15,11 +15,13 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "codec/frame/session.h"
 #include "core/status.h"
 #include "runtime/batcher.h"
 #include "runtime/metrics.h"
@@ -72,7 +74,18 @@ class InferenceCore {
   // The two halves of Infer, so that a stream can accept request k+1 while request k waits for
   // its batch: Begin validates, decodes and queues; Finish waits and writes the response.
   struct Pending;
-  Result<std::shared_ptr<Pending>> Begin(const inference::ModelInferRequest& request, Clock::time_point deadline);
+  // What one stream's requests share (docs/wire_protocol.md, "Sessions"): the session a full
+  // frame opened (its model, the frame header session frames reuse, the reply form it asked
+  // for). Only the stream's reader touches it.
+  struct StreamState {
+    std::string model_name;  // "" until a full frame opened a session
+    std::optional<codec::Session> session;
+    bool compact = false;  // "reply": "top1" on the opening request
+  };
+  // `stream`: the calling stream's state (nullptr for a unary call, where session frames and
+  // session requests are FAILED_PRECONDITION).
+  Result<std::shared_ptr<Pending>> Begin(const inference::ModelInferRequest& request, Clock::time_point deadline,
+                                         StreamState* stream = nullptr);
   Status Finish(Pending& pending, inference::ModelInferResponse* response);
   // Runs one step of request `id`, turning any exception into that request's INTERNAL status
   // naming the id (Infer and the stream run every step through it).

@@ -1,9 +1,13 @@
 #include "runtime/wire.h"
 
+#include <algorithm>
+#include <climits>
+#include <cmath>
 #include <cstring>
 
 #include <grpcpp/security/credentials.h>
 
+#include "core/bytes.h"
 #include "core/system.h"
 
 namespace splitinfer::runtime {
@@ -265,6 +269,42 @@ Result<PngInfo> PeekPng(std::string_view b) {
     default: return InvalidArgument("PNG colour type " + std::to_string(p[25]) + " is not defined");
   }
   return info;
+}
+
+std::string EncodeTop1Reply(const std::vector<Top1>& rows, int64_t server_us) {
+  std::vector<uint8_t> out;
+  out.reserve(4 + rows.size() * 4);
+  PutVarint(out, static_cast<uint64_t>(std::max<int64_t>(0, server_us)));
+  for (const Top1& r : rows) {
+    PutVarint(out, static_cast<uint64_t>(std::max<int64_t>(0, r.index)));
+    const double p = std::min(1.0, std::max(0.0, static_cast<double>(r.score)));
+    PutU16LE(out, static_cast<uint16_t>(std::lround(p * 65535.0)));
+  }
+  return std::string(out.begin(), out.end());
+}
+
+Result<std::vector<Top1>> DecodeTop1Reply(const std::string& raw, int64_t* server_us) {
+  ByteReader r(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
+  uint64_t us = 0;
+  if (!r.GetVarint(&us) || us > uint64_t{INT64_MAX}) {
+    return DataLoss("top1 reply: server_us is not a varint of at most 63 bits (" + std::to_string(raw.size()) +
+                    " bytes)");
+  }
+  std::vector<Top1> rows;
+  while (r.remaining() > 0) {
+    uint64_t index = 0;
+    if (!r.GetVarint(&index) || index > uint64_t{INT64_MAX}) {
+      return DataLoss("top1 reply: class of image " + std::to_string(rows.size()) + " is not a varint of at most 63 bits");
+    }
+    const uint8_t* score = nullptr;
+    if (!r.GetSpan(2, &score)) {
+      return DataLoss("top1 reply: the score of image " + std::to_string(rows.size()) + " is cut off");
+    }
+    rows.push_back({static_cast<int64_t>(index), static_cast<float>((score[0] | score[1] << 8) / 65535.0)});
+  }
+  if (rows.empty()) return DataLoss("top1 reply holds no image");
+  *server_us = static_cast<int64_t>(us);
+  return rows;
 }
 
 std::string ShapeString(const std::vector<int64_t>& shape) {

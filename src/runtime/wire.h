@@ -51,6 +51,8 @@ inline constexpr char kCabacModel[] = "cabac_model";             // string: the 
                                                                  // checksum (8 hex digits); absent without one
 inline constexpr char kTopK[] = "top_k";                         // request: int64, entries in "classes"
 inline constexpr char kTimings[] = "timings";                    // request: bool, the stage breakdown below
+inline constexpr char kReply[] = "reply";                        // request: string "full" (default) | "top1"
+inline constexpr char kSessions[] = "sessions";                  // metadata: bool, session frames on streams
 // Response timings (microseconds, as measured inside the server for this request). server_us is
 // in every reply; the rest only when the request sets "timings" (they cost ~70 bytes a reply).
 inline constexpr char kServerUs[] = "server_us";    // receipt to reply
@@ -86,6 +88,18 @@ void SetParam(Params& params, const std::string& key, int64_t value);
 void SetParam(Params& params, const std::string& key, const std::string& value);
 void SetParam(Params& params, const std::string& key, bool value);
 std::optional<bool> BoolParam(const Params& params, const std::string& key);
+
+// The compact reply (request parameter "reply": "top1"; docs/wire_protocol.md, "Sessions"): a
+// response whose only field is raw_output_contents[0] = server_us (varint), then per image the
+// best class (varint) and its probability (uint16 little-endian, round(p x 65535)).
+struct Top1 {
+  int64_t index = 0;
+  float score = 0;  // 0..1, in steps of 1/65535
+};
+std::string EncodeTop1Reply(const std::vector<Top1>& rows, int64_t server_us);
+// DATA_LOSS naming what is malformed (a varint that runs off the end or is over 63 bits, a
+// score cut off, no rows).
+Result<std::vector<Top1>> DecodeTop1Reply(const std::string& raw, int64_t* server_us);
 
 struct RequestLimits {
   uint64_t max_elements_per_input = uint64_t{1} << 24;  // image values or frames in one input

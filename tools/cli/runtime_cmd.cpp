@@ -210,6 +210,10 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
   node->add_option("--head-impl", o.lowbit_impl, "with --head lowbit: int8 | lut | auto (the faster per conv, timed at start)");
   node->add_option("--token-file", node_args->token_file, "bearer token (first line)");
   AddClientTlsOptions(node, &o.tls);
+  node->add_option("--transport", o.transport,
+                   "split mode: stream (a session on ModelStreamInfer: 4-byte frame headers, top-1 replies) or unary "
+                   "(one ModelInfer call per frame)")
+      ->check(CLI::IsMember({"stream", "unary"}));
   node->add_option("--retries", o.max_retries, "retries per request on UNAVAILABLE / RESOURCE_EXHAUSTED");
   node->add_option("--deadline", o.deadline_s, "seconds per request");
   node->add_flag("--json", node_args->json, "print one JSON object");
