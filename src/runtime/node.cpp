@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
 #include <optional>
 #include <fstream>
 #include <sstream>
@@ -151,8 +154,18 @@ Status FromStreamError(const std::string& message) {
 class StreamSession {
  public:
   StreamSession(Client& client, const NodeOptions& o, std::string model)
-      : client_(client), o_(o), model_(std::move(model)) {}
-  ~StreamSession() { Close(); }
+      : client_(client), o_(o), model_(std::move(model)) {
+    watchdog_ = std::thread([this] { Watch(); });
+  }
+  ~StreamSession() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    watchdog_.join();
+    Close();
+  }
 
   // One frame (a full frame, as the codec writes it) -> the top1 reply. Counts the request and
   // reply bytes of the exchange that succeeded (serialised message + gRPC's 5-byte prefix).
@@ -176,7 +189,17 @@ class StreamSession {
       }
       inference::ModelStreamInferResponse r;
       grpc::Status broken;
-      if (stream_->Write(q) && stream_->Read(&r)) {
+      // A stream has no per-message deadline: the watchdog cancels the stream when this exchange
+      // takes longer than --deadline, which ends it as DEADLINE_EXCEEDED (final, as unary).
+      Arm();
+      const bool answered = stream_->Write(q) && stream_->Read(&r);
+      if (Disarm()) {
+        Close();
+        char secs[32];
+        std::snprintf(secs, sizeof secs, "%g", o_.deadline_s);
+        return DeadlineExceeded("server " + o_.server + " (stream): no answer within " + secs + " s (--deadline)");
+      }
+      if (answered) {
         if (r.error_message().empty()) {
           if (r.infer_response().raw_output_contents_size() != 1) {
             return DataLoss("the server's reply in a top1 session has " +
@@ -218,6 +241,34 @@ class StreamSession {
 
  private:
   static void AddBytes(inference::ModelInferRequest& q, const std::vector<uint8_t>& element);
+  void Arm() {
+    std::lock_guard<std::mutex> lock(mu_);
+    armed_ = true;
+    fired_ = false;
+    due_ = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                  std::chrono::duration<double>(o_.deadline_s));
+    cv_.notify_all();
+  }
+  // True when the watchdog cancelled the exchange.
+  bool Disarm() {
+    std::lock_guard<std::mutex> lock(mu_);
+    armed_ = false;
+    return fired_;
+  }
+  void Watch() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (!armed_) {
+        cv_.wait(lock);
+        continue;
+      }
+      if (cv_.wait_until(lock, due_) == std::cv_status::timeout && armed_ && !fired_ &&
+          std::chrono::steady_clock::now() >= due_) {
+        fired_ = true;
+        if (ctx_) ctx_->TryCancel();
+      }
+    }
+  }
   void Open() {
     ctx_ = std::make_unique<grpc::ClientContext>();
     if (!o_.token.empty()) ctx_->AddMetadata("authorization", "Bearer " + o_.token);
@@ -241,6 +292,11 @@ class StreamSession {
   std::unique_ptr<grpc::ClientReaderWriter<inference::ModelInferRequest, inference::ModelStreamInferResponse>> stream_;
   std::optional<codec::Session> session_;
   bool opened_ = false;
+  std::mutex mu_;  // the watchdog's state below, and ctx_ while it may cancel it
+  std::condition_variable cv_;
+  bool armed_ = false, fired_ = false, stop_ = false;
+  std::chrono::steady_clock::time_point due_;
+  std::thread watchdog_;
 };
 
 // The handshake: everything a frame's meaning depends on must agree.

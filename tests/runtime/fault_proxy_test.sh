@@ -87,4 +87,25 @@ wait $SERVER
 src=$?
 SERVER=
 [ $src -eq 0 ] || fail "server exited with $src on SIGTERM"
+
+# A server that stops answering (SIGSTOP) mid-stream: the node's stream has no per-message
+# deadline, so its watchdog must end the exchange after --deadline with DEADLINE_EXCEEDED
+# instead of waiting for ever.
+"$BIN" serve --config "$SRC/models/fmnist_best.yaml" --listen 127.0.0.1:0 --port-file "$TMP/stall.port" \
+  --threads 1 > "$TMP/server.log" 2>&1 &
+SERVER=$!
+wait_port "$TMP/stall.port" $SERVER server || fail "second server not ready"
+( sleep 1.5; kill -STOP $SERVER ) &
+STOPPER=$!
+start=$(date +%s)
+"$BIN" node --server "127.0.0.1:$(cat "$TMP/stall.port")" --pipeline "$SRC/models/fmnist_best.yaml" --deadline 2 \
+  --threads 1 --quiet > /dev/null 2> "$TMP/node1.err"
+rc=$?
+took=$(( $(date +%s) - start ))
+wait $STOPPER
+kill -CONT $SERVER
+[ $rc -ne 0 ] || fail "node against a stopped server exited 0"
+grep -q "DEADLINE_EXCEEDED: .*no answer within 2 s" "$TMP/node1.err" || fail "no DEADLINE_EXCEEDED from the node"
+[ $took -le 30 ] || fail "the node took $took s to give up (deadline 2 s)"
+echo "stopped server: the node gave up after $took s with DEADLINE_EXCEEDED"
 echo "PASS"
