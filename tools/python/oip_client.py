@@ -186,6 +186,7 @@ def main():
     req.raw_input_contents.append(raw_bytes_tensor(pngs))
     req.parameters["top_k"].int64_param = 3
     req.outputs.add(name="classes")
+    png_request = req
     resp = stub.ModelInfer(req)
     raw, classes_out, i = resp.raw_output_contents[0], [], 0
     while i < len(raw):
@@ -212,6 +213,15 @@ def main():
     except grpc.RpcError as e:
         print("     ", e.code(), e.details())
         check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, "truncated frame: INVALID_ARGUMENT")
+    # 4) a session request before any opening frame is that message's error; the stream goes on
+    #    and answers a PNG request after it (docs/wire_protocol.md, "Sessions").
+    if params.get("sessions") is True:
+        early = pb.ModelInferRequest()
+        early.raw_input_contents.append(b"\xf6\x00\x00\x00" + b"\x00" * 8)
+        answers = list(stub.ModelStreamInfer(iter([early, png_request])))
+        check(len(answers) == 2 and "SESSION_NOT_OPEN" in answers[0].error_message
+              and not answers[1].error_message and len(answers[1].infer_response.raw_output_contents) >= 1,
+              "stream: a session frame before the opening frame is SESSION_NOT_OPEN, the stream goes on")
     print("all checks passed" if not failures else f"{len(failures)} check(s) failed")
     return 1 if failures else 0
 
