@@ -81,6 +81,7 @@ Status MeasureCalls(const ProfileOptions& o, Profile& p) {
     no.mode = mode;
     no.threads = o.threads;
     no.progress = false;
+    no.transport = "unary";  // the planner models unary calls (plan/validate.cpp says why)
     no.limit = 20;  // warm-up: connection set-up, allocator growth
     SI_RETURN_IF_ERROR(runtime::RunNode(no).status());
     no.limit = o.call_images;
