@@ -41,7 +41,7 @@ Result<torch::Tensor> ServerFace::Decode(const uint8_t* frame, size_t size) cons
 Result<torch::Tensor> ServerFace::Decode(const uint8_t* frame, size_t size,
                                          std::optional<codec::Session>* session) const {
   if (codec::IsSessionFrame(frame, size)) {
-    if (!session->has_value()) {
+    if (session == nullptr || !session->has_value()) {
       return FailedPrecondition(
           "SESSION_NOT_OPEN: a session frame (first byte 0xF6) outside a session: session frames travel on "
           "ModelStreamInfer after a full frame (first byte 0xF5) opened the session, also after a reconnect");
@@ -51,9 +51,11 @@ Result<torch::Tensor> ServerFace::Decode(const uint8_t* frame, size_t size,
   }
   SI_ASSIGN_OR_RETURN(codec::FrameView view, codec::ParseFrame(frame, size, limits_));
   SI_ASSIGN_OR_RETURN(auto decoded, codec::DecodeFrame(p_->codec(), view));
-  // A full frame that decodes (re)opens the session: its header, checked against the pipeline
-  // above, holds for the session frames that follow.
-  SI_ASSIGN_OR_RETURN(*session, codec::OpenSession(view.header));
+  // On a stream, a full frame that decodes (re)opens the session: its header, checked against
+  // the pipeline above, holds for the session frames that follow.
+  if (session != nullptr) {
+    SI_ASSIGN_OR_RETURN(*session, codec::OpenSession(view.header));
+  }
   return decoded;
 }
 

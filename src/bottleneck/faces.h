@@ -57,9 +57,9 @@ class ServerFace {
   // One frame -> the dequantized map (CPU). The frame parser's codes for a damaged frame,
   // MISMATCH for a frame of another pipeline.
   Result<torch::Tensor> Decode(const uint8_t* frame, size_t size) const;
-  // The same inside a session (a stream): a full frame that decodes opens `*session`; a session
-  // frame (codec/frame/session.h) decodes under it, or is FAILED_PRECONDITION
-  // ("SESSION_NOT_OPEN") when none is open.
+  // The same, with session frames (codec/frame/session.h): a session frame decodes under
+  // `*session`, or is FAILED_PRECONDITION ("SESSION_NOT_OPEN") when none is open or `session`
+  // is nullptr (a unary call); on a stream (`session` given) a full frame that decodes opens it.
   Result<torch::Tensor> Decode(const uint8_t* frame, size_t size, std::optional<codec::Session>* session) const;
   // Dequantized maps [B, ...] -> class scores [B, classes] on the CPU; INTERNAL for a LibTorch
   // failure.

@@ -386,11 +386,10 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
         const auto& e = elements[i];
         bytes += static_cast<double>(e.size());
         const auto* data = reinterpret_cast<const uint8_t*>(e.data());
-        // On a stream, a full frame that decodes (re)opens the stream's session; without one
-        // (unary), a session frame is SESSION_NOT_OPEN.
-        std::optional<codec::Session> unary_session;
+        // On a stream, a full frame that decodes (re)opens the stream's session; unary (no
+        // session to open), a session frame is SESSION_NOT_OPEN.
         const bool opens = stream != nullptr && !codec::IsSessionFrame(data, e.size());
-        auto f = m->face->Decode(data, e.size(), stream ? &stream->session : &unary_session);
+        auto f = m->face->Decode(data, e.size(), stream ? &stream->session : nullptr);
         if (!f.ok()) {
           return Status(f.status().code(), "frame " + std::to_string(i) + ": " + f.status().message());
         }
@@ -643,9 +642,9 @@ class ConnectionGate {
 
 // glibc keeps what a thread frees in that thread's arena, and gRPC runs calls on up to
 // max_threads threads, so after a burst the resident size of an idle server stays tens of MiB
-// above its footprint, by an amount that depends on which threads served what (measured by the
-// abuse test: 242 to 267 MiB over ten rounds of the same load, with no growth from round to
-// round). Once the server has been idle for a whole period after activity, malloc_trim gives
+// above its footprint, by an amount that depends on which threads served what (the abuse test's
+// idle server wandered by tens of MiB from round to round of the same load, with no growth
+// trend; commit 0be555f has the figures). Once the server has been idle for a whole period after activity, malloc_trim gives
 // the free pages of every arena back to the system: an idle server shows its real footprint,
 // and a leak shows as growth instead of hiding in that noise. Busy servers are never trimmed.
 class IdleTrimmer {
@@ -891,8 +890,8 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
 #ifdef __GLIBC__
   // gRPC serves calls on up to max_threads threads and glibc gives threads up to 8 arenas per
   // core, each keeping what its threads freed: with glibc's default the abuse test's idle server
-  // wandered between 226 and 246 MiB from round to round of the same load, with 4 arenas
-  // between 207 and 216 MiB (tests/runtime/abuse_test.sh). Set before the pipelines load, so
+  // wandered by tens of MiB from round to round of the same load, with 4 arenas by about ten
+  // (tests/runtime/abuse_test.sh; commit 0be555f has the figures). Set before the pipelines load, so
   // that every thread the server starts shares the same few arenas.
   if (config.malloc_arenas > 0) mallopt(M_ARENA_MAX, config.malloc_arenas);
 #endif
