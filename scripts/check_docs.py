@@ -34,7 +34,8 @@ Two mechanisms, both checked by `make test` (ctest case check_docs):
        cell:PATH:N:KEY=V:COL   a cell of the N-th markdown table of a text file, in the row
                                whose column KEY is V (column names from the header line)
        column:PATH:N:COL:AGG   min, max, sum or absmax (the value farthest from 0, with its sign)
-                               over a column of that table
+                               over a column of that table; AGG@KEY=VALUE takes only the rows
+                               whose column KEY is VALUE
        expr:PYTHON             an arithmetic expression over the previous values v0, v1, ...
                                (ratios, differences: "4.2x" = expr:v0/v1)
 
@@ -232,6 +233,13 @@ def source_value(root, source, previous):
             if len(hits) != 1:
                 raise CheckError(f"{source}: {len(hits)} rows with {key} = {value}, not one")
             return number(hits[0][col(b)])
+        # "AGG@KEY=VALUE": only the rows whose KEY column is VALUE (e.g. absmax@kind=split).
+        b, _, where = b.partition("@")
+        if where:
+            key, _, value = where.partition("=")
+            rows = [r for r in rows if r[col(key)] == value]
+            if not rows:
+                raise CheckError(f"{source}: no row with {key} = {value}")
         values = [number(r[col(a)]) for r in rows]
         aggregates = {"min": min, "max": max, "sum": sum, "absmax": lambda v: max(v, key=abs)}
         if b not in aggregates:

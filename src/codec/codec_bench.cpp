@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "codec/frame/session.h"
 #include "codec/lossless/cabac.h"
 #include "core/stats.h"
 
@@ -38,7 +39,7 @@ torch::Tensor SyntheticFeatures(int64_t n, const std::vector<int64_t>& shape, ui
 
 nlohmann::json CodecBenchResult::ToJson() const {
   return {{"shape", shape},         {"bits", bits},           {"coder", coder}, {"frame_version", frame_version},
-          {"frame_bytes", frame_bytes}, {"order0_bytes", order0_bytes}, {"encode_ms", encode_ms},
+          {"frame_bytes", frame_bytes}, {"session_frame_bytes", session_frame_bytes}, {"order0_bytes", order0_bytes}, {"encode_ms", encode_ms},
           {"decode_ms", decode_ms},     {"max_abs_error", max_abs_error}, {"maps", maps}};
 }
 
@@ -74,7 +75,7 @@ Result<CodecBenchResult> RunCodecBench(const torch::Tensor& features, const Code
   r.coder = CoderName(o.coder);
   r.frame_version = o.frame_version;
   std::vector<double> enc_ms, dec_ms;
-  double bytes = 0, order0 = 0;
+  double bytes = 0, session_bytes = 0, order0 = 0;
   for (int64_t i = half; i < n; ++i) {
     auto map = x[i].contiguous();
     EncodedFeature encoded;
@@ -90,11 +91,14 @@ Result<CodecBenchResult> RunCodecBench(const torch::Tensor& features, const Code
       dec_ms.push_back(MsSince(t0));
     }
     bytes += static_cast<double>(encoded.frame.size());
+    SI_ASSIGN_OR_RETURN(const size_t in_session, SessionFrameSize(encoded.frame.data(), encoded.frame.size()));
+    session_bytes += static_cast<double>(in_session);
     order0 += Order0Bytes(encoded.symbols.data(), encoded.symbols.size(), o.spec.bits);
     r.max_abs_error = std::max(r.max_abs_error, (decoded - map).abs().max().item<double>());
   }
   r.maps = n - half;
   r.frame_bytes = bytes / static_cast<double>(r.maps);
+  r.session_frame_bytes = session_bytes / static_cast<double>(r.maps);
   r.order0_bytes = order0 / static_cast<double>(r.maps);
   r.encode_ms = Median(enc_ms);
   r.decode_ms = Median(dec_ms);

@@ -32,6 +32,7 @@ struct CodecBenchResult {
   std::string coder;
   int frame_version = 0;
   double frame_bytes = 0;   // mean over the measured maps, header and CRC included
+  double session_frame_bytes = 0;  // the same frames inside a session (frame/session.h)
   double order0_bytes = 0;  // mean order-0 entropy of the symbols, in bytes
   double encode_ms = 0, decode_ms = 0;  // medians
   double max_abs_error = 0;             // over the measured maps

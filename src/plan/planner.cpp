@@ -69,6 +69,10 @@ nlohmann::json Choice::ToJson() const {
   if (!granularity.empty()) j["granularity"] = granularity;
   if (!coder.empty()) j["coder"] = coder;
   if (!pipeline_file.empty()) j["pipeline"] = pipeline_file;
+  if (!transport.empty()) {
+    j["transport"] = transport;
+    j["overheads_measured"] = overheads_measured;
+  }
   return j;
 }
 
@@ -120,17 +124,31 @@ bool BitsAllowed(const PlanOptions& o, int bits) {
 // frame (node + link), and each starts cold. The gaps depend on the slowed-down times, so the
 // slowdowns are found by a few fixed-point rounds (they settle in two or three).
 void Finish(Choice& c, double rate, const PlanOptions& o, const Profile& node, const Profile& server) {
-  c.reply_bytes = o.reply_overhead_bytes + 4.0 * static_cast<double>(node.classes);
   if (c.kind == "node-only") {
     c.request_bytes = c.reply_bytes = 0;
   } else {
-    c.request_bytes = c.frame_bytes + o.request_overhead_bytes;
+    c.transport = c.kind == "server-only" ? "png" : o.transport;
+    // Plan() checked that both profiles have the transport; EvaluateAll's callers may not have.
+    const TransportProfile none;
+    auto at = [&c, &none](const Profile& p) -> const TransportProfile& {
+      auto it = p.transports.find(c.transport);
+      return it != p.transports.end() ? it->second : none;
+    };
+    const TransportProfile& nt = at(node);
+    c.overheads_measured = nt.BytesMeasured();
+    const double request_overhead = c.overheads_measured ? nt.request_overhead_bytes
+                                    : c.transport == "png" ? o.assumed_png_request_overhead_bytes
+                                                           : o.assumed_request_overhead_bytes;
+    const double reply_overhead = c.overheads_measured ? nt.reply_overhead_bytes : o.assumed_reply_overhead_bytes;
+    const double per_class = c.overheads_measured ? nt.reply_bytes_per_class : 4.0;
+    c.reply_bytes = reply_overhead + per_class * static_cast<double>(node.classes);
+    c.request_bytes = c.frame_bytes + request_overhead;
     c.transmit_ms = rate > 0 ? (c.request_bytes + c.reply_bytes) / rate * 1e3 : 0;
     c.rtt_ms = o.rtt_s * 1e3;
-    c.call_ms = node.call_ms;
+    c.call_ms = nt.call_ms;
     // The server's own per-request work (parsing, batcher hand-off, softmax, reply) goes with
     // its decode.
-    c.decode_ms += c.kind == "server-only" ? server.server_request_png_ms : server.server_request_ms;
+    c.decode_ms += at(server).server_request_ms;
     if (o.idle_slowdown) {
       const double node_hot = c.node_ms, enc_hot = c.encode_ms, dec_hot = c.decode_ms, server_hot = c.server_ms;
       for (int round = 0; round < 4; ++round) {
@@ -145,6 +163,14 @@ void Finish(Choice& c, double rate, const PlanOptions& o, const Profile& node, c
     }
   }
   c.total_ms = c.node_ms + c.encode_ms + c.transmit_ms + c.rtt_ms + c.call_ms + c.decode_ms + c.server_ms;
+}
+
+// Bytes a frame sheds inside a session: the full header and CRC, less the session frame's 4.
+// The same for every frame of a setting, so it also applies to frame sizes measured on the whole
+// test set (results.json), which are of full frames. The session's first, full frame is left out
+// (one per session, not per image).
+double SessionSaving(const PlanOptions& o, double frame_bytes, double session_frame_bytes) {
+  return o.transport == "stream" && session_frame_bytes > 0 ? frame_bytes - session_frame_bytes : 0.0;
 }
 
 }  // namespace
@@ -176,6 +202,7 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
           ch.frame_bytes = r.bytes_per_image;  // measured on the whole test set: better than the profile's few maps
         }
       }
+      ch.frame_bytes -= SessionSaving(o, c.frame_bytes, c.session_frame_bytes);
       ch.node_ms = node.BlocksMs(0, s.block + 1, 1) * node.stream_factor;
       ch.encode_ms = c.encode_ms;
       const CodecProfile* sc = FindCodec(server, s.name, c.bits, c.granularity, c.coder);
@@ -202,6 +229,7 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
         ch.frame_bytes = r.bytes_per_image;
       }
     }
+    ch.frame_bytes -= SessionSaving(o, pp.frame_bytes, pp.session_frame_bytes);
     const PipelineProfile* sp = FindPipeline(server, pp.name);
     ch.node_ms = pp.node_ms;
     ch.encode_ms = pp.encode_ms;
@@ -274,6 +302,25 @@ Result<std::vector<RatePlan>> Plan(const Profile& node, const Profile& server, c
       return FailedPrecondition("the profile of " + p->model + " on " + p->machine +
                                 " has no PNG measurement (made by a build without libpng), so the server-only "
                                 "baseline cannot be planned: profile it with a build that has libpng");
+    }
+  }
+  if (o.transport != "unary" && o.transport != "stream") {
+    return InvalidArgument("--transport " + o.transport + ": the planner models unary or stream");
+  }
+  for (const Profile* p : {&node, &server}) {
+    if (!p->transports.count(o.transport) || !p->transports.count("png")) {
+      return FailedPrecondition("the profile of " + p->model + " on " + p->machine + " has no measurements of " +
+                                o.transport + " calls (" + p->calls_measured_with +
+                                "): remake it with `splitinfer profile --pipeline FILE`, which serves the pipeline "
+                                "over every transport, or plan --transport unary");
+    }
+  }
+  if (o.transport == "stream") {
+    for (const auto& c : node.codecs) {
+      if (!(c.session_frame_bytes > 0)) {
+        return FailedPrecondition("the node profile of " + node.model + " has no session frame sizes (made before "
+                                  "sessions): remake it with `splitinfer profile`, or plan --transport unary");
+      }
     }
   }
   if (o.rates.empty()) return InvalidArgument("give at least one link rate (--rates 1,2,5,10 in MB/s)");

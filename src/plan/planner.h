@@ -5,8 +5,10 @@
 //   server-only: PNG encode on the node + (PNG + request overhead) / rate + RTT + reply / rate
 //                + call + PNG decode + all blocks on the server
 //   node-only:   all blocks on the node
-// where call is one empty gRPC round trip on loopback (profile.call_ms) and, for the networked
-// choices, each side's compute is scaled by its idle slowdown (PlanOptions::idle_slowdown).
+// where call, the server's per-request work and the bytes around the frame are the profile's
+// measurements for the transport (unary or stream, PlanOptions::transport; PNG for
+// server-only), and, for the networked choices, each side's compute is scaled by its idle
+// slowdown (PlanOptions::idle_slowdown).
 //
 // Candidates: every (split, bits, granularity, coder) cell of the node profile's codec table
 // (plain PTQ of the profiled model) and every trained pipeline in the profile. With study
@@ -41,13 +43,20 @@ struct PlanOptions {
   double min_accuracy = -1;             // percent; < 0 = no constraint
   std::vector<int> bits;                // only these bit widths (empty = all): without measured
                                         // accuracy (random weights), keeps 1-bit PTQ out of the plan
-  // Bytes of a request beyond the frame (model name, input name/type/shape, requested output,
-  // lengths, gRPC prefix) and of a reply beyond 4 bytes per class (model name and version, the
-  // output's description, server_us, gRPC prefix): measured with the shipped pipeline
-  // (docs/wire_protocol.md "Bytes on the link": 95.5 - 42.5 and 101.0 - 40; a PNG request's
-  // longer input name and length prefixes add ~5).
-  double request_overhead_bytes = 53;
-  double reply_overhead_bytes = 61;
+  // How the node calls the server for split and pipeline choices: "unary" (a full frame per
+  // ModelInfer call, all scores back) or "stream" (a session on ModelStreamInfer: session
+  // frames, top-1 replies). Server-only choices send PNG in unary calls either way. The call
+  // time, the server's per-request work and the bytes around each frame are the profile's
+  // measurements for that transport (Profile::transports).
+  std::string transport = "unary";
+  // Only for profiles that did not count bytes (TransportProfile::BytesMeasured() false: made
+  // before 2026-12-07, or without a pipeline to serve): the shipped pipeline's unary overheads
+  // as measured then (docs/wire_protocol.md "Bytes on the link": a request beyond its frame
+  // 95.5 - 42.5, a reply beyond 4 bytes per class 101.0 - 40; a PNG request's longer input name
+  // and length prefixes add ~5). Each choice says whether it used them (overheads_measured).
+  double assumed_request_overhead_bytes = 53;
+  double assumed_png_request_overhead_bytes = 58;
+  double assumed_reply_overhead_bytes = 61;
   int64_t server_batch = 1;
   // Scale each side's compute by its profile's idle_slowdown at the gap it waits between images
   // (node: link + call + server; server: node + link + call). Off: times as profiled (hot).
@@ -58,6 +67,8 @@ struct Choice {
   std::string kind;                     // split | pipeline | server-only | node-only
   std::string name;                     // "stem b2 channel cabac", a pipeline name, ...
   std::string split, granularity, coder, pipeline_file;
+  std::string transport;                // unary | stream | png (server-only); empty for node-only
+  bool overheads_measured = true;       // false: PlanOptions::assumed_* bytes were used
   int bits = 0;
   double top1 = -1;                     // measured accuracy, -1 when unknown
   double frame_bytes = 0, request_bytes = 0, reply_bytes = 0;

@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "codec/codec_bench.h"
+#include "codec/frame/session.h"
 #include "codec/lossless/lossless.h"
 #include "core/progress.h"
 #include "core/stats.h"
@@ -47,23 +48,32 @@ namespace {
 // reply), for frames and for PNG. Without one, an empty gRPC call (runtime/probe.h) stands in
 // for the call and the server's per-request work is taken as zero.
 Status MeasureCalls(const ProfileOptions& o, Profile& p) {
+  // Without a served pipeline, every transport gets the one call time (the frame and PNG
+  // requests' bytes then stay unmeasured, see TransportProfile).
+  auto same_call_everywhere = [&p](double call_ms) {
+    p.transports.clear();
+    for (const char* t : {"unary", "png"}) p.transports[t].call_ms = call_ms;
+    p.transports["unary"].reply_bytes_per_class = p.transports["png"].reply_bytes_per_class = 4;
+  };
 #if !SPLITINFER_WITH_RUNTIME
   // No gRPC in this build: nothing to measure a call with. The value is the user's (checked
   // before anything is measured), and the profile says so; the server's per-request work beyond
   // decode and compute is left at zero.
-  p.call_ms = o.call_ms;
+  same_call_everywhere(o.call_ms);
   p.calls_measured_with = "not measured (built without the runtime): call_ms " + std::to_string(o.call_ms) +
                           " given by --call-ms; server per-request work taken as 0";
   return Status::Ok();
 #else
   if (o.call_ms >= 0) {
-    p.call_ms = o.call_ms;
+    same_call_everywhere(o.call_ms);
     p.calls_measured_with = "not measured: call_ms given by --call-ms";
     return Status::Ok();
   }
   if (o.pipelines.empty() || p.pipelines.empty() || p.input_shape != std::vector<int64_t>{1, 28, 28}) {
-    SI_ASSIGN_OR_RETURN(p.call_ms, runtime::LoopbackCallMs());
-    p.calls_measured_with = "an empty gRPC call on loopback (no pipeline to serve)";
+    SI_ASSIGN_OR_RETURN(const double call_ms, runtime::LoopbackCallMs());
+    same_call_everywhere(call_ms);
+    p.calls_measured_with = "an empty gRPC call on loopback (no pipeline to serve; request and reply bytes "
+                            "not measured)";
     return Status::Ok();
   }
   runtime::ServerConfig sc;
@@ -74,31 +84,39 @@ Status MeasureCalls(const ProfileOptions& o, Profile& p) {
   SI_ASSIGN_OR_RETURN(auto server, runtime::Server::Start(sc));
   const PipelineProfile& pp = p.pipelines.front();
   const double whole = p.BlocksMs(0, static_cast<int64_t>(p.blocks.size()), 1);
-  for (const std::string mode : {"split", "server-only"}) {
+  p.transports.clear();
+  for (const std::string transport : kTransports) {
     runtime::NodeOptions no;
     no.server = "127.0.0.1:" + std::to_string(server->port());
     no.pipeline = o.pipelines.front();
-    no.mode = mode;
+    no.mode = transport == "png" ? "server-only" : "split";
+    no.transport = transport == "stream" ? "stream" : "unary";
     no.threads = o.threads;
     no.progress = false;
-    no.transport = "unary";  // the planner models unary calls (plan/validate.cpp says why)
     no.limit = 20;  // warm-up: connection set-up, allocator growth
     SI_RETURN_IF_ERROR(runtime::RunNode(no).status());
     no.limit = o.call_images;
     SI_ASSIGN_OR_RETURN(auto rep, runtime::RunNode(no));
-    if (mode == "split") {
-      p.call_ms = rep.transmit.median_ms;
-      p.server_request_ms = std::max(0.0, rep.server.median_ms - pp.decode_ms - pp.server_ms);
-    } else {
-      p.server_request_png_ms = std::max(0.0, rep.server.median_ms - p.png_decode_ms - whole);
-    }
+    TransportProfile& t = p.transports[transport];
+    t.call_ms = rep.transmit.median_ms;
+    t.server_request_ms = std::max(0.0, rep.server.median_ms - (transport == "png" ? p.png_decode_ms + whole
+                                                                                   : pp.decode_ms + pp.server_ms));
+    // Top-1 replies carry no per-class scores; the others 4 bytes (FP32) per class.
+    t.reply_bytes_per_class = transport == "stream" ? 0 : 4;
+    t.request_overhead_bytes = rep.message_bytes_per_image - rep.frame_bytes_per_image;
+    t.reply_overhead_bytes =
+        rep.reply_bytes_per_image - t.reply_bytes_per_class * static_cast<double>(p.classes);
   }
   server->Shutdown(5);
   p.calls_measured_with = "the runtime on loopback serving " + pp.name + ", " + std::to_string(o.call_images) +
-                          " images per mode, no link";
+                          " images per transport, no link";
   if (o.progress) {
-    std::fprintf(stderr, "profile %s: call %.3f ms; server per request %.3f ms (frame), %.3f ms (PNG)\n",
-                 p.model.c_str(), p.call_ms, p.server_request_ms, p.server_request_png_ms);
+    for (const auto& [name, t] : p.transports) {
+      std::fprintf(stderr,
+                   "profile %s: %s call %.3f ms, server per request %.3f ms, request/reply overhead %.1f / %.1f B\n",
+                   p.model.c_str(), name.c_str(), t.call_ms, t.server_request_ms, t.request_overhead_bytes,
+                   t.reply_overhead_bytes);
+    }
   }
   return Status::Ok();
 #endif
@@ -268,7 +286,7 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
           co.coder = coder_id;
           co.repeats = 1;
           SI_ASSIGN_OR_RETURN(auto r, codec::RunCodecBench(features, co));
-          p.codecs.push_back({s.name, bits, gran, coder, r.encode_ms, r.decode_ms, r.frame_bytes});
+          p.codecs.push_back({s.name, bits, gran, coder, r.encode_ms, r.decode_ms, r.frame_bytes, r.session_frame_bytes});
         }
       }
     }
@@ -287,7 +305,7 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
     pp.coder = codec::CoderName(pipe.codec().coder);
     pp.bits = pipe.codec().quant.spec.bits;
     std::vector<double> node, server, enc, dec;
-    double bytes = 0;
+    double bytes = 0, session_bytes = 0;
     const auto xs = data::ToFloatNormalized(images_u8, pipe.normalization()).to(device);
     bottleneck::NodeFace node_face(pipe);
     bottleneck::ServerFace server_face(pipe);
@@ -311,6 +329,8 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
         dec.push_back(ms(t2, t3));
         server.push_back(ms(t3, t4));
         bytes += static_cast<double>(e.frame.size());
+        SI_ASSIGN_OR_RETURN(const size_t in_session, codec::SessionFrameSize(e.frame.data(), e.frame.size()));
+        session_bytes += static_cast<double>(in_session);
       }
     }
     pp.node_ms = Median(node);
@@ -318,6 +338,7 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
     pp.encode_ms = Median(enc);
     pp.decode_ms = Median(dec);
     pp.frame_bytes = bytes / static_cast<double>(std::max<size_t>(node.size(), 1));
+    pp.session_frame_bytes = session_bytes / static_cast<double>(std::max<size_t>(node.size(), 1));
     p.pipelines.push_back(pp);
   }
   // The logits' width sizes the reply in the latency model.

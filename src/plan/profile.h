@@ -39,6 +39,7 @@ struct CodecProfile {
   std::string granularity;            // tensor | channel
   std::string coder;                  // none | lzma | zstd | cabac
   double encode_ms = 0, decode_ms = 0, frame_bytes = 0;
+  double session_frame_bytes = 0;     // the same frames inside a session (0: not measured)
 };
 
 // A trained pipeline (autoencoder, compensator, fine-tuned model) measured as a whole: its node
@@ -47,7 +48,25 @@ struct PipelineProfile {
   std::string name, file, split, coder;
   int bits = 0;
   double node_ms = 0, server_ms = 0, encode_ms = 0, decode_ms = 0, frame_bytes = 0;
+  double session_frame_bytes = 0;     // 0: not measured
 };
+
+// What one request costs beyond compute, codec and link, for one way of calling the server:
+//   unary   a full frame per ModelInfer call, all scores back (the stateless v1 form)
+//   stream  a session on ModelStreamInfer: session frames, top-1 replies (docs/wire_protocol.md)
+//   png     the server-only baseline: the image as PNG per ModelInfer call
+// Bytes are per image as the node counts them (serialised message + gRPC's 5-byte prefix); a
+// request is frame + request_overhead_bytes, a reply reply_overhead_bytes +
+// reply_bytes_per_class x classes. Negative overheads: not measured (profiles made before
+// 2026-12-07, or without a pipeline to serve); the planner then assumes the shipped pipeline's.
+struct TransportProfile {
+  double call_ms = 0;                 // the call as the node sees it outside the server's time
+  double server_request_ms = 0;       // the server's own work beyond decode and compute
+  double request_overhead_bytes = -1, reply_overhead_bytes = -1;
+  double reply_bytes_per_class = 0;   // 4 (FP32 scores) for unary and png, 0 for top-1 replies
+  bool BytesMeasured() const { return request_overhead_bytes >= 0 && reply_overhead_bytes >= 0; }
+};
+inline constexpr const char* kTransports[] = {"unary", "stream", "png"};
 
 struct Profile {
   std::string machine;                // "2 cores, Intel(R) Xeon(R) Processor" or the derived name
@@ -71,10 +90,9 @@ struct Profile {
   // (caches, TLB, clocks): on the 2-vCPU VM the model is ~1.3x slower after 10 ms idle and
   // ~3x after 100 ms. Empty: no such effect.
   std::map<double, double> idle_slowdown;
-  // Per request, beyond compute, codec and link: the call as the node sees it outside the
-  // server's own time, and the server's own work beyond decode and compute, for a frame and for
-  // a PNG (see MeasureCalls in profile.cpp for how).
-  double call_ms = 0, server_request_ms = 0, server_request_png_ms = 0;
+  // Per request, beyond compute, codec and link, per transport (see MeasureCalls in profile.cpp
+  // for how): "unary" and "png" always, "stream" when the profile served a pipeline.
+  std::map<std::string, TransportProfile> transports;
   // The whole model answering a stream of different images (normalise, run, argmax) over the sum
   // of its blocks timed on one repeated input: the planner scales batch-1 block sums by it.
   double stream_factor = 1;

@@ -76,9 +76,10 @@ Profile DeriveProfile(const Profile& m, const ScaleFactors& f) {
   p.png_encode_ms *= factor("png");
   p.png_decode_ms *= factor("png");
   auto rpc = f.factors.find("rpc");
-  if (rpc != f.factors.end()) p.call_ms *= rpc->second;
-  p.server_request_ms *= factor("default");
-  p.server_request_png_ms *= factor("default");
+  for (auto& [name, t] : p.transports) {
+    if (rpc != f.factors.end()) t.call_ms *= rpc->second;
+    t.server_request_ms *= factor("default");
+  }
   return p;
 }
 
@@ -115,8 +116,9 @@ Status SaveProfile(const std::string& path, const Profile& p) {
     out << YAML::Flow << YAML::BeginMap << YAML::Key << "split" << YAML::Value << c.split << YAML::Key << "bits"
         << YAML::Value << c.bits << YAML::Key << "granularity" << YAML::Value << c.granularity << YAML::Key << "coder"
         << YAML::Value << c.coder << YAML::Key << "encode_ms" << YAML::Value << c.encode_ms << YAML::Key
-        << "decode_ms" << YAML::Value << c.decode_ms << YAML::Key << "frame_bytes" << YAML::Value << c.frame_bytes
-        << YAML::EndMap;
+        << "decode_ms" << YAML::Value << c.decode_ms << YAML::Key << "frame_bytes" << YAML::Value << c.frame_bytes;
+    if (c.session_frame_bytes > 0) out << YAML::Key << "session_frame_bytes" << YAML::Value << c.session_frame_bytes;
+    out << YAML::EndMap;
   }
   out << YAML::EndSeq;
   out << YAML::Key << "pipelines" << YAML::Value << YAML::BeginSeq;
@@ -126,16 +128,26 @@ Status SaveProfile(const std::string& path, const Profile& p) {
         << YAML::Value << pp.bits << YAML::Key << "coder" << YAML::Value << pp.coder << YAML::Key << "node_ms"
         << YAML::Value << pp.node_ms << YAML::Key << "server_ms" << YAML::Value << pp.server_ms << YAML::Key
         << "encode_ms" << YAML::Value << pp.encode_ms << YAML::Key << "decode_ms" << YAML::Value << pp.decode_ms
-        << YAML::Key << "frame_bytes" << YAML::Value << pp.frame_bytes << YAML::EndMap;
+        << YAML::Key << "frame_bytes" << YAML::Value << pp.frame_bytes;
+    if (pp.session_frame_bytes > 0) out << YAML::Key << "session_frame_bytes" << YAML::Value << pp.session_frame_bytes;
+    out << YAML::EndMap;
   }
   out << YAML::EndSeq;
   out << YAML::Key << "png" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "encode_ms" << YAML::Value
       << p.png_encode_ms << YAML::Key << "decode_ms" << YAML::Value << p.png_decode_ms << YAML::Key << "bytes"
       << YAML::Value << p.png_bytes << YAML::EndMap;
-  out << YAML::Key << "requests" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "call_ms"
-      << YAML::Value << p.call_ms << YAML::Key << "server_request_ms" << YAML::Value << p.server_request_ms
-      << YAML::Key << "server_request_png_ms" << YAML::Value << p.server_request_png_ms << YAML::Key
-      << "measured_with" << YAML::Value << p.calls_measured_with << YAML::EndMap;
+  out << YAML::Key << "requests" << YAML::Value << YAML::BeginMap << YAML::Key << "measured_with" << YAML::Value
+      << p.calls_measured_with;
+  for (const auto& [name, t] : p.transports) {
+    out << YAML::Key << name << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "call_ms" << YAML::Value
+        << t.call_ms << YAML::Key << "server_request_ms" << YAML::Value << t.server_request_ms;
+    if (t.BytesMeasured()) {
+      out << YAML::Key << "request_overhead_bytes" << YAML::Value << t.request_overhead_bytes << YAML::Key
+          << "reply_overhead_bytes" << YAML::Value << t.reply_overhead_bytes;
+    }
+    out << YAML::Key << "reply_bytes_per_class" << YAML::Value << t.reply_bytes_per_class << YAML::EndMap;
+  }
+  out << YAML::EndMap;
   out << YAML::Key << "stream_factor" << YAML::Value << p.stream_factor;
   out << YAML::Key << "idle_slowdown" << YAML::Value << YAML::Flow << YAML::BeginMap;
   for (const auto& [gap, f] : p.idle_slowdown) out << YAML::Key << gap << YAML::Value << f;
@@ -172,11 +184,41 @@ Result<Profile> LoadProfile(const std::string& path) {
     top.allow({"blocks", "splits", "codecs", "pipelines", "png", "requests", "idle_slowdown"});
     SI_RETURN_IF_ERROR(top.finish());
     SI_ASSIGN_OR_RETURN(config::MapReader req, top.child("requests"));
-    SI_RETURN_IF_ERROR(req.get("call_ms", &p.call_ms));
-    SI_RETURN_IF_ERROR(req.get("server_request_ms", &p.server_request_ms));
-    SI_RETURN_IF_ERROR(req.get("server_request_png_ms", &p.server_request_png_ms));
     SI_RETURN_IF_ERROR(req.get("measured_with", &p.calls_measured_with));
+    for (const char* name : kTransports) {
+      if (!req.has(name)) continue;
+      SI_ASSIGN_OR_RETURN(config::MapReader tr, req.child(name));
+      TransportProfile t;
+      constexpr double kMax = 1e9;
+      SI_RETURN_IF_ERROR(tr.get_in("call_ms", &t.call_ms, 0.0, kMax));
+      SI_RETURN_IF_ERROR(tr.get_in("server_request_ms", &t.server_request_ms, 0.0, kMax));
+      SI_RETURN_IF_ERROR(tr.get_in("request_overhead_bytes", &t.request_overhead_bytes, 0.0, kMax));
+      SI_RETURN_IF_ERROR(tr.get_in("reply_overhead_bytes", &t.reply_overhead_bytes, 0.0, kMax));
+      SI_RETURN_IF_ERROR(tr.get_in("reply_bytes_per_class", &t.reply_bytes_per_class, 0.0, kMax));
+      SI_RETURN_IF_ERROR(tr.finish());
+      p.transports[name] = t;
+    }
+    // Profiles made before the per-transport measurements (2026-12-07): one call time for the
+    // unary frame and PNG requests, no byte counts.
+    double legacy_call = -1, legacy_server = 0, legacy_png = 0;
+    SI_RETURN_IF_ERROR(req.get("call_ms", &legacy_call));
+    SI_RETURN_IF_ERROR(req.get("server_request_ms", &legacy_server));
+    SI_RETURN_IF_ERROR(req.get("server_request_png_ms", &legacy_png));
     SI_RETURN_IF_ERROR(req.finish());
+    if (legacy_call >= 0 && p.transports.empty()) {
+      p.transports["unary"] = {legacy_call, legacy_server, -1, -1, 4};
+      p.transports["png"] = {legacy_call, legacy_png, -1, -1, 4};
+    }
+    // A hand-written profile (a board measured by other means) may leave the requests out: no
+    // per-request cost, bytes assumed.
+    if (!top.has("requests")) {
+      p.transports["unary"] = p.transports["png"] = {0, 0, -1, -1, 4};
+      p.calls_measured_with = "not in the profile: no per-request cost";
+    }
+    if (!p.transports.count("unary") || !p.transports.count("png")) {
+      return InvalidArgument(path + ": requests has no unary or png entry (remake the profile with `splitinfer "
+                             "profile`)");
+    }
     for (const auto& b : root["blocks"]) {
       BlockProfile bp;
       bp.name = b["name"].as<std::string>();
@@ -200,7 +242,8 @@ Result<Profile> LoadProfile(const std::string& path) {
     for (const auto& c : root["codecs"]) {
       p.codecs.push_back({c["split"].as<std::string>(), c["bits"].as<int>(), c["granularity"].as<std::string>(),
                           c["coder"].as<std::string>(), c["encode_ms"].as<double>(), c["decode_ms"].as<double>(),
-                          c["frame_bytes"].as<double>()});
+                          c["frame_bytes"].as<double>(),
+                          c["session_frame_bytes"] ? c["session_frame_bytes"].as<double>() : 0.0});
     }
     if (root["pipelines"]) {
       for (const auto& x : root["pipelines"]) {
@@ -215,6 +258,7 @@ Result<Profile> LoadProfile(const std::string& path) {
         pp.encode_ms = x["encode_ms"].as<double>();
         pp.decode_ms = x["decode_ms"].as<double>();
         pp.frame_bytes = x["frame_bytes"].as<double>();
+        if (x["session_frame_bytes"]) pp.session_frame_bytes = x["session_frame_bytes"].as<double>();
         p.pipelines.push_back(pp);
       }
     }

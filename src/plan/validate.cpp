@@ -118,10 +118,9 @@ Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, con
       no.threads = o.threads;
       no.progress = false;
       no.data = o.data;
-      // The planner's byte model and the profile's call cost are those of unary calls (full
-      // frames, full replies), so the validation measures the same transport; sessions
-      // (the node's default) are not yet a planning mode.
-      no.transport = "unary";
+      // The transport the plan modelled (its call cost and bytes are the profile's for it);
+      // server-only sends PNG in unary calls either way.
+      no.transport = o.transport;
       // Warm-up: first calls pay for connection set-up and allocator growth.
       no.limit = 20;
       SI_RETURN_IF_ERROR(runtime::RunNode(no).status());

@@ -22,6 +22,7 @@ struct ValidateOptions {
   std::string work_dir;       // where generated pipelines go
   int64_t images = 200;       // test images per configuration (the first ones; after a warm-up of 20)
   int threads = 1;            // node and server threads (as profiled)
+  std::string transport = "unary";  // the plan's (PlanOptions::transport): split choices are run so
   bool progress = true;
 };
 

@@ -176,9 +176,7 @@ class StreamSession {
       if (!stream_) Open();
       inference::ModelInferRequest q;
       if (opened_) {
-        SI_ASSIGN_OR_RETURN(auto view, codec::ParseFrame(frame.data(), frame.size()));
-        SI_ASSIGN_OR_RETURN(auto body, codec::WriteSessionFrame(*session_, view.side_info, view.side_info_size,
-                                                                view.payload, view.payload_size));
+        SI_ASSIGN_OR_RETURN(auto body, codec::SessionFrameOf(*session_, frame.data(), frame.size()));
         q.add_raw_input_contents(std::string(body.begin(), body.end()));
         *frame_bytes = body.size();
       } else {

@@ -179,6 +179,10 @@ fi
     --server "$TMP/tiny_profile.yaml" --links "$TMP/links.yaml"
   check_error "plan bad bits" "--bits takes values separated by commas" "$BIN" plan --node "$TMP/tiny_profile.yaml" \
     --server "$TMP/tiny_profile.yaml" --bits 2,x
+  check_error "plan stream on a profile without it" "has no measurements of stream calls" "$BIN" plan \
+    --node "$TMP/tiny_profile.yaml" --server "$TMP/tiny_profile.yaml" --rates 1 --transport stream
+  check_error "plan unknown transport" "--transport: carrier not in {unary,stream}" "$BIN" plan \
+    --node "$TMP/tiny_profile.yaml" --server "$TMP/tiny_profile.yaml" --rates 1 --transport carrier
   # The committed profiles load and plan.
   if out=$("$BIN" plan --node "$SRC/configs/devices/profiles/resnet50_raspberry-pi-4.yaml" \
       --server "$SRC/configs/devices/profiles/resnet50_epyc-vm.yaml" --links "$SRC/configs/devices/links.yaml" \

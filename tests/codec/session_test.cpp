@@ -94,6 +94,36 @@ TEST(SessionFrameTest, ShippedPipelineOverheadIsFourBytes) {
   EXPECT_EQ(full->size(), 11u + 27u + 4u);
 }
 
+TEST(SessionFrameTest, FullFramesRewrittenOnlyUnderTheirOwnSession) {
+  const FrameHeader h = WithSideInfo();
+  auto session = OpenSession(h);
+  ASSERT_TRUE(session.ok());
+  const auto side = HalfOnes(4);
+  const std::vector<uint8_t> payload{9, 8, 7, 6, 5, 4};
+  auto full = WriteFrame(h, side.data(), side.size(), payload.data(), payload.size());
+  ASSERT_TRUE(full.ok());
+  auto rewritten = SessionFrameOf(*session, full->data(), full->size());
+  ASSERT_TRUE(rewritten.ok()) << rewritten.status().ToString();
+  auto direct = WriteSessionFrame(*session, side.data(), side.size(), payload.data(), payload.size());
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ(*rewritten, *direct);
+  auto size = SessionFrameSize(full->data(), full->size());
+  ASSERT_TRUE(size.ok());
+  EXPECT_EQ(*size, direct->size());
+  EXPECT_EQ(*size, kSessionFrameOverhead + side.size() + payload.size());
+
+  // A frame whose header moved on (another bit width) is refused, not coded under the old key.
+  FrameHeader other = h;
+  other.quant.bits = 2;
+  auto moved = WriteFrame(other, side.data(), side.size(), payload.data(), payload.size());
+  ASSERT_TRUE(moved.ok());
+  auto refused = SessionFrameOf(*session, moved->data(), moved->size());
+  EXPECT_EQ(refused.status().code(), ErrorCode::kMismatch);
+  EXPECT_NE(refused.status().message().find("open a new session"), std::string::npos) << refused.status().message();
+  // Not a full frame at all: the frame parser's own error.
+  EXPECT_EQ(SessionFrameSize(direct->data(), direct->size()).status().code(), ErrorCode::kFrameBadMagic);
+}
+
 TEST(SessionFrameTest, EveryErrorIsNamed) {
   auto session = OpenSession(WithSideInfo());
   ASSERT_TRUE(session.ok());

@@ -23,6 +23,9 @@ Profile Synthetic(double scale) {
   p.png_encode_ms = 3 * scale;
   p.png_decode_ms = 4 * scale;
   p.png_bytes = 5000;
+  // Requests carry 100 bytes beyond the frame, replies 60 + 4 x 10 classes = 100 bytes.
+  p.transports["unary"] = {0, 0, 100, 60, 4};
+  p.transports["png"] = {0, 0, 100, 60, 4};
   return p;
 }
 
@@ -30,9 +33,15 @@ PlanOptions Options(double rate) {
   PlanOptions o;
   o.rates = {rate};
   o.rtt_s = 0.010;
-  o.request_overhead_bytes = 100;
-  o.reply_overhead_bytes = 60;  // + 4 x 10 classes = 100 bytes per reply
   return o;
+}
+
+Choice Find(const std::vector<Choice>& all, const std::string& name) {
+  for (const auto& c : all) {
+    if (c.name == name) return c;
+  }
+  ADD_FAILURE() << "no candidate " << name;
+  return Choice{};
 }
 
 // A profile from a build without libpng has no server-only baseline: planning with it is refused
@@ -128,9 +137,9 @@ TEST(PlannerTest, AccuracyConstraintUsesMeasuredResults) {
 
 TEST(PlannerTest, PerRequestCostsStreamFactorAndIdleSlowdown) {
   Profile node = Synthetic(1), server = Synthetic(0.1);
-  node.call_ms = 0.5;
-  server.server_request_ms = 0.25;
-  server.server_request_png_ms = 0.75;
+  node.transports["unary"].call_ms = node.transports["png"].call_ms = 0.5;
+  server.transports["unary"].server_request_ms = 0.25;
+  server.transports["png"].server_request_ms = 0.75;
   node.stream_factor = 1.5;
   auto find = [](const std::vector<Choice>& all, const std::string& name) {
     for (const auto& c : all) {
@@ -227,9 +236,11 @@ TEST(PlannerTest, ProfileYamlRoundTripAndDerivation) {
   Profile p = Synthetic(1);
   p.pipelines.push_back({"ae", "/x/ae.yaml", "late", "cabac", 2, 31.0, 4.0, 0.2, 0.3, 40.0});
   p.idle_slowdown = {{0, 1.0}, {10, 1.5}};
-  p.call_ms = 0.5;
-  p.server_request_ms = 0.25;
-  p.server_request_png_ms = 0.75;
+  p.codecs[1].session_frame_bytes = 89;
+  p.transports["unary"].call_ms = 0.5;
+  p.transports["unary"].server_request_ms = 0.25;
+  p.transports["png"].server_request_ms = 0.75;
+  p.transports["stream"] = {0.2, 0.125, 10, 14, 0};
   p.stream_factor = 1.25;
   p.calls_measured_with = "test";
   ASSERT_TRUE(SaveProfile((dir / "p.yaml").string(), p).ok());
@@ -242,9 +253,16 @@ TEST(PlannerTest, ProfileYamlRoundTripAndDerivation) {
   EXPECT_DOUBLE_EQ(back->pipelines[0].frame_bytes, 40.0);
   EXPECT_EQ(back->classes, 10);
   EXPECT_EQ(back->idle_slowdown, p.idle_slowdown);
-  EXPECT_DOUBLE_EQ(back->call_ms, 0.5);
-  EXPECT_DOUBLE_EQ(back->server_request_ms, 0.25);
-  EXPECT_DOUBLE_EQ(back->server_request_png_ms, 0.75);
+  ASSERT_EQ(back->transports.size(), 3u);
+  EXPECT_DOUBLE_EQ(back->transports.at("unary").call_ms, 0.5);
+  EXPECT_DOUBLE_EQ(back->transports.at("unary").server_request_ms, 0.25);
+  EXPECT_DOUBLE_EQ(back->transports.at("unary").request_overhead_bytes, 100);
+  EXPECT_DOUBLE_EQ(back->transports.at("png").server_request_ms, 0.75);
+  EXPECT_DOUBLE_EQ(back->transports.at("stream").call_ms, 0.2);
+  EXPECT_DOUBLE_EQ(back->transports.at("stream").reply_overhead_bytes, 14);
+  EXPECT_DOUBLE_EQ(back->transports.at("stream").reply_bytes_per_class, 0);
+  EXPECT_DOUBLE_EQ(back->codecs[1].session_frame_bytes, 89);
+  EXPECT_DOUBLE_EQ(back->codecs[0].session_frame_bytes, 0);  // not measured: not written
   EXPECT_DOUBLE_EQ(back->stream_factor, 1.25);
   EXPECT_EQ(back->calls_measured_with, "test");
 
@@ -257,7 +275,9 @@ TEST(PlannerTest, ProfileYamlRoundTripAndDerivation) {
   EXPECT_DOUBLE_EQ(d.png_encode_ms, 9.0);
   EXPECT_DOUBLE_EQ(d.pipelines[0].node_ms, 124.0);
   EXPECT_NE(d.derived_from.find("test factors"), std::string::npos);
-  EXPECT_DOUBLE_EQ(d.call_ms, 1.0);
+  EXPECT_DOUBLE_EQ(d.transports.at("unary").call_ms, 1.0);
+  EXPECT_DOUBLE_EQ(d.transports.at("stream").call_ms, 0.4);
+  EXPECT_DOUBLE_EQ(d.transports.at("stream").request_overhead_bytes, 10);  // bytes are not scaled
   EXPECT_EQ(d.idle_slowdown, p.idle_slowdown);  // a ratio: kept
 
   std::ofstream(dir / "bad.yaml") << "name: x\nfactors: {conv: -1}\nsource: s\n";
@@ -267,6 +287,77 @@ TEST(PlannerTest, ProfileYamlRoundTripAndDerivation) {
             std::string::npos);
   EXPECT_EQ(LoadProfile((dir / "missing.yaml").string()).status().code(), ErrorCode::kNotFound);
   std::filesystem::remove_all(dir);
+}
+
+// A profile made before the per-transport measurements (one call time, no byte counts) still
+// plans unary calls, on the shipped pipeline's overheads, and says so in every choice.
+TEST(PlannerTest, ProfileFromBeforeTransportsPlansUnaryOnAssumedOverheads) {
+  auto legacy = LoadProfile(std::string(SPLITINFER_SOURCE_DIR) + "/configs/devices/profiles/resnet_fmnist_epyc-vm.yaml");
+  ASSERT_TRUE(legacy.ok()) << legacy.status().ToString();
+  ASSERT_EQ(legacy->transports.count("unary"), 1u);
+  ASSERT_EQ(legacy->transports.count("png"), 1u);
+  EXPECT_EQ(legacy->transports.count("stream"), 0u);
+  EXPECT_FALSE(legacy->transports.at("unary").BytesMeasured());
+  EXPECT_GT(legacy->transports.at("unary").call_ms, 0);
+  auto o = Options(1e6);
+  auto plans = Plan(*legacy, *legacy, o, {});
+  ASSERT_TRUE(plans.ok()) << plans.status().ToString();
+  const Choice& so = plans->front().server_only;
+  EXPECT_FALSE(so.overheads_measured);
+  EXPECT_EQ(so.transport, "png");
+  EXPECT_DOUBLE_EQ(so.request_bytes, legacy->png_bytes + o.assumed_png_request_overhead_bytes);
+  EXPECT_DOUBLE_EQ(so.reply_bytes, o.assumed_reply_overhead_bytes + 4.0 * legacy->classes);
+  o.transport = "stream";
+  auto refused = Plan(*legacy, *legacy, o, {});
+  EXPECT_EQ(refused.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("no measurements of stream calls"), std::string::npos)
+      << refused.status().message();
+  o.transport = "carrier-pigeon";
+  EXPECT_EQ(Plan(*legacy, *legacy, o, {}).status().code(), ErrorCode::kInvalidArgument);
+}
+
+// On a stream, frames shed their header (session frames) and replies carry top-1 only: the
+// bytes, the call and the server's per-request work are the stream's measurements.
+TEST(PlannerTest, StreamTransportUsesSessionFramesAndItsOwnCosts) {
+  Profile node = Synthetic(1), server = Synthetic(0.1);
+  node.codecs[0].session_frame_bytes = 989;
+  node.codecs[1].session_frame_bytes = 89;
+  node.transports["stream"] = {0.2, 0, 10, 14, 0};
+  server.transports["stream"] = {0, 0.125, 10, 14, 0};
+  auto o = Options(1e6);
+  o.idle_slowdown = false;
+  o.transport = "stream";
+  const Choice late = Find(EvaluateAll(node, server, 1e6, o, {}), "late b2 tensor zstd");
+  EXPECT_EQ(late.transport, "stream");
+  EXPECT_TRUE(late.overheads_measured);
+  EXPECT_DOUBLE_EQ(late.frame_bytes, 89);
+  EXPECT_DOUBLE_EQ(late.request_bytes, 99);
+  EXPECT_DOUBLE_EQ(late.reply_bytes, 14);  // no per-class scores
+  EXPECT_NEAR(late.transmit_ms, 0.113, 1e-12);
+  EXPECT_DOUBLE_EQ(late.call_ms, 0.2);
+  // node 30 + encode 0.5 + 0.113 + RTT 10 + call 0.2 + decode 0.1 + 0.125 + server 3
+  EXPECT_NEAR(late.total_ms, 44.038, 1e-9);
+  // A frame size measured on the whole test set (full frames) sheds the same header.
+  MeasuredAccuracy m;
+  m.method = "ptq";
+  m.split = "late";
+  m.bits = 2;
+  m.granularity = "tensor";
+  m.coder = "zstd";
+  m.top1 = 90;
+  m.bytes_per_image = 120;
+  EXPECT_DOUBLE_EQ(Find(EvaluateAll(node, server, 1e6, o, {m}), "late b2 tensor zstd").frame_bytes, 109);
+  // Server-only still sends PNG in unary calls.
+  const Choice so = Find(EvaluateAll(node, server, 1e6, o, {}), "server-only");
+  EXPECT_EQ(so.transport, "png");
+  EXPECT_DOUBLE_EQ(so.reply_bytes, 100);
+  EXPECT_TRUE(Plan(node, server, o, {}).ok());
+  // A node profile without session frame sizes cannot plan a stream.
+  node.codecs[0].session_frame_bytes = 0;
+  auto refused = Plan(node, server, o, {});
+  EXPECT_EQ(refused.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("no session frame sizes"), std::string::npos)
+      << refused.status().message();
 }
 
 }  // namespace

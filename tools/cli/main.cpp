@@ -319,7 +319,20 @@ int main(int argc, char** argv) {
   std::function<bool()> plan_selected;
   auto run_plan = si::cli::AddPlanCommands(app, &plan_selected);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, as every other error of the tool (CLI11's own exit prints a second line).
+    const std::string sub = app.get_subcommands().empty() ? "" : " " + app.get_subcommands().front()->get_name();
+    std::fprintf(stderr, "%s (splitinfer%s --help lists the options)\n", e.what(), sub.c_str());
+    return e.get_exit_code();
+  }
   try {
     if (*train) return Report(RunTrain(train_args));
     if (*eval) return Report(RunEval(eval_args));

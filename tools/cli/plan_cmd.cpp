@@ -85,7 +85,7 @@ Status RunProfile(ProfileArgs a) {
 
 struct PlanArgs {
   std::string node, server, rates = "1,2,5,10", rtt = "10ms", links, bits, results, plot, checkpoint, data,
-      work_dir = "runs/plan";
+      work_dir = "runs/plan", transport = "unary";
   double min_accuracy = -1;
   int64_t images = 200;
   bool json = false, validate = false, hot = false;
@@ -153,6 +153,7 @@ Status RunPlan(const PlanArgs& a) {
   }
   o.min_accuracy = a.min_accuracy;
   o.idle_slowdown = !a.hot;
+  o.transport = a.transport;
   std::vector<plan::MeasuredAccuracy> results;
   if (!a.results.empty()) {
     SI_ASSIGN_OR_RETURN(results, plan::LoadResults(a.results));
@@ -167,13 +168,15 @@ Status RunPlan(const PlanArgs& a) {
     vo.data = a.data;
     vo.images = a.images;
     vo.threads = a.threads;
+    vo.transport = o.transport;
     vo.progress = !a.json;
     SI_ASSIGN_OR_RETURN(validations, plan::Validate(plans, vo));
   }
   if (!a.plot.empty()) SI_RETURN_IF_ERROR(WritePlot(a.plot, node, server, o, results));
   if (a.json) {
     nlohmann::json j = {{"model", node.model},     {"node", node.machine}, {"server", server.machine},
-                        {"rtt_ms", o.rtt_s * 1e3}, {"plan_ms", plan_ms},   {"plans", nlohmann::json::array()}};
+                        {"rtt_ms", o.rtt_s * 1e3}, {"plan_ms", plan_ms},   {"transport", o.transport},
+                        {"plans", nlohmann::json::array()}};
     if (o.min_accuracy >= 0) j["min_accuracy"] = o.min_accuracy;
     for (const auto& p : plans) j["plans"].push_back(p.ToJson());
     if (a.validate) {
@@ -186,6 +189,12 @@ Status RunPlan(const PlanArgs& a) {
   std::printf("model %s; node: %s; server: %s%s\n", node.model.c_str(), node.machine.c_str(),
               server.machine.c_str(),
               o.min_accuracy >= 0 ? (", top-1 >= " + std::to_string(o.min_accuracy).substr(0, 5) + " %").c_str() : "");
+  // Where the bytes around each frame come from: a profile made before they were counted gets
+  // the shipped pipeline's unary overheads, and the output says so.
+  const auto& first = plans.front().has_split ? plans.front().best_split : plans.front().server_only;
+  std::printf("transport %s (server-only: png); request/reply overheads %s\n", o.transport.c_str(),
+              first.overheads_measured ? "as the node profile measured them"
+                                       : "assumed (the node profile did not count them)");
   auto pct = [](double v) { return v < 0 ? std::string("-") : std::to_string(v).substr(0, 5); };
   std::printf("| MB/s | RTT ms | best | top-1 %% | bytes | best ms | x server-only | x node-only | best split | "
               "its top-1 %% | its ms | server-only ms | node-only ms |\n");
@@ -253,6 +262,10 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
   planc->add_option("--min-accuracy", pl->min_accuracy, "only configurations with measured top-1 >= A percent");
   planc->add_option("--results", pl->results, "the study's results.json: measured accuracy and bytes");
   planc->add_option("--plot", pl->plot, "write latency vs rate as SVG (gnuplot)");
+  planc->add_option("--transport", pl->transport,
+                    "how the node calls the server for split choices: unary (default) or stream (a session on "
+                    "ModelStreamInfer, top-1 replies); the profiles' measurements of it are used")
+      ->check(CLI::IsMember({"unary", "stream"}));
   planc->add_flag("--hot", pl->hot, "ignore the profiles' idle slowdown (compute times as timed back to back)");
   planc->add_flag("--validate", pl->validate, "run the choices through the real runtime and compare");
   planc->add_option("--model,--checkpoint", pl->checkpoint,

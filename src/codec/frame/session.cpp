@@ -53,6 +53,22 @@ Result<std::vector<uint8_t>> WriteSessionFrame(const Session& session, const uin
   return out;
 }
 
+Result<std::vector<uint8_t>> SessionFrameOf(const Session& session, const uint8_t* frame, size_t size) {
+  SI_ASSIGN_OR_RETURN(const FrameView view, ParseFrame(frame, size));
+  SI_ASSIGN_OR_RETURN(const uint32_t key, SessionKey(view.header));
+  if (key != session.key) {
+    return Status(ErrorCode::kMismatch,
+                  "the frame's header (shape, quantizer, coder or pipeline) differs from the one that opened the "
+                  "session: send it as a full frame to open a new session");
+  }
+  return WriteSessionFrame(session, view.side_info, view.side_info_size, view.payload, view.payload_size);
+}
+
+Result<size_t> SessionFrameSize(const uint8_t* frame, size_t size) {
+  SI_ASSIGN_OR_RETURN(const FrameView view, ParseFrame(frame, size));
+  return kSessionFrameOverhead + view.side_info_size + view.payload_size;
+}
+
 Result<FrameView> ParseSessionFrame(const Session& session, const uint8_t* data, size_t size,
                                     const FrameLimits& limits) {
   if (size == 0) return Status(ErrorCode::kFrameTruncated, "empty session frame (no bytes at all)");

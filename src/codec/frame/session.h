@@ -51,6 +51,16 @@ inline bool IsSessionFrame(const uint8_t* data, size_t size) { return size >= 1 
 Result<std::vector<uint8_t>> WriteSessionFrame(const Session& session, const uint8_t* side_info, size_t side_info_size,
                                                const uint8_t* payload, size_t payload_size);
 
+// A full frame of this session's header (as the codec writes it), rewritten as a session
+// frame. kMismatch when the frame's header is not the session's: coded under the session's key,
+// its symbols would be decoded with the wrong shape, quantizer or coder, so the caller must open
+// a new session with it instead.
+Result<std::vector<uint8_t>> SessionFrameOf(const Session& session, const uint8_t* frame, size_t size);
+
+// The size a full frame has inside a session (tag + CRC-24 + side info + payload): what the
+// latency model charges per image on a stream.
+Result<size_t> SessionFrameSize(const uint8_t* frame, size_t size);
+
 // Parses a session frame into a FrameView whose header is the session's and whose side info and
 // payload point into `data`: kFrameTruncated (shorter than tag + CRC + side info),
 // kFrameBadMagic (not 0xF6), kFrameLengthOverrun (over limits.max_frame_bytes),
