@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frame roundtrip head cabac_model yaml request)
+[ ${#targets[@]} -gt 0 ] || targets=(frame roundtrip head cabac_model yaml coco request)
 build=${FUZZ_BUILD:-/tmp/splitinfer-fuzz}
 out=$root/bench/fuzz
 mkdir -p "$out"
