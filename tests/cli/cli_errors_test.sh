@@ -157,6 +157,21 @@ if "$BIN" serve --help >/dev/null 2>&1 && ! "$BIN" serve --config /dev/null 2>&1
     --deadline 2 --retries 0 --quiet
 fi
 
+# data make-scenes (src/data/scenes.h): parameters checked, an occupied folder refused.
+printf 'canvass: 96\n' > "$TMP/scenes_bad.yaml"
+check_error "make-scenes unknown key" "canvass" "$BIN" data make-scenes --config "$TMP/scenes_bad.yaml" --out "$TMP/sc"
+check_error "make-scenes missing config" "scenes file $TMP/none.yaml not found" "$BIN" data make-scenes \
+  --config "$TMP/none.yaml" --out "$TMP/sc"
+if has image_folders; then
+  mkdir -p "$TMP/occupied" && touch "$TMP/occupied/x"
+  printf 'train_scenes: 2\ntest_scenes: 2\n' > "$TMP/scenes_small.yaml"
+  check_error "make-scenes into an occupied folder" "exists and is not empty" "$BIN" data make-scenes \
+    --config "$TMP/scenes_small.yaml" --out "$TMP/occupied"
+else
+  check_error "make-scenes without OpenCV" "UNIMPLEMENTED: make-scenes writes PNG files with OpenCV" "$BIN" data \
+    make-scenes --config "$(cd "$(dirname "$0")/../.." && pwd)/configs/data/scenes.yaml" --out "$TMP/sc"
+fi
+
 # profile / plan (src/plan, in every build): bad profiles, links and lists are refused with the reason.
 if ! has runtime; then
   check_error "profile without runtime needs --call-ms" "give it with --call-ms" "$BIN" profile --model resnet_fmnist \

@@ -25,6 +25,7 @@
 #include "tools/cli/lowbit_cmd.h"
 #include "tools/cli/model_args.h"
 #include "tools/cli/runtime_cmd.h"
+#include "tools/cli/data_cmd.h"
 #include "tools/cli/plan_cmd.h"
 #include "train/trainer.h"
 
@@ -319,6 +320,9 @@ int main(int argc, char** argv) {
   std::function<bool()> plan_selected;
   auto run_plan = si::cli::AddPlanCommands(app, &plan_selected);
 
+  std::function<bool()> data_selected;
+  auto run_data = si::cli::AddDataCommands(app, &data_selected);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -347,6 +351,7 @@ int main(int argc, char** argv) {
     if (runtime_selected()) return Report(run_runtime());
     if (lowbit_selected()) return Report(run_lowbit());
     if (plan_selected()) return Report(run_plan());
+    if (data_selected()) return Report(run_data());
   } catch (const c10::Error& e) {
     // Library code converts LibTorch errors at stage boundaries; this is the last net.
     return Report(si::Internal(std::string("LibTorch: ") + e.what_without_backtrace()));
