@@ -12,6 +12,12 @@ Result<SplitPoint> SplitModel::find_split(const std::string& name) const {
     if (s.name == name) return s;
     valid += (valid.empty() ? "" : ", ") + s.name;
   }
+  for (const auto& [refused, reason] : refused_splits()) {
+    if (refused == name) {
+      return InvalidArgument("split point '" + name + "' of " + model_name() + " is refused: " + reason +
+                             " (valid split points: " + valid + ")");
+    }
+  }
   return NotFound("unknown split point '" + name + "' for model " + model_name() +
                   "; valid split points: " + valid);
 }

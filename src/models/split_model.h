@@ -73,7 +73,10 @@ class SplitModel {
   torch::Tensor tail(const torch::Tensor& f, const SplitPoint& s) {
     return run_blocks(f, s.block + 1, num_blocks());
   }
-  // NOT_FOUND naming the valid split points when `name` is not one of them.
+  // Names that are not split points for a stated reason: (name, reason).
+  virtual std::vector<std::pair<std::string, std::string>> refused_splits() const { return {}; }
+  // NOT_FOUND naming the valid split points when `name` is not one of them; INVALID_ARGUMENT
+  // with the reason when the model refuses a cut there (refused_splits).
   Result<SplitPoint> find_split(const std::string& name) const;
 };
 
@@ -106,6 +109,10 @@ class BlockChainImpl : public torch::nn::Module, public SplitModel {
   torch::Tensor forward(const torch::Tensor& x) { return forward_all(x); }
 
   int64_t parameter_count() const;
+  // A name that is not a split point for a stated reason (find_split returns it as
+  // INVALID_ARGUMENT), e.g. a cut that would have to send two tensors.
+  void refuse_split(const std::string& name, const std::string& reason) { refused_.emplace_back(name, reason); }
+  std::vector<std::pair<std::string, std::string>> refused_splits() const override { return refused_; }
 
  private:
   void add_any(const std::string& name, torch::nn::AnyModule module, bool split_after);
@@ -114,6 +121,7 @@ class BlockChainImpl : public torch::nn::Module, public SplitModel {
   std::vector<std::string> names_;
   std::vector<torch::nn::AnyModule> blocks_;
   std::vector<SplitPoint> splits_;
+  std::vector<std::pair<std::string, std::string>> refused_;
 };
 TORCH_MODULE(BlockChain);
 

@@ -42,4 +42,11 @@ BlockChain MakeConvNeXtTiny(const ModelOptions& options);     // 28,589,128 para
 BlockChain MakeEfficientNetV2S(const ModelOptions& options);  // 21,458,488 params
 BlockChain MakeViTB16(const ModelOptions& options);           // 86,567,656 params
 
+// Darknet's YOLOv3-tiny (src/models/zoo/yolo.cpp): 8,852,366 params at 80 classes, 3 channels,
+// width 16 (the cfg's; tests/models computes the count from the cfg). `width` scales every
+// layer (16 x 2^k channels); its output packs both heads (see yolo.cpp). Not yet in the zoo's
+// registry: the commands that take a zoo name evaluate classifiers; detection comes with its
+// own task code.
+BlockChain MakeYoloV3Tiny(const ModelOptions& options);
+
 }  // namespace splitinfer::models
