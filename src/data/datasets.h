@@ -2,6 +2,7 @@
 //   fmnist        Fashion-MNIST from Debian's dataset-fashion-mnist (dir optional)
 //   imagefolder   dir/train/<class>/*, dir/test/<class>/* (or dir/val/<class>/*)
 //   tinyimagenet  TinyImageNet-200 layout under dir
+//   coco          a COCO-format detection folder (data/detection.h); classification commands refuse it
 #pragma once
 
 #include <memory>

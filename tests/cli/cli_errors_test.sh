@@ -172,6 +172,9 @@ else
     make-scenes --config "$(cd "$(dirname "$0")/../.." && pwd)/configs/data/scenes.yaml" --out "$TMP/sc"
 fi
 
+check_error "eval on a detection dataset" "is a detection dataset (boxes per image)" "$BIN" eval \
+  --checkpoint "$(cd "$(dirname "$0")/../.." && pwd)/models/resnet_fmnist.pt" --data "coco:$TMP/scenes"
+
 # profile / plan (src/plan, in every build): bad profiles, links and lists are refused with the reason.
 if ! has runtime; then
   check_error "profile without runtime needs --call-ms" "give it with --call-ms" "$BIN" profile --model resnet_fmnist \

@@ -1,0 +1,72 @@
+// data/detection: a COCO-format detection dataset (`coco:DIR`) read for a detector: images
+// through OpenCV, letterboxed to the detector's square input, boxes mapped with them, and the
+// usual training augmentation (random scale and translation, horizontal flip) applied to image
+// and boxes together.
+//
+// Layout of DIR (what `splitinfer data make-scenes` writes; COCO's own names also work):
+//   DIR/annotations/instances_train.json + DIR/train/      (or instances_train2017.json + train2017/)
+//   DIR/annotations/instances_test.json  + DIR/test/       (or instances_val2017.json + val2017/)
+// The class index of a box is its category's position in the file's `categories` list.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "data/coco.h"
+#include "data/dataset.h"
+
+namespace splitinfer::data {
+
+inline constexpr const char* kCoco = "coco";
+inline constexpr double kLetterboxFill = 114;  // YOLO's grey for padding and for warped-in borders
+
+struct DetectionSample {
+  torch::Tensor image;   // uint8 [C, S, S]
+  torch::Tensor boxes;   // float32 [n, 4]: x, y, w, h in the letterboxed image's pixels
+  torch::Tensor labels;  // int64 [n]: class index
+  int64_t image_id = 0;
+  // How the original image maps into the letterboxed one: x' = x * scale + pad_x (same for y).
+  double scale = 1, pad_x = 0, pad_y = 0;
+};
+
+struct DetectionAugment {
+  double min_scale = 1, max_scale = 1;  // zoom about the centre, uniform in [min, max]
+  double translate = 0;                 // shift up to this fraction of the side, each axis
+  bool hflip = false;                   // mirror half of the images
+  double min_visible = 0.2;             // boxes keeping less of their area (cut by the border) are dropped
+};
+
+class CocoDetectionDataset {
+ public:
+  // `size`: the detector's square input side; `channels`: 1 (grayscale) or 3 (RGB).
+  // NOT_FOUND naming the files looked for; the annotation file's own errors (data/coco.h).
+  static Result<std::unique_ptr<CocoDetectionDataset>> Open(const std::string& dir, Split split, int64_t size,
+                                                            int64_t channels);
+
+  int64_t size() const { return static_cast<int64_t>(coco_.images.size()); }
+  std::vector<std::string> class_names() const;
+  const CocoAnnotations& annotations() const { return coco_; }
+  const std::string& annotation_file() const { return annotation_file_; }
+  int64_t input_size() const { return size_; }
+
+  // The image letterboxed with its boxes (crowd boxes left out: they are for evaluation only);
+  // with `augment`, the random transform drawn from `seed`. DATA_LOSS naming the file when an
+  // image is missing, unreadable or not of the size the annotations give.
+  Result<DetectionSample> sample(int64_t index, const DetectionAugment* augment = nullptr, uint64_t seed = 0) const;
+
+ private:
+  CocoDetectionDataset() = default;
+  CocoAnnotations coco_;
+  std::string image_dir_, annotation_file_;
+  int64_t size_ = 0, channels_ = 0;
+};
+
+// A batch as YOLO trains on it: images uint8 [B, C, S, S] and targets float32 [M, 6] =
+// (batch index, class, x, y, w, h) for every box of every image.
+std::pair<torch::Tensor, torch::Tensor> CollateDetection(const std::vector<DetectionSample>& samples);
+
+}  // namespace splitinfer::data
