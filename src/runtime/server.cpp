@@ -42,6 +42,8 @@ namespace splitinfer::runtime {
 
 namespace {
 
+const std::string kFrameInputName = kInputFrame;
+
 
 }  // namespace
 
@@ -328,14 +330,8 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
     return InvalidArgument("a request has exactly one input ('frame', 'image_png' or 'image'), got " +
                            std::to_string(request.inputs_size()));
   }
-  static const inference::ModelInferRequest::InferInputTensor kSessionInput = [] {
-    inference::ModelInferRequest::InferInputTensor t;
-    t.set_name(kInputFrame);
-    t.set_datatype("BYTES");
-    t.add_shape(1);
-    return t;
-  }();
-  const auto& in = session_request ? kSessionInput : request.inputs(0);
+  // A session request names no input: its one raw entry is a frame.
+  const std::string& input = session_request ? kFrameInputName : request.inputs(0).name();
   std::vector<torch::Tensor> items;
   int kind = kKindFeatures;
   double bytes = 0;
@@ -350,10 +346,10 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
   if (session_request) {
     elements.emplace_back(request.raw_input_contents(0));
     n = 1;
-  } else if (in.name() == kInputFrame || in.name() == kInputImagePng) {
+  } else if (input == kInputFrame || input == kInputImagePng) {
     SI_ASSIGN_OR_RETURN(elements, BytesInput(request, 0, config_.limits));
     n = static_cast<int64_t>(elements.size());
-  } else if (in.name() == kInputImage) {
+  } else if (input == kInputImage) {
     SI_ASSIGN_OR_RETURN(numeric, NumericInputAt(request, 0, config_.limits, storage));
     const auto& s = numeric.shape;
     const bool batched = s.size() == 4;
@@ -367,10 +363,10 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
                                std::to_string(config_.limits.max_batch) + " per request");
     }
   } else {
-    return InvalidArgument("unknown input '" + in.name() + "'; use 'frame' (BYTES), 'image_png' (BYTES) or 'image' "
+    return InvalidArgument("unknown input '" + input + "'; use 'frame' (BYTES), 'image_png' (BYTES) or 'image' "
                            "(UINT8/FP32)");
   }
-  if (n == 0) return InvalidArgument("input '" + in.name() + "' holds no images");
+  if (n == 0) return InvalidArgument("input '" + input + "' holds no images");
   const int64_t now_in_flight = in_flight_.fetch_add(n) + n;
   pending->core = this;
   pending->held = n;
@@ -381,7 +377,7 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
                              "; retry with backoff");
   }
   try {
-    if (in.name() == kInputFrame) {
+    if (input == kInputFrame) {
       for (size_t i = 0; i < elements.size(); ++i) {
         const auto& e = elements[i];
         bytes += static_cast<double>(e.size());
@@ -399,7 +395,7 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
         }
         items.push_back(std::move(f).value());
       }
-    } else if (in.name() == kInputImagePng) {
+    } else if (input == kInputImagePng) {
       kind = kKindImage;
       for (size_t i = 0; i < elements.size(); ++i) {
         const auto& e = elements[i];
@@ -435,7 +431,7 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
   pending->decode_s = std::chrono::duration<double>(decoded - start).count();
   if (metrics_) {
     metrics_->Bytes(m->name, bytes);
-    metrics_->Images(m->name, in.name(), static_cast<double>(n));
+    metrics_->Images(m->name, input, static_cast<double>(n));
     metrics_->Stage(m->name, "decode", pending->decode_s);
   }
   for (auto& t : items) pending->futures.push_back(m->batcher->Submit(kind, std::move(t), deadline));
