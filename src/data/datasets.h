@@ -30,6 +30,7 @@ Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& kind, const std:
 inline constexpr const char* kFashionMnist = "fmnist";
 inline constexpr const char* kImageFolder = "imagefolder";
 inline constexpr const char* kTinyImageNet = "tinyimagenet";
+inline constexpr const char* kCoco = "coco";  // detection (data/detection.h)
 
 struct DatasetRef {
   std::string kind, dir;

@@ -21,7 +21,6 @@
 
 namespace splitinfer::data {
 
-inline constexpr const char* kCoco = "coco";
 inline constexpr double kLetterboxFill = 114;  // YOLO's grey for padding and for warped-in borders
 
 struct DetectionSample {

@@ -172,6 +172,10 @@ else
     make-scenes --config "$(cd "$(dirname "$0")/../.." && pwd)/configs/data/scenes.yaml" --out "$TMP/sc"
 fi
 
+check_error "anchors of a classification dataset" "--data takes a detection dataset, coco:DIR" "$BIN" data anchors \
+  --data fmnist --size 128
+check_error "anchors without annotations" "COCO annotation file $TMP/nothing/annotations/instances_train2017.json not found" \
+  "$BIN" data anchors --data "coco:$TMP/nothing" --size 128
 check_error "eval on a detection dataset" "is a detection dataset (boxes per image)" "$BIN" eval \
   --checkpoint "$(cd "$(dirname "$0")/../.." && pwd)/models/resnet_fmnist.pt" --data "coco:$TMP/scenes"
 

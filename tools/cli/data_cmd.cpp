@@ -1,11 +1,20 @@
 #include "tools/cli/data_cmd.h"
 
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "data/coco.h"
+#include "data/datasets.h"
 #include "data/fashion_mnist.h"
 #include "data/scenes.h"
+#include "detect/anchors.h"
 
 namespace splitinfer::cli {
 namespace {
@@ -26,10 +35,51 @@ Status RunMakeScenes(const SceneArgs& a) {
   return Status::Ok();
 }
 
+struct AnchorArgs {
+  std::string data;
+  int64_t size = 0;
+  int k = 6;
+  uint64_t seed = 1;
+  bool json = false;
+};
+
+// Anchors for a detector: the training boxes' sizes as they are after letterboxing to the
+// detector's input (each image scaled by min(S / height, S / width)), k-means'd.
+Status RunAnchors(const AnchorArgs& a) {
+  const data::DatasetRef ref = data::ParseDatasetRef(a.data);
+  if (ref.kind != data::kCoco) return InvalidArgument("--data takes a detection dataset, coco:DIR, not '" + a.data + "'");
+  std::string file = ref.dir + "/annotations/instances_train.json";
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) file = ref.dir + "/annotations/instances_train2017.json";
+  SI_ASSIGN_OR_RETURN(auto coco, data::LoadCocoAnnotations(file));
+  std::map<int64_t, double> scale;
+  for (const auto& im : coco.images) {
+    scale[im.id] = std::min(static_cast<double>(a.size) / im.height, static_cast<double>(a.size) / im.width);
+  }
+  std::vector<detect::Size2> sizes;
+  for (const auto& an : coco.annotations) {
+    if (an.iscrowd || !(an.w > 0) || !(an.h > 0)) continue;
+    sizes.push_back({an.w * scale.at(an.image_id), an.h * scale.at(an.image_id)});
+  }
+  SI_ASSIGN_OR_RETURN(auto fit, detect::FitAnchors(sizes, a.k, a.seed));
+  if (a.json) {
+    nlohmann::json j = {{"annotations", file}, {"input_size", a.size}, {"boxes", sizes.size()},
+                        {"mean_best_iou", fit.mean_best_iou}, {"anchors", nlohmann::json::array()}};
+    for (const auto& x : fit.anchors) j["anchors"].push_back({x[0], x[1]});
+    std::printf("%s\n", j.dump().c_str());
+    return Status::Ok();
+  }
+  std::printf("anchors for %s at %lldx%lld (%zu boxes, mean best IoU %.3f):", file.c_str(),
+              static_cast<long long>(a.size), static_cast<long long>(a.size), sizes.size(), fit.mean_best_iou);
+  for (const auto& x : fit.anchors) std::printf(" %.1fx%.1f", x[0], x[1]);
+  std::printf("\n");
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::function<Status()> AddDataCommands(CLI::App& app, std::function<bool()>* selected) {
-  auto* data_cmd = app.add_subcommand("data", "datasets splitinfer makes: make-scenes");
+  auto* data_cmd = app.add_subcommand("data", "datasets: make-scenes (a detection dataset), anchors (for a detector)");
   data_cmd->require_subcommand(1);
   auto args = std::make_shared<SceneArgs>();
   auto* scenes = data_cmd->add_subcommand(
@@ -38,8 +88,17 @@ std::function<Status()> AddDataCommands(CLI::App& app, std::function<bool()>* se
   scenes->add_option("--out", args->out, "a new folder for the dataset (train/, test/, annotations/)")->required();
   scenes->add_option("--fmnist-dir", args->fmnist_dir, "Fashion-MNIST's files (default: Debian's package)");
   scenes->add_flag("--quiet", args->quiet, "no progress bar");
-  *selected = [scenes] { return scenes->parsed(); };
-  return [args]() { return RunMakeScenes(*args); };
+  auto anchor_args = std::make_shared<AnchorArgs>();
+  auto* anchors = data_cmd->add_subcommand("anchors", "YOLO anchors by k-means on a detection dataset's training boxes");
+  anchors->add_option("--data", anchor_args->data, "coco:DIR (its training annotations)")->required();
+  anchors->add_option("--size", anchor_args->size, "the detector's square input side, pixels")
+      ->required()
+      ->check(CLI::Range(int64_t{32}, int64_t{4096}));
+  anchors->add_option("--k", anchor_args->k, "anchors (YOLOv3-tiny: 6)")->check(CLI::Range(1, 64));
+  anchors->add_option("--seed", anchor_args->seed, "k-means seed");
+  anchors->add_flag("--json", anchor_args->json, "print one JSON object");
+  *selected = [scenes, anchors] { return scenes->parsed() || anchors->parsed(); };
+  return [args, anchor_args, scenes]() { return scenes->parsed() ? RunMakeScenes(*args) : RunAnchors(*anchor_args); };
 }
 
 }  // namespace splitinfer::cli

@@ -9,7 +9,7 @@
 
 namespace splitinfer::cli {
 
-// Adds `data make-scenes`; the returned function runs it when parsed.
+// Adds `data make-scenes` and `data anchors`; the returned function runs the one parsed.
 std::function<Status()> AddDataCommands(CLI::App& app, std::function<bool()>* selected);
 
 }  // namespace splitinfer::cli
