@@ -84,22 +84,13 @@ Result<DetectionSample> CocoDetectionDataset::sample(int64_t, const DetectionAug
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "core/random.h"
 #include "core/system.h"
 
 namespace splitinfer::data {
 namespace {
 
 constexpr size_t kMaxImageFileBytes = size_t{256} << 20;
-
-uint64_t SplitMix(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-double Uniform(uint64_t& s, double lo, double hi) {
-  return lo + (hi - lo) * static_cast<double>(SplitMix(s) >> 11) * 0x1.0p-53;
-}
 
 }  // namespace
 
@@ -146,11 +137,11 @@ Result<DetectionSample> CocoDetectionDataset::sample(int64_t index, const Detect
   // Box corners in the letterboxed image; then, with augmentation, x' = a x + b, y' = c y + d.
   double a = r, b = left, c = r, d = top;
   if (aug) {
-    uint64_t rng = seed ^ (static_cast<uint64_t>(index) * 0xD1B54A32D192ED03ull);
-    const double z = Uniform(rng, aug->min_scale, aug->max_scale);
-    const double tx = Uniform(rng, -aug->translate, aug->translate) * S;
-    const double ty = Uniform(rng, -aug->translate, aug->translate) * S;
-    const bool flip = aug->hflip && (SplitMix(rng) & 1);
+    SplitMix64 rng(seed ^ (static_cast<uint64_t>(index) * 0xD1B54A32D192ED03ull));
+    const double z = rng.Uniform(aug->min_scale, aug->max_scale);
+    const double tx = rng.Uniform(-aug->translate, aug->translate) * S;
+    const double ty = rng.Uniform(-aug->translate, aug->translate) * S;
+    const bool flip = aug->hflip && (rng.Next() & 1);
     // Zoom about the centre, shift, then mirror: one affine warp of the letterboxed image.
     double m00 = z, m02 = (1 - z) * S / 2.0 + tx;
     const double m11 = z, m12 = (1 - z) * S / 2.0 + ty;

@@ -83,6 +83,7 @@ Result<ScenesReport> MakeScenes(const SceneParams&, const std::string&, const st
 #include <torch/torch.h>
 
 #include "core/progress.h"
+#include "core/random.h"
 #include "data/fashion_mnist.h"
 
 namespace splitinfer::data {
@@ -90,34 +91,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The scene's own random stream: SplitMix64 seeded from (seed, split, index), so that every
-// scene is reproducible alone and the numbers do not depend on the standard library's
-// distributions (which differ between implementations).
-class Rng {
- public:
-  Rng(uint64_t seed, uint64_t split, uint64_t index) : s_(seed) {
-    s_ = Next() ^ (split * 0x9E3779B97F4A7C15ull);
-    s_ = Next() ^ (index * 0xBF58476D1CE4E5B9ull);
-  }
-  uint64_t Next() {
-    uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }        // [0, 1)
-  double Uniform(double lo, double hi) { return lo + (hi - lo) * Uniform(); }
-  int64_t Int(int64_t lo, int64_t hi) {  // [lo, hi]
-    return lo + static_cast<int64_t>(Next() % static_cast<uint64_t>(hi - lo + 1));
-  }
-  double Normal() {  // Box-Muller
-    const double u1 = 1.0 - Uniform(), u2 = Uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-  }
-
- private:
-  uint64_t s_;
-};
+// The scene's own random stream, seeded from (seed, split, index): every scene is reproducible
+// alone.
+SplitMix64 SceneRng(uint64_t seed, uint64_t split, uint64_t index) {
+  const uint64_t s1 = SplitMix64(seed).Next() ^ (split * 0x9E3779B97F4A7C15ull);
+  return SplitMix64(SplitMix64(s1).Next() ^ (index * 0xBF58476D1CE4E5B9ull));
+}
 
 struct Box {
   double x, y, w, h;
@@ -130,7 +109,7 @@ double Iou(const Box& a, const Box& b) {
   return iw * ih / (a.w * a.h + b.w * b.h - iw * ih);
 }
 
-cv::Mat Background(const SceneParams& p, Rng& rng) {
+cv::Mat Background(const SceneParams& p, SplitMix64& rng) {
   const int n = static_cast<int>(p.canvas);
   cv::Mat bg(n, n, CV_32F, cv::Scalar(rng.Uniform(p.background_min, p.background_max)));
   const double angle = rng.Uniform(0, 2 * M_PI), ramp = rng.Uniform(0, p.gradient);
@@ -170,7 +149,7 @@ Status MakeSplit(const SceneParams& p, Split split, int64_t count, const InMemor
   const int n = static_cast<int>(p.canvas);
   int64_t annotation_id = 1;
   for (int64_t i = 0; i < count; ++i) {
-    Rng rng(p.seed, split == Split::kTrain ? 1 : 2, static_cast<uint64_t>(i));
+    SplitMix64 rng = SceneRng(p.seed, split == Split::kTrain ? 1 : 2, static_cast<uint64_t>(i));
     cv::Mat canvas = Background(p, rng);
     std::vector<Box> boxes;
     const int64_t objects = rng.Int(p.min_objects, p.max_objects);

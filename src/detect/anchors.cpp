@@ -1,5 +1,7 @@
 #include "detect/anchors.h"
 
+#include "core/random.h"
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -8,13 +10,6 @@ namespace splitinfer::detect {
 namespace {
 
 constexpr int kRestarts = 10;
-
-uint64_t SplitMix(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 double Median(std::vector<double> v) {
   const size_t n = v.size();
@@ -33,7 +28,7 @@ double SizeIou(const Size2& a, const Size2& b) {
 
 namespace {
 
-AnchorFit FitOnce(const std::vector<Size2>& sizes, int k, uint64_t& rng, int max_iterations);
+AnchorFit FitOnce(const std::vector<Size2>& sizes, int k, SplitMix64& rng, int max_iterations);
 
 }  // namespace
 
@@ -49,7 +44,7 @@ Result<AnchorFit> FitAnchors(const std::vector<Size2>& sizes, int k, uint64_t se
     }
   }
   // Lloyd's iterations find a local optimum: the best of a few seedings (one random stream).
-  uint64_t rng = seed;
+  SplitMix64 rng(seed);
   AnchorFit best;
   for (int restart = 0; restart < kRestarts; ++restart) {
     AnchorFit fit = FitOnce(sizes, k, rng, max_iterations);
@@ -60,10 +55,9 @@ Result<AnchorFit> FitAnchors(const std::vector<Size2>& sizes, int k, uint64_t se
 
 namespace {
 
-AnchorFit FitOnce(const std::vector<Size2>& sizes, int k, uint64_t& rng, int max_iterations) {
+AnchorFit FitOnce(const std::vector<Size2>& sizes, int k, SplitMix64& rng, int max_iterations) {
   // k-means++: each next seed drawn with probability proportional to (1 - IoU to the nearest)^2.
-  auto uniform = [&rng] { return static_cast<double>(SplitMix(rng) >> 11) * 0x1.0p-53; };
-  std::vector<Size2> c = {sizes[SplitMix(rng) % sizes.size()]};
+  std::vector<Size2> c = {sizes[rng.Next() % sizes.size()]};
   std::vector<double> d(sizes.size());
   while (c.size() < static_cast<size_t>(k)) {
     double total = 0;
@@ -77,7 +71,7 @@ AnchorFit FitOnce(const std::vector<Size2>& sizes, int k, uint64_t& rng, int max
       c.push_back(c.back());
       continue;
     }
-    double r = uniform() * total;
+    double r = rng.Uniform() * total;
     size_t pick = sizes.size() - 1;
     for (size_t i = 0; i < sizes.size(); ++i) {
       if ((r -= d[i]) <= 0) {

@@ -174,7 +174,7 @@ fi
 
 check_error "anchors of a classification dataset" "--data takes a detection dataset, coco:DIR" "$BIN" data anchors \
   --data fmnist --size 128
-check_error "anchors without annotations" "COCO annotation file $TMP/nothing/annotations/instances_train2017.json not found" \
+check_error "anchors without annotations" "no training annotations (looked for $TMP/nothing/annotations/instances_train.json or" \
   "$BIN" data anchors --data "coco:$TMP/nothing" --size 128
 check_error "eval on a detection dataset" "is a detection dataset (boxes per image)" "$BIN" eval \
   --checkpoint "$(cd "$(dirname "$0")/../.." && pwd)/models/resnet_fmnist.pt" --data "coco:$TMP/scenes"

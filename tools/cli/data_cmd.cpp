@@ -1,7 +1,6 @@
 #include "tools/cli/data_cmd.h"
 
 #include <cstdio>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -11,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/coco.h"
+#include "data/detection.h"
 #include "data/datasets.h"
 #include "data/fashion_mnist.h"
 #include "data/scenes.h"
@@ -48,10 +48,10 @@ struct AnchorArgs {
 Status RunAnchors(const AnchorArgs& a) {
   const data::DatasetRef ref = data::ParseDatasetRef(a.data);
   if (ref.kind != data::kCoco) return InvalidArgument("--data takes a detection dataset, coco:DIR, not '" + a.data + "'");
-  std::string file = ref.dir + "/annotations/instances_train.json";
-  std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) file = ref.dir + "/annotations/instances_train2017.json";
-  SI_ASSIGN_OR_RETURN(auto coco, data::LoadCocoAnnotations(file));
+  // The training split as a detector reads it (the layout data/detection.h resolves).
+  SI_ASSIGN_OR_RETURN(auto ds, data::CocoDetectionDataset::Open(ref.dir, data::Split::kTrain, a.size, 1));
+  const data::CocoAnnotations& coco = ds->annotations();
+  const std::string& file = ds->annotation_file();
   std::map<int64_t, double> scale;
   for (const auto& im : coco.images) {
     scale[im.id] = std::min(static_cast<double>(a.size) / im.height, static_cast<double>(a.size) / im.width);
