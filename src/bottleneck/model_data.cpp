@@ -19,31 +19,59 @@ Result<data::ImageOptions> ImagesFor(const models::CheckpointMeta& meta) {
 }
 
 Status CheckDatasetFits(const models::CheckpointMeta& meta, const data::Dataset& data) {
+  SI_RETURN_IF_ERROR(models::RequireClassifier(meta, "this command"));
   const data::Dataset* dataset = &data;
   if (dataset->image_shape() != meta.input_shape) {
     return Mismatch("model " + meta.model + " expects images of shape " + nlohmann::json(meta.input_shape).dump() +
                     " but dataset " + dataset->name() + " has " + nlohmann::json(dataset->image_shape()).dump());
   }
-  const auto names = dataset->class_names();
+  return CheckClassNames(meta, dataset->class_names(), dataset->name());
+}
+
+Status CheckClassNames(const models::CheckpointMeta& meta, const std::vector<std::string>& names,
+                       const std::string& dataset) {
   if (names.size() != meta.class_names.size()) {
     return Mismatch("model " + meta.model + " has " + std::to_string(meta.class_names.size()) + " classes but dataset " +
-                    dataset->name() + " has " + std::to_string(names.size()));
+                    dataset + " has " + std::to_string(names.size()));
   }
   bool numbered = true;
   for (size_t c = 0; c < meta.class_names.size(); ++c) numbered = numbered && meta.class_names[c] == std::to_string(c);
   for (size_t c = 0; c < names.size() && !numbered; ++c) {
     if (names[c] != meta.class_names[c]) {
       return Mismatch("class " + std::to_string(c) + " is '" + meta.class_names[c] + "' in model " + meta.model +
-                      " but '" + names[c] + "' in dataset " + dataset->name() +
+                      " but '" + names[c] + "' in dataset " + dataset +
                       " (a different class order gives wrong answers; rename the folders or give --classes)");
     }
   }
   return Status::Ok();
 }
 
+Result<std::unique_ptr<data::CocoDetectionDataset>> OpenDetectionDataFor(const models::CheckpointMeta& meta,
+                                                                        const std::string& data, data::Split split,
+                                                                        bool progress) {
+  if (!models::IsDetector(meta)) {
+    return InvalidArgument(meta.model + " is a classifier (task " + meta.task + "); detection data is for detectors");
+  }
+  data::DatasetRef ref = data::ParseDatasetRef(data);
+  if (ref.kind.empty() && !ref.dir.empty()) ref.kind = data::kCoco;  // a bare folder
+  if (data.empty()) {
+    ref.kind = meta.dataset;
+    if (meta.train_config.contains("data")) ref.dir = meta.train_config["data"].value("dir", "");
+  }
+  if (ref.kind.empty()) {
+    return InvalidArgument("detector " + meta.model + " names no dataset: give --data coco:DIR or --data scenes:CONFIG");
+  }
+  SI_ASSIGN_OR_RETURN(auto dataset, data::OpenDetectionDataset(ref, split, meta.input_shape[1], meta.input_shape[0],
+                                                               progress));
+  SI_RETURN_IF_ERROR(CheckClassNames(meta, dataset->class_names(), ref.kind + ":" + ref.dir));
+  return dataset;
+}
+
 Result<std::unique_ptr<data::Dataset>> OpenDatasetFor(const models::CheckpointMeta& meta, const std::string& data,
                                                       data::Split split) {
   if (meta.input_shape.size() != 3) return InvalidArgument("model " + meta.model + " has no [C, H, W] input shape");
+  // Every classification command reads its images here, so this is where a detector is stopped.
+  SI_RETURN_IF_ERROR(models::RequireClassifier(meta, "this command"));
   data::DatasetRef ref = data::ParseDatasetRef(data);
   if (ref.kind.empty()) ref.kind = meta.dataset;
   if (ref.dir.empty() && ref.kind == meta.dataset && meta.train_config.contains("data")) {

@@ -41,17 +41,18 @@ Result<std::unique_ptr<Dataset>> OpenDataset(const std::string& kind, const std:
   if (kind == "tinyimagenet") {
     return LoadTinyImageNet(dir, split, FolderOptions(images, 64));
   }
-  if (kind == "coco") {
+  if (kind == kCoco || kind == kScenes) {
     // COCO folders hold boxes, not one class per image (data/detection.h reads them).
-    return InvalidArgument("coco:" + dir + " is a detection dataset (boxes per image); this command reads images "
+    return InvalidArgument(kind + ":" + dir + " is a detection dataset (boxes per image); this command reads images "
                            "with one class each: fmnist, imagefolder:DIR or tinyimagenet:DIR");
   }
-  return InvalidArgument("unknown dataset '" + kind + "'; known: fmnist, imagefolder, tinyimagenet, coco (detection)");
+  return InvalidArgument("unknown dataset '" + kind + "'; known: fmnist, imagefolder, tinyimagenet, coco and scenes (detection)");
 }
 
 DatasetRef ParseDatasetRef(const std::string& text) {
   if (text == kFashionMnist || text == "fmnist-test") return {kFashionMnist, ""};
-  for (const char* kind : {"fmnist", "imagefolder", "tinyimagenet", "coco"}) {
+  if (text == kScenes) return {kScenes, ""};  // the committed parameters (configs/data/scenes.yaml)
+  for (const char* kind : {kFashionMnist, kImageFolder, kTinyImageNet, kCoco, kScenes}) {
     const std::string prefix = std::string(kind) + ":";
     if (text.rfind(prefix, 0) == 0) return {kind, text.substr(prefix.size())};
   }

@@ -3,6 +3,7 @@
 //   imagefolder   dir/train/<class>/*, dir/test/<class>/* (or dir/val/<class>/*)
 //   tinyimagenet  TinyImageNet-200 layout under dir
 //   coco          a COCO-format detection folder (data/detection.h); classification commands refuse it
+//   scenes        coco scenes made from a parameter file (scenes:CONFIG, data/scenes.h EnsureScenes)
 #pragma once
 
 #include <memory>
@@ -31,6 +32,7 @@ inline constexpr const char* kFashionMnist = "fmnist";
 inline constexpr const char* kImageFolder = "imagefolder";
 inline constexpr const char* kTinyImageNet = "tinyimagenet";
 inline constexpr const char* kCoco = "coco";  // detection (data/detection.h)
+inline constexpr const char* kScenes = "scenes";  // detection: scenes:CONFIG (data/scenes.h)
 
 struct DatasetRef {
   std::string kind, dir;

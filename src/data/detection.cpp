@@ -1,5 +1,9 @@
 #include "data/detection.h"
 
+#include <map>
+
+#include "data/scenes.h"
+
 #include <filesystem>
 
 #include <torch/torch.h>
@@ -62,6 +66,36 @@ Result<std::unique_ptr<CocoDetectionDataset>> CocoDetectionDataset::Open(const s
   }
   return NotFound("coco:" + dir + ": no " + std::string(train ? "training" : "test") + " annotations (looked for " +
                   tried + "); `splitinfer data make-scenes` writes this layout");
+}
+
+Result<std::unique_ptr<CocoDetectionDataset>> OpenDetectionDataset(const DatasetRef& ref, Split split, int64_t size,
+                                                                   int64_t channels, bool progress) {
+  if (ref.kind == kCoco) {
+    if (ref.dir.empty()) return InvalidArgument("coco: needs a folder (coco:DIR)");
+    return CocoDetectionDataset::Open(ref.dir, split, size, channels);
+  }
+  if (ref.kind == kScenes) {
+    const std::string config = ref.dir.empty() ? "configs/data/scenes.yaml" : ref.dir;
+    SI_ASSIGN_OR_RETURN(const std::string dir, EnsureScenes(config, progress));
+    return CocoDetectionDataset::Open(dir, split, size, channels);
+  }
+  const std::string given = ref.kind.empty() ? ref.dir : ref.dir.empty() ? ref.kind : ref.kind + ":" + ref.dir;
+  return InvalidArgument("'" + given +
+                         "' is no detection dataset: give coco:DIR (a COCO-format folder) or scenes:CONFIG (scenes "
+                         "made from a parameter file such as configs/data/scenes.yaml)");
+}
+
+std::vector<std::array<double, 2>> LetterboxedBoxSizes(const CocoDetectionDataset& dataset) {
+  const CocoAnnotations& coco = dataset.annotations();
+  const double s = static_cast<double>(dataset.input_size());
+  std::map<int64_t, double> scale;
+  for (const auto& im : coco.images) scale[im.id] = std::min(s / im.height, s / im.width);
+  std::vector<std::array<double, 2>> sizes;
+  for (const auto& an : coco.annotations) {
+    if (an.iscrowd || !(an.w > 0) || !(an.h > 0)) continue;
+    sizes.push_back({an.w * scale.at(an.image_id), an.h * scale.at(an.image_id)});
+  }
+  return sizes;
 }
 
 }  // namespace splitinfer::data

@@ -9,6 +9,7 @@
 // The class index of a box is its category's position in the file's `categories` list.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 
 #include "data/coco.h"
 #include "data/dataset.h"
+#include "data/datasets.h"
 
 namespace splitinfer::data {
 
@@ -63,6 +65,16 @@ class CocoDetectionDataset {
   std::string image_dir_, annotation_file_;
   int64_t size_ = 0, channels_ = 0;
 };
+
+// A detection dataset reference (data/datasets.h): coco:DIR, or scenes:CONFIG (the scenes of a
+// parameter file, made once into the cache: data/scenes.h EnsureScenes). INVALID_ARGUMENT for
+// any other kind, naming the two.
+Result<std::unique_ptr<CocoDetectionDataset>> OpenDetectionDataset(const DatasetRef& ref, Split split, int64_t size,
+                                                                   int64_t channels, bool progress = true);
+
+// Every non-crowd box's width and height as the detector sees it (each image letterboxed to the
+// input side: scaled by min(S / height, S / width)), for anchors by k-means.
+std::vector<std::array<double, 2>> LetterboxedBoxSizes(const CocoDetectionDataset& dataset);
 
 // A batch as YOLO trains on it: images uint8 [B, C, S, S] and targets float32 [M, 6] =
 // (batch index, class, x, y, w, h) for every box of every image.

@@ -237,7 +237,7 @@ Result<ScenesReport> MakeScenes(const SceneParams& p, const std::string& out_dir
   ScenesReport report;
   for (Split split : {Split::kTrain, Split::kTest}) {
     const int64_t count = split == Split::kTrain ? p.train_scenes : p.test_scenes;
-    SI_ASSIGN_OR_RETURN(auto items, LoadFashionMnist(split, fmnist_dir));
+    SI_ASSIGN_OR_RETURN(auto items, LoadFashionMnist(split, fmnist_dir.empty() ? kFashionMnistDefaultDir : fmnist_dir));
     SplitOut out;
     SI_RETURN_IF_ERROR(MakeSplit(p, split, count, items, dir, out, progress));
     nlohmann::json categories = nlohmann::json::array();
@@ -269,6 +269,64 @@ Result<ScenesReport> MakeScenes(const SceneParams& p, const std::string& out_dir
   return report;
 }
 
+
 }  // namespace splitinfer::data
 
 #endif
+
+// Outside the OpenCV part: without OpenCV, MakeScenes says what is missing.
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace splitinfer::data {
+namespace fs = std::filesystem;
+
+Result<std::string> EnsureScenes(const std::string& config_path, bool progress) {
+  SI_ASSIGN_OR_RETURN(const SceneParams params, LoadSceneParams(config_path));
+  const std::string text = params.ToJson().dump();
+  char name[32];
+  std::snprintf(name, sizeof name, "scenes-%08lx",
+                crc32(0L, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
+  fs::path cache;
+  if (const char* c = std::getenv("SPLITINFER_CACHE"); c != nullptr && *c != '\0') {
+    cache = c;
+  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') {
+    cache = fs::path(x) / "splitinfer";
+  } else if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
+    cache = fs::path(h) / ".cache" / "splitinfer";
+  } else {
+    return FailedPrecondition("no cache folder for scenes:" + config_path +
+                              " (set SPLITINFER_CACHE, or make them with `splitinfer data make-scenes` and use coco:DIR)");
+  }
+  const fs::path dir = cache / name;
+  std::error_code ec;
+  if (fs::is_regular_file(dir / "scenes.json", ec)) {
+    std::ifstream in(dir / "scenes.json");
+    const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.value("parameters", nlohmann::json()) == params.ToJson()) return dir.string();
+    return FailedPrecondition(dir.string() + " holds scenes of other parameters than " + config_path +
+                              " (a checksum collision, or an edited folder): remove it and run again");
+  }
+  fs::create_directories(cache, ec);
+  if (ec) return IoError("cannot create the cache folder " + cache.string() + ": " + ec.message());
+  const fs::path tmp = cache / (std::string(name) + ".tmp-" + std::to_string(::getpid()));
+  fs::remove_all(tmp, ec);
+  if (progress) std::fprintf(stderr, "scenes:%s: making them once in %s\n", config_path.c_str(), dir.string().c_str());
+  auto made = MakeScenes(params, tmp.string(), "", progress);
+  if (!made.ok()) {
+    fs::remove_all(tmp, ec);
+    return made.status();
+  }
+  fs::rename(tmp, dir, ec);
+  if (ec && !fs::is_regular_file(dir / "scenes.json")) {  // another process may have won the race: fine
+    return IoError("cannot move " + tmp.string() + " to " + dir.string() + ": " + ec.message());
+  }
+  fs::remove_all(tmp, ec);
+  return dir.string();
+}
+
+}  // namespace splitinfer::data

@@ -55,8 +55,15 @@ struct ScenesReport {
 
 // Writes the dataset under `out_dir` (created; an existing non-empty folder is refused so that
 // nothing is mixed). `fmnist_dir`: Debian's dataset-fashion-mnist files. UNIMPLEMENTED without
-// OpenCV (it writes the PNGs).
+// OpenCV (it writes the PNGs). An empty `fmnist_dir` is Debian's.
 Result<ScenesReport> MakeScenes(const SceneParams& params, const std::string& out_dir,
                                 const std::string& fmnist_dir, bool progress = true);
+
+// The dataset reference `scenes:CONFIG`: the folder the scenes of the parameters in CONFIG (a
+// YAML as above) are in, made on first use. Kept in the cache folder (SPLITINFER_CACHE, else
+// $XDG_CACHE_HOME/splitinfer, else ~/.cache/splitinfer) under a name from the parameters'
+// checksum, written to a temporary folder and renamed so that an interrupted run leaves nothing
+// half-made; a cached folder whose scenes.json holds other parameters is not used.
+Result<std::string> EnsureScenes(const std::string& config_path, bool progress = true);
 
 }  // namespace splitinfer::data

@@ -124,4 +124,12 @@ Result<std::vector<std::vector<Box>>> PostProcess(const torch::Tensor& output, c
   return out;
 }
 
+void InitYoloHeadBias(torch::Tensor bias, const YoloLayout& layout, int64_t cells) {
+  torch::NoGradGuard no_grad;
+  const int64_t per_anchor = 5 + layout.num_classes;
+  const auto b = bias.view({-1, per_anchor});
+  b.select(1, 4).fill_(std::log(8.0 / static_cast<double>(std::max<int64_t>(cells, 1))));
+  b.narrow(1, 5, layout.num_classes).fill_(std::log(0.6 / (static_cast<double>(layout.num_classes) - 0.99)));
+}
+
 }  // namespace splitinfer::detect

@@ -36,6 +36,12 @@ struct Box {
   int64_t label = 0;                 // class index
 };
 
+// YOLOv5's starting point for a head's output-convolution bias (one head: A(5+C) values,
+// anchor-major): objectness as if 8 objects per image were spread over the head's `cells`, each
+// class at probability 0.6 / (C - 0.99). Without it every prediction starts at probability 0.5
+// and the first steps only learn that most cells are empty. Works in place, without autograd.
+void InitYoloHeadBias(torch::Tensor bias, const YoloLayout& layout, int64_t cells);
+
 // [N, cells x A, 4 + 1 + C]: centre x, centre y, w, h (input pixels), objectness probability,
 // class probabilities. Differentiable (the loss uses the raw output; this is for inference).
 Result<torch::Tensor> DecodeYolo(const torch::Tensor& output, const YoloLayout& layout);

@@ -4,6 +4,7 @@
 // a deployment would see, header included; nothing is estimated.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 #include "codec/lossless/cabac.h"
 #include "core/status.h"
 #include "data/dataset.h"
+#include "data/detection.h"
+#include "eval/detection/coco_eval.h"
 #include "models/checkpoint.h"
 
 namespace splitinfer::eval {
@@ -35,7 +38,8 @@ struct CoderBytes {
 };
 
 struct PipelineEvalResult {
-  double top1 = 0;  // percent
+  double top1 = 0;  // percent (classifiers; -1 for a detector)
+  std::optional<CocoMetrics> detection;  // a detector's COCO metrics over its frames
   int64_t images = 0;
   double seconds = 0;
   double order0_bytes = 0;         // mean order-0 entropy of the symbols, in bytes
@@ -45,6 +49,12 @@ struct PipelineEvalResult {
 
 Result<PipelineEvalResult> EvaluatePipeline(bottleneck::Pipeline& pipeline, const data::Dataset& dataset,
                                             const PipelineEvalOptions& options);
+
+// The same wire path for a detector's pipeline: COCO's metrics of the server's boxes
+// (eval/detection/detector.h) with the frames' bytes. INVALID_ARGUMENT for a classifier's.
+Result<PipelineEvalResult> EvaluateDetectorPipeline(bottleneck::Pipeline& pipeline,
+                                                    const data::CocoDetectionDataset& dataset,
+                                                    const PipelineEvalOptions& options);
 
 
 

@@ -35,6 +35,8 @@ nlohmann::json MetaToJson(const CheckpointMeta& m, const char* format) {
           {"epochs", m.epochs},
           {"train_config", m.train_config}};
   if (!m.split_points.empty()) j["split_points"] = m.split_points;
+  j["task"] = m.task;
+  if (IsDetector(m)) j["detection"] = {{"anchors", m.anchors}, {"ap", m.ap}, {"ap50", m.ap50}};
   j["preprocess"] = {{"resize", m.resize}, {"resize_size", m.resize_size}};
   return j;
 }
@@ -83,6 +85,30 @@ Result<CheckpointMeta> MetaFromJson(const nlohmann::json& j, const std::string& 
     m.epochs = j.value("epochs", int64_t{0});
     m.train_config = j.value("train_config", nlohmann::json::object());
     m.split_points = j.value("split_points", std::vector<std::string>{});
+    m.task = j.value("task", std::string(kTaskClassify));  // files from before tasks are classifiers
+    if (m.task != kTaskClassify && m.task != kTaskDetect) {
+      return DataLoss(origin + ": task '" + m.task + "' is neither " + kTaskClassify + " nor " + kTaskDetect);
+    }
+    if (IsDetector(m)) {
+      if (scripted) {
+        return Unimplemented(origin + ": task detect is for splitinfer's own yolov3_tiny checkpoints; a TorchScript "
+                             "detector cannot be decoded yet (its output layout is unknown)");
+      }
+      const auto& d = j.at("detection");
+      m.anchors = d.at("anchors").get<std::vector<std::array<double, 2>>>();
+      m.ap = d.value("ap", -1.0);
+      m.ap50 = d.value("ap50", -1.0);
+      bool anchors_ok = m.anchors.size() == 6;
+      for (const auto& a : m.anchors) anchors_ok = anchors_ok && a[0] > 0 && a[1] > 0 && a[0] < 1e6 && a[1] < 1e6;
+      if (!anchors_ok) {
+        return DataLoss(origin + ": detection.anchors must be 6 [width, height] pairs of positive pixels "
+                        "(3 per YOLOv3-tiny head)");
+      }
+      if (m.input_shape.size() == 3 && m.input_shape[1] != m.input_shape[2]) {
+        return DataLoss(origin + ": a detector's input is square (letterboxed); input_shape has H " +
+                        std::to_string(m.input_shape[1]) + " != W " + std::to_string(m.input_shape[2]));
+      }
+    }
     const auto pre = j.value("preprocess", nlohmann::json::object());
     m.resize = pre.value("resize", std::string("center_crop"));
     m.resize_size = pre.value("resize_size", int64_t{0});
@@ -110,6 +136,13 @@ Result<CheckpointMeta> MetaFromJson(const nlohmann::json& j, const std::string& 
   } catch (const nlohmann::json::exception& e) {
     return DataLoss(origin + ": malformed splitinfer metadata: " + e.what());
   }
+}
+
+Status RequireClassifier(const CheckpointMeta& meta, const std::string& what) {
+  if (!IsDetector(meta)) return Status::Ok();
+  return FailedPrecondition(meta.model + " is a detector (task detect), but " + what +
+                            " takes classifiers (class scores); detectors are trained with `splitinfer train` and measured "
+                            "with `splitinfer eval --model FILE --data coco:DIR` (docs/detection.md)");
 }
 
 Status SaveCheckpoint(const std::string& path, BlockChain& model, const CheckpointMeta& meta) {

@@ -7,6 +7,7 @@
 // checks every tensor's name and shape, so a checkpoint of another model is a MISMATCH error.
 #pragma once
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,15 @@ namespace splitinfer::models {
 
 inline constexpr int kCheckpointFormatVersion = 1;
 
+// What a model's output means, and so which commands and metrics apply to it:
+//   classify  one score per class, [N, num_classes] (top-1 accuracy)
+//   detect    YOLOv3-tiny's two packed heads (detect/yolo.h), decoded with `anchors` into boxes
+//             (COCO's AP); splitinfer's own yolov3_tiny checkpoints only
+inline constexpr const char* kTaskClassify = "classify";
+inline constexpr const char* kTaskDetect = "detect";
+
 struct CheckpointMeta {
+  std::string task = kTaskClassify;
   std::string model;  // zoo name
   ModelOptions options;
   std::vector<int64_t> input_shape;  // {C, H, W}
@@ -36,7 +45,19 @@ struct CheckpointMeta {
   // centre, as torchvision's models expect) or "stretch". Folder datasets only.
   std::string resize = "center_crop";
   int64_t resize_size = 0;
+  // task detect: the anchors (width, height in input pixels, smallest area first: the stride-16
+  // head uses the first three, the stride-32 head the last three) and the test split's COCO AP
+  // and AP50 at save time (0..1; -1 = not measured). Detectors read square inputs (H = W),
+  // letterboxed (data/detection.h).
+  std::vector<std::array<double, 2>> anchors;
+  double ap = -1, ap50 = -1;
 };
+
+inline bool IsDetector(const CheckpointMeta& meta) { return meta.task == kTaskDetect; }
+
+// FAILED_PRECONDITION for a detector given to `what` (a command or step that works on class
+// scores), naming the commands that do take detectors.
+Status RequireClassifier(const CheckpointMeta& meta, const std::string& what);
 
 // The same metadata describes a checkpoint (format "splitinfer-checkpoint", stored in the
 // archive) and a TorchScript chain (format "splitinfer-torchscript": the archive's extra file

@@ -242,6 +242,8 @@ Result<OpenedModel> OpenModel(const std::string& ref, const torch::Device& devic
     m.meta.input_shape = zoo.input_shape;
     m.meta.norm_mean = zoo.norm_mean;
     m.meta.norm_std = zoo.norm_std;
+    m.meta.task = zoo.task;
+    m.meta.anchors = zoo.anchors;
     for (int64_t c = 0; c < zoo.options.num_classes; ++c) m.meta.class_names.push_back(std::to_string(c));
     m.meta_source = "zoo defaults (random weights)";
   } else if (kind == ModelKind::kCheckpoint) {

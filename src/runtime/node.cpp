@@ -395,6 +395,7 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
   if (o.threads > 0) models::ConfigureThreads(o.threads);
   torch::NoGradGuard no_grad;
   SI_ASSIGN_OR_RETURN(auto pipeline, bottleneck::Pipeline::Load(o.pipeline, torch::kCPU));
+  SI_RETURN_IF_ERROR(models::RequireClassifier(pipeline.model_meta(), "the node (" + o.pipeline + ")"));
   std::optional<kernels::QuantizedHead> lowbit;
   kernels::HeadImpl lowbit_impl = kernels::HeadImpl::kInt8;
   if (!o.lowbit_head.empty()) {

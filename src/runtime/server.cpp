@@ -161,6 +161,8 @@ Result<std::unique_ptr<InferenceCore>> InferenceCore::Create(const ServerConfig&
   for (const auto& path : config.pipelines) {
     auto m = std::make_unique<Model>();
     SI_ASSIGN_OR_RETURN(m->pipeline, bottleneck::Pipeline::Load(path, device));
+    // Detections over the wire are not built yet: a detector's raw heads are no class scores.
+    SI_RETURN_IF_ERROR(models::RequireClassifier(m->pipeline.model_meta(), "serving (" + path + ")"));
     const auto& spec = m->pipeline.spec();
     m->name = spec.name;
     if (core->models_.count(m->name)) {

@@ -41,7 +41,7 @@ Status ReadDataConfig(config::MapReader& data, DataConfig* out) {
     SI_RETURN_IF_ERROR(OneOf(origin, data.qualified("resize"), out->resize, {"center_crop", "stretch"}));
   }
   return OneOf(origin, data.qualified("dataset"), out->dataset,
-               {data::kFashionMnist, data::kImageFolder, data::kTinyImageNet});
+               {data::kFashionMnist, data::kImageFolder, data::kTinyImageNet, data::kCoco, data::kScenes});
 }
 
 Result<TrainConfig> ParseTrainConfig(const std::string& yaml_text, const std::string& origin) {
@@ -61,10 +61,38 @@ Result<TrainConfig> ParseTrainConfig(const std::string& yaml_text, const std::st
   SI_ASSIGN_OR_RETURN(MapReader data, top.child("data"));
   SI_RETURN_IF_ERROR(ReadDataConfig(data, &c.data));
 
+  c.augment_given = top.has("augment");
   SI_ASSIGN_OR_RETURN(MapReader aug, top.child("augment"));
   SI_RETURN_IF_ERROR(aug.get("crop_padding", &c.augment.crop_padding));
   SI_RETURN_IF_ERROR(aug.get("flip_probability", &c.augment.flip_probability));
   SI_RETURN_IF_ERROR(aug.finish());
+
+  c.detect.given = top.has("detect");
+  SI_ASSIGN_OR_RETURN(MapReader det, top.child("detect"));
+  std::vector<std::vector<double>> anchors;
+  SI_RETURN_IF_ERROR(det.get("anchors", &anchors));
+  if (det.has("anchors")) {
+    bool ok = anchors.size() == 6;
+    for (const auto& a : anchors) ok = ok && a.size() == 2 && a[0] > 0 && a[1] > 0 && a[0] < 1e5 && a[1] < 1e5;
+    if (!ok) {
+      return InvalidArgument(origin + ": detect.anchors must be 6 [width, height] pairs of positive pixels, smallest "
+                             "first (or leave it out: k-means on the training boxes)");
+    }
+    for (const auto& a : anchors) c.detect.anchors.push_back({a[0], a[1]});
+  }
+  SI_RETURN_IF_ERROR(det.get_in("min_scale", &c.detect.augment.min_scale, 0.1, 10.0));
+  SI_RETURN_IF_ERROR(det.get_in("max_scale", &c.detect.augment.max_scale, 0.1, 10.0));
+  SI_RETURN_IF_ERROR(det.get_in("translate", &c.detect.augment.translate, 0.0, 0.5));
+  SI_RETURN_IF_ERROR(det.get("hflip", &c.detect.augment.hflip));
+  SI_RETURN_IF_ERROR(det.get_in("min_visible", &c.detect.augment.min_visible, 0.0, 1.0));
+  SI_RETURN_IF_ERROR(det.get_in("box_gain", &c.detect.box_gain, 0.0, 100.0));
+  SI_RETURN_IF_ERROR(det.get_in("class_gain", &c.detect.class_gain, 0.0, 100.0));
+  SI_RETURN_IF_ERROR(det.get_in("objectness_gain", &c.detect.objectness_gain, 0.0, 100.0));
+  SI_RETURN_IF_ERROR(det.get_in("nms_iou", &c.detect.nms_iou, 0.0, 1.0));
+  SI_RETURN_IF_ERROR(det.finish());
+  if (c.detect.augment.min_scale > c.detect.augment.max_scale) {
+    return InvalidArgument(origin + ": detect.min_scale must not exceed detect.max_scale");
+  }
 
   SI_ASSIGN_OR_RETURN(MapReader opt, top.child("optimizer"));
   SI_RETURN_IF_ERROR(opt.get("name", &c.optimizer.name));
@@ -121,7 +149,7 @@ Result<TrainConfig> LoadTrainConfig(const std::string& path) {
 }
 
 nlohmann::json ToJson(const TrainConfig& c) {
-  return {
+  nlohmann::json j = {
       {"model",
        {{"name", c.model.name},
         {"num_classes", c.model.options.num_classes},
@@ -156,6 +184,15 @@ nlohmann::json ToJson(const TrainConfig& c) {
       {"threads", c.threads},
       {"init_checkpoint", c.init_checkpoint},
   };
+  if (c.detect.given) {
+    const auto& a = c.detect.augment;
+    j["detect"] = {{"anchors", c.detect.anchors},         {"min_scale", a.min_scale},
+                   {"max_scale", a.max_scale},            {"translate", a.translate},
+                   {"hflip", a.hflip},                    {"min_visible", a.min_visible},
+                   {"box_gain", c.detect.box_gain},       {"class_gain", c.detect.class_gain},
+                   {"objectness_gain", c.detect.objectness_gain}, {"nms_iou", c.detect.nms_iou}};
+  }
+  return j;
 }
 
 }  // namespace splitinfer::train

@@ -2,13 +2,16 @@
 // are valid there: a typo must never silently train with a default.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 #include "core/status.h"
 #include "data/datasets.h"
+#include "data/detection.h"
 #include "data/transforms.h"
 #include "models/split_model.h"
 
@@ -52,6 +55,23 @@ struct ScheduleConfig {
   double final_lr_fraction = 1e-3;
 };
 
+// Detectors (a model whose task is detect, e.g. yolov3_tiny) train on a detection dataset
+// (data.dataset coco or scenes, data.image_size = the square input side) with these instead of
+// `augment:` (which is for classifiers and is refused for a detector).
+struct DetectConfig {
+  bool given = false;  // a `detect:` mapping was in the file (only then is it part of the config's JSON)
+  // Width and height in input pixels, 6, smallest first; empty = k-means on the letterboxed
+  // training boxes (detect/anchors.h, seeded with seed + 1), written into the checkpoint.
+  std::vector<std::array<double, 2>> anchors;
+  data::DetectionAugment augment{/*min_scale=*/0.75, /*max_scale=*/1.25, /*translate=*/0.1, /*hflip=*/true,
+                                 /*min_visible=*/0.2};
+  // The loss's gains (detect/loss.h). Defaults: YOLOv5's, scaled as it scales them for two
+  // heads, 10 classes and a 128-pixel input (box 0.05 x 3/2; class 0.5 x 10/80 x 3/2;
+  // objectness 1.0 x (128/640)^2 x 3/2).
+  double box_gain = 0.075, class_gain = 0.09375, objectness_gain = 0.06;
+  double nms_iou = 0.45;  // per-class NMS when the test split is measured after each epoch
+};
+
 struct TrainConfig {
   ModelConfig model;
   DataConfig data;
@@ -68,6 +88,8 @@ struct TrainConfig {
   // Start from this checkpoint's weights instead of random ones (a second, fine-tuning stage).
   // Relative paths are relative to the working directory. The model must match.
   std::string init_checkpoint;
+  DetectConfig detect;
+  bool augment_given = false;  // an `augment:` mapping was in the file
 };
 
 // Reads a `data:` mapping (training and study configs share it, so the keys and checks are one):

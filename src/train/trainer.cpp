@@ -17,6 +17,7 @@
 #include "models/model_ref.h"
 #include "models/torch_compat.h"
 #include "models/zoo/zoo.h"
+#include "train/detect_trainer.h"
 #include "train/loop.h"
 #include "train/schedule.h"
 
@@ -36,6 +37,8 @@ std::string Fixed(double v, int digits) {
 }  // namespace
 
 Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options) {
+  SI_ASSIGN_OR_RETURN(const bool detector, IsDetectorConfig(config));
+  if (detector) return TrainDetector(config, options);
   if (options.out_dir.empty()) return InvalidArgument("no output directory (--out DIR)");
   std::error_code ec;
   fs::create_directories(options.out_dir, ec);

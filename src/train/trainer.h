@@ -27,7 +27,8 @@ struct TrainOptions {
 };
 
 struct TrainResult {
-  double top1 = 0;  // percent, on the test split, after the last epoch
+  double top1 = 0;  // percent, on the test split, after the last epoch (classifiers)
+  double ap = -1, ap50 = -1;  // detectors: COCO AP and AP50 on the test split, after the last epoch
   int64_t epochs_done = 0;
   bool finished = false;  // all configured epochs done and checkpoint.pt written
   std::string checkpoint;

@@ -172,7 +172,7 @@ else
     make-scenes --config "$(cd "$(dirname "$0")/../.." && pwd)/configs/data/scenes.yaml" --out "$TMP/sc"
 fi
 
-check_error "anchors of a classification dataset" "--data takes a detection dataset, coco:DIR" "$BIN" data anchors \
+check_error "anchors of a classification dataset" "'fmnist' is no detection dataset: give coco:DIR" "$BIN" data anchors \
   --data fmnist --size 128
 check_error "anchors without annotations" "no training annotations (looked for $TMP/nothing/annotations/instances_train.json or" \
   "$BIN" data anchors --data "coco:$TMP/nothing" --size 128

@@ -163,6 +163,35 @@ TEST(CocoDetectionTest, ScenesReadBackAndBatch) {
   EXPECT_NE((*ds)->sample(0).status().message().find("not an image OpenCV can decode"), std::string::npos);
   fs::remove_all(dir);
 }
+// scenes:CONFIG makes the scenes once into the cache (SPLITINFER_CACHE) and reuses them; a
+// cached folder of other parameters is not used; a classification dataset is no detection one.
+TEST(CocoDetectionTest, ScenesReferenceMakesThemOnceIntoTheCache) {
+  const fs::path root = Temp("cache");
+  fs::remove_all(root);
+  fs::create_directories(root);
+  ::setenv("SPLITINFER_CACHE", (root / "c").c_str(), 1);
+  std::ofstream(root / "s.yaml") << "canvas: 64\nmax_scale: 1.5\ntrain_scenes: 2\ntest_scenes: 2\nseed: 3\n";
+  const DatasetRef ref = ParseDatasetRef("scenes:" + (root / "s.yaml").string());
+  EXPECT_EQ(ref.kind, kScenes);
+  auto ds = OpenDetectionDataset(ref, Split::kTest, 64, 1, false);
+  ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+  EXPECT_EQ((*ds)->size(), 2);
+  auto dir = EnsureScenes((root / "s.yaml").string(), false);
+  ASSERT_TRUE(dir.ok());
+  EXPECT_EQ(fs::path(*dir).parent_path(), root / "c");
+  std::ofstream(fs::path(*dir) / "marker") << "x";  // a second use must not remake the folder
+  ASSERT_TRUE(EnsureScenes((root / "s.yaml").string(), false).ok());
+  EXPECT_TRUE(fs::exists(fs::path(*dir) / "marker"));
+  std::ofstream(fs::path(*dir) / "scenes.json") << R"({"parameters": {"canvas": 1}})";
+  auto other = EnsureScenes((root / "s.yaml").string(), false);
+  EXPECT_EQ(other.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(other.status().message().find("holds scenes of other parameters"), std::string::npos);
+  auto classification = OpenDetectionDataset(ParseDatasetRef("fmnist"), Split::kTest, 64, 1, false);
+  EXPECT_EQ(classification.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(classification.status().message().find("'fmnist' is no detection dataset"), std::string::npos);
+  ::unsetenv("SPLITINFER_CACHE");
+  fs::remove_all(root);
+}
 #endif
 
 }  // namespace

@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "models/device.h"
@@ -96,6 +98,71 @@ TEST_F(CheckpointTest, WeightsOfAnotherDepthAreAMismatch) {
   auto r = LoadCheckpoint(Path("d.pt"), torch::kCPU);
   ASSERT_EQ(r.status().code(), ErrorCode::kMismatch);
   EXPECT_NE(r.status().message().find("stage1.1"), std::string::npos) << r.status().message();
+}
+
+// A detector's metadata: task, anchors and AP survive the round trip; a file from before tasks
+// reads as a classifier; broken detector metadata is refused naming what is wrong.
+TEST_F(CheckpointTest, DetectorMetaRoundTripsAndIsChecked) {
+  auto model = CreateModel("yolov3_tiny", {3, 1, 2, 0}).value();
+  CheckpointMeta m;
+  m.task = kTaskDetect;
+  m.model = "yolov3_tiny";
+  m.options = {3, 1, 2, 0};
+  m.input_shape = {1, 64, 64};
+  m.norm_mean = {0};
+  m.norm_std = {1};
+  m.class_names = {"a", "b", "c"};
+  m.anchors = {{4, 5}, {6, 7}, {8, 9}, {10, 11}, {12, 13}, {14, 15}};
+  m.ap = 0.25;
+  m.ap50 = 0.5;
+  ASSERT_TRUE(SaveCheckpoint(Path("det.pt"), model, m).ok());
+  auto loaded = LoadCheckpoint(Path("det.pt"), torch::kCPU);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_TRUE(IsDetector(loaded->meta));
+  EXPECT_EQ(loaded->meta.anchors, m.anchors);
+  EXPECT_EQ(loaded->meta.ap, 0.25);
+  EXPECT_EQ(loaded->meta.ap50, 0.5);
+  const Status refused = RequireClassifier(loaded->meta, "bench head");
+  EXPECT_EQ(refused.code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("yolov3_tiny is a detector (task detect), but bench head takes classifiers"),
+            std::string::npos) << refused.message();
+  EXPECT_TRUE(RequireClassifier(Meta(8), "bench head").ok());
+
+  nlohmann::json j = MetaToJson(m);
+  j.erase("task");
+  j.erase("detection");
+  auto old = MetaFromJson(j, "old.json");  // metadata from before tasks: a classifier
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_FALSE(IsDetector(*old));
+
+  j = MetaToJson(m);
+  j["detection"]["anchors"] = {{4, 5}, {6, 7}};
+  auto few = MetaFromJson(j, "few.json");
+  EXPECT_EQ(few.status().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(few.status().message().find("detection.anchors must be 6"), std::string::npos);
+  j = MetaToJson(m);
+  j["task"] = "segment";
+  EXPECT_NE(MetaFromJson(j, "t.json").status().message().find("task 'segment' is neither classify nor detect"),
+            std::string::npos);
+  j = MetaToJson(m);
+  j["input_shape"] = {1, 64, 96};
+  EXPECT_NE(MetaFromJson(j, "r.json").status().message().find("a detector's input is square"), std::string::npos);
+  auto scripted = MetaFromJson(MetaToJson(m, kTorchScriptFormat), "s.json");
+  EXPECT_EQ(scripted.status().code(), ErrorCode::kUnimplemented);
+}
+
+TEST(ZooDetectorTest, YoloV3TinyIsListedWithTheCfgsDefaults) {
+  const auto names = ModelNames();
+  EXPECT_NE(std::find(names.begin(), names.end(), "yolov3_tiny"), names.end());
+  const ZooDefaults d = DefaultsFor("yolov3_tiny");
+  EXPECT_EQ(d.task, kTaskDetect);
+  EXPECT_EQ(d.input_shape, (std::vector<int64_t>{3, 416, 416}));
+  EXPECT_EQ(d.options.num_classes, 80);
+  ASSERT_EQ(d.anchors.size(), 6u);
+  EXPECT_EQ(d.anchors[5], (std::array<double, 2>{344, 319}));
+  EXPECT_EQ(DefaultsFor("resnet50").task, kTaskClassify);
+  EXPECT_TRUE(CreateModel("yolov3_tiny", {80, 3, 8, 0}).ok());  // width scales
+  EXPECT_EQ(CreateModel("yolov3_tiny", {80, 3, 0, 2}).status().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(DeviceTest, ParsesCpuAndRejectsNonsense) {

@@ -46,21 +46,10 @@ struct AnchorArgs {
 // Anchors for a detector: the training boxes' sizes as they are after letterboxing to the
 // detector's input (each image scaled by min(S / height, S / width)), k-means'd.
 Status RunAnchors(const AnchorArgs& a) {
-  const data::DatasetRef ref = data::ParseDatasetRef(a.data);
-  if (ref.kind != data::kCoco) return InvalidArgument("--data takes a detection dataset, coco:DIR, not '" + a.data + "'");
   // The training split as a detector reads it (the layout data/detection.h resolves).
-  SI_ASSIGN_OR_RETURN(auto ds, data::CocoDetectionDataset::Open(ref.dir, data::Split::kTrain, a.size, 1));
-  const data::CocoAnnotations& coco = ds->annotations();
+  SI_ASSIGN_OR_RETURN(auto ds, data::OpenDetectionDataset(data::ParseDatasetRef(a.data), data::Split::kTrain, a.size, 1));
   const std::string& file = ds->annotation_file();
-  std::map<int64_t, double> scale;
-  for (const auto& im : coco.images) {
-    scale[im.id] = std::min(static_cast<double>(a.size) / im.height, static_cast<double>(a.size) / im.width);
-  }
-  std::vector<detect::Size2> sizes;
-  for (const auto& an : coco.annotations) {
-    if (an.iscrowd || !(an.w > 0) || !(an.h > 0)) continue;
-    sizes.push_back({an.w * scale.at(an.image_id), an.h * scale.at(an.image_id)});
-  }
+  const std::vector<detect::Size2> sizes = data::LetterboxedBoxSizes(*ds);
   SI_ASSIGN_OR_RETURN(auto fit, detect::FitAnchors(sizes, a.k, a.seed));
   if (a.json) {
     nlohmann::json j = {{"annotations", file}, {"input_size", a.size}, {"boxes", sizes.size()},
@@ -90,7 +79,7 @@ std::function<Status()> AddDataCommands(CLI::App& app, std::function<bool()>* se
   scenes->add_flag("--quiet", args->quiet, "no progress bar");
   auto anchor_args = std::make_shared<AnchorArgs>();
   auto* anchors = data_cmd->add_subcommand("anchors", "YOLO anchors by k-means on a detection dataset's training boxes");
-  anchors->add_option("--data", anchor_args->data, "coco:DIR (its training annotations)")->required();
+  anchors->add_option("--data", anchor_args->data, "coco:DIR or scenes:CONFIG (its training annotations)")->required();
   anchors->add_option("--size", anchor_args->size, "the detector's square input side, pixels")
       ->required()
       ->check(CLI::Range(int64_t{32}, int64_t{4096}));

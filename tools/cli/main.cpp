@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,8 @@
 #include "data/datasets.h"
 #include "bottleneck/pipeline.h"
 #include "eval/evaluate.h"
+#include "eval/detection/detector.h"
+#include "bottleneck/model_data.h"
 #include "study/experiment.h"
 #include "eval/pipeline_eval.h"
 #include "eval/features.h"
@@ -63,9 +66,15 @@ si::Status RunTrain(const TrainArgs& a) {
   options.restart = a.restart;
   options.stop_after_epochs = a.stop_after;
   SI_ASSIGN_OR_RETURN(si::train::TrainResult r, si::train::Train(config, options));
-  if (r.finished) {
+  if (r.finished && r.ap50 >= 0) {
+    std::printf("trained %s for %lld epochs: test AP %.4f, AP50 %.4f; model %s\n", config.model.name.c_str(),
+                static_cast<long long>(r.epochs_done), r.ap, r.ap50, r.checkpoint.c_str());
+  } else if (r.finished) {
     std::printf("trained %s for %lld epochs: test top1 %.2f%%; model %s\n", config.model.name.c_str(),
                 static_cast<long long>(r.epochs_done), r.top1, r.checkpoint.c_str());
+  } else if (r.ap50 >= 0) {
+    std::printf("stopped after epoch %lld of %lld (test AP %.4f, AP50 %.4f); run the same command again to resume\n",
+                static_cast<long long>(r.epochs_done), static_cast<long long>(config.epochs), r.ap, r.ap50);
   } else {
     std::printf("stopped after epoch %lld of %lld (test top1 %.2f%%); run the same command again to resume\n",
                 static_cast<long long>(r.epochs_done), static_cast<long long>(config.epochs), r.top1);
@@ -76,17 +85,66 @@ si::Status RunTrain(const TrainArgs& a) {
 struct EvalArgs {
   std::string pipeline;
   si::cli::ModelArgs model;
-  std::string split, device = "cpu", data_dir, dump_features;
+  std::string split, device = "cpu", data_dir, dump_features, detections_out;
   bool json = false, progress = false;
   int64_t limit = 0, batch_size = 500;
   int threads = 0;
 };
+
+// eval --pipeline on a detector's pipeline: COCO AP through real frames, and the float detector's.
+si::Status RunEvalDetectorPipeline(const EvalArgs& a, si::bottleneck::Pipeline& pipeline, const torch::Device& device) {
+  SI_ASSIGN_OR_RETURN(auto dataset, si::bottleneck::OpenDetectionDataFor(pipeline.model_meta(), a.data_dir,
+                                                                         si::data::Split::kTest, !a.json));
+  si::eval::PipelineEvalOptions po;
+  po.batch_size = a.batch_size;
+  po.limit = a.limit;
+  po.device = device;
+  po.progress = a.progress;
+  SI_ASSIGN_OR_RETURN(auto r, si::eval::EvaluateDetectorPipeline(pipeline, *dataset, po));
+  const auto& spec = pipeline.spec();
+  const std::string reference = spec.Resolve(spec.reference_model.empty() ? spec.model : spec.reference_model);
+  SI_ASSIGN_OR_RETURN(auto ref, si::models::OpenModel(reference, device));
+  si::eval::DetectorEvalOptions o;
+  o.batch_size = a.batch_size;
+  o.limit = a.limit;
+  o.device = device;
+  SI_ASSIGN_OR_RETURN(auto fr, si::eval::EvaluateDetector(*ref.net, *dataset, ref.meta, o));
+  const auto& q = pipeline.codec().quant;
+  const auto& m = *r.detection;
+  if (a.json) {
+    nlohmann::json j = {{"pipeline", spec.name},
+                        {"file", a.pipeline},
+                        {"task", si::models::kTaskDetect},
+                        {"split", spec.split},
+                        {"bits", q.spec.bits},
+                        {"coder", r.coders[0].coder},
+                        {"ap", m.ap},
+                        {"ap50", m.ap50},
+                        {"metrics", m.ToJson()},
+                        {"images", r.images},
+                        {"bytes_per_image", r.coders[0].bytes_per_image},
+                        {"header_bytes", r.coders[0].header_bytes},
+                        {"wire_shape", r.wire_shape},
+                        {"float_ap", fr.metrics.ap},
+                        {"float_ap50", fr.metrics.ap50},
+                        {"seconds", r.seconds}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("pipeline %s (split %s, %d bit, %s): AP %.4f, AP50 %.4f over %lld images, %.1f bytes per image on the "
+                "wire (header %.1f); float detector AP %.4f, AP50 %.4f\n",
+                spec.name.c_str(), spec.split.c_str(), q.spec.bits, r.coders[0].coder.c_str(), m.ap, m.ap50,
+                static_cast<long long>(r.images), r.coders[0].bytes_per_image, r.coders[0].header_bytes,
+                fr.metrics.ap, fr.metrics.ap50);
+  }
+  return si::Status::Ok();
+}
 
 // eval --pipeline: the wire path (real frames) against the float reference model.
 si::Status RunEvalPipeline(const EvalArgs& a) {
   si::models::ConfigureThreads(a.threads);
   SI_ASSIGN_OR_RETURN(torch::Device device, si::models::ParseDevice(a.device));
   SI_ASSIGN_OR_RETURN(auto pipeline, si::bottleneck::Pipeline::Load(a.pipeline, device));
+  if (si::models::IsDetector(pipeline.model_meta())) return RunEvalDetectorPipeline(a, pipeline, device);
   SI_ASSIGN_OR_RETURN(auto dataset, si::bottleneck::OpenDatasetFor(pipeline.model_meta(), a.data_dir, si::data::Split::kTest));
   si::eval::PipelineEvalOptions po;
   po.batch_size = a.batch_size;
@@ -146,6 +204,63 @@ si::Status RunExperiment(const StudyArgs& a, const std::string& command) {
   return si::Status::Ok();
 }
 
+// eval on a detector: COCO's AP over the test split, and optionally its detections in COCO's
+// results format (the boxes in the original images' pixels) for any COCO evaluator.
+si::Status RunEvalDetector(const EvalArgs& a, si::models::OpenedModel& loaded,
+                           const std::optional<si::models::SplitPoint>& split, const torch::Device& device) {
+  const auto& meta = loaded.meta;
+  std::vector<torch::Tensor> dumped;
+  if (!a.dump_features.empty() && !split) {
+    return si::InvalidArgument("--dump-features needs --split: features are taken at the cut");
+  }
+  std::vector<int64_t> feature_shape;
+  si::models::SplitModel& net = *loaded.net;
+  // With a split, head and tail run separately (the node's and the server's halves).
+  auto forward = [&](const torch::Tensor& x) -> si::Result<torch::Tensor> {
+    if (!split) return net.forward_all(x);
+    const auto f = net.head(x, *split);
+    if (feature_shape.empty()) feature_shape.assign(f.sizes().begin() + 1, f.sizes().end());
+    if (!a.dump_features.empty()) dumped.push_back(f.to(torch::kCPU).clone());
+    return net.tail(f, *split);
+  };
+  SI_ASSIGN_OR_RETURN(auto dataset, si::bottleneck::OpenDetectionDataFor(meta, a.data_dir, si::data::Split::kTest, !a.json));
+  si::eval::DetectorEvalOptions o;
+  o.batch_size = a.batch_size;
+  o.limit = a.limit;
+  o.device = device;
+  o.progress = a.progress;
+  net.set_eval();
+  SI_ASSIGN_OR_RETURN(auto r, si::eval::EvaluateDetector(forward, *dataset, meta, o));
+  if (!dumped.empty()) SI_RETURN_IF_ERROR(si::eval::SaveFeatures(a.dump_features, torch::cat(dumped)));
+  if (!a.detections_out.empty()) {
+    std::ofstream out(a.detections_out);
+    out << si::eval::DetectionsToCocoResults(r.detections).dump() << "\n";
+    if (!out) return si::IoError("cannot write " + a.detections_out);
+  }
+  if (a.json) {
+    nlohmann::json j = {{"model", meta.model},
+                        {"checkpoint", a.model.ref},
+                        {"task", meta.task},
+                        {"split", split ? nlohmann::json(split->name) : nlohmann::json(nullptr)},
+                        {"annotations", dataset->annotation_file()},
+                        {"images", r.images},
+                        {"seconds", r.seconds},
+                        {"metrics", r.metrics.ToJson()}};
+    j["ap"] = r.metrics.ap;
+    j["ap50"] = r.metrics.ap50;
+    if (!a.detections_out.empty()) j["detections_out"] = a.detections_out;
+    if (split) j["feature_shape"] = feature_shape;
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    const auto& m = r.metrics;
+    std::printf("detector %s on %s: AP %.4f, AP50 %.4f, AP75 %.4f (small %.4f, medium %.4f, large %.4f) over %lld "
+                "images, %lld detections, in %.1f s\n",
+                meta.model.c_str(), dataset->annotation_file().c_str(), m.ap, m.ap50, m.ap75, m.ap_small, m.ap_medium,
+                m.ap_large, static_cast<long long>(r.images), static_cast<long long>(m.detections), r.seconds);
+  }
+  return si::Status::Ok();
+}
+
 si::Status RunEval(const EvalArgs& a) {
   if (!a.pipeline.empty()) {
     if (!a.model.ref.empty() || !a.split.empty() || !a.dump_features.empty()) {
@@ -165,6 +280,8 @@ si::Status RunEval(const EvalArgs& a) {
     split = s;
   }
   const auto& meta = loaded.meta;
+  if (si::models::IsDetector(meta)) return RunEvalDetector(a, loaded, split, device);
+  if (!a.detections_out.empty()) return si::InvalidArgument("--detections-out is for detectors; " + a.model.ref + " is a classifier");
   SI_ASSIGN_OR_RETURN(auto dataset, si::bottleneck::OpenDatasetFor(meta, a.data_dir, si::data::Split::kTest));
   si::eval::EvalOptions options;
   options.batch_size = a.batch_size;
@@ -274,15 +391,17 @@ int main(int argc, char** argv) {
   train->add_flag("--restart", train_args.restart, "ignore an existing state.pt in --out");
 
   EvalArgs eval_args;
-  auto* eval = app.add_subcommand("eval", "top-1/top-5 of a model on a test set");
+  auto* eval = app.add_subcommand("eval", "top-1/top-5 of a classifier, COCO AP of a detector, on a test set");
   si::cli::AddModelOptions(eval, eval_args.model, /*required=*/false);
   eval->add_option("--pipeline", eval_args.pipeline,
                    "pipeline YAML (e.g. models/fmnist_best.yaml): evaluate the wire path, real frames included");
   eval->add_option("--split", eval_args.split, "run head and tail separately, cut after this block");
   eval->add_option("--device", eval_args.device, "cpu | cuda | cuda:N");
   eval->add_option("--data", eval_args.data_dir,
-                   "fmnist, imagefolder:DIR, tinyimagenet:DIR, or a directory of the model's own dataset kind "
-                   "(default: the model's)");
+                   "fmnist, imagefolder:DIR, tinyimagenet:DIR, or a directory of the model's own dataset kind; "
+                   "detectors: coco:DIR or scenes:CONFIG (default: the model's)");
+  eval->add_option("--detections-out", eval_args.detections_out,
+                   "detectors: write the detections as COCO results JSON (image_id, category_id, bbox, score)");
   eval->add_option("--limit", eval_args.limit, "evaluate only the first N test images");
   eval->add_option("--batch-size", eval_args.batch_size, "images per forward pass")->check(CLI::Range(1, 65536));
   eval->add_option("--threads", eval_args.threads, "CPU threads (0 = all cores)")->check(CLI::Range(0, 1024));

@@ -5,6 +5,7 @@
 // and after each stage (ViT: after patch embedding and after each encoder layer).
 #pragma once
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@ Result<BlockChain> CreateModel(const std::string& name, const ModelOptions& opti
 // were trained on nothing, so a zoo name names no dataset: commands that read images take --data.
 struct ZooDefaults {
   ModelOptions options;
+  std::string task = "classify";  // CheckpointMeta::task; yolov3_tiny: "detect"
+  std::vector<std::array<double, 2>> anchors;  // detect: the architecture's published anchors
   std::vector<int64_t> input_shape;  // {C, H, W}
   // The normalisation of the data the architecture is made for: Fashion-MNIST's for
   // resnet_fmnist, ImageNet's otherwise (the numbers of data::DefaultNormalization; models does
@@ -44,9 +47,8 @@ BlockChain MakeViTB16(const ModelOptions& options);           // 86,567,656 para
 
 // Darknet's YOLOv3-tiny (src/models/zoo/yolo.cpp): 8,852,366 params at 80 classes, 3 channels,
 // width 16 (the cfg's; tests/models computes the count from the cfg). `width` scales every
-// layer (16 x 2^k channels); its output packs both heads (see yolo.cpp). Not yet in the zoo's
-// registry: the commands that take a zoo name evaluate classifiers; detection comes with its
-// own task code.
+// layer (16 x 2^k channels); its output packs both heads (see yolo.cpp). Its zoo defaults are
+// the cfg's: 3x416x416 inputs scaled to [0, 1] (no mean/std), 80 classes, the COCO anchors.
 BlockChain MakeYoloV3Tiny(const ModelOptions& options);
 
 }  // namespace splitinfer::models

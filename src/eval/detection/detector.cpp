@@ -1,0 +1,112 @@
+#include "eval/detection/detector.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "core/progress.h"
+#include "data/transforms.h"
+
+namespace splitinfer::eval {
+
+Result<detect::YoloLayout> LayoutFor(const models::CheckpointMeta& meta) {
+  if (!models::IsDetector(meta)) {
+    return InvalidArgument(meta.model + " is not a detector (task " + meta.task + "); it has no boxes to decode");
+  }
+  if (meta.input_shape.size() != 3 || meta.anchors.size() != 6) {
+    return InvalidArgument(meta.model + ": a detector needs a [C, S, S] input shape and 6 anchors");
+  }
+  detect::YoloLayout layout;
+  layout.num_classes = meta.options.num_classes;
+  layout.input_h = meta.input_shape[1];
+  layout.input_w = meta.input_shape[2];
+  layout.anchors = meta.anchors;
+  return layout;
+}
+
+Result<DetectorEvalResult> EvaluateDetector(const DetectorForward& forward, const data::CocoDetectionDataset& dataset,
+                                            const models::CheckpointMeta& meta, const DetectorEvalOptions& options) {
+  SI_ASSIGN_OR_RETURN(const detect::YoloLayout layout, LayoutFor(meta));
+  if (options.batch_size < 1) return InvalidArgument("batch size must be >= 1");
+  const auto& coco = dataset.annotations();
+  if (static_cast<int64_t>(coco.categories.size()) != layout.num_classes) {
+    return Mismatch(dataset.annotation_file() + " has " + std::to_string(coco.categories.size()) +
+                    " categories; the detector " + std::to_string(layout.num_classes) + " classes");
+  }
+  const int64_t n = options.limit > 0 ? std::min(options.limit, dataset.size()) : dataset.size();
+  DetectorEvalResult r;
+  std::vector<int64_t> image_ids, category_ids;
+  std::vector<GroundTruthBox> truths;
+  for (const auto& c : coco.categories) category_ids.push_back(c.id);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t id = coco.images[static_cast<size_t>(i)].id;
+    image_ids.push_back(id);
+    const auto it = coco.by_image.find(id);
+    if (it == coco.by_image.end()) continue;
+    for (size_t a : it->second) {
+      const auto& an = coco.annotations[a];
+      truths.push_back({an.image_id, an.category_id, {an.x, an.y, an.w, an.h}, an.area, an.iscrowd});
+    }
+  }
+  const data::Normalization norm{meta.norm_mean, meta.norm_std};
+  torch::NoGradGuard no_grad;
+  ProgressBar bar(stderr, "eval", n, 30.0);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    for (int64_t begin = 0; begin < n; begin += options.batch_size) {
+      const int64_t end = std::min(n, begin + options.batch_size);
+      std::vector<data::DetectionSample> samples;
+      for (int64_t i = begin; i < end; ++i) {
+        SI_ASSIGN_OR_RETURN(auto s, dataset.sample(i));
+        samples.push_back(std::move(s));
+      }
+      const auto [images, targets] = data::CollateDetection(samples);
+      const auto x = data::ToFloatNormalized(images.to(options.device), norm);
+      SI_ASSIGN_OR_RETURN(const torch::Tensor out, forward(x));
+      SI_ASSIGN_OR_RETURN(const auto boxes, detect::PostProcess(out.to(torch::kCPU, torch::kFloat), layout, options.post));
+      for (size_t b = 0; b < boxes.size(); ++b) {
+        const auto& s = samples[b];
+        const auto& im = coco.images[static_cast<size_t>(begin) + b];
+        for (const auto& d : boxes[b]) {
+          // Back from the letterboxed input to the image's own pixels, clipped to it.
+          const double x0 = std::clamp((d.x - s.pad_x) / s.scale, 0.0, static_cast<double>(im.width));
+          const double y0 = std::clamp((d.y - s.pad_y) / s.scale, 0.0, static_cast<double>(im.height));
+          const double x1 = std::clamp((d.x + d.w - s.pad_x) / s.scale, 0.0, static_cast<double>(im.width));
+          const double y1 = std::clamp((d.y + d.h - s.pad_y) / s.scale, 0.0, static_cast<double>(im.height));
+          if (!(x1 > x0) || !(y1 > y0)) continue;
+          r.detections.push_back(
+              {im.id, coco.categories[static_cast<size_t>(d.label)].id, {x0, y0, x1 - x0, y1 - y0}, d.score});
+        }
+      }
+      if (options.progress) bar.update(end, end, std::to_string(r.detections.size()) + " detections");
+    }
+  } catch (const c10::Error& e) {
+    return Internal(std::string("detector evaluation failed inside LibTorch: ") + e.what_without_backtrace());
+  }
+  SI_ASSIGN_OR_RETURN(r.metrics, EvaluateCoco(image_ids, category_ids, truths, r.detections));
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  r.images = n;
+  return r;
+}
+
+Result<DetectorEvalResult> EvaluateDetector(models::SplitModel& model, const data::CocoDetectionDataset& dataset,
+                                            const models::CheckpointMeta& meta, const DetectorEvalOptions& options) {
+  model.set_eval();
+  return EvaluateDetector([&model](const torch::Tensor& x) -> Result<torch::Tensor> { return model.forward_all(x); },
+                          dataset, meta, options);
+}
+
+nlohmann::json DetectionsToCocoResults(const std::vector<DetectionBox>& detections) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& d : detections) {
+    out.push_back({{"image_id", d.image_id},
+                   {"category_id", d.category_id},
+                   {"bbox", {d.box.x, d.box.y, d.box.w, d.box.h}},
+                   {"score", d.score}});
+  }
+  return out;
+}
+
+}  // namespace splitinfer::eval

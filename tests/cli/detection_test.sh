@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Detection end to end at the command line, on a tiny dataset: make-scenes -> train a width-2
+# yolov3_tiny for one epoch -> eval --json (COCO AP) and --detections-out (COCO results), and
+# the errors a user meets: a detector given to a classification command, the wrong augmentation
+# block, data that is no detection dataset. Skipped (77) without OpenCV (scenes are PNGs).
+# Usage: detection_test.sh path/to/splitinfer
+set -u
+BIN=$1
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+check_error() {  # name, expected substring, command... (exactly one stderr line, a clean exit)
+  local name=$1 want=$2; shift 2
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$? lines; lines=$(grep -c . "$TMP/err")
+  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$want" "$TMP/err" && [ "$lines" -eq 1 ]; then ok "$name"
+  else bad "$name (rc=$rc, want '$want', $lines stderr line(s)):"; cat "$TMP/err"; fi
+}
+"$BIN" version --json | grep -q '"image_folders":true' || { echo "skipped: no OpenCV in this build"; exit 77; }
+
+printf 'canvas: 64\nmin_scale: 0.7\nmax_scale: 1.2\ntrain_scenes: 48\ntest_scenes: 24\nseed: 5\n' > "$TMP/scenes.yaml"
+if "$BIN" data make-scenes --config "$TMP/scenes.yaml" --out "$TMP/scenes" --quiet >"$TMP/ms.out" 2>&1; then
+  ok "make-scenes"
+else bad "make-scenes"; cat "$TMP/ms.out"; fi
+
+cat > "$TMP/det.yaml" <<YAML
+model: {name: yolov3_tiny, num_classes: 10, in_channels: 1, width: 2}
+data: {dataset: coco, dir: $TMP/scenes, image_size: 64}
+detect: {min_scale: 0.9, max_scale: 1.1}
+optimizer: {name: sgd, lr: 0.01, momentum: 0.9}
+epochs: 1
+batch_size: 16
+threads: 1
+YAML
+if "$BIN" train --config "$TMP/det.yaml" --out "$TMP/det" >"$TMP/train.out" 2>&1 && [ -f "$TMP/det/checkpoint.pt" ] &&
+   grep -q '"task": "detect"' "$TMP/det/checkpoint.json" && grep -q '"anchors"' "$TMP/det/checkpoint.json" &&
+   grep -q '"test_ap50"' "$TMP/det/log.jsonl" && grep -q "test AP .*AP50" "$TMP/train.out"; then
+  ok "train a detector (task, anchors, AP per epoch)"
+else bad "train a detector"; cat "$TMP/train.out"; fi
+DET="$TMP/det/checkpoint.pt"
+
+json=$("$BIN" eval --checkpoint "$DET" --data "coco:$TMP/scenes" --json --detections-out "$TMP/dets.json" 2>"$TMP/eval.err")
+if echo "$json" | grep -q '"task":"detect"' && echo "$json" | grep -q '"images":24' &&
+   echo "$json" | grep -qE '"ap50":[0-9.e-]+' && echo "$json" | grep -q '"AP_small"'; then
+  ok "eval --json on a detector (COCO metrics, 24 images)"
+else bad "eval --json on a detector: $json"; cat "$TMP/eval.err"; fi
+# The results file is COCO's format: every entry has the four keys, boxes inside the 64x64 images.
+if python3 - "$TMP/dets.json" "$TMP/scenes/annotations/instances_test.json" <<'PY'
+import json, sys
+dets = json.load(open(sys.argv[1])); ann = json.load(open(sys.argv[2]))
+ids = {im["id"] for im in ann["images"]}; cats = {c["id"] for c in ann["categories"]}
+assert isinstance(dets, list) and dets, "no detections"
+for d in dets:
+    assert set(d) == {"image_id", "category_id", "bbox", "score"}, d
+    x, y, w, h = d["bbox"]
+    assert d["image_id"] in ids and d["category_id"] in cats, d
+    assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= 64.001 and y + h <= 64.001, d
+    assert 0 <= d["score"] <= 1, d
+PY
+then ok "--detections-out writes COCO results"; else bad "--detections-out writes COCO results"; fi
+# Without --data the detector reads the dataset its training config names.
+json=$("$BIN" eval --checkpoint "$DET" --json --limit 8 2>/dev/null)
+if echo "$json" | grep -q '"images":8'; then ok "eval on the detector's own dataset"; else bad "eval default data: $json"; fi
+
+# A split detector by hand: features at stage2 -> a 2-bit quantizer -> a pipeline through real frames.
+json=$("$BIN" eval --checkpoint "$DET" --split stage2 --dump-features "$TMP/f.pt" --json --limit 16 2>/dev/null)
+if echo "$json" | grep -q '"split":"stage2"' && echo "$json" | grep -q '"feature_shape":\[4,16,16\]' && [ -f "$TMP/f.pt" ]; then
+  ok "eval a detector at a split, features dumped"
+else bad "eval a detector at a split: $json"; fi
+"$BIN" codec calibrate --input "$TMP/f.pt" --bits 2 --out "$TMP/q.json" >/dev/null 2>&1
+printf 'name: det_ptq\nmodel: %s\nsplit: stage2\nquantizer: q.json\ncoder: cabac\n' "$DET" > "$TMP/det_ptq.yaml"
+json=$("$BIN" eval --pipeline "$TMP/det_ptq.yaml" --data "coco:$TMP/scenes" --json 2>"$TMP/pe.err")
+if echo "$json" | grep -q '"task":"detect"' && echo "$json" | grep -qE '"ap50":[0-9.e-]+' &&
+   echo "$json" | grep -qE '"float_ap50":[0-9.e-]+' && echo "$json" | grep -qE '"bytes_per_image":[0-9.]+' &&
+   echo "$json" | grep -q '"images":24'; then
+  ok "eval --pipeline on a detector's pipeline (AP through frames, bytes, float AP)"
+else bad "eval --pipeline on a detector: $json"; cat "$TMP/pe.err"; fi
+if "$BIN" version --json | grep -q '"runtime":true'; then
+  check_error "serving a detector's pipeline" "is a detector (task detect), but serving" "$BIN" serve \
+    --config "$TMP/det_ptq.yaml" --listen 127.0.0.1:0
+fi
+
+# Errors.
+cat > "$TMP/study.yaml" <<YAML
+model: $DET
+data: {dataset: fmnist, limit_train: 64, limit_test: 64}
+coders: [none]
+image_baselines: false
+ptq: {splits: [stage1], bits: [2], granularity: [tensor], calibration_images: 16}
+YAML
+check_error "a detector in a classification study" "is a detector (task detect), but" \
+  "$BIN" experiment --config "$TMP/study.yaml" --out "$TMP/study" --threads 1
+check_error "detections-out on a classifier" "--detections-out is for detectors" "$BIN" eval \
+  --checkpoint "$SRC/models/resnet_fmnist.pt" --detections-out "$TMP/x.json" --limit 10
+check_error "a detector on classification images" "is no detection dataset: give coco:DIR" "$BIN" eval \
+  --checkpoint "$DET" --data fmnist
+sed 's/^detect:.*/augment: {crop_padding: 2}/' "$TMP/det.yaml" > "$TMP/det_aug.yaml"
+check_error "augment: on a detector" "\`augment:\` configures a classifier's training" "$BIN" train \
+  --config "$TMP/det_aug.yaml" --out "$TMP/x"
+printf 'model: {name: resnet_fmnist, num_classes: 10, in_channels: 1, width: 4}\ndetect: {min_scale: 0.9}\n' > "$TMP/cls_det.yaml"
+check_error "detect: on a classifier" "\`detect:\` configures a detector's training" "$BIN" train \
+  --config "$TMP/cls_det.yaml" --out "$TMP/x"
+sed 's/num_classes: 10/num_classes: 80/' "$TMP/det.yaml" > "$TMP/det80.yaml"
+check_error "detector classes differ from the categories" "model.num_classes = 80 but" "$BIN" train \
+  --config "$TMP/det80.yaml" --out "$TMP/x"
+sed 's/image_size: 64/image_size: 100/' "$TMP/det.yaml" > "$TMP/det100.yaml"
+check_error "input side not a multiple of 32" "not a multiple of 32" "$BIN" train --config "$TMP/det100.yaml" --out "$TMP/x"
+
+echo "detection: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
