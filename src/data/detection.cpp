@@ -85,6 +85,18 @@ Result<std::unique_ptr<CocoDetectionDataset>> OpenDetectionDataset(const Dataset
                          "made from a parameter file such as configs/data/scenes.yaml)");
 }
 
+Result<torch::Tensor> DetectionImages::image(int64_t index) const {
+  if (index < 0 || index >= size()) {
+    return OutOfRange("image index " + std::to_string(index) + " outside 0.." + std::to_string(size() - 1));
+  }
+  SI_ASSIGN_OR_RETURN(DetectionSample s, d_->sample(index));
+  return s.image;
+}
+
+std::vector<int64_t> DetectionImages::image_shape() const {
+  return {d_->channels(), d_->input_size(), d_->input_size()};
+}
+
 std::vector<std::array<double, 2>> LetterboxedBoxSizes(const CocoDetectionDataset& dataset) {
   const CocoAnnotations& coco = dataset.annotations();
   const double s = static_cast<double>(dataset.input_size());

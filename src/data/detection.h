@@ -53,6 +53,7 @@ class CocoDetectionDataset {
   const CocoAnnotations& annotations() const { return coco_; }
   const std::string& annotation_file() const { return annotation_file_; }
   int64_t input_size() const { return size_; }
+  int64_t channels() const { return channels_; }
 
   // The image letterboxed with its boxes (crowd boxes left out: they are for evaluation only);
   // with `augment`, the random transform drawn from `seed`. DATA_LOSS naming the file when an
@@ -75,6 +76,25 @@ Result<std::unique_ptr<CocoDetectionDataset>> OpenDetectionDataset(const Dataset
 // Every non-crowd box's width and height as the detector sees it (each image letterboxed to the
 // input side: scaled by min(S / height, S / width)), for anchors by k-means.
 std::vector<std::array<double, 2>> LetterboxedBoxSizes(const CocoDetectionDataset& dataset);
+
+// A detection split seen as images alone (a data::Dataset): the letterboxed images at the
+// detector's input, every label 0, the categories as class names. For what needs a detector's
+// images without their boxes: calibrating a quantizer at its split, the input-image baselines.
+// Nothing that learns from labels may take it (the methods that do refuse detectors).
+class DetectionImages : public Dataset {
+ public:
+  explicit DetectionImages(std::unique_ptr<CocoDetectionDataset> detection) : d_(std::move(detection)) {}
+  int64_t size() const override { return d_->size(); }
+  Result<torch::Tensor> image(int64_t index) const override;
+  int64_t label(int64_t) const override { return 0; }
+  std::vector<std::string> class_names() const override { return d_->class_names(); }
+  std::vector<int64_t> image_shape() const override;
+  std::string name() const override { return d_->annotation_file(); }
+  const CocoDetectionDataset& detection() const { return *d_; }
+
+ private:
+  std::unique_ptr<CocoDetectionDataset> d_;
+};
 
 // A batch as YOLO trains on it: images uint8 [B, C, S, S] and targets float32 [M, 6] =
 // (batch index, class, x, y, w, h) for every box of every image.

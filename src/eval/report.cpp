@@ -103,11 +103,15 @@ std::string RowProblem(const ResultRow& r) {
   if (r.run.empty()) return "key \"run\" must not be empty";
   if (r.method.empty()) return "key \"method\" must not be empty";
   if (r.bits < 0 || r.bits > 32) return "key \"bits\" must be in [0, 32], got " + std::to_string(r.bits);
-  const std::pair<const char*, double> percents[] = {{"top1", r.top1}, {"float_top1", r.float_top1}};
+  if (r.metric != "top1" && r.metric != "ap50") return "key \"metric\" must be top1 or ap50, got \"" + r.metric + "\"";
+  const std::pair<std::string, double> percents[] = {{r.metric, r.score}, {"float_" + r.metric, r.float_score}};
   for (const auto& [key, v] : percents) {
     if (!std::isfinite(v) || v < 0 || v > 100) {
-      return std::string("key \"") + key + "\" must be a percentage in [0, 100]";
+      return "key \"" + key + "\" must be a percentage in [0, 100]";
     }
+  }
+  if (r.metric == "ap50" && !(std::isfinite(r.ap) && r.ap >= 0 && r.ap <= 100)) {
+    return "key \"ap\" must be a percentage in [0, 100]";
   }
   const std::pair<const char*, double> sizes[] = {{"bytes_per_image", r.bytes_per_image},
                                                   {"header_bytes", r.header_bytes},
@@ -209,7 +213,12 @@ std::string Cell(const std::string& s) {
 }
 
 std::string BitsCell(int bits) { return bits == 0 ? "-" : std::to_string(bits); }
-std::string DropCell(const ResultRow& r) { return r.float_top1 > 0 ? Fixed(r.float_top1 - r.top1, 2) : "n/a"; }
+std::string DropCell(const ResultRow& r) { return r.float_score > 0 ? Fixed(r.float_score - r.score, 2) : "n/a"; }
+
+// What the score column is called: the rows' task metric (a study has one model, so one task).
+std::string MetricLabel(const std::vector<ResultRow>& rows) {
+  return !rows.empty() && rows[0].metric == "ap50" ? "AP50 %" : "top-1 %";
+}
 
 // The full table's order; splits keep the order in which rows first name them, which is the
 // model's depth order in the study (alphabetical would put layer10 before layer2).
@@ -228,12 +237,13 @@ std::vector<ResultRow> SortedRows(const std::vector<ResultRow>& rows) {
   return sorted;
 }
 
-// Highest top-1, ties to the smaller frame; rows must already be in report order.
+// Highest score, ties to the smaller frame; rows must already be in report order.
 const ResultRow* Best(const std::vector<ResultRow>& sorted, double budget) {
   const ResultRow* best = nullptr;
   for (const auto& r : sorted) {
     if (budget > 0 && (r.bytes_per_image <= 0 || r.bytes_per_image > budget)) continue;
-    if (best == nullptr || r.top1 > best->top1 || (r.top1 == best->top1 && r.bytes_per_image < best->bytes_per_image)) {
+    if (best == nullptr || r.score > best->score ||
+        (r.score == best->score && r.bytes_per_image < best->bytes_per_image)) {
       best = &r;
     }
   }
@@ -242,7 +252,7 @@ const ResultRow* Best(const std::vector<ResultRow>& sorted, double budget) {
 
 std::string SummaryTable(const std::vector<ResultRow>& sorted) {
   std::ostringstream md;
-  md << "| budget | method | split | bits | coder | top-1 % | drop pp | bytes/image |\n"
+  md << "| budget | method | split | bits | coder | " << MetricLabel(sorted) << " | drop pp | bytes/image |\n"
      << "| --- | --- | --- | ---: | --- | ---: | ---: | ---: |\n";
   std::vector<std::pair<std::string, double>> lines;
   for (double b : kBudgets) lines.emplace_back("<= " + Fixed(b, 0) + " B", b);
@@ -254,7 +264,7 @@ std::string SummaryTable(const std::vector<ResultRow>& sorted) {
       continue;
     }
     md << "| " << label << " | " << Cell(r->method) << " | " << Cell(r->split) << " | " << BitsCell(r->bits) << " | "
-       << Cell(r->coder) << " | " << Fixed(r->top1, 2) << " | " << DropCell(*r) << " | "
+       << Cell(r->coder) << " | " << Fixed(r->score, 2) << " | " << DropCell(*r) << " | "
        << Fixed(r->bytes_per_image, 1) << " |\n";
   }
   return md.str();
@@ -262,12 +272,13 @@ std::string SummaryTable(const std::vector<ResultRow>& sorted) {
 
 std::string FullTable(const std::vector<ResultRow>& sorted) {
   std::ostringstream md;
-  md << "| run | method | split | bits | granularity | coder | top-1 % | drop pp | bytes/image | header B | order-0 B "
+  md << "| run | method | split | bits | granularity | coder | " << MetricLabel(sorted)
+     << " | drop pp | bytes/image | header B | order-0 B "
         "| node params | server params |\n"
      << "| --- | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
   for (const auto& r : sorted) {
     md << "| " << Cell(r.run) << " | " << Cell(r.method) << " | " << Cell(r.split) << " | " << BitsCell(r.bits)
-       << " | " << Cell(r.granularity) << " | " << Cell(r.coder) << " | " << Fixed(r.top1, 2) << " | "
+       << " | " << Cell(r.granularity) << " | " << Cell(r.coder) << " | " << Fixed(r.score, 2) << " | "
        << DropCell(r) << " | " << Fixed(r.bytes_per_image, 1) << " | " << Fixed(r.header_bytes, 1) << " | "
        << Fixed(r.order0_bytes, 1) << " | " << r.node_params << " | " << r.server_params << " |\n";
   }
@@ -302,15 +313,15 @@ bool HasPoints(const Plot& p) {
   return std::any_of(p.series.begin(), p.series.end(), [](const Series& s) { return !s.points.empty(); });
 }
 
-// The float model's accuracy: the best "float" row, else the first recorded float_top1.
-std::optional<double> FloatTop1(const std::vector<ResultRow>& rows) {
+// The float model's score: the best "float" row, else the first recorded float score.
+std::optional<double> FloatScore(const std::vector<ResultRow>& rows) {
   std::optional<double> best;
   for (const auto& r : rows) {
-    if (r.method == "float" && (!best || r.top1 > *best)) best = r.top1;
+    if (r.method == "float" && (!best || r.score > *best)) best = r.score;
   }
   if (best) return best;
   for (const auto& r : rows) {
-    if (r.float_top1 > 0) return r.float_top1;
+    if (r.float_score > 0) return r.float_score;
   }
   return std::nullopt;
 }
@@ -339,8 +350,8 @@ std::string MethodsVsInput(const std::vector<ResultRow>& sorted) {
   std::ostringstream md;
   if (input == nullptr) return "No input-image baseline in this study.\n";
   md << "The cheapest lossless input image is " << Cell(input->method) << ": " << Fixed(input->bytes_per_image, 1)
-     << " bytes at " << Fixed(input->top1, 2) << " % (the float model on the server).\n\n"
-     << "| method | split | bits | coder | top-1 % | drop pp | bytes/image | vs the input image |\n"
+     << " bytes at " << Fixed(input->score, 2) << " % (the float model on the server).\n\n"
+     << "| method | split | bits | coder | " << MetricLabel(sorted) << " | drop pp | bytes/image | vs the input image |\n"
      << "| --- | --- | ---: | --- | ---: | ---: | ---: | --- |\n";
   for (const auto& method : Methods(sorted)) {
     if (method == "float" || IsInputBaseline(method)) continue;
@@ -351,7 +362,7 @@ std::string MethodsVsInput(const std::vector<ResultRow>& sorted) {
     const ResultRow* best = Best(mine, 0);
     if (best == nullptr) continue;
     std::string verdict;
-    const double delta = best->top1 - input->top1;
+    const double delta = best->score - input->score;
     if (best->bytes_per_image >= input->bytes_per_image) {
       verdict = "does not beat it: more bytes";
     } else if (delta >= 0) {
@@ -361,19 +372,27 @@ std::string MethodsVsInput(const std::vector<ResultRow>& sorted) {
                 "x fewer bytes but " + Fixed(-delta, 2) + " pp less accurate";
     }
     md << "| " << Cell(method) << " | " << Cell(best->split) << " | " << BitsCell(best->bits) << " | "
-       << Cell(best->coder) << " | " << Fixed(best->top1, 2) << " | " << DropCell(*best) << " | "
+       << Cell(best->coder) << " | " << Fixed(best->score, 2) << " | " << DropCell(*best) << " | "
        << Fixed(best->bytes_per_image, 1) << " | " << verdict << " |\n";
   }
   return md.str();
 }
 
+// "Top-1 accuracy" or "AP50": plot titles and axes.
+std::string MetricTitle(const std::vector<ResultRow>& rows) {
+  return !rows.empty() && rows[0].metric == "ap50" ? "AP50" : "Top-1 accuracy";
+}
+std::string MetricAxis(const std::vector<ResultRow>& rows) {
+  return !rows.empty() && rows[0].metric == "ap50" ? "AP50 (%)" : "top-1 (%)";
+}
+
 Plot AccuracyVsBytes(const std::vector<ResultRow>& sorted) {
   Plot p;
   p.name = "accuracy_vs_bytes";
-  p.caption = "Top-1 accuracy vs bytes per image";
+  p.caption = MetricTitle(sorted) + " vs bytes per image";
   p.setup =
-      "set title 'Top-1 accuracy vs bytes per image (smallest coder per run)'\n"
-      "set xlabel 'bytes per image (log scale)'\nset ylabel 'top-1 (%)'\n"
+      "set title '" + MetricTitle(sorted) + " vs bytes per image (smallest coder per run)'\n"
+      "set xlabel 'bytes per image (log scale)'\nset ylabel '" + MetricAxis(sorted) + "'\n"
       "set logscale x 2\nset format x '%g'\nset grid\nset key outside right top\n";
   // Per run, the coder with the smallest frame: coders never change accuracy, so the others
   // are dominated points that would only clutter the plot.
@@ -390,12 +409,12 @@ Plot AccuracyVsBytes(const std::vector<ResultRow>& sorted) {
     for (const auto& r : sorted) {
       auto it = best_per_run.find(r.run);
       if (r.method != method || it == best_per_run.end() || it->second != &r) continue;
-      s.points.emplace_back(r.bytes_per_image, r.top1);
+      s.points.emplace_back(r.bytes_per_image, r.score);
       s.notes.push_back(r.run + " " + r.coder);
     }
     if (!s.points.empty()) p.series.push_back(std::move(s));
   }
-  if (auto f = FloatTop1(sorted)) p.hline = std::make_pair("float model (" + Fixed(*f, 2) + " %)", *f);
+  if (auto f = FloatScore(sorted)) p.hline = std::make_pair("float model (" + Fixed(*f, 2) + " %)", *f);
   p.empty_reason = "no row has a measured bytes_per_image";
   return p;
 }
@@ -403,28 +422,28 @@ Plot AccuracyVsBytes(const std::vector<ResultRow>& sorted) {
 Plot AccuracyVsBits(const std::vector<ResultRow>& sorted) {
   Plot p;
   p.name = "accuracy_vs_bits";
-  p.caption = "Top-1 accuracy vs bits";
+  p.caption = MetricTitle(sorted) + " vs bits";
   p.setup =
-      "set title 'Best top-1 accuracy per method and bit width'\n"
-      "set xlabel 'bits per value'\nset ylabel 'top-1 (%)'\n"
+      "set title 'Best " + MetricTitle(sorted) + " per method and bit width'\n"
+      "set xlabel 'bits per value'\nset ylabel '" + MetricAxis(sorted) + "'\n"
       "set xrange [0.5:8.5]\nset xtics 1\nset grid\nset key outside right top\n";
   for (const auto& method : Methods(sorted)) {
     std::map<int, const ResultRow*> best;
     for (const auto& r : sorted) {
       if (r.method != method || r.bits < 1 || r.bits > 8) continue;
       auto [it, inserted] = best.emplace(r.bits, &r);
-      if (!inserted && r.top1 > it->second->top1) it->second = &r;
+      if (!inserted && r.score > it->second->score) it->second = &r;
     }
     Series s;
     s.title = method;
     s.style = "linespoints pt 7 ps 1.1";
     for (const auto& [bits, r] : best) {
-      s.points.emplace_back(bits, r->top1);
+      s.points.emplace_back(bits, r->score);
       s.notes.push_back(r->run + " " + r->coder);
     }
     if (!s.points.empty()) p.series.push_back(std::move(s));
   }
-  if (auto f = FloatTop1(sorted)) p.hline = std::make_pair("float model (" + Fixed(*f, 2) + " %)", *f);
+  if (auto f = FloatScore(sorted)) p.hline = std::make_pair("float model (" + Fixed(*f, 2) + " %)", *f);
   p.empty_reason = "no row has 1..8 bits";
   return p;
 }
@@ -542,14 +561,14 @@ Status RunGnuplot(const std::string& gnuplot, const std::string& script, const s
 
 
 nlohmann::json ToJson(const ResultRow& r) {
-  return {{"run", r.run},
+  json j = {{"run", r.run},
           {"method", r.method},
           {"split", r.split},
           {"bits", r.bits},
           {"granularity", r.granularity},
           {"coder", r.coder},
-          {"top1", r.top1},
-          {"float_top1", r.float_top1},
+          {r.metric, r.score},
+          {"float_" + r.metric, r.float_score},
           {"bytes_per_image", r.bytes_per_image},
           {"header_bytes", r.header_bytes},
           {"order0_bytes", r.order0_bytes},
@@ -558,6 +577,11 @@ nlohmann::json ToJson(const ResultRow& r) {
           {"server_params", r.server_params},
           {"train_seconds", r.train_seconds},
           {"pipeline", r.pipeline}};
+  if (r.metric != "top1") {  // rows of classifiers keep the keys they always had
+    j["metric"] = r.metric;
+    j["ap"] = r.ap;
+  }
+  return j;
 }
 
 Result<ResultRow> RowFromJson(const nlohmann::json& j, const std::string& origin) {
@@ -570,8 +594,15 @@ Result<ResultRow> RowFromJson(const nlohmann::json& j, const std::string& origin
   SI_RETURN_IF_ERROR(GetInt(j, "bits", true, &bits, origin));
   SI_RETURN_IF_ERROR(GetString(j, "granularity", true, &r.granularity, origin));
   SI_RETURN_IF_ERROR(GetString(j, "coder", true, &r.coder, origin));
-  SI_RETURN_IF_ERROR(GetDouble(j, "top1", true, &r.top1, origin));
-  SI_RETURN_IF_ERROR(GetDouble(j, "float_top1", true, &r.float_top1, origin));
+  SI_RETURN_IF_ERROR(GetString(j, "metric", false, &r.metric, origin));
+  if (r.metric.empty()) r.metric = "top1";
+  if (r.metric != "top1" && r.metric != "ap50") {
+    return DataLoss(origin + ": key \"metric\" must be top1 or ap50, got \"" + r.metric + "\"");
+  }
+  const std::string float_key = "float_" + r.metric;
+  SI_RETURN_IF_ERROR(GetDouble(j, r.metric.c_str(), true, &r.score, origin));
+  SI_RETURN_IF_ERROR(GetDouble(j, float_key.c_str(), true, &r.float_score, origin));
+  SI_RETURN_IF_ERROR(GetDouble(j, "ap", r.metric == "ap50", &r.ap, origin));
   SI_RETURN_IF_ERROR(GetDouble(j, "bytes_per_image", true, &r.bytes_per_image, origin));
   SI_RETURN_IF_ERROR(GetInt(j, "images", true, &r.images, origin));
   SI_RETURN_IF_ERROR(GetDouble(j, "header_bytes", false, &r.header_bytes, origin));
@@ -640,15 +671,25 @@ Result<std::vector<ResultRow>> ReadRows(const std::string& jsonl_path) {
 }
 
 Status WriteCsv(const std::string& path, const std::vector<ResultRow>& rows) {
+  // The score columns are named by the task's metric (a study has one model, so one task); a
+  // detector's study adds AP@[.50:.95] at the end.
+  const std::string metric = rows.empty() ? "top1" : rows[0].metric;
+  for (const auto& r : rows) {
+    if (r.metric != metric) return InvalidArgument("rows of two metrics (" + metric + ", " + r.metric + ") in one table");
+  }
+  const bool detection = metric != "top1";
   std::ostringstream csv;
-  csv << "run,method,split,bits,granularity,coder,top1,float_top1,bytes_per_image,header_bytes,order0_bytes,images,"
-         "node_params,server_params,train_seconds,pipeline\n";
+  csv << "run,method,split,bits,granularity,coder," << metric << ",float_" << metric
+      << ",bytes_per_image,header_bytes,order0_bytes,images,node_params,server_params,train_seconds,pipeline"
+      << (detection ? ",ap" : "") << "\n";
   for (const auto& r : rows) {
     csv << CsvField(r.run) << ',' << CsvField(r.method) << ',' << CsvField(r.split) << ',' << r.bits << ','
-        << CsvField(r.granularity) << ',' << CsvField(r.coder) << ',' << Num(r.top1) << ',' << Num(r.float_top1)
+        << CsvField(r.granularity) << ',' << CsvField(r.coder) << ',' << Num(r.score) << ',' << Num(r.float_score)
         << ',' << Num(r.bytes_per_image) << ',' << Num(r.header_bytes) << ',' << Num(r.order0_bytes) << ','
         << r.images << ',' << r.node_params << ',' << r.server_params << ',' << Num(r.train_seconds) << ','
-        << CsvField(r.pipeline) << '\n';
+        << CsvField(r.pipeline);
+    if (detection) csv << ',' << Num(r.ap);
+    csv << '\n';
   }
   return WriteFile(path, csv.str());
 }
@@ -669,8 +710,11 @@ Status WriteReport(const std::string& out_dir, const std::vector<ResultRow>& row
   md << "# " << options.title << "\n\n";
   if (!options.command.empty()) md << "Command:\n\n```\n" << options.command << "\n```\n\n";
   if (!options.machine.empty()) md << "Machine: " << options.machine << "\n\n";
-  md << rows.size() << " result rows. Top-1 is in percent on the test set; \"drop\" is the float model's top-1 "
-     << "minus the row's, in percentage points; bytes are per image on the wire, frame header included.\n\n";
+  const bool detection = !rows.empty() && rows[0].metric == "ap50";
+  const std::string metric = detection ? "AP50 (COCO's AP at IoU 0.5, x 100)" : "Top-1";
+  md << rows.size() << " result rows. " << metric << " is in percent on the test set; \"drop\" is the float model's "
+     << (detection ? "AP50" : "top-1")
+     << " minus the row's, in percentage points; bytes are per image on the wire, frame header included.\n\n";
   md << "## Best accuracy per byte budget\n\n" << SummaryTable(sorted) << "\n";
   md << "## Each method against sending the input image\n\n" << MethodsVsInput(sorted) << "\n";
   md << "## All results\n\n" << FullTable(sorted) << "\n";

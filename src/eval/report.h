@@ -24,8 +24,14 @@ struct ResultRow {
   int bits = 0;             // 0 = float / not quantized
   std::string granularity;  // tensor | channel | region | "" (n/a)
   std::string coder;        // none | lzma | zstd | cabac | png | webp
-  double top1 = 0;          // percent on the full test set
-  double float_top1 = 0;    // the float model's top-1 (percent), for the "drop" column; 0 = unknown
+  // The task's metric, which every table, plot and the planner rank by: "top1" (classifiers:
+  // top-1 accuracy) or "ap50" (detectors: COCO AP at IoU 0.5). Both in percent (AP50 x 100, so
+  // that "points" mean the same for both). In the files the keys are the metric's names:
+  // top1 / float_top1, or metric "ap50" with ap50 / float_ap50 (rows without "metric" are top-1).
+  std::string metric = "top1";
+  double score = 0;         // percent on the full test set
+  double float_score = 0;   // the float model's (percent), for the "drop" column; 0 = unknown
+  double ap = -1;           // detectors: COCO AP@[.50:.95] in percent; -1 = not a detector
   double bytes_per_image = 0;  // mean frame bytes on the wire, header included
   double header_bytes = 0;     // mean header + side-info bytes per frame
   double order0_bytes = 0;     // order-0 entropy estimate of the coded symbols per image (bytes)
@@ -39,7 +45,8 @@ struct ResultRow {
 // One JSON object whose keys are the field names above.
 nlohmann::json ToJson(const ResultRow& r);
 // DATA_LOSS naming `origin` and the missing or mistyped key. run, method, split, bits,
-// granularity, coder, top1, float_top1, bytes_per_image and images are required; the cost and
+// granularity, coder, the metric's two keys (top1 and float_top1 unless "metric" names another),
+// bytes_per_image and images are required; the cost and
 // provenance keys (header_bytes, order0_bytes, node_params, server_params, train_seconds,
 // pipeline) default to 0 / "" so that logs written before a key existed still load.
 Result<ResultRow> RowFromJson(const nlohmann::json& j, const std::string& origin);
@@ -78,7 +85,7 @@ struct ReportOptions {
 // Plots:
 //  - accuracy_vs_bytes: top-1 vs bytes per image (log x), one series per method with, per run,
 //    only its smallest-bytes coder; the input baselines stand out; the float model's top-1 (the
-//    best "float" row, else the first non-zero float_top1) as a dashed horizontal line;
+//    best "float" row, else the first non-zero float score) as a dashed horizontal line;
 //  - accuracy_vs_bits: best top-1 per method and bits (1..8);
 //  - bytes_per_coder: mean bytes per image per coder and bits (log y) over the ptq rows of the
 //    first split (in row order) that has ptq rows, granularity "tensor" if it has any.

@@ -38,6 +38,10 @@ Result<std::vector<MeasuredAccuracy>> LoadResults(const std::string& path) {
   std::vector<MeasuredAccuracy> out;
   try {
     for (const auto& r : rows) {
+      if (r.is_object() && r.value("metric", std::string("top1")) != "top1") {
+        return Unimplemented(path + " holds a study measured in " + r.value("metric", std::string()) +
+                             " (a detector's); planning on a detector's results is not built yet");
+      }
       MeasuredAccuracy m;
       m.run = r.at("run").get<std::string>();
       m.method = r.at("method").get<std::string>();

@@ -21,6 +21,9 @@
 #include "codec/lossless/lossless.h"
 #include "core/progress.h"
 #include "data/datasets.h"
+#include "bottleneck/model_data.h"
+#include "data/detection.h"
+#include "eval/detection/detector.h"
 #include "eval/evaluate.h"
 #include "eval/image_baseline.h"
 #include "eval/pipeline_eval.h"
@@ -204,42 +207,89 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
 
   SI_ASSIGN_OR_RETURN(auto base, models::OpenModel(config.model, options.device));
   const train::DataConfig data_config = train::SizedFor(config.data, base.meta);
-  SI_ASSIGN_OR_RETURN(auto test_set, train::OpenSplit(data_config, data::Split::kTest));
-  SI_RETURN_IF_ERROR(bottleneck::CheckDatasetFits(base.meta, *test_set));
+  // The task decides the data and the metric: a classifier's top-1 on an image dataset, or a
+  // detector's AP50 (COCO's AP at IoU 0.5, x 100 so that points mean the same) on a detection
+  // dataset, whose images alone stand in for the input-image baselines.
+  const bool detector = models::IsDetector(base.meta);
+  std::unique_ptr<data::Dataset> test_set;
+  std::unique_ptr<data::CocoDetectionDataset> detection_test;
+  if (detector) {
+    // Refused before anything is measured: the methods that train with the task's loss are not
+    // built for detection yet (train/methods.cpp says the same per run).
+    for (const auto& run : config.runs) {
+      if (run.method.method != "ptq") {
+        return Unimplemented("method " + run.method.method + " on a detector (" + config.model +
+                             ", run " + run.name + ") is not built yet; ptq is");
+      }
+    }
+    SI_ASSIGN_OR_RETURN(detection_test, bottleneck::OpenDetectionDataFor(base.meta, config.data.dataset + ":" +
+                                                                                        config.data.dir,
+                                                                         data::Split::kTest, options.progress));
+    SI_ASSIGN_OR_RETURN(auto images, bottleneck::OpenDetectionDataFor(base.meta, config.data.dataset + ":" +
+                                                                                 config.data.dir,
+                                                                      data::Split::kTest, false));
+    test_set = std::make_unique<data::DetectionImages>(std::move(images));
+  } else {
+    SI_ASSIGN_OR_RETURN(test_set, train::OpenSplit(data_config, data::Split::kTest));
+    SI_RETURN_IF_ERROR(bottleneck::CheckDatasetFits(base.meta, *test_set));
+  }
   data::Normalization norm{base.meta.norm_mean, base.meta.norm_std};
+  const int64_t test_limit = config.data.limit_test;
+  auto row_for = [&](const std::string& run, const std::string& method) {
+    ResultRow r;
+    r.run = run;
+    r.method = method;
+    if (detector) r.metric = "ap50";
+    return r;
+  };
 
   // The float reference, measured here (not copied from the checkpoint's metadata).
-  double float_top1 = 0;
+  double float_score = 0, float_ap = -1;
   for (const auto& r : rows) {
-    if (r.method == "float" && r.split.empty()) float_top1 = r.top1;
+    if (r.method == "float" && r.split.empty()) {
+      float_score = r.score;
+      float_ap = r.ap;
+    }
   }
   if (!done.count("float")) {
-    EvalOptions eo;
-    eo.batch_size = config.eval_batch_size;
-    eo.device = options.device;
-    SI_ASSIGN_OR_RETURN(auto ev, Evaluate(*base.net, *test_set, norm, std::nullopt, eo));
-    float_top1 = ev.top1;
-    ResultRow r;
-    r.run = "float";
-    r.method = "float";
+    ResultRow r = row_for("float", "float");
     r.coder = "none";
-    r.top1 = ev.top1;
-    r.float_top1 = ev.top1;
-    r.images = ev.images;
+    if (detector) {
+      DetectorEvalOptions eo;
+      eo.batch_size = config.eval_batch_size;
+      eo.limit = test_limit;
+      eo.device = options.device;
+      SI_ASSIGN_OR_RETURN(auto ev, EvaluateDetector(*base.net, *detection_test, base.meta, eo));
+      r.score = 100.0 * std::max(0.0, ev.metrics.ap50);
+      r.ap = 100.0 * std::max(0.0, ev.metrics.ap);
+      r.images = ev.images;
+      std::fprintf(stderr, "study: float detector AP50 %.2f, AP %.2f on %lld images\n", r.score, r.ap,
+                   static_cast<long long>(ev.images));
+    } else {
+      EvalOptions eo;
+      eo.batch_size = config.eval_batch_size;
+      eo.device = options.device;
+      SI_ASSIGN_OR_RETURN(auto ev, Evaluate(*base.net, *test_set, norm, std::nullopt, eo));
+      r.score = ev.top1;
+      r.images = ev.images;
+      std::fprintf(stderr, "study: float model top-1 %.2f%% on %lld images\n", ev.top1,
+                   static_cast<long long>(ev.images));
+    }
+    r.float_score = r.score;
+    float_score = r.score;
+    float_ap = r.ap;
     SI_RETURN_IF_ERROR(append(r));
-    std::fprintf(stderr, "study: float model top-1 %.2f%% on %lld images\n", ev.top1, static_cast<long long>(ev.images));
   }
   if (config.image_baselines && !done.count("input_png")) {
-    auto b = MeasureLosslessImages(*test_set, 0);
+    auto b = MeasureLosslessImages(*test_set, detector ? test_limit : 0);
     if (b.ok()) {
       for (const auto& [method, bytes] : {std::pair<std::string, double>{"input_png", b.value().png_bytes},
                                           {"input_webp", b.value().webp_bytes}}) {
-        ResultRow r;
-        r.run = method;
-        r.method = method;
+        ResultRow r = row_for(method, method);
         r.coder = method.substr(6);
-        r.top1 = float_top1;
-        r.float_top1 = float_top1;
+        r.score = float_score;
+        r.float_score = float_score;
+        r.ap = float_ap;
         r.bytes_per_image = bytes;
         r.images = b.value().images;
         SI_RETURN_IF_ERROR(append(r));
@@ -282,18 +332,20 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
       po.batch_size = config.eval_batch_size;
       po.device = options.device;
       po.extra_coders = config.coders;
-      SI_ASSIGN_OR_RETURN(auto ev, EvaluatePipeline(pipeline, *test_set, po));
+      if (detector) po.limit = test_limit;
+      SI_ASSIGN_OR_RETURN(auto ev, detector ? EvaluateDetectorPipeline(pipeline, *detection_test, po)
+                                            : EvaluatePipeline(pipeline, *test_set, po));
+      const double score = detector ? 100.0 * std::max(0.0, ev.detection->ap50) : ev.top1;
       for (const auto& cb : ev.coders) {
         if (std::find(config.coders.begin(), config.coders.end(), cb.coder) == config.coders.end()) continue;
-        ResultRow r;
-        r.run = name;
-        r.method = run->method.method;
+        ResultRow r = row_for(name, run->method.method);
+        if (detector) r.ap = 100.0 * std::max(0.0, ev.detection->ap);
         r.split = pipeline.spec().split;
         r.bits = pipeline.codec().quant.spec.bits;
         r.granularity = codec::GranularityName(pipeline.codec().quant.spec.granularity);
         r.coder = cb.coder;
-        r.top1 = ev.top1;
-        r.float_top1 = float_top1;
+        r.score = score;
+        r.float_score = float_score;
         r.bytes_per_image = cb.bytes_per_image;
         r.header_bytes = cb.header_bytes;
         r.order0_bytes = ev.order0_bytes;
@@ -304,8 +356,9 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
         r.pipeline = fs::relative(fs::absolute(path), fs::absolute(options.out_dir)).string();
         SI_RETURN_IF_ERROR(append(r));
       }
-      std::fprintf(stderr, "study: %s top-1 %.2f%% (float %.2f%%), %.1f bytes/image with %s\n", name.c_str(), ev.top1,
-                   float_top1, ev.coders[0].bytes_per_image, ev.coders[0].coder.c_str());
+      std::fprintf(stderr, "study: %s %s %.2f%% (float %.2f%%), %.1f bytes/image with %s\n", name.c_str(),
+                   detector ? "AP50" : "top-1", score, float_score, ev.coders[0].bytes_per_image,
+                   ev.coders[0].coder.c_str());
     }
     SI_RETURN_IF_ERROR(AppendFinishedRun(finished_path, run->name, machine));
     finished_runs[run->name] = machine;

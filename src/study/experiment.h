@@ -21,6 +21,11 @@
 //   runs:
 //     - {name: tcl, method: tcl, split: stem, bits: [1, 2, 3], epochs: 3, tcl_lambda: 1.0}
 //   (run keys: see train/methods.h; split, bits and granularity may be lists)
+//
+// The model's task sets the metric every row, table and plot ranks by (eval/report.h): top-1
+// for a classifier; AP50 (x 100) and AP for a detector, whose data is a detection dataset
+// (data: {dataset: coco | scenes, dir: ...}) and whose input-image baselines are its letterboxed
+// inputs. For a detector only ptq runs are built so far; other methods are refused up front.
 #pragma once
 
 #include <string>

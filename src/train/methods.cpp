@@ -787,8 +787,20 @@ Result<MethodOutput> RunMethod(const MethodConfig& c, const MethodInputs& in) {
   SI_ASSIGN_OR_RETURN(auto teacher, models::OpenModel(in.base_checkpoint, in.device));
   Freeze(*teacher.net->state_module());
   Ctx ctx{c, in, nullptr, {}, teacher, {}, {}, fs::path(in.out_dir).filename().string()};
-  SI_ASSIGN_OR_RETURN(ctx.train_set, OpenSplit(SizedFor(in.data, teacher.meta), data::Split::kTrain));
-  SI_RETURN_IF_ERROR(bottleneck::CheckDatasetFits(teacher.meta, *ctx.train_set));
+  if (models::IsDetector(teacher.meta)) {
+    // A detector's methods: PTQ (calibration needs images, not boxes); the ones that train with
+    // the task's loss are not built for detection yet.
+    if (c.method != "ptq") {
+      return Unimplemented("method " + c.method + " on a detector (" + in.base_checkpoint +
+                           ") is not built yet; ptq is");
+    }
+    SI_ASSIGN_OR_RETURN(auto images, bottleneck::OpenDetectionDataFor(teacher.meta, in.data.dataset + ":" + in.data.dir,
+                                                                       data::Split::kTrain, in.progress));
+    ctx.train_set = std::make_unique<data::DetectionImages>(std::move(images));
+  } else {
+    SI_ASSIGN_OR_RETURN(ctx.train_set, OpenSplit(SizedFor(in.data, teacher.meta), data::Split::kTrain));
+    SI_RETURN_IF_ERROR(bottleneck::CheckDatasetFits(teacher.meta, *ctx.train_set));
+  }
   ctx.norm.mean = teacher.meta.norm_mean;
   ctx.norm.std = teacher.meta.norm_std;
   if (c.method != "shared_ae" && c.method != "per_point_ae") {

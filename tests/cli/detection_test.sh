@@ -83,6 +83,23 @@ if "$BIN" version --json | grep -q '"runtime":true'; then
     --config "$TMP/det_ptq.yaml" --listen 127.0.0.1:0
 fi
 
+# The study on the detector: PTQ rows ranked by AP50, the input-image baselines, the report.
+cat > "$TMP/dstudy.yaml" <<YAML
+model: $DET
+data: {dataset: coco, dir: $TMP/scenes}
+coders: [cabac, zstd]
+ptq: {splits: [stage1, stage2], bits: [2], granularity: [tensor], calibration_images: 16}
+YAML
+if "$BIN" experiment --config "$TMP/dstudy.yaml" --out "$TMP/dstudy" --threads 1 >"$TMP/dstudy.out" 2>&1 &&
+   head -1 "$TMP/dstudy/results.csv" | grep -q '^run,method,split,bits,granularity,coder,ap50,float_ap50,.*,ap$' &&
+   [ "$(grep -c '^ptq_' "$TMP/dstudy/results.csv")" -eq 4 ] && grep -q '^input_png,' "$TMP/dstudy/results.csv" &&
+   grep -q 'AP50 %' "$TMP/dstudy/report.md"; then
+  ok "a detector's study: PTQ rows by AP50, input baselines, report"
+else bad "a detector's study"; cat "$TMP/dstudy.out"; head -3 "$TMP/dstudy/results.csv"; fi
+sed 's/^ptq:.*/runs: [{name: t, method: tail, split: stage1, bits: 2, epochs: 1}]/' "$TMP/dstudy.yaml" > "$TMP/dstudy_tail.yaml"
+check_error "a training method on a detector" "method tail on a detector" "$BIN" experiment \
+  --config "$TMP/dstudy_tail.yaml" --out "$TMP/dstudy_tail" --threads 1
+
 # Errors.
 cat > "$TMP/study.yaml" <<YAML
 model: $DET
@@ -91,7 +108,7 @@ coders: [none]
 image_baselines: false
 ptq: {splits: [stage1], bits: [2], granularity: [tensor], calibration_images: 16}
 YAML
-check_error "a detector in a classification study" "is a detector (task detect), but" \
+check_error "a detector's study on classification images" "'fmnist' is no detection dataset" \
   "$BIN" experiment --config "$TMP/study.yaml" --out "$TMP/study" --threads 1
 check_error "detections-out on a classifier" "--detections-out is for detectors" "$BIN" eval \
   --checkpoint "$SRC/models/resnet_fmnist.pt" --detections-out "$TMP/x.json" --limit 10

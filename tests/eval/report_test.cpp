@@ -70,8 +70,8 @@ ResultRow Row(std::string run, std::string method, std::string split, int bits, 
   r.bits = bits;
   r.granularity = std::move(granularity);
   r.coder = std::move(coder);
-  r.top1 = top1;
-  r.float_top1 = 91.25;
+  r.score = top1;
+  r.float_score = 91.25;
   r.bytes_per_image = bytes;
   r.header_bytes = 12;
   r.order0_bytes = bytes * 0.8;
@@ -87,8 +87,8 @@ ResultRow FullRow() {
   r.bits = 2;
   r.granularity = "channel";
   r.coder = "lzma";
-  r.top1 = 90.125;
-  r.float_top1 = 91.25;
+  r.score = 90.125;
+  r.float_score = 91.25;
   r.bytes_per_image = 41.5;
   r.header_bytes = 14.25;
   r.order0_bytes = 30.0625;
@@ -107,8 +107,8 @@ void ExpectSameRow(const ResultRow& a, const ResultRow& b) {
   EXPECT_EQ(a.bits, b.bits);
   EXPECT_EQ(a.granularity, b.granularity);
   EXPECT_EQ(a.coder, b.coder);
-  EXPECT_EQ(a.top1, b.top1);
-  EXPECT_EQ(a.float_top1, b.float_top1);
+  EXPECT_EQ(a.score, b.score);
+  EXPECT_EQ(a.float_score, b.float_score);
   EXPECT_EQ(a.bytes_per_image, b.bytes_per_image);
   EXPECT_EQ(a.header_bytes, b.header_bytes);
   EXPECT_EQ(a.order0_bytes, b.order0_bytes);
@@ -181,7 +181,7 @@ TEST(ResultRowJsonTest, CostAndProvenanceKeysAreOptional) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->node_params, 0);
   EXPECT_EQ(r->pipeline, "");
-  EXPECT_EQ(r->top1, 90.125);
+  EXPECT_EQ(r->score, 90.125);
 }
 
 TEST(ResultsLogTest, AppendThenReadGivesTheRowsInOrder) {
@@ -270,6 +270,44 @@ TEST(ExportTest, CsvQuotesFieldsWithCommasAndQuotes) {
             "run,method,split,bits,granularity,coder,top1,float_top1,bytes_per_image,header_bytes,order0_bytes,"
             "images,node_params,server_params,train_seconds,pipeline\n"
             "\"a,b\",ptq,stem,2,tensor,lzma,90.5,91.25,41.25,12.0,0.1,10000,0,0,0.0,\"say \"\"hi\"\"\"\n");
+}
+
+// A detector's rows carry its metric: AP50 in the keys and columns named after it, AP@[.50:.95]
+// beside it; rows from before metrics read as top-1; one table holds one metric.
+TEST(ExportTest, DetectorRowsAreNamedByTheirMetric) {
+  const ScopedDir tmp;
+  const fs::path& dir = tmp.path();
+  ResultRow r = Row("ptq_stage1_b2_tensor", "ptq", "stage1", 2, "tensor", "cabac", 61.5, 310.25);
+  r.metric = "ap50";
+  r.float_score = 63.0;
+  r.ap = 33.5;
+  const nlohmann::json j = ToJson(r);
+  EXPECT_EQ(j.at("metric"), "ap50");
+  EXPECT_EQ(j.at("ap50"), 61.5);
+  EXPECT_EQ(j.at("float_ap50"), 63.0);
+  EXPECT_FALSE(j.contains("top1"));
+  auto back = RowFromJson(j, "d.json");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->metric, "ap50");
+  EXPECT_EQ(back->score, 61.5);
+  EXPECT_EQ(back->ap, 33.5);
+  nlohmann::json no_ap = j;
+  no_ap.erase("ap");
+  EXPECT_NE(RowFromJson(no_ap, "d.json").status().message().find("\"ap\""), std::string::npos);
+  nlohmann::json other = j;
+  other["metric"] = "miou";
+  EXPECT_NE(RowFromJson(other, "d.json").status().message().find("must be top1 or ap50"), std::string::npos);
+  EXPECT_EQ(RowFromJson(ToJson(FullRow()), "c.json")->metric, "top1");
+  ASSERT_TRUE(WriteCsv((dir / "d.csv").string(), {r}).ok());
+  const std::string csv = Slurp(dir / "d.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "run,method,split,bits,granularity,coder,ap50,float_ap50,bytes_per_image,header_bytes,order0_bytes,"
+            "images,node_params,server_params,train_seconds,pipeline,ap");
+  EXPECT_EQ(WriteCsv((dir / "m.csv").string(), {r, FullRow()}).code(), ErrorCode::kInvalidArgument);
+  ReportOptions o;
+  o.plots = false;
+  ASSERT_TRUE(WriteReport(dir.string(), {r}, o).ok());
+  EXPECT_NE(Slurp(dir / "report.md").find("| AP50 % |"), std::string::npos);
 }
 
 TEST(ExportTest, JsonIsAnArrayOfRows) {
