@@ -214,12 +214,13 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
   std::unique_ptr<data::Dataset> test_set;
   std::unique_ptr<data::CocoDetectionDataset> detection_test;
   if (detector) {
-    // Refused before anything is measured: the methods that train with the task's loss are not
-    // built for detection yet (train/methods.cpp says the same per run).
+    // Refused before anything is measured: the methods not built for detection yet
+    // (train/methods.cpp says the same per run).
     for (const auto& run : config.runs) {
-      if (run.method.method != "ptq") {
-        return Unimplemented("method " + run.method.method + " on a detector (" + config.model +
-                             ", run " + run.name + ") is not built yet; ptq is");
+      const std::string& m = run.method.method;
+      if (m != "ptq" && m != "tail" && m != "qcnet") {
+        return Unimplemented("method " + m + " on a detector (" + config.model + ", run " + run.name +
+                             ") is not built yet; ptq, tail and qcnet are");
       }
     }
     SI_ASSIGN_OR_RETURN(detection_test, bottleneck::OpenDetectionDataFor(base.meta, config.data.dataset + ":" +

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <optional>
 #include <set>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -21,6 +22,9 @@
 #include "models/checkpoint.h"
 #include "models/device.h"
 #include "bottleneck/model_data.h"
+#include "data/detection.h"
+#include "detect/loss.h"
+#include "eval/detection/detector.h"
 #include "train/loop.h"
 #include "train/schedule.h"
 
@@ -232,8 +236,10 @@ TORCH_MODULE(Bundle);
 struct Ctx {
   const MethodConfig& c;
   const MethodInputs& in;
-  std::unique_ptr<data::Dataset> train_set;
+  std::unique_ptr<data::Dataset> train_set;  // a detector's: data::DetectionImages (boxes in detection())
   data::Normalization norm;
+  std::optional<detect::YoloLayout> detector;  // set for a detector: its outputs are YOLO heads
+  detect::YoloLossGains gains;                  // a detector's: the gains it was trained with
   models::OpenedModel teacher;  // the float model, frozen (a checkpoint or TorchScript chain)
   models::SplitPoint split;
   std::vector<int64_t> split_shape;  // per image
@@ -269,8 +275,18 @@ torch::Tensor KdLoss(const torch::Tensor& student, const torch::Tensor& teacher,
   return F::kl_div(log_p, q, F::KLDivFuncOptions().reduction(torch::kBatchMean)) * temperature * temperature;
 }
 
+// The task's loss with distillation from the float model: cross-entropy + KL on softened
+// logits for a classifier; for a detector, YOLO's loss against the boxes (y: targets [M, 6]) +
+// the mean squared difference from the float detector's raw head outputs (kd_weight weighs it).
 torch::Tensor TaskLoss(const Ctx& ctx, const torch::Tensor& logits, const torch::Tensor& y,
                        const std::function<torch::Tensor()>& teacher_logits) {
+  if (ctx.detector) {
+    auto yolo = detect::ComputeYoloLoss(logits, y, *ctx.detector, ctx.gains);
+    TORCH_CHECK(yolo.ok(), yolo.status().ToString());  // RunStage reports LibTorch errors by name
+    auto loss = yolo.value().total;
+    if (ctx.c.kd_weight > 0) loss = loss + ctx.c.kd_weight * F::mse_loss(logits, teacher_logits());
+    return loss;
+  }
   auto loss = F::cross_entropy(logits, y);
   if (ctx.c.kd_weight > 0) loss = loss + ctx.c.kd_weight * KdLoss(logits, teacher_logits(), ctx.c.kd_temperature);
   return loss;
@@ -363,9 +379,24 @@ Status RunStage(Ctx& ctx, const Stage& stage) {
     for (int64_t step = 0; step < steps_per_epoch; ++step) {
       const int64_t b = step * c.batch_size, e = std::min(n, b + c.batch_size);
       std::vector<int64_t> idx(order.begin() + b, order.begin() + e);
-      SI_ASSIGN_OR_RETURN(auto batch, ctx.train_set->batch(idx));
-      auto x = data::TrainTransform(batch.first, ctx.norm, c.augment, gen).to(ctx.in.device);
-      auto y = batch.second.to(ctx.in.device);
+      torch::Tensor x, y;
+      if (ctx.detector) {
+        // Images with their boxes, unaugmented: the node is frozen, the server learns to read
+        // its quantized features (y: YOLO targets [M, 6]).
+        const auto& det = static_cast<const data::DetectionImages&>(*ctx.train_set).detection();
+        std::vector<data::DetectionSample> samples;
+        for (int64_t i : idx) {
+          SI_ASSIGN_OR_RETURN(auto sample, det.sample(i));
+          samples.push_back(std::move(sample));
+        }
+        auto [images, targets] = data::CollateDetection(samples);
+        x = data::ToFloatNormalized(images, ctx.norm).to(ctx.in.device);
+        y = targets.to(ctx.in.device);
+      } else {
+        SI_ASSIGN_OR_RETURN(auto batch, ctx.train_set->batch(idx));
+        x = data::TrainTransform(batch.first, ctx.norm, c.augment, gen).to(ctx.in.device);
+        y = batch.second.to(ctx.in.device);
+      }
       const int64_t global = epoch * steps_per_epoch + step;
       SetLearningRate(*optimizer, LearningRate(c.schedule, c.optimizer.lr, global, total));
       optimizer->zero_grad();
@@ -384,7 +415,7 @@ Status RunStage(Ctx& ctx, const Stage& stage) {
       }
       loss_sum += l * static_cast<double>(e - b);
       seen += e - b;
-      if (logits.defined()) {
+      if (logits.defined() && !ctx.detector) {
         correct += logits.argmax(1).eq(y).sum().item<int64_t>();
         scored += e - b;
       }
@@ -786,17 +817,24 @@ Result<MethodOutput> RunMethod(const MethodConfig& c, const MethodInputs& in) {
 
   SI_ASSIGN_OR_RETURN(auto teacher, models::OpenModel(in.base_checkpoint, in.device));
   Freeze(*teacher.net->state_module());
-  Ctx ctx{c, in, nullptr, {}, teacher, {}, {}, fs::path(in.out_dir).filename().string()};
+  Ctx ctx{c, in, nullptr, {}, std::nullopt, {}, teacher, {}, {}, fs::path(in.out_dir).filename().string()};
   if (models::IsDetector(teacher.meta)) {
-    // A detector's methods: PTQ (calibration needs images, not boxes); the ones that train with
-    // the task's loss are not built for detection yet.
-    if (c.method != "ptq") {
+    // A detector's methods: PTQ (calibration needs images, not boxes), and the server-side ones
+    // (tail, QCNet) with YOLO's loss on the boxes; the rest are not built for detection yet.
+    if (c.method != "ptq" && c.method != "qcnet" && c.method != "tail") {
       return Unimplemented("method " + c.method + " on a detector (" + in.base_checkpoint +
-                           ") is not built yet; ptq is");
+                           ") is not built yet; ptq, tail and qcnet are");
     }
     SI_ASSIGN_OR_RETURN(auto images, bottleneck::OpenDetectionDataFor(teacher.meta, in.data.dataset + ":" + in.data.dir,
                                                                        data::Split::kTrain, in.progress));
     ctx.train_set = std::make_unique<data::DetectionImages>(std::move(images));
+    SI_ASSIGN_OR_RETURN(ctx.detector, eval::LayoutFor(teacher.meta));
+    // The loss the detector was trained with (its training config's gains, else the defaults).
+    const DetectConfig defaults;
+    const auto d = teacher.meta.train_config.value("detect", nlohmann::json::object());
+    ctx.gains.box = d.value("box_gain", defaults.box_gain);
+    ctx.gains.cls = d.value("class_gain", defaults.class_gain);
+    ctx.gains.objectness = d.value("objectness_gain", defaults.objectness_gain);
   } else {
     SI_ASSIGN_OR_RETURN(ctx.train_set, OpenSplit(SizedFor(in.data, teacher.meta), data::Split::kTrain));
     SI_RETURN_IF_ERROR(bottleneck::CheckDatasetFits(teacher.meta, *ctx.train_set));

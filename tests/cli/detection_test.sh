@@ -89,15 +89,21 @@ model: $DET
 data: {dataset: coco, dir: $TMP/scenes}
 coders: [cabac, zstd]
 ptq: {splits: [stage1, stage2], bits: [2], granularity: [tensor], calibration_images: 16}
+runs:
+  - {name: qc, method: qcnet, split: stage2, bits: 2, granularity: tensor, warmup_epochs: 1, epochs: 1, kd_weight: 1.0,
+     calibration_images: 16, batch_size: 16, compensator_hidden: 8}
 YAML
 if "$BIN" experiment --config "$TMP/dstudy.yaml" --out "$TMP/dstudy" --threads 1 >"$TMP/dstudy.out" 2>&1 &&
    head -1 "$TMP/dstudy/results.csv" | grep -q '^run,method,split,bits,granularity,coder,ap50,float_ap50,.*,ap$' &&
    [ "$(grep -c '^ptq_' "$TMP/dstudy/results.csv")" -eq 4 ] && grep -q '^input_png,' "$TMP/dstudy/results.csv" &&
+   [ "$(grep -c '^qc,qcnet,stage2,2,' "$TMP/dstudy/results.csv")" -eq 2 ] &&
+   grep -q '"stage":"finetune"' "$TMP/dstudy/runs/qc/log.jsonl" &&
    grep -q 'AP50 %' "$TMP/dstudy/report.md"; then
-  ok "a detector's study: PTQ rows by AP50, input baselines, report"
+  ok "a detector's study: PTQ and QCNet (YOLO loss) rows by AP50, input baselines, report"
 else bad "a detector's study"; cat "$TMP/dstudy.out"; head -3 "$TMP/dstudy/results.csv"; fi
-sed 's/^ptq:.*/runs: [{name: t, method: tail, split: stage1, bits: 2, epochs: 1}]/' "$TMP/dstudy.yaml" > "$TMP/dstudy_tail.yaml"
-check_error "a training method on a detector" "method tail on a detector" "$BIN" experiment \
+printf 'model: %s\ndata: {dataset: coco, dir: %s}\nruns: [{name: a, method: ae, split: stage1, bits: 2}]\n' "$DET" \
+  "$TMP/scenes" > "$TMP/dstudy_tail.yaml"
+check_error "a method not built for detectors" "method ae on a detector" "$BIN" experiment \
   --config "$TMP/dstudy_tail.yaml" --out "$TMP/dstudy_tail" --threads 1
 
 # Errors.
