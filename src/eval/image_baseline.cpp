@@ -130,6 +130,32 @@ Result<ImageBaseline> MeasureLosslessImages(const data::Dataset& dataset, int64_
   return b;
 }
 
+Result<torch::Tensor> JpegRoundTrip(const torch::Tensor& images, int quality, double* bytes) {
+  if (quality < 1 || quality > 100) return InvalidArgument("JPEG quality must be 1..100, got " + std::to_string(quality));
+  if (images.dim() != 4 || images.scalar_type() != torch::kUInt8 || (images.size(1) != 1 && images.size(1) != 3)) {
+    return InvalidArgument("JPEG round trip takes uint8 images [N, 1 or 3, H, W]");
+  }
+  const std::vector<int> params = {cv::IMWRITE_JPEG_QUALITY, quality};
+  const int64_t c = images.size(1), h = images.size(2), w = images.size(3);
+  torch::Tensor out = torch::empty_like(images, torch::TensorOptions().device(torch::kCPU));
+  std::vector<uchar> jpeg;
+  for (int64_t i = 0; i < images.size(0); ++i) {
+    SI_ASSIGN_OR_RETURN(cv::Mat mat, ToMat(images[i], i, "the batch"));
+    if (!cv::imencode(".jpg", mat, jpeg, params)) return Internal("OpenCV could not encode JPEG");
+    if (bytes != nullptr) *bytes += static_cast<double>(jpeg.size());
+    const cv::Mat back = cv::imdecode(jpeg, c == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+    if (back.empty() || back.rows != h || back.cols != w) return Internal("OpenCV could not decode its own JPEG");
+    uint8_t* dst = out[i].data_ptr<uint8_t>();
+    for (int64_t y = 0; y < h; ++y) {
+      const uint8_t* row = back.ptr<uint8_t>(static_cast<int>(y));
+      for (int64_t x = 0; x < w; ++x) {
+        for (int64_t k = 0; k < c; ++k) dst[(k * h + y) * w + x] = row[x * c + (c == 3 ? 2 - k : k)];  // BGR -> RGB
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace splitinfer::eval
 
 #else  // !SPLITINFER_WITH_OPENCV
@@ -138,6 +164,10 @@ namespace splitinfer::eval {
 
 Result<ImageBaseline> MeasureLosslessImages(const data::Dataset&, int64_t) {
   return Unimplemented("the lossless input-image baseline needs OpenCV: install libopencv-dev and rebuild");
+}
+
+Result<torch::Tensor> JpegRoundTrip(const torch::Tensor&, int, double*) {
+  return Unimplemented("the JPEG input-image baseline needs OpenCV: install libopencv-dev and rebuild");
 }
 
 }  // namespace splitinfer::eval

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include <torch/types.h>
+
 #include "core/status.h"
 
 namespace splitinfer::data {
@@ -32,5 +34,11 @@ struct ImageBaseline {
 // INVALID_ARGUMENT for a negative limit, an empty dataset, an unsupported channel count or
 // dtype, or values that are not 8-bit; UNIMPLEMENTED without OpenCV.
 Result<ImageBaseline> MeasureLosslessImages(const data::Dataset& dataset, int64_t limit);
+
+// The lossy counterpart, for a baseline at a quality: each image of a batch (uint8 [N, C, H, W],
+// 1 or 3 channels) through JPEG at `quality` (1..100, OpenCV's libjpeg with its defaults) and
+// back, as the server would see it; `bytes` (if given) gets the sum of the JPEG sizes added.
+// INVALID_ARGUMENT for another shape, dtype or quality; UNIMPLEMENTED without OpenCV.
+Result<torch::Tensor> JpegRoundTrip(const torch::Tensor& images, int quality, double* bytes);
 
 }  // namespace splitinfer::eval

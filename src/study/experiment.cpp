@@ -299,6 +299,34 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
       std::fprintf(stderr, "study: input-image baselines skipped: %s\n", b.status().ToString().c_str());
     }
   }
+  // A detector's lossy input baseline: JPEG at the lowest quality that keeps the float AP50
+  // (within half a point), the bytes a split has to beat at equal detection quality.
+  if (detector && config.image_baselines && !done.count("input_jpeg")) {
+    DetectorEvalOptions eo;
+    eo.batch_size = config.eval_batch_size;
+    eo.limit = test_limit;
+    eo.device = options.device;
+    auto m = JpegMatchingAp50(*base.net, *detection_test, base.meta, float_score / 100.0, 0.005, eo);
+    if (m.ok()) {
+      ResultRow r = row_for("input_jpeg", "input_jpeg");
+      r.coder = "jpeg-q" + std::to_string(m->quality);
+      r.score = 100.0 * std::max(0.0, m->metrics.ap50);
+      r.float_score = float_score;
+      r.ap = 100.0 * std::max(0.0, m->metrics.ap);
+      r.bytes_per_image = m->bytes_per_image;
+      r.images = m->metrics.images;
+      SI_RETURN_IF_ERROR(append(r));
+      std::string ladder;
+      for (const auto& t : m->tried) {
+        ladder += " q" + std::to_string(t.quality) + ": " + std::to_string(100 * t.ap50).substr(0, 5) + " (" +
+                  std::to_string(static_cast<int64_t>(t.bytes_per_image)) + " B)";
+      }
+      std::fprintf(stderr, "study: JPEG baseline quality %d%s; tried%s\n", m->quality,
+                   m->matched ? "" : " (no quality kept the float AP50)", ladder.c_str());
+    } else {
+      std::fprintf(stderr, "study: JPEG baseline skipped: %s\n", m.status().ToString().c_str());
+    }
+  }
 
   // Runs whose every row is in results.jsonl, with the machine that made them. With this file
   // and results.jsonl alone (no OUT/runs/), a study continues on another machine: a finished run

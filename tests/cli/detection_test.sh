@@ -97,9 +97,10 @@ if "$BIN" experiment --config "$TMP/dstudy.yaml" --out "$TMP/dstudy" --threads 1
    head -1 "$TMP/dstudy/results.csv" | grep -q '^run,method,split,bits,granularity,coder,ap50,float_ap50,.*,ap$' &&
    [ "$(grep -c '^ptq_' "$TMP/dstudy/results.csv")" -eq 4 ] && grep -q '^input_png,' "$TMP/dstudy/results.csv" &&
    [ "$(grep -c '^qc,qcnet,stage2,2,' "$TMP/dstudy/results.csv")" -eq 2 ] &&
+   grep -q '^input_jpeg,input_jpeg,,0,,jpeg-q[0-9]*,' "$TMP/dstudy/results.csv" &&
    grep -q '"stage":"finetune"' "$TMP/dstudy/runs/qc/log.jsonl" &&
    grep -q 'AP50 %' "$TMP/dstudy/report.md"; then
-  ok "a detector's study: PTQ and QCNet (YOLO loss) rows by AP50, input baselines, report"
+  ok "a detector's study: PTQ and QCNet (YOLO loss) rows by AP50, PNG/WebP/JPEG input baselines, report"
 else bad "a detector's study"; cat "$TMP/dstudy.out"; head -3 "$TMP/dstudy/results.csv"; fi
 printf 'model: %s\ndata: {dataset: coco, dir: %s}\nruns: [{name: a, method: ae, split: stage1, bits: 2}]\n' "$DET" \
   "$TMP/scenes" > "$TMP/dstudy_tail.yaml"

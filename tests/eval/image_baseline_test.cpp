@@ -133,6 +133,31 @@ TEST(ImageBaselineTest, ColourImagesAndBadShapes) {
             ErrorCode::kInvalidArgument);
 }
 
+// JPEG for the lossy baseline: lower quality, fewer bytes and a farther image; colour comes back
+// in its own channel order; bad batches and qualities are refused.
+TEST(ImageBaselineTest, JpegRoundTripTradesBytesForPixels) {
+  torch::manual_seed(5);
+  const auto grey = (torch::rand({2, 1, 32, 32}) * 255).to(torch::kUInt8);
+  double high_bytes = 0, low_bytes = 0;
+  auto high = JpegRoundTrip(grey, 95, &high_bytes);
+  auto low = JpegRoundTrip(grey, 10, &low_bytes);
+  ASSERT_TRUE(high.ok() && low.ok()) << high.status().ToString();
+  EXPECT_EQ(high->sizes(), grey.sizes());
+  EXPECT_LT(low_bytes, high_bytes);
+  const auto err = [&](const torch::Tensor& t) { return (t.to(torch::kFloat) - grey.to(torch::kFloat)).abs().mean().item<double>(); };
+  EXPECT_LT(err(*high), err(*low));
+  auto rgb = torch::zeros({1, 3, 16, 16}, torch::kUInt8);
+  rgb[0][0].fill_(200);  // a flat red image stays red
+  auto back = JpegRoundTrip(rgb, 95, nullptr);
+  ASSERT_TRUE(back.ok());
+  EXPECT_NEAR((*back)[0][0][8][8].item<int>(), 200, 4);
+  EXPECT_NEAR((*back)[0][2][8][8].item<int>(), 0, 4);
+  EXPECT_EQ(JpegRoundTrip(grey, 0, nullptr).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(JpegRoundTrip(grey.to(torch::kFloat), 50, nullptr).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(JpegRoundTrip(torch::zeros({1, 2, 8, 8}, torch::kUInt8), 50, nullptr).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
 #else  // !SPLITINFER_WITH_OPENCV
 
 TEST(ImageBaselineTest, UnimplementedWithoutOpenCv) {

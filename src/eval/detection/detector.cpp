@@ -8,6 +8,7 @@
 
 #include "core/progress.h"
 #include "data/transforms.h"
+#include "eval/image_baseline.h"
 
 namespace splitinfer::eval {
 
@@ -96,6 +97,37 @@ Result<DetectorEvalResult> EvaluateDetector(models::SplitModel& model, const dat
   model.set_eval();
   return EvaluateDetector([&model](const torch::Tensor& x) -> Result<torch::Tensor> { return model.forward_all(x); },
                           dataset, meta, options);
+}
+
+Result<JpegMatch> JpegMatchingAp50(models::SplitModel& model, const data::CocoDetectionDataset& dataset,
+                                   const models::CheckpointMeta& meta, double target_ap50, double tolerance,
+                                   const DetectorEvalOptions& options, const std::vector<int>& ladder) {
+  if (ladder.empty()) return InvalidArgument("no JPEG qualities to try");
+  model.set_eval();
+  const auto mean = torch::tensor(meta.norm_mean, torch::kFloat).view({1, -1, 1, 1});
+  const auto std = torch::tensor(meta.norm_std, torch::kFloat).view({1, -1, 1, 1});
+  JpegMatch best;
+  for (int quality : ladder) {
+    double bytes = 0;
+    auto forward = [&](const torch::Tensor& x) -> Result<torch::Tensor> {
+      // Back to the 8-bit pixels the normalisation was made from, through JPEG, and on.
+      const auto pixels = ((x.to(torch::kCPU) * std + mean) * 255.0).round().clamp(0, 255).to(torch::kUInt8);
+      SI_ASSIGN_OR_RETURN(const torch::Tensor back, JpegRoundTrip(pixels, quality, &bytes));
+      const auto y = ((back.to(torch::kFloat) / 255.0 - mean) / std).to(x.device());
+      return model.forward_all(y);
+    };
+    SI_ASSIGN_OR_RETURN(auto ev, EvaluateDetector(forward, dataset, meta, options));
+    const double per_image = bytes / static_cast<double>(std::max<int64_t>(ev.images, 1));
+    best.tried.push_back({quality, ev.metrics.ap50, per_image});
+    const bool ok = ev.metrics.ap50 >= target_ap50 - tolerance;
+    if (!ok && best.quality != 0) break;  // the previous quality was the last that matched
+    best.quality = quality;
+    best.matched = ok;
+    best.bytes_per_image = per_image;
+    best.metrics = ev.metrics;
+    if (!ok) break;  // not even the first rung matches
+  }
+  return best;
 }
 
 nlohmann::json DetectionsToCocoResults(const std::vector<DetectionBox>& detections) {

@@ -52,6 +52,27 @@ Result<DetectorEvalResult> EvaluateDetector(const DetectorForward& forward, cons
 Result<DetectorEvalResult> EvaluateDetector(models::SplitModel& model, const data::CocoDetectionDataset& dataset,
                                             const models::CheckpointMeta& meta, const DetectorEvalOptions& options);
 
+// The JPEG input-image baseline of a detector: the input images sent as JPEG instead of a
+// split's frames. Qualities are tried from `ladder` (descending); the chosen one is the last
+// whose AP50 stays within `tolerance` (AP units, e.g. 0.005 = half a point) of `target_ap50`,
+// stopping at the first that falls below (a quality that never matches gives the first
+// rung's result, flagged). Every quality tried is kept with its AP50 and bytes.
+struct JpegMatch {
+  int quality = 0;
+  bool matched = false;
+  double bytes_per_image = 0;
+  CocoMetrics metrics;
+  struct Rung {
+    int quality;
+    double ap50, bytes_per_image;
+  };
+  std::vector<Rung> tried;
+};
+Result<JpegMatch> JpegMatchingAp50(models::SplitModel& model, const data::CocoDetectionDataset& dataset,
+                                   const models::CheckpointMeta& meta, double target_ap50, double tolerance,
+                                   const DetectorEvalOptions& options,
+                                   const std::vector<int>& ladder = {95, 90, 85, 80, 75, 70, 60, 50, 40, 30, 20, 10});
+
 // COCO's results format: [{"image_id", "category_id", "bbox": [x, y, w, h], "score"}, ...].
 nlohmann::json DetectionsToCocoResults(const std::vector<DetectionBox>& detections);
 
