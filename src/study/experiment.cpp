@@ -218,9 +218,9 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
     // (train/methods.cpp says the same per run).
     for (const auto& run : config.runs) {
       const std::string& m = run.method.method;
-      if (m != "ptq" && m != "tail" && m != "qcnet") {
+      if (m != "ptq" && m != "tail" && m != "qcnet" && m != "ae") {
         return Unimplemented("method " + m + " on a detector (" + config.model + ", run " + run.name +
-                             ") is not built yet; ptq, tail and qcnet are");
+                             ") is not built yet; ptq, tail, qcnet and ae are");
       }
     }
     SI_ASSIGN_OR_RETURN(detection_test, bottleneck::OpenDetectionDataFor(base.meta, config.data.dataset + ":" +

@@ -25,8 +25,8 @@
 // The model's task sets the metric every row, table and plot ranks by (eval/report.h): top-1
 // for a classifier; AP50 (x 100) and AP for a detector, whose data is a detection dataset
 // (data: {dataset: coco | scenes, dir: ...}) and whose input-image baselines are its letterboxed
-// inputs. For a detector ptq, tail and qcnet are built (YOLO's loss + distillation from the float
-// detector's outputs); other methods are refused up front.
+// inputs. For a detector ptq, tail, qcnet and ae are built (YOLO's loss + distillation from the
+// float detector's outputs); other methods are refused up front.
 #pragma once
 
 #include <string>

@@ -819,11 +819,12 @@ Result<MethodOutput> RunMethod(const MethodConfig& c, const MethodInputs& in) {
   Freeze(*teacher.net->state_module());
   Ctx ctx{c, in, nullptr, {}, std::nullopt, {}, teacher, {}, {}, fs::path(in.out_dir).filename().string()};
   if (models::IsDetector(teacher.meta)) {
-    // A detector's methods: PTQ (calibration needs images, not boxes), and the server-side ones
-    // (tail, QCNet) with YOLO's loss on the boxes; the rest are not built for detection yet.
-    if (c.method != "ptq" && c.method != "qcnet" && c.method != "tail") {
+    // A detector's methods: PTQ (calibration needs images, not boxes), the server-side ones
+    // (tail, QCNet) and the autoencoder with YOLO's loss on the boxes (TaskLoss); TCL, QAT and
+    // the shared autoencoders are not tested on detectors yet and are refused.
+    if (c.method != "ptq" && c.method != "qcnet" && c.method != "tail" && c.method != "ae") {
       return Unimplemented("method " + c.method + " on a detector (" + in.base_checkpoint +
-                           ") is not built yet; ptq, tail and qcnet are");
+                           ") is not built yet; ptq, tail, qcnet and ae are");
     }
     SI_ASSIGN_OR_RETURN(auto images, bottleneck::OpenDetectionDataFor(teacher.meta, in.data.dataset + ":" + in.data.dir,
                                                                        data::Split::kTrain, in.progress));

@@ -92,19 +92,22 @@ ptq: {splits: [stage1, stage2], bits: [2], granularity: [tensor], calibration_im
 runs:
   - {name: qc, method: qcnet, split: stage2, bits: 2, granularity: tensor, warmup_epochs: 1, epochs: 1, kd_weight: 1.0,
      calibration_images: 16, batch_size: 16, compensator_hidden: 8}
+  - {name: ae, method: ae, split: stage3, bits: 2, latent_channels: 2, warmup_epochs: 1, epochs: 1, kd_weight: 1.0,
+     batch_size: 16, finetune_tail: true}
 YAML
 if "$BIN" experiment --config "$TMP/dstudy.yaml" --out "$TMP/dstudy" --threads 1 >"$TMP/dstudy.out" 2>&1 &&
    head -1 "$TMP/dstudy/results.csv" | grep -q '^run,method,split,bits,granularity,coder,ap50,float_ap50,.*,ap$' &&
    [ "$(grep -c '^ptq_' "$TMP/dstudy/results.csv")" -eq 4 ] && grep -q '^input_png,' "$TMP/dstudy/results.csv" &&
    [ "$(grep -c '^qc,qcnet,stage2,2,' "$TMP/dstudy/results.csv")" -eq 2 ] &&
+   [ "$(grep -c '^ae,ae,stage3,2,' "$TMP/dstudy/results.csv")" -eq 2 ] &&
    grep -q '^input_jpeg,input_jpeg,,0,,jpeg-q[0-9]*,' "$TMP/dstudy/results.csv" &&
    grep -q '"stage":"finetune"' "$TMP/dstudy/runs/qc/log.jsonl" &&
    grep -q 'AP50 %' "$TMP/dstudy/report.md"; then
-  ok "a detector's study: PTQ and QCNet (YOLO loss) rows by AP50, PNG/WebP/JPEG input baselines, report"
+  ok "a detector's study: PTQ, QCNet and autoencoder (YOLO loss) rows by AP50, PNG/WebP/JPEG baselines, report"
 else bad "a detector's study"; cat "$TMP/dstudy.out"; head -3 "$TMP/dstudy/results.csv"; fi
-printf 'model: %s\ndata: {dataset: coco, dir: %s}\nruns: [{name: a, method: ae, split: stage1, bits: 2}]\n' "$DET" \
+printf 'model: %s\ndata: {dataset: coco, dir: %s}\nruns: [{name: a, method: tcl, split: stage1, bits: 2}]\n' "$DET" \
   "$TMP/scenes" > "$TMP/dstudy_tail.yaml"
-check_error "a method not built for detectors" "method ae on a detector" "$BIN" experiment \
+check_error "a method not built for detectors" "method tcl on a detector" "$BIN" experiment \
   --config "$TMP/dstudy_tail.yaml" --out "$TMP/dstudy_tail" --threads 1
 
 # Errors.
