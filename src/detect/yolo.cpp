@@ -132,4 +132,19 @@ void InitYoloHeadBias(torch::Tensor bias, const YoloLayout& layout, int64_t cell
   b.narrow(1, 5, layout.num_classes).fill_(std::log(0.6 / (static_cast<double>(layout.num_classes) - 0.99)));
 }
 
+Result<YoloLayout> LayoutFor(const models::CheckpointMeta& meta) {
+  if (!models::IsDetector(meta)) {
+    return InvalidArgument(meta.model + " is not a detector (task " + meta.task + "); it has no boxes to decode");
+  }
+  if (meta.input_shape.size() != 3 || meta.anchors.size() != 6) {
+    return InvalidArgument(meta.model + ": a detector needs a [C, S, S] input shape and 6 anchors");
+  }
+  YoloLayout layout;
+  layout.num_classes = meta.options.num_classes;
+  layout.input_h = meta.input_shape[1];
+  layout.input_w = meta.input_shape[2];
+  layout.anchors = meta.anchors;
+  return layout;
+}
+
 }  // namespace splitinfer::detect

@@ -18,6 +18,7 @@
 #include <torch/types.h>
 
 #include "core/status.h"
+#include "models/checkpoint.h"
 
 namespace splitinfer::detect {
 
@@ -29,6 +30,10 @@ struct YoloLayout {
   int64_t cells() const;
   Status Check(const torch::Tensor& output) const;  // INVALID_ARGUMENT naming the shape it expected
 };
+
+// How a detector's metadata decodes its output (classes, input size, anchors).
+// INVALID_ARGUMENT for metadata that is not a detector's (task detect, [C, S, S], 6 anchors).
+Result<YoloLayout> LayoutFor(const models::CheckpointMeta& meta);
 
 struct Box {
   float x = 0, y = 0, w = 0, h = 0;  // top-left corner and size, input pixels (COCO's convention)

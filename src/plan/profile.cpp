@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -16,7 +17,9 @@
 #include "core/progress.h"
 #include "core/stats.h"
 #include "core/system.h"
+#include "detect/yolo.h"
 #include "data/datasets.h"
+#include "data/detection.h"
 #include "data/transforms.h"
 #include "models/checkpoint.h"
 #include "models/device.h"
@@ -157,7 +160,12 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
   // The codec's maps and the server-only path's PNGs are made from real images where there are
   // some: --data, else the model's own dataset (a zoo name has random weights and no dataset).
   if (!o.data.empty() || (opened.kind != models::ModelKind::kZoo && !opened.meta.dataset.empty())) {
-    auto test = bottleneck::OpenDatasetFor(opened.meta, o.data, data::Split::kTest);
+    // A detector's images are its detection dataset's, letterboxed to its input.
+    auto test = [&]() -> Result<std::unique_ptr<data::Dataset>> {
+      if (!models::IsDetector(opened.meta)) return bottleneck::OpenDatasetFor(opened.meta, o.data, data::Split::kTest);
+      SI_ASSIGN_OR_RETURN(auto d, bottleneck::OpenDetectionDataFor(opened.meta, o.data, data::Split::kTest, o.progress));
+      return std::unique_ptr<data::Dataset>(std::make_unique<data::DetectionImages>(std::move(d)));
+    }();
     if (!test.ok() && !o.data.empty()) return test.status();
     if (test.ok()) {
       std::vector<int64_t> idx(static_cast<size_t>(std::min<int64_t>(o.codec_maps, (*test)->size())));
@@ -204,6 +212,24 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
     for (int64_t b = 0; b < nblocks; ++b) p.blocks[b].ms[batch] = Median(times[b]);
   }
   if (o.progress) bar.finish("");
+  // What the node computes to answer one image on its own: a classifier's top class; a
+  // detector's boxes (decoded, thresholded at a deployment's 0.25 and suppressed), part of its
+  // cost.
+  std::optional<detect::YoloLayout> boxes;
+  if (models::IsDetector(opened.meta)) {
+    SI_ASSIGN_OR_RETURN(boxes, detect::LayoutFor(opened.meta));
+  }
+  auto answer = [&](const torch::Tensor& out) -> Status {
+    if (!boxes) {
+      (void)out.argmax(1).item<int64_t>();
+      return Status::Ok();
+    }
+    detect::PostProcessOptions post;
+    post.score_threshold = 0.25f;
+    SI_ASSIGN_OR_RETURN(const auto found, detect::PostProcess(out.to(torch::kCPU), *boxes, post));
+    (void)found;
+    return Status::Ok();
+  };
   // The whole model at batch 1 after an idle gap, against back to back: in a split deployment
   // each side waits on the link between images and starts the next one cold.
   {
@@ -224,8 +250,7 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
         const int64_t i = r % images_u8.size(0);
         const auto t0 = Clock::now();
         const auto xi = data::ToFloatNormalized(images_u8.index({torch::indexing::Slice(i, i + 1)}), norm).to(device);
-        const int64_t top = model->run_blocks(xi, 0, nblocks).argmax(1).item<int64_t>();
-        (void)top;
+        SI_RETURN_IF_ERROR(answer(model->run_blocks(xi, 0, nblocks)));
         if (r >= o.warmup) t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
       }
       const double blocks = p.BlocksMs(0, nblocks, 1);

@@ -151,7 +151,7 @@ Result<TrainResult> TrainDetector(const TrainConfig& config, const TrainOptions&
       }
     }
   }
-  SI_ASSIGN_OR_RETURN(const detect::YoloLayout layout, eval::LayoutFor(meta));
+  SI_ASSIGN_OR_RETURN(const detect::YoloLayout layout, detect::LayoutFor(meta));
   if (fresh) {
     for (auto& p : net->named_parameters()) {
       const bool big = p.key().size() >= 13 && p.key().compare(p.key().size() - 13, 13, "head_big.bias") == 0;

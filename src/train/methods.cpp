@@ -829,7 +829,7 @@ Result<MethodOutput> RunMethod(const MethodConfig& c, const MethodInputs& in) {
     SI_ASSIGN_OR_RETURN(auto images, bottleneck::OpenDetectionDataFor(teacher.meta, in.data.dataset + ":" + in.data.dir,
                                                                        data::Split::kTrain, in.progress));
     ctx.train_set = std::make_unique<data::DetectionImages>(std::move(images));
-    SI_ASSIGN_OR_RETURN(ctx.detector, eval::LayoutFor(teacher.meta));
+    SI_ASSIGN_OR_RETURN(ctx.detector, detect::LayoutFor(teacher.meta));
     // The loss the detector was trained with (its training config's gains, else the defaults).
     const DetectConfig defaults;
     const auto d = teacher.meta.train_config.value("detect", nlohmann::json::object());

@@ -110,6 +110,14 @@ printf 'model: %s\ndata: {dataset: coco, dir: %s}\nruns: [{name: a, method: tcl,
 check_error "a method not built for detectors" "method tcl on a detector" "$BIN" experiment \
   --config "$TMP/dstudy_tail.yaml" --out "$TMP/dstudy_tail" --threads 1
 
+# profile and plan on the detector (its boxes are part of the node's answer; images from its data).
+if "$BIN" profile --model "$DET" --batches 1 --bits 2 --coders none --repeats 1 --maps 2 --idle-gaps none \
+     --threads 1 --call-ms 1 --out "$TMP/det_profile.yaml" >"$TMP/prof.out" 2>&1 &&
+   grep -q '^model: yolov3_tiny' "$TMP/det_profile.yaml" && grep -q 'stage5' "$TMP/det_profile.yaml" &&
+   "$BIN" plan --node "$TMP/det_profile.yaml" --server "$TMP/det_profile.yaml" 2>&1 | grep -q 'node-only'; then
+  ok "profile and plan a detector"
+else bad "profile and plan a detector"; tail -3 "$TMP/prof.out"; fi
+
 # Errors.
 cat > "$TMP/study.yaml" <<YAML
 model: $DET

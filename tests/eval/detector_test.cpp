@@ -35,14 +35,14 @@ models::CheckpointMeta DetectorMeta() {
 }
 
 TEST(DetectorEvalTest, LayoutComesFromTheMetadata) {
-  auto layout = LayoutFor(DetectorMeta());
+  auto layout = detect::LayoutFor(DetectorMeta());
   ASSERT_TRUE(layout.ok());
   EXPECT_EQ(layout->num_classes, 2);
   EXPECT_EQ(layout->input_h, 64);
   EXPECT_EQ(layout->anchors[5], (std::array<double, 2>{48, 48}));
   models::CheckpointMeta classifier = DetectorMeta();
   classifier.task = models::kTaskClassify;
-  EXPECT_EQ(LayoutFor(classifier).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(detect::LayoutFor(classifier).status().code(), ErrorCode::kInvalidArgument);
 }
 
 #ifndef SPLITINFER_WITH_OPENCV
@@ -86,7 +86,7 @@ TEST(DetectorEvalTest, PerfectOutputScoresOneInTheOriginalPixels) {
   auto ds = data::CocoDetectionDataset::Open(dir.string(), data::Split::kTest, 64, 1);
   ASSERT_TRUE(ds.ok()) << ds.status().ToString();
   const models::CheckpointMeta meta = DetectorMeta();
-  const detect::YoloLayout layout = LayoutFor(meta).value();
+  const detect::YoloLayout layout = detect::LayoutFor(meta).value();
   // The inverse of YOLOv3's decoding, for each truth at the stride-16 head (cells after the 2x2
   // stride-32 grid), anchor 0: centre = (sigmoid(t) + cell) x 16, size = anchor x exp(t).
   const int64_t per = 5 + 2, stride32_cells = 4;

@@ -12,24 +12,10 @@
 
 namespace splitinfer::eval {
 
-Result<detect::YoloLayout> LayoutFor(const models::CheckpointMeta& meta) {
-  if (!models::IsDetector(meta)) {
-    return InvalidArgument(meta.model + " is not a detector (task " + meta.task + "); it has no boxes to decode");
-  }
-  if (meta.input_shape.size() != 3 || meta.anchors.size() != 6) {
-    return InvalidArgument(meta.model + ": a detector needs a [C, S, S] input shape and 6 anchors");
-  }
-  detect::YoloLayout layout;
-  layout.num_classes = meta.options.num_classes;
-  layout.input_h = meta.input_shape[1];
-  layout.input_w = meta.input_shape[2];
-  layout.anchors = meta.anchors;
-  return layout;
-}
 
 Result<DetectorEvalResult> EvaluateDetector(const DetectorForward& forward, const data::CocoDetectionDataset& dataset,
                                             const models::CheckpointMeta& meta, const DetectorEvalOptions& options) {
-  SI_ASSIGN_OR_RETURN(const detect::YoloLayout layout, LayoutFor(meta));
+  SI_ASSIGN_OR_RETURN(const detect::YoloLayout layout, detect::LayoutFor(meta));
   if (options.batch_size < 1) return InvalidArgument("batch size must be >= 1");
   const auto& coco = dataset.annotations();
   if (static_cast<int64_t>(coco.categories.size()) != layout.num_classes) {

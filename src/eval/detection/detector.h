@@ -23,10 +23,6 @@
 
 namespace splitinfer::eval {
 
-// How a detector's metadata decodes its output (classes, input size, anchors).
-// INVALID_ARGUMENT for metadata that is not a detector's.
-Result<detect::YoloLayout> LayoutFor(const models::CheckpointMeta& meta);
-
 struct DetectorEvalOptions {
   int64_t batch_size = 64;
   int64_t limit = 0;  // 0 = every image of the split
