@@ -83,6 +83,7 @@ Result<ScenesReport> MakeScenes(const SceneParams&, const std::string&, const st
 #include <torch/torch.h>
 
 #include "core/progress.h"
+#include "core/box.h"
 #include "core/random.h"
 #include "data/fashion_mnist.h"
 
@@ -102,12 +103,7 @@ struct Box {
   double x, y, w, h;
 };
 
-double Iou(const Box& a, const Box& b) {
-  const double iw = std::min(a.x + a.w, b.x + b.w) - std::max(a.x, b.x);
-  const double ih = std::min(a.y + a.h, b.y + b.h) - std::max(a.y, b.y);
-  if (iw <= 0 || ih <= 0) return 0;
-  return iw * ih / (a.w * a.h + b.w * b.h - iw * ih);
-}
+double Iou(const Box& a, const Box& b) { return BoxIou(a.x, a.y, a.w, a.h, b.x, b.y, b.w, b.h); }
 
 cv::Mat Background(const SceneParams& p, SplitMix64& rng) {
   const int n = static_cast<int>(p.canvas);

@@ -7,6 +7,8 @@
 
 #include <torch/torch.h>
 
+#include "core/box.h"
+
 namespace splitinfer::detect {
 namespace {
 
@@ -15,13 +17,7 @@ constexpr double kMaxLogSize = 8.0;  // exp(8) x the largest anchor: far beyond 
 
 int64_t Ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-float Iou(const Box& a, const Box& b) {
-  const float iw = std::min(a.x + a.w, b.x + b.w) - std::max(a.x, b.x);
-  const float ih = std::min(a.y + a.h, b.y + b.h) - std::max(a.y, b.y);
-  if (iw <= 0 || ih <= 0) return 0;
-  const float inter = iw * ih;
-  return inter / (a.w * a.h + b.w * b.h - inter);
-}
+float Iou(const Box& a, const Box& b) { return BoxIou(a.x, a.y, a.w, a.h, b.x, b.y, b.w, b.h); }
 
 }  // namespace
 

@@ -1,5 +1,7 @@
 #include "eval/detection/coco_eval.h"
 
+#include "core/box.h"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -113,12 +115,7 @@ double Mean(const std::vector<double>& v) {
 }  // namespace
 
 double BoxIou(const BoxXYWH& d, const BoxXYWH& g, bool crowd) {
-  const double iw = std::min(d.x + d.w, g.x + g.w) - std::max(d.x, g.x);
-  const double ih = std::min(d.y + d.h, g.y + g.h) - std::max(d.y, g.y);
-  if (iw <= 0 || ih <= 0) return 0.0;
-  const double inter = iw * ih;
-  const double uni = crowd ? d.w * d.h : d.w * d.h + g.w * g.h - inter;
-  return uni > 0 ? inter / uni : 0.0;
+  return splitinfer::BoxIou(d.x, d.y, d.w, d.h, g.x, g.y, g.w, g.h, crowd);
 }
 
 nlohmann::json CocoMetrics::ToJson() const {
