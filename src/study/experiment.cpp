@@ -212,7 +212,7 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
   // dataset, whose images alone stand in for the input-image baselines.
   const bool detector = models::IsDetector(base.meta);
   std::unique_ptr<data::Dataset> test_set;
-  std::unique_ptr<data::CocoDetectionDataset> detection_test;
+  const data::CocoDetectionDataset* detection_test = nullptr;  // a detector's: owned by test_set
   if (detector) {
     // Refused before anything is measured: the methods not built for detection yet
     // (train/methods.cpp says the same per run).
@@ -223,13 +223,13 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
                              ") is not built yet; ptq, tail, qcnet and ae are");
       }
     }
-    SI_ASSIGN_OR_RETURN(detection_test, bottleneck::OpenDetectionDataFor(base.meta, config.data.dataset + ":" +
-                                                                                        config.data.dir,
-                                                                         data::Split::kTest, options.progress));
-    SI_ASSIGN_OR_RETURN(auto images, bottleneck::OpenDetectionDataFor(base.meta, config.data.dataset + ":" +
+    // Opened once: the images for baselines and the boxes for the metric are the same split.
+    SI_ASSIGN_OR_RETURN(auto opened, bottleneck::OpenDetectionDataFor(base.meta, config.data.dataset + ":" +
                                                                                  config.data.dir,
-                                                                      data::Split::kTest, false));
-    test_set = std::make_unique<data::DetectionImages>(std::move(images));
+                                                                      data::Split::kTest, options.progress));
+    auto images = std::make_unique<data::DetectionImages>(std::move(opened));
+    detection_test = &images->detection();
+    test_set = std::move(images);
   } else {
     SI_ASSIGN_OR_RETURN(test_set, train::OpenSplit(data_config, data::Split::kTest));
     SI_RETURN_IF_ERROR(bottleneck::CheckDatasetFits(base.meta, *test_set));

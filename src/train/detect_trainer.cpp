@@ -27,12 +27,6 @@ namespace splitinfer::train {
 namespace fs = std::filesystem;
 namespace {
 
-std::string Fixed(double v, int digits) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.*f", digits, v);
-  return b;
-}
-
 // One training image's augmentation seed: a function of (seed, epoch, image), so a resumed run
 // draws what the uninterrupted one would.
 uint64_t SampleSeed(uint64_t seed, int64_t epoch, int64_t index) {

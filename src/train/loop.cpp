@@ -70,6 +70,12 @@ Status SaveEpochState(const EpochState& s, torch::nn::Module& module, torch::opt
   return Status::Ok();
 }
 
+std::string Fixed(double v, int digits) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
+  return b;
+}
+
 // A permutation of [0, n) for one epoch, from its own generator (resumable, reproducible).
 std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed * 1000003ULL + static_cast<uint64_t>(epoch));

@@ -25,6 +25,9 @@ inline constexpr char kDivergedHint[] =
     "; with LibTorch 2.x on an AVX-512 CPU, also try ONEDNN_MAX_CPU_ISA=AVX2 (oneDNN 3.x's AVX-512 "
     "convolution backward can give NaN gradients)";
 
+// `v` with `digits` decimals, for progress lines and logs.
+std::string Fixed(double v, int digits);
+
 // A permutation of [0, n) for one epoch from its own generator, so a resumed run draws exactly
 // the order the uninterrupted run would have.
 std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch);

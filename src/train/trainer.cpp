@@ -28,12 +28,6 @@ namespace {
 constexpr const char* kStateFile = "state.pt";
 constexpr const char* kCheckpointFile = "checkpoint.pt";
 
-std::string Fixed(double v, int digits) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.*f", digits, v);
-  return b;
-}
-
 }  // namespace
 
 Result<TrainResult> Train(const TrainConfig& config, const TrainOptions& options) {
