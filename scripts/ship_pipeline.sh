@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Copies a pipeline written by `splitinfer experiment` (OUT/runs/<run>/<pipeline>.yaml) into
 # models/ as models/NAME.yaml + models/NAME/ (its artifacts), rewriting the paths so that the
-# shipped file is self-contained. Artifacts that are the shipped float model itself stay shared.
+# shipped file is self-contained. Artifacts that are shipped float models themselves (files directly
+# in models/, e.g. resnet_fmnist.pt, yolo_scenes.pt) stay shared.
 #   scripts/ship_pipeline.sh runs/fmnist_study/runs/ae16_b2/pipeline.yaml fmnist_best
 set -euo pipefail
 SRC=$1 NAME=$2
 SRC_DIR=$(cd "$(dirname "$SRC")" && pwd)
 DEST=models/$NAME
-BASE=$(cd models && pwd)/resnet_fmnist.pt
+MODELS=$(cd models && pwd)
 mkdir -p "$DEST"
 {
   echo "# splitinfer pipeline shipped from $SRC (see docs/results.md)"
@@ -18,8 +19,8 @@ mkdir -p "$DEST"
         key=${line%%:*}
         val=${line#*: }
         abs=$(cd "$SRC_DIR" && realpath "$val")
-        if [ "$abs" = "$BASE" ]; then
-          echo "$key: resnet_fmnist.pt"
+        if [ "$(dirname "$abs")" = "$MODELS" ]; then
+          echo "$key: $(basename "$abs")"
         else
           cp "$abs" "$DEST/"
           json=${abs%.*}.json

@@ -15,6 +15,8 @@ namespace splitinfer::plan {
 
 namespace fs = std::filesystem;
 
+std::string MetricOf(const Profile& profile) { return profile.task == "detect" ? "ap50" : "top1"; }
+
 Result<std::vector<MeasuredAccuracy>> LoadResults(const std::string& path) {
   std::ifstream in(path);
   if (!in) return NotFound("results file " + path + " not found (made by `splitinfer experiment`)");
@@ -38,11 +40,15 @@ Result<std::vector<MeasuredAccuracy>> LoadResults(const std::string& path) {
   std::vector<MeasuredAccuracy> out;
   try {
     for (const auto& r : rows) {
-      if (r.is_object() && r.value("metric", std::string("top1")) != "top1") {
-        return Unimplemented(path + " holds a study measured in " + r.value("metric", std::string()) +
-                             " (a detector's); planning on a detector's results is not built yet");
-      }
       MeasuredAccuracy m;
+      m.metric = r.value("metric", std::string("top1"));
+      if (m.metric != "top1" && m.metric != "ap50") {
+        return InvalidArgument(path + ": a row is measured in '" + m.metric + "'; the planner reads top1 or ap50");
+      }
+      if (!out.empty() && out.front().metric != m.metric) {
+        return InvalidArgument(path + " mixes rows measured in " + out.front().metric + " and " + m.metric +
+                               "; a results file is one study's");
+      }
       m.run = r.at("run").get<std::string>();
       m.method = r.at("method").get<std::string>();
       m.split = r.value("split", "");
@@ -50,7 +56,7 @@ Result<std::vector<MeasuredAccuracy>> LoadResults(const std::string& path) {
       m.coder = r.value("coder", "");
       m.pipeline = r.value("pipeline", "");
       m.bits = r.value("bits", 0);
-      m.top1 = r.at("top1").get<double>();
+      m.score = r.at(m.metric).get<double>();
       m.bytes_per_image = r.value("bytes_per_image", 0.0);
       out.push_back(m);
     }
@@ -61,7 +67,7 @@ Result<std::vector<MeasuredAccuracy>> LoadResults(const std::string& path) {
 }
 
 nlohmann::json Choice::ToJson() const {
-  nlohmann::json j = {{"kind", kind},         {"name", name},           {"top1", top1},
+  nlohmann::json j = {{"kind", kind},         {"name", name},           {metric, score},
                       {"frame_bytes", frame_bytes}, {"request_bytes", request_bytes},
                       {"reply_bytes", reply_bytes},
                       {"node_ms", node_ms},   {"encode_ms", encode_ms}, {"transmit_ms", transmit_ms},
@@ -146,6 +152,9 @@ void Finish(Choice& c, double rate, const PlanOptions& o, const Profile& node, c
     const double reply_overhead = c.overheads_measured ? nt.reply_overhead_bytes : o.assumed_reply_overhead_bytes;
     const double per_class = c.overheads_measured ? nt.reply_bytes_per_class : 4.0;
     c.reply_bytes = reply_overhead + per_class * static_cast<double>(node.classes);
+    // A detector answers boxes, not one score per output channel: its measured reply is all
+    // overhead (reply_bytes_per_class 0); unmeasured, the reply of 100 boxes is assumed.
+    if (node.task == "detect" && !c.overheads_measured) c.reply_bytes = o.assumed_detector_reply_bytes;
     c.request_bytes = c.frame_bytes + request_overhead;
     c.transmit_ms = rate > 0 ? (c.request_bytes + c.reply_bytes) / rate * 1e3 : 0;
     c.rtt_ms = o.rtt_s * 1e3;
@@ -183,10 +192,11 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
                                 const std::vector<MeasuredAccuracy>& results) {
   const int64_t n = static_cast<int64_t>(node.blocks.size());
   std::vector<Choice> all;
-  double float_top1 = -1;
+  double float_score = -1;
   for (const auto& r : results) {
-    if (r.method == "float") float_top1 = r.top1;
+    if (r.method == "float") float_score = r.score;
   }
+  const std::string metric = MetricOf(node);
   // Plain PTQ of the profiled model at every measured codec cell.
   for (const auto& s : node.splits) {
     for (const auto& c : node.codecs) {
@@ -202,7 +212,7 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
       for (const auto& r : results) {
         if (r.method == "ptq" && r.split == s.name && r.bits == c.bits && r.granularity == c.granularity &&
             r.coder == c.coder) {
-          ch.top1 = r.top1;
+          ch.score = r.score;
           ch.frame_bytes = r.bytes_per_image;  // measured on the whole test set: better than the profile's few maps
         }
       }
@@ -229,7 +239,7 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
     ch.frame_bytes = pp.frame_bytes;
     for (const auto& r : results) {
       if (r.coder == pp.coder && !r.pipeline.empty() && Canonical(r.pipeline) == Canonical(pp.file)) {
-        ch.top1 = r.top1;
+        ch.score = r.score;
         ch.frame_bytes = r.bytes_per_image;
       }
     }
@@ -245,7 +255,7 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
   Choice so;
   so.kind = so.name = "server-only";
   so.frame_bytes = node.png_bytes;
-  so.top1 = float_top1;
+  so.score = float_score;
   so.encode_ms = node.png_encode_ms;
   so.decode_ms = server.png_decode_ms;
   so.server_ms = server.BlocksMs(0, n, o.server_batch) * (o.server_batch == 1 ? server.stream_factor : 1.0);
@@ -253,10 +263,11 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
   all.push_back(so);
   Choice no;
   no.kind = no.name = "node-only";
-  no.top1 = float_top1;
+  no.score = float_score;
   no.node_ms = node.BlocksMs(0, n, 1) * node.stream_factor;
   Finish(no, rate, o, node, server);
   all.push_back(no);
+  for (auto& c : all) c.metric = metric;
   std::stable_sort(all.begin(), all.end(), [](const Choice& a, const Choice& b) { return a.total_ms < b.total_ms; });
   return all;
 }
@@ -327,6 +338,11 @@ Result<std::vector<RatePlan>> Plan(const Profile& node, const Profile& server, c
       }
     }
   }
+  if (!results.empty() && results.front().metric != MetricOf(node)) {
+    return FailedPrecondition("the results are measured in " + results.front().metric + ", but " + node.model +
+                              " is scored by " + MetricOf(node) + " (a " + (node.task == "detect" ? "detector" : "classifier") +
+                              "): give the study of the profiled model");
+  }
   if (o.rates.empty()) return InvalidArgument("give at least one link rate (--rates 1,2,5,10 in MB/s)");
   for (double r : o.rates) {
     if (!(r > 0)) return InvalidArgument("link rates must be positive");
@@ -349,11 +365,11 @@ Result<std::vector<RatePlan>> Plan(const Profile& node, const Profile& server, c
       if (c.kind == "node-only") rp.node_only = c;
       ++rp.candidates;
       if (o.min_accuracy >= 0) {
-        if (c.top1 < 0) {
+        if (c.score < 0) {
           ++rp.excluded_unmeasured;
           continue;
         }
-        if (c.top1 < o.min_accuracy) {
+        if (c.score < o.min_accuracy) {
           ++rp.excluded_accuracy;
           continue;
         }
@@ -368,8 +384,8 @@ Result<std::vector<RatePlan>> Plan(const Profile& node, const Profile& server, c
       }
     }
     if (!have_best) {
-      return FailedPrecondition("no configuration reaches " + std::to_string(o.min_accuracy) +
-                                " % top-1 (of " + std::to_string(rp.candidates) + " candidates, " +
+      return FailedPrecondition("no configuration reaches " + std::to_string(o.min_accuracy) + " % " +
+                                (MetricOf(node) == "ap50" ? "AP50" : "top-1") + " (of " + std::to_string(rp.candidates) + " candidates, " +
                                 std::to_string(rp.excluded_unmeasured) + " have no measured accuracy: pass --results)");
     }
     rp.speedup_vs_server_only = rp.server_only.total_ms / rp.best.total_ms;

@@ -31,16 +31,21 @@ namespace splitinfer::plan {
 struct MeasuredAccuracy {
   std::string run, method, split, granularity, coder, pipeline;
   int bits = 0;
-  double top1 = 0, bytes_per_image = 0;
+  double score = 0, bytes_per_image = 0;  // score: the metric in percent
+  std::string metric = "top1";  // the study's task metric: top1 (a classifier) or ap50 (a detector)
 };
+// The metric a profiled model is scored by: ap50 for a detector, top1 for a classifier.
+std::string MetricOf(const Profile& profile);
 // results.json (array) or results.jsonl (one object per line) from `splitinfer experiment`.
+// Every row is in one metric (a row without `metric` is a classifier's top1); INVALID_ARGUMENT
+// for a file that mixes them.
 Result<std::vector<MeasuredAccuracy>> LoadResults(const std::string& path);
 
 struct PlanOptions {
   std::vector<double> rates;            // bytes per second
   double rtt_s = 0.010;
   std::vector<double> rtts_s;           // when given: one RTT per rate (links YAML), else rtt_s for all
-  double min_accuracy = -1;             // percent; < 0 = no constraint
+  double min_accuracy = -1;             // percent of the task's metric (top-1 or AP50); < 0 = none
   std::vector<int> bits;                // only these bit widths (empty = all): without measured
                                         // accuracy (random weights), keeps 1-bit PTQ out of the plan
   // How the node calls the server for split and pipeline choices: "unary" (a full frame per
@@ -57,6 +62,10 @@ struct PlanOptions {
   double assumed_request_overhead_bytes = 53;
   double assumed_png_request_overhead_bytes = 58;
   double assumed_reply_overhead_bytes = 61;
+  // A detector's reply without a measured one: boxes as the node asks for them (score >= 0.001)
+  // fill max_detections, 100 boxes of 24 bytes (docs/wire_protocol.md, "Detections"), plus
+  // the four outputs' names and shapes.
+  double assumed_detector_reply_bytes = 2400 + 120;
   int64_t server_batch = 1;
   // Scale each side's compute by its profile's idle_slowdown at the gap it waits between images
   // (node: link + call + server; server: node + link + call). Off: times as profiled (hot).
@@ -70,7 +79,8 @@ struct Choice {
   std::string transport;                // unary | stream | png (server-only); empty for node-only
   bool overheads_measured = true;       // false: PlanOptions::assumed_* bytes were used
   int bits = 0;
-  double top1 = -1;                     // measured accuracy, -1 when unknown
+  std::string metric = "top1";          // what `score` is: top1 or ap50 (MetricOf the profile)
+  double score = -1;                    // measured accuracy in percent, -1 when unknown
   double frame_bytes = 0, request_bytes = 0, reply_bytes = 0;
   double node_ms = 0, encode_ms = 0, transmit_ms = 0, rtt_ms = 0, call_ms = 0, decode_ms = 0, server_ms = 0,
          total_ms = 0;

@@ -72,7 +72,9 @@ Status MeasureCalls(const ProfileOptions& o, Profile& p) {
     p.calls_measured_with = "not measured: call_ms given by --call-ms";
     return Status::Ok();
   }
-  if (o.pipelines.empty() || p.pipelines.empty() || p.input_shape != std::vector<int64_t>{1, 28, 28}) {
+  // The node reads the model's own test images (Fashion-MNIST, or a detector's scenes).
+  if (o.pipelines.empty() || p.pipelines.empty() ||
+      (p.input_shape != std::vector<int64_t>{1, 28, 28} && p.task != "detect")) {
     SI_ASSIGN_OR_RETURN(const double call_ms, runtime::LoopbackCallMs());
     same_call_everywhere(call_ms);
     p.calls_measured_with = "an empty gRPC call on loopback (no pipeline to serve; request and reply bytes "
@@ -104,8 +106,9 @@ Status MeasureCalls(const ProfileOptions& o, Profile& p) {
     t.call_ms = rep.transmit.median_ms;
     t.server_request_ms = std::max(0.0, rep.server.median_ms - (transport == "png" ? p.png_decode_ms + whole
                                                                                    : pp.decode_ms + pp.server_ms));
-    // Top-1 replies carry no per-class scores; the others 4 bytes (FP32) per class.
-    t.reply_bytes_per_class = transport == "stream" ? 0 : 4;
+    // Top-1 replies carry no per-class scores; the others 4 bytes (FP32) per class. A
+    // detector's reply is its boxes, whatever the transport: all of it is overhead here.
+    t.reply_bytes_per_class = transport == "stream" || p.task == "detect" ? 0 : 4;
     t.request_overhead_bytes = rep.message_bytes_per_image - rep.frame_bytes_per_image;
     t.reply_overhead_bytes =
         rep.reply_bytes_per_image - t.reply_bytes_per_class * static_cast<double>(p.classes);
@@ -154,6 +157,7 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
   SI_ASSIGN_OR_RETURN(models::OpenedModel opened, models::OpenModel(o.model, device, o.model_flags));
   models::SplitModel* model = opened.net.get();
   p.model = opened.meta.model;
+  p.task = models::IsDetector(opened.meta) ? "detect" : "classify";
   p.source = opened.kind == models::ModelKind::kZoo ? "random weights" : o.model;
   p.input_shape = opened.meta.input_shape;
   norm = {opened.meta.norm_mean, opened.meta.norm_std};

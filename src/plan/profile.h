@@ -76,6 +76,7 @@ struct Profile {
   // kernels, GPUs (models::ComputeLine). A profile made on the reference BLAS says so here.
   std::string compute;
   std::string model;                  // zoo name
+  std::string task = "classify";      // classify | detect (the model's metadata)
   std::string source;                 // checkpoint path, or "random weights"
   std::vector<int64_t> input_shape;   // C, H, W
   int64_t classes = 0;                // logits per image (sizes the reply)

@@ -96,6 +96,7 @@ Status SaveProfile(const std::string& path, const Profile& p) {
   out << YAML::Key << "input_shape" << YAML::Value << YAML::Flow << p.input_shape;
   out << YAML::Key << "inputs" << YAML::Value << p.inputs;
   out << YAML::Key << "classes" << YAML::Value << p.classes;
+  out << YAML::Key << "task" << YAML::Value << p.task;
   out << YAML::Key << "blocks" << YAML::Value << YAML::BeginSeq;
   for (const auto& b : p.blocks) {
     out << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << b.name << YAML::Key << "op"
@@ -179,6 +180,10 @@ Result<Profile> LoadProfile(const std::string& path) {
     SI_RETURN_IF_ERROR(top.get("source", &p.source));
     SI_RETURN_IF_ERROR(top.get("inputs", &p.inputs));
     SI_RETURN_IF_ERROR(top.get("classes", &p.classes));
+    SI_RETURN_IF_ERROR(top.get("task", &p.task));  // profiles from before tasks: classifiers
+    if (p.task != "classify" && p.task != "detect") {
+      return InvalidArgument(path + ": task '" + p.task + "' is not classify or detect");
+    }
     SI_RETURN_IF_ERROR(top.get("input_shape", &p.input_shape));
     SI_RETURN_IF_ERROR(top.get("stream_factor", &p.stream_factor));
     top.allow({"blocks", "splits", "codecs", "pipelines", "png", "requests", "idle_slowdown"});

@@ -28,7 +28,7 @@ nlohmann::json Validation::ToJson() const {
   return {{"rate_bytes_per_s", rate}, {"kind", kind},
           {"name", name},             {"predicted_ms", predicted_ms},
           {"measured_median_ms", measured_median_ms}, {"measured_p95_ms", measured_p95_ms},
-          {"error_pct", error_pct},   {"top1", top1},
+          {"error_pct", error_pct},   {metric, score},
           {"predicted_stages_ms",
            {{"node", predicted_node_ms}, {"encode", predicted_encode_ms}, {"link", predicted_link_ms},
             {"server", predicted_server_ms}}},
@@ -136,7 +136,8 @@ Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, con
       v.measured_median_ms = rep.total.median_ms;
       v.measured_p95_ms = rep.total.p95_ms;
       v.error_pct = 100.0 * (v.predicted_ms - v.measured_median_ms) / v.measured_median_ms;
-      v.top1 = rep.top1;
+      v.metric = rep.task == "detect" ? "ap50" : "top1";
+      v.score = rep.task == "detect" ? 100.0 * rep.coco.ap50 : rep.top1;
       v.predicted_node_ms = c->node_ms;
       v.predicted_encode_ms = c->encode_ms;
       v.predicted_link_ms = c->transmit_ms + c->rtt_ms + c->call_ms;

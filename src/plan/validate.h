@@ -35,7 +35,8 @@ struct Validation {
   // (the time from sending to the answer, less the server's own time), server.
   double predicted_node_ms = 0, predicted_encode_ms = 0, predicted_link_ms = 0, predicted_server_ms = 0;
   double measured_node_ms = 0, measured_encode_ms = 0, measured_link_ms = 0, measured_server_ms = 0;
-  double top1 = 0;            // measured on the validated images
+  std::string metric = "top1";  // top1, or ap50 for a detector
+  double score = 0;             // the metric in percent, measured on the validated images
   nlohmann::json ToJson() const;
 };
 

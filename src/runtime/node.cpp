@@ -28,6 +28,9 @@
 #include "runtime/png.h"
 #include "runtime/proto/inference.grpc.pb.h"
 #include "runtime/wire.h"
+#include "data/detection.h"
+#include "detect/yolo.h"
+#include "models/checkpoint.h"
 
 namespace splitinfer::runtime {
 
@@ -47,10 +50,24 @@ LatencyStats Summarise(std::vector<double> s) {
 }
 
 nlohmann::json NodeReport::ToJson() const {
+  nlohmann::json j = ToJsonCommon();
+  if (task == "detect") {
+    j.erase("top1");
+    j["ap50"] = coco.ap50;
+    j["ap"] = coco.ap;
+    j["ap75"] = coco.ap75;
+    j["detections"] = detections;
+    j["score_threshold"] = score_threshold;
+  }
+  return j;
+}
+
+nlohmann::json NodeReport::ToJsonCommon() const {
   auto stats = [](const LatencyStats& s) {
     return nlohmann::json{{"median_ms", s.median_ms}, {"p95_ms", s.p95_ms}, {"mean_ms", s.mean_ms}};
   };
   return {{"mode", mode},
+          {"task", task},
           {"model", model},
           {"server", server_address},
           {"images", images},
@@ -153,8 +170,10 @@ Status FromStreamError(const std::string& message) {
 // carrying is sent again in full, which opens the new stream's session: nothing is lost.
 class StreamSession {
  public:
-  StreamSession(Client& client, const NodeOptions& o, std::string model)
-      : client_(client), o_(o), model_(std::move(model)) {
+  // `open_params`: the parameters of the request that opens a session (the stream's later
+  // requests carry none: the server keeps the opening request's reply form and settings).
+  StreamSession(Client& client, const NodeOptions& o, std::string model, Params open_params)
+      : client_(client), o_(o), model_(std::move(model)), open_params_(std::move(open_params)) {
     watchdog_ = std::thread([this] { Watch(); });
   }
   ~StreamSession() {
@@ -167,10 +186,10 @@ class StreamSession {
     Close();
   }
 
-  // One frame (a full frame, as the codec writes it) -> the top1 reply. Counts the request and
-  // reply bytes of the exchange that succeeded (serialised message + gRPC's 5-byte prefix).
+  // One frame (a full frame, as the codec writes it) -> the server's reply. Counts the request
+  // and reply bytes of the exchange that succeeded (serialised message + gRPC's 5-byte prefix).
   Status Exchange(const std::vector<uint8_t>& frame, uint64_t* frame_bytes, uint64_t* request_bytes,
-                  uint64_t* reply_bytes, Top1* top, int64_t* server_us) {
+                  uint64_t* reply_bytes, inference::ModelInferResponse* reply) {
     double backoff = 0.05;
     for (int attempt = 0;; ++attempt) {
       if (!stream_) Open();
@@ -183,7 +202,7 @@ class StreamSession {
         *frame_bytes = frame.size();
         q.set_model_name(model_);
         AddBytes(q, frame);
-        SetParam(*q.mutable_parameters(), param::kReply, std::string("top1"));
+        *q.mutable_parameters() = open_params_;
       }
       inference::ModelStreamInferResponse r;
       grpc::Status broken;
@@ -199,14 +218,6 @@ class StreamSession {
       }
       if (answered) {
         if (r.error_message().empty()) {
-          if (r.infer_response().raw_output_contents_size() != 1) {
-            return DataLoss("the server's reply in a top1 session has " +
-                            std::to_string(r.infer_response().raw_output_contents_size()) +
-                            " raw outputs, not 1 (a server that ignored \"reply\": \"top1\"?)");
-          }
-          SI_ASSIGN_OR_RETURN(auto rows, DecodeTop1Reply(r.infer_response().raw_output_contents(0), server_us));
-          if (rows.size() != 1) return DataLoss("the server answered one frame with " + std::to_string(rows.size()) + " rows");
-          *top = rows[0];
           if (!opened_) {  // the server opened the session with this frame's header
             SI_ASSIGN_OR_RETURN(auto view, codec::ParseFrame(frame.data(), frame.size()));
             SI_ASSIGN_OR_RETURN(session_, codec::OpenSession(view.header));
@@ -214,6 +225,7 @@ class StreamSession {
           }
           *request_bytes = q.ByteSizeLong() + 5;
           *reply_bytes = r.ByteSizeLong() + 5;
+          *reply = std::move(*r.mutable_infer_response());
           return Status::Ok();
         }
         // An answered error: the stream goes on. Only a busy server is worth another try.
@@ -286,6 +298,7 @@ class StreamSession {
   Client& client_;
   const NodeOptions& o_;
   std::string model_;
+  Params open_params_;
   std::unique_ptr<grpc::ClientContext> ctx_;
   std::unique_ptr<grpc::ClientReaderWriter<inference::ModelInferRequest, inference::ModelStreamInferResponse>> stream_;
   std::optional<codec::Session> session_;
@@ -324,6 +337,17 @@ Status CheckHandshake(const inference::ModelMetadataResponse& md, const bottlene
     return Status::Ok();
   };
   SI_RETURN_IF_ERROR(need_int(param::kProtocolVersion, kProtocolVersion));
+  // The task decides what the replies hold (class scores or boxes), for images as for frames.
+  // A server from before tasks serves classifiers only.
+  const std::string mine = models::IsDetector(p.model_meta()) ? "detect" : "classify";
+  const std::string theirs = StringParam(params, param::kTask).value_or("classify");
+  if (theirs != mine) {
+    return FailedPrecondition("handshake: model '" + md.name() + "' is served as a " +
+                              (theirs == "detect" ? "detector" : "classifier") + " (task " + theirs +
+                              "), but this node's pipeline " + p.spec().name + " is a " +
+                              (mine == "detect" ? "detector" : "classifier") +
+                              "; give the node the pipeline file the server serves");
+  }
   if (!frames) return Status::Ok();
   const auto& codec = p.codec();
   SI_RETURN_IF_ERROR(need_int(param::kFrameVersion, codec::kFrameVersion));
@@ -365,6 +389,23 @@ void StreamSession::AddBytes(inference::ModelInferRequest& q, const std::vector<
   AddBytesInput(q, kInputFrame, element);
 }
 
+// The best class of a top1 reply (the classifier's stream), and the server's time in it.
+Result<int64_t> Top1Class(const inference::ModelInferResponse& r, int64_t* server_us) {
+  if (r.raw_output_contents_size() != 1) {
+    return DataLoss("the server's reply in a top1 session has " + std::to_string(r.raw_output_contents_size()) +
+                    " raw outputs, not 1 (a server that ignored \"reply\": \"top1\"?)");
+  }
+  SI_ASSIGN_OR_RETURN(auto rows, DecodeTop1Reply(r.raw_output_contents(0), server_us));
+  if (rows.size() != 1) return DataLoss("the server answered one frame with " + std::to_string(rows.size()) + " rows");
+  return rows[0].index;
+}
+
+std::vector<eval::CocoScorer::InputBox> ToInputBoxes(const std::vector<WireBox>& boxes) {
+  std::vector<eval::CocoScorer::InputBox> out;
+  for (const auto& b : boxes) out.push_back({b.x0, b.y0, b.x1, b.y1, b.score, b.label});
+  return out;
+}
+
 Result<int64_t> TopClass(const inference::ModelInferResponse& r) {
   for (int i = 0; i < r.outputs_size(); ++i) {
     const auto& o = r.outputs(i);
@@ -395,7 +436,21 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
   if (o.threads > 0) models::ConfigureThreads(o.threads);
   torch::NoGradGuard no_grad;
   SI_ASSIGN_OR_RETURN(auto pipeline, bottleneck::Pipeline::Load(o.pipeline, torch::kCPU));
-  SI_RETURN_IF_ERROR(models::RequireClassifier(pipeline.model_meta(), "the node (" + o.pipeline + ")"));
+  const auto& meta = pipeline.model_meta();
+  // A detector's answers are boxes, scored with COCO's metric over the images sent.
+  std::optional<detect::YoloLayout> detector;
+  if (models::IsDetector(meta)) {
+    SI_ASSIGN_OR_RETURN(detector, detect::LayoutFor(meta));
+    if (!o.lowbit_head.empty()) {
+      return InvalidArgument("--head lowbit does not run a detector's head (LeakyReLU and the route are not in the "
+                             "low-bit kernels); run the detector's head with LibTorch (drop --head)");
+    }
+    if (!(o.score_threshold >= 0 && o.score_threshold <= 1)) {
+      return InvalidArgument("--score-threshold must be in [0, 1]");
+    }
+  }
+  detect::PostProcessOptions post;  // as `eval` scores a detector, unless told otherwise
+  post.score_threshold = static_cast<float>(o.score_threshold);
   std::optional<kernels::QuantizedHead> lowbit;
   kernels::HeadImpl lowbit_impl = kernels::HeadImpl::kInt8;
   if (!o.lowbit_head.empty()) {
@@ -433,9 +488,22 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
   } else if (!data_ref.empty() && parsed.kind.empty()) {
     data_ref = std::string(data::kImageFolder) + ":" + data_ref;
   }
-  SI_ASSIGN_OR_RETURN(std::unique_ptr<data::Dataset> dataset,
-                      bottleneck::OpenDatasetFor(pipeline.model_meta(), data_ref, data::Split::kTest));
+  std::unique_ptr<data::Dataset> dataset;
+  std::unique_ptr<data::CocoDetectionDataset> scenes;
+  std::optional<eval::CocoScorer> scorer;
+  if (detector) {
+    SI_ASSIGN_OR_RETURN(scenes, bottleneck::OpenDetectionDataFor(meta, data_ref, data::Split::kTest, o.progress));
+  } else {
+    SI_ASSIGN_OR_RETURN(dataset, bottleneck::OpenDatasetFor(meta, data_ref, data::Split::kTest));
+  }
+  const int64_t available = detector ? scenes->size() : dataset->size();
+  const int64_t n = o.limit > 0 ? std::min(o.limit, available) : available;
+  if (detector) {
+    SI_ASSIGN_OR_RETURN(scorer, eval::CocoScorer::Create(scenes->annotations(), n, detector->num_classes,
+                                                         scenes->annotation_file()));
+  }
   NodeReport rep;
+  rep.task = detector ? "detect" : "classify";
   rep.mode = o.mode;
   rep.model = o.model_name.empty() ? spec.name : o.model_name;
   rep.server_address = o.mode == "node-only" ? "" : o.server;
@@ -452,22 +520,55 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
     SI_RETURN_IF_ERROR(client->Metadata(rep.model, &md));
     SI_RETURN_IF_ERROR(CheckHandshake(md, pipeline, o.mode == "split", streaming));
   }
+  // What a request adds for the task: a classifier's stream asks for the top1 reply; a detector
+  // asks for its post-processing (the stream's opening request sets it for the whole session).
+  Params task_params;
+  if (detector) {
+    SetParam(task_params, param::kScoreThreshold, static_cast<double>(post.score_threshold));
+    SetParam(task_params, param::kIouThreshold, static_cast<double>(post.iou_threshold));
+    SetParam(task_params, param::kMaxDetections, post.max_detections);
+  }
   std::unique_ptr<StreamSession> session;
-  if (streaming) session = std::make_unique<StreamSession>(*client, o, rep.model);
+  if (streaming) {
+    Params open = task_params;
+    if (!detector) SetParam(open, param::kReply, std::string("top1"));
+    session = std::make_unique<StreamSession>(*client, o, rep.model, std::move(open));
+  }
   LinkEmulator link(o.link);
-  const int64_t n = o.limit > 0 ? std::min(o.limit, dataset->size()) : dataset->size();
   std::vector<double> t_node, t_encode, t_transmit, t_server, t_total;
   double frame_bytes = 0, message_bytes = 0, reply_bytes = 0;
   ProgressBar bar(stderr, "node " + o.mode, n, o.progress ? 0.5 : 1e9);
   const auto& norm = pipeline.normalization();
   for (int64_t i = 0; i < n; ++i) {
-    SI_ASSIGN_OR_RETURN(auto example, dataset->batch({i}));
+    // The image as 8-bit [1, C, H, W]: a classifier's as its dataset gives it, a detector's
+    // letterboxed to its input (the sample keeps how, to map the boxes back).
+    std::pair<torch::Tensor, torch::Tensor> example;
+    data::DetectionSample sample;
+    if (detector) {
+      SI_ASSIGN_OR_RETURN(sample, scenes->sample(i));
+      example.first = sample.image.unsqueeze(0);
+    } else {
+      SI_ASSIGN_OR_RETURN(example, dataset->batch({i}));
+    }
     const auto t0 = Clock::now();
     int64_t predicted = -1;
+    std::vector<WireBox> boxes;
+    // A detector's reply, decoded (the unary and stream replies are the same full form).
+    auto read_boxes = [&](const inference::ModelInferResponse& r) -> Status {
+      SI_ASSIGN_OR_RETURN(auto images, ReadDetectionOutputs(r, 1, detector->num_classes));
+      boxes = std::move(images[0]);
+      return Status::Ok();
+    };
     try {
       if (o.mode == "node-only") {
-        auto logits = full.net->forward_all(data::ToFloatNormalized(example.first, norm));
-        predicted = logits.argmax(1).item<int64_t>();
+        auto out = full.net->forward_all(data::ToFloatNormalized(example.first, norm));
+        if (detector) {
+          // Decoding and NMS are part of a detector's answer: timed with its compute.
+          SI_ASSIGN_OR_RETURN(const auto found, detect::PostProcess(out.to(torch::kFloat32), *detector, post));
+          for (const auto& b : found[0]) boxes.push_back({b.x, b.y, b.x + b.w, b.y + b.h, b.score, static_cast<int32_t>(b.label)});
+        } else {
+          predicted = out.argmax(1).item<int64_t>();
+        }
         const double s = std::chrono::duration<double>(Clock::now() - t0).count();
         t_node.push_back(s);
         t_encode.push_back(0);
@@ -481,19 +582,24 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
         SI_ASSIGN_OR_RETURN(auto enc, node_face.Encode(features[0]));
         const auto t2 = Clock::now();
         uint64_t sent = 0, wire = 0, reply_wire = 0;
-        Top1 top;
+        inference::ModelInferResponse reply;
         int64_t server_us = 0;
         // The link is emulated around the exchange, as for a unary call: the request's bytes
         // out, the reply's back (their sizes are known once the exchange has chosen the form:
         // the full frame opens a stream's session, a session frame follows it).
-        SI_RETURN_IF_ERROR(session->Exchange(enc.frame, &sent, &wire, &reply_wire, &top, &server_us));
+        SI_RETURN_IF_ERROR(session->Exchange(enc.frame, &sent, &wire, &reply_wire, &reply));
+        if (detector) {
+          SI_RETURN_IF_ERROR(read_boxes(reply));
+          server_us = IntParam(reply.parameters(), param::kServerUs).value_or(0);
+        } else {
+          SI_ASSIGN_OR_RETURN(predicted, Top1Class(reply, &server_us));
+        }
         frame_bytes += static_cast<double>(sent);
         link.Transmit(wire);
         link.Receive(reply_wire);
         message_bytes += static_cast<double>(wire);
         reply_bytes += static_cast<double>(reply_wire);
         const auto t3 = Clock::now();
-        predicted = top.index;
         const double server_s = static_cast<double>(server_us) * 1e-6;
         t_node.push_back(std::chrono::duration<double>(t1 - t0).count());
         t_encode.push_back(std::chrono::duration<double>(t2 - t1).count());
@@ -505,7 +611,11 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
         // Every byte here crosses the slow link: no id, no top-k strings; the handshake has
         // already checked the protocol, and the frame carries its pipeline id and CRC.
         q.set_model_name(rep.model);
-        q.add_outputs()->set_name(kOutputScores);
+        if (detector) {
+          *q.mutable_parameters() = task_params;  // every output: boxes, scores, classes, counts
+        } else {
+          q.add_outputs()->set_name(kOutputScores);
+        }
         Clock::time_point t1;
         if (o.mode == "split") {
           const auto x = data::ToFloatNormalized(example.first, norm);
@@ -536,7 +646,11 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
         reply_bytes += static_cast<double>(reply_wire);
         link.Receive(reply_wire);
         const auto t3 = Clock::now();
-        SI_ASSIGN_OR_RETURN(predicted, TopClass(r));
+        if (detector) {
+          SI_RETURN_IF_ERROR(read_boxes(r));
+        } else {
+          SI_ASSIGN_OR_RETURN(predicted, TopClass(r));
+        }
         const double server_s = static_cast<double>(IntParam(r.parameters(), param::kServerUs).value_or(0)) * 1e-6;
         t_node.push_back(std::chrono::duration<double>(t1 - t0).count());
         t_encode.push_back(std::chrono::duration<double>(t2 - t1).count());
@@ -547,12 +661,23 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
     } catch (const c10::Error& e) {
       return Internal(std::string("node compute failed: ") + e.what_without_backtrace());
     }
-    if (predicted == example.second[0].item<int64_t>()) ++rep.correct;
-    if (o.progress) bar.update(i + 1, i + 1, "top1 " + std::to_string(100.0 * rep.correct / (i + 1)).substr(0, 5) + "%");
+    if (detector) {
+      SI_RETURN_IF_ERROR(scorer->Add(i, sample.scale, sample.pad_x, sample.pad_y, ToInputBoxes(boxes)));
+      rep.detections += static_cast<int64_t>(boxes.size());
+      if (o.progress) bar.update(i + 1, i + 1, std::to_string(rep.detections) + " boxes");
+    } else {
+      if (predicted == example.second[0].item<int64_t>()) ++rep.correct;
+      if (o.progress) bar.update(i + 1, i + 1, "top1 " + std::to_string(100.0 * rep.correct / (i + 1)).substr(0, 5) + "%");
+    }
   }
   if (o.progress) bar.finish("");
   rep.images = n;
-  rep.top1 = n ? 100.0 * static_cast<double>(rep.correct) / static_cast<double>(n) : 0;
+  if (detector) {
+    SI_ASSIGN_OR_RETURN(rep.coco, scorer->Score());
+    rep.score_threshold = o.score_threshold;
+  } else {
+    rep.top1 = n ? 100.0 * static_cast<double>(rep.correct) / static_cast<double>(n) : 0;
+  }
   rep.frame_bytes_per_image = n ? frame_bytes / n : 0;
   rep.message_bytes_per_image = n ? message_bytes / n : 0;
   rep.reply_bytes_per_image = n ? reply_bytes / n : 0;

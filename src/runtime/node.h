@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "eval/detection/coco_eval.h"
 #include "runtime/client_tls.h"
 #include "runtime/link.h"
 
@@ -45,6 +46,10 @@ struct NodeOptions {
   std::string transport = "stream";
   int max_retries = 8;
   double deadline_s = 30;  // per request
+  // A detector's boxes: those scoring below this are not sent back. 0.001, as `eval` scores a
+  // detector (AP needs the low-scoring boxes); a deployment would ask for more (the server's
+  // default is 0.25) and get fewer reply bytes.
+  double score_threshold = 0.001;
   bool progress = true;
 };
 
@@ -56,9 +61,13 @@ LatencyStats Summarise(std::vector<double> seconds);
 double PercentileMs(std::vector<double>& seconds, double q);
 
 struct NodeReport {
-  std::string mode, model, server_address;
+  std::string mode, task, model, server_address;
   int64_t images = 0, correct = 0;
-  double top1 = 0;
+  double top1 = 0;  // a classifier's
+  // A detector's: COCO's metrics over the images sent (AP50, AP as fractions), boxes returned.
+  eval::CocoMetrics coco;
+  int64_t detections = 0;
+  double score_threshold = 0;
   double frame_bytes_per_image = 0;    // the frame (or PNG) alone
   double message_bytes_per_image = 0;  // the whole serialised request, as the link carries it
   double reply_bytes_per_image = 0;    // the serialised reply and gRPC's prefix, the link's other way
@@ -68,6 +77,9 @@ struct NodeReport {
   int threads = 1;
   double seconds = 0;
   nlohmann::json ToJson() const;
+
+ private:
+  nlohmann::json ToJsonCommon() const;
 };
 
 Result<NodeReport> RunNode(const NodeOptions& options);

@@ -2,6 +2,7 @@
 
 #include "config/yaml_reader.h"
 
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
@@ -28,6 +29,7 @@
 
 #include "bottleneck/faces.h"
 #include "bottleneck/pipeline.h"
+#include "detect/yolo.h"
 #include "models/device.h"
 #include "core/system.h"
 #include "data/transforms.h"
@@ -109,6 +111,10 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
 namespace {
 constexpr int kKindFeatures = 0;
 constexpr int kKindImage = 1;
+// A detector's post-processing when the request does not set it: YOLOv5's detect.py defaults
+// (score 0.25, NMS IoU 0.45), at most COCO's 100 boxes an image. An evaluation asks for 0.001,
+// as `eval` uses (the node does): AP needs the low-scoring boxes too.
+const detect::PostProcessOptions kServePostProcess{0.25f, 0.45f, 100};
 }  // namespace
 
 struct InferenceCore::Model {
@@ -118,6 +124,8 @@ struct InferenceCore::Model {
   models::OpenedModel full;  // the float model, for images (server-only)
   std::vector<int64_t> input_shape;
   std::vector<std::string> labels;
+  // A detector's outputs decode into boxes (detect/yolo.h); a classifier has no layout.
+  std::optional<detect::YoloLayout> detector;
   codec::FrameLimits frame_limits;
   std::unique_ptr<Batcher> batcher;
 };
@@ -132,6 +140,8 @@ struct InferenceCore::Pending {
   bool want_scores = true, want_classes = true;
   bool want_timings = false;  // the stage breakdown in the reply (request parameter "timings")
   bool compact = false;       // the top1 reply alone (request parameter "reply": "top1")
+  bool want_boxes = true;     // a detector's outputs (counts are always sent)
+  detect::PostProcessOptions post = kServePostProcess;
   InferenceCore* core = nullptr;
   int64_t held = 0;  // in-flight slots this request holds
   ~Pending() {
@@ -161,8 +171,9 @@ Result<std::unique_ptr<InferenceCore>> InferenceCore::Create(const ServerConfig&
   for (const auto& path : config.pipelines) {
     auto m = std::make_unique<Model>();
     SI_ASSIGN_OR_RETURN(m->pipeline, bottleneck::Pipeline::Load(path, device));
-    // Detections over the wire are not built yet: a detector's raw heads are no class scores.
-    SI_RETURN_IF_ERROR(models::RequireClassifier(m->pipeline.model_meta(), "serving (" + path + ")"));
+    if (models::IsDetector(m->pipeline.model_meta())) {
+      SI_ASSIGN_OR_RETURN(m->detector, detect::LayoutFor(m->pipeline.model_meta()));
+    }
     const auto& spec = m->pipeline.spec();
     m->name = spec.name;
     if (core->models_.count(m->name)) {
@@ -245,9 +256,21 @@ Status InferenceCore::Metadata(const inference::ModelMetadataRequest& request,
   add(response->mutable_inputs(), kInputImagePng, "BYTES", {-1});
   add(response->mutable_inputs(), kInputImage, "UINT8", image);
   const auto classes = static_cast<int64_t>(m->labels.size());
-  add(response->mutable_outputs(), kOutputScores, "FP32", {-1, classes});
-  add(response->mutable_outputs(), kOutputClasses, "BYTES", {-1, -1});
   auto* p = response->mutable_parameters();
+  if (m->detector) {  // docs/wire_protocol.md, "Detections"
+    add(response->mutable_outputs(), kOutputBoxes, "FP32", {-1, 4});
+    add(response->mutable_outputs(), kOutputScores, "FP32", {-1});
+    add(response->mutable_outputs(), kOutputClasses, "INT32", {-1});
+    add(response->mutable_outputs(), kOutputCounts, "INT32", {-1});
+    SetParam(*p, param::kTask, std::string("detect"));
+    SetParam(*p, param::kScoreThreshold, static_cast<double>(kServePostProcess.score_threshold));
+    SetParam(*p, param::kIouThreshold, static_cast<double>(kServePostProcess.iou_threshold));
+    SetParam(*p, param::kMaxDetections, kServePostProcess.max_detections);
+  } else {
+    add(response->mutable_outputs(), kOutputScores, "FP32", {-1, classes});
+    add(response->mutable_outputs(), kOutputClasses, "BYTES", {-1, -1});
+    SetParam(*p, param::kTask, std::string("classify"));
+  }
   SetParam(*p, param::kProtocol, std::string(kProtocol));
   SetParam(*p, param::kProtocolVersion, kProtocolVersion);
   SetParam(*p, param::kFrameVersion, static_cast<int64_t>(codec::kFrameVersion));
@@ -262,6 +285,33 @@ Status InferenceCore::Metadata(const inference::ModelMetadataRequest& request,
   SetParam(*p, param::kBits, static_cast<int64_t>(codec.quant.spec.bits));
   return Status::Ok();
 }
+
+namespace {
+// A detector request's post-processing parameters over the serving defaults, each checked.
+Status ReadDetectorParams(const Params& params, const std::string& model, detect::PostProcessOptions* post) {
+  auto fraction = [&](const char* key, double low, bool low_open, float* out) -> Status {
+    if (!params.count(key)) return Status::Ok();
+    const auto v = DoubleParam(params, key);
+    if (!v) return InvalidArgument(std::string("parameter '") + key + "' must be a number (double_param)");
+    if (!std::isfinite(*v) || *v > 1 || (low_open ? *v <= low : *v < low)) {
+      return InvalidArgument(std::string("parameter '") + key + "' = " + std::to_string(*v) + " is outside " +
+                             (low_open ? "(" : "[") + std::to_string(low).substr(0, 3) + ", 1] (model '" + model + "')");
+    }
+    *out = static_cast<float>(*v);
+    return Status::Ok();
+  };
+  SI_RETURN_IF_ERROR(fraction(param::kScoreThreshold, 0, false, &post->score_threshold));
+  SI_RETURN_IF_ERROR(fraction(param::kIouThreshold, 0, true, &post->iou_threshold));
+  if (params.count(param::kMaxDetections)) {
+    const auto v = IntParam(params, param::kMaxDetections);
+    if (!v || *v < 1 || *v > 10000) {
+      return InvalidArgument("parameter 'max_detections' must be an int64 in 1..10000 (boxes per image)");
+    }
+    post->max_detections = *v;
+  }
+  return Status::Ok();
+}
+}  // namespace
 
 Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const inference::ModelInferRequest& request,
                                                                      Clock::time_point deadline, StreamState* stream) {
@@ -288,7 +338,9 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
   pending->id = request.id();
   pending->start = start;
   pending->deadline = deadline;
-  const auto& params = request.parameters();
+  // A session request carries no parameters: it is answered as the request that opened the
+  // session asked (reply form, a detector's post-processing).
+  const auto& params = session_request ? stream->params : request.parameters();
   if (auto v = IntParam(params, param::kProtocolVersion); v && *v != kProtocolVersion) {
     return FailedPrecondition("the client speaks splitinfer protocol " + std::to_string(*v) + ", this server " +
                               std::to_string(kProtocolVersion) + "; use matching releases");
@@ -303,7 +355,18 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
     return FailedPrecondition("the client codes frames with '" + *v + "' but pipeline '" + m->name + "' uses '" +
                               coder + "'; load the same pipeline file on the node");
   }
+  if (m->detector) {
+    SI_RETURN_IF_ERROR(ReadDetectorParams(params, m->name, &pending->post));
+  } else if (params.count(param::kScoreThreshold) || params.count(param::kIouThreshold) ||
+             params.count(param::kMaxDetections)) {
+    return InvalidArgument("score_threshold, iou_threshold and max_detections are a detector's parameters; model '" +
+                           m->name + "' is a classifier (use top_k)");
+  }
   if (auto v = IntParam(params, param::kTopK)) {
+    if (m->detector) {
+      return InvalidArgument("top_k is a classifier's parameter; model '" + m->name +
+                             "' is a detector (use score_threshold, iou_threshold, max_detections)");
+    }
     if (*v < 1) return InvalidArgument("top_k must be >= 1, got " + std::to_string(*v));
     pending->top_k = *v;
   }
@@ -320,11 +383,18 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
     }
     pending->compact = *v == "top1";
   }
+  if (pending->compact && m->detector) {
+    return InvalidArgument("reply \"top1\" is a classifier's reply; model '" + m->name +
+                           "' is a detector: ask for \"full\" (boxes, scores, classes, counts)");
+  }
   if (request.outputs_size() > 0) {
-    pending->want_scores = pending->want_classes = false;
+    pending->want_scores = pending->want_classes = pending->want_boxes = false;
     for (const auto& o : request.outputs()) {
       if (o.name() == kOutputScores) pending->want_scores = true;
       else if (o.name() == kOutputClasses) pending->want_classes = true;
+      else if (m->detector && o.name() == kOutputBoxes) pending->want_boxes = true;
+      else if (m->detector && o.name() == kOutputCounts) continue;  // always sent
+      else if (m->detector) return InvalidArgument("unknown output '" + o.name() + "'; this detector has 'boxes', 'scores', 'classes' and 'counts'");
       else return InvalidArgument("unknown output '" + o.name() + "'; this model has 'scores' and 'classes'");
     }
   }
@@ -394,6 +464,7 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
         if (opens) {
           stream->model_name = m->name;
           stream->compact = pending->compact;
+          stream->params = request.parameters();
         }
         items.push_back(std::move(f).value());
       }
@@ -457,8 +528,6 @@ Status InferenceCore::Finish(Pending& p, inference::ModelInferResponse* response
     last = out;
   }
   if (!failed.ok()) return failed;
-  const auto probs = torch::softmax(torch::stack(rows).to(torch::kFloat32), 1).contiguous();
-  const int64_t n = probs.size(0), classes = probs.size(1);
   auto us = [](double s) { return static_cast<int64_t>(s * 1e6); };
   auto record = [&](double total_s) {
     if (metrics_) {
@@ -469,6 +538,36 @@ Status InferenceCore::Finish(Pending& p, inference::ModelInferResponse* response
     }
     return Status::Ok();
   };
+  auto set_params = [&](double total_s) {
+    auto* params = response->mutable_parameters();
+    SetParam(*params, param::kServerUs, us(total_s));
+    if (p.want_timings) {
+      SetParam(*params, param::kDecodeUs, us(p.decode_s));
+      SetParam(*params, param::kQueueUs, us(queue_s));
+      SetParam(*params, param::kComputeUs, us(last.compute_s));
+      SetParam(*params, param::kBatchSize, last.batch_size);
+    }
+  };
+  if (m->detector) {
+    // Decoding and NMS here, so that boxes, not the raw heads, cross the link back.
+    SI_ASSIGN_OR_RETURN(const auto images,
+                        detect::PostProcess(torch::stack(rows).to(torch::kFloat32), *m->detector, p.post));
+    std::vector<std::vector<WireBox>> wire(images.size());
+    for (size_t i = 0; i < images.size(); ++i) {
+      for (const auto& b : images[i]) {
+        wire[i].push_back({b.x, b.y, b.x + b.w, b.y + b.h, b.score, static_cast<int32_t>(b.label)});
+      }
+    }
+    response->set_model_name(m->name);
+    response->set_model_version("1");
+    response->set_id(p.id);
+    AddDetectionOutputs(wire, p.want_boxes, p.want_scores, p.want_classes, response);
+    const double total_s = std::chrono::duration<double>(Clock::now() - p.start).count();
+    set_params(total_s);
+    return record(total_s);
+  }
+  const auto probs = torch::softmax(torch::stack(rows).to(torch::kFloat32), 1).contiguous();
+  const int64_t n = probs.size(0), classes = probs.size(1);
   if (p.compact) {  // raw_output_contents[0] alone: every other field would cost link bytes
     const auto best = probs.max(1);
     const auto values = std::get<0>(best).contiguous(), indices = std::get<1>(best).contiguous();
@@ -514,14 +613,7 @@ Status InferenceCore::Finish(Pending& p, inference::ModelInferResponse* response
     response->add_raw_output_contents(raw);
   }
   const double total_s = std::chrono::duration<double>(Clock::now() - p.start).count();
-  auto* params = response->mutable_parameters();
-  SetParam(*params, param::kServerUs, us(total_s));
-  if (p.want_timings) {
-    SetParam(*params, param::kDecodeUs, us(p.decode_s));
-    SetParam(*params, param::kQueueUs, us(queue_s));
-    SetParam(*params, param::kComputeUs, us(last.compute_s));
-    SetParam(*params, param::kBatchSize, last.batch_size);
-  }
+  set_params(total_s);
   return record(total_s);
 }
 

@@ -81,6 +81,7 @@ class InferenceCore {
     std::string model_name;  // "" until a full frame opened a session
     std::optional<codec::Session> session;
     bool compact = false;  // "reply": "top1" on the opening request
+    Params params;         // the opening request's parameters: the session's requests carry none
   };
   // `stream`: the calling stream's state (nullptr for a unary call, where session frames and
   // session requests are FAILED_PRECONDITION).

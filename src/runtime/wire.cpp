@@ -115,6 +115,17 @@ std::optional<std::string> StringParam(const Params& params, const std::string& 
 }
 
 void SetParam(Params& params, const std::string& key, int64_t value) { params[key].set_int64_param(value); }
+void SetParam(Params& params, const std::string& key, double value) { params[key].set_double_param(value); }
+
+std::optional<double> DoubleParam(const Params& params, const std::string& key) {
+  auto it = params.find(key);
+  if (it == params.end()) return std::nullopt;
+  if (it->second.parameter_choice_case() == inference::InferParameter::kDoubleParam) return it->second.double_param();
+  if (it->second.parameter_choice_case() == inference::InferParameter::kInt64Param) {
+    return static_cast<double>(it->second.int64_param());
+  }
+  return std::nullopt;
+}
 void SetParam(Params& params, const std::string& key, const std::string& value) {
   params[key].set_string_param(value);
 }
@@ -305,6 +316,118 @@ Result<std::vector<Top1>> DecodeTop1Reply(const std::string& raw, int64_t* serve
   if (rows.empty()) return DataLoss("top1 reply holds no image");
   *server_us = static_cast<int64_t>(us);
   return rows;
+}
+
+namespace {
+template <typename T>
+std::string RawOf(const std::vector<T>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+void AddOutput(const char* name, const char* datatype, std::vector<int64_t> shape, std::string raw,
+               inference::ModelInferResponse* r) {
+  auto* o = r->add_outputs();
+  o->set_name(name);
+  o->set_datatype(datatype);
+  for (int64_t d : shape) o->add_shape(d);
+  r->add_raw_output_contents(std::move(raw));
+}
+}  // namespace
+
+void AddDetectionOutputs(const std::vector<std::vector<WireBox>>& images, bool boxes, bool scores, bool classes,
+                         inference::ModelInferResponse* response) {
+  std::vector<float> corners, values;
+  std::vector<int32_t> labels, counts;
+  for (const auto& image : images) {
+    counts.push_back(static_cast<int32_t>(image.size()));
+    for (const WireBox& b : image) {
+      corners.insert(corners.end(), {b.x0, b.y0, b.x1, b.y1});
+      values.push_back(b.score);
+      labels.push_back(b.label);
+    }
+  }
+  const auto m = static_cast<int64_t>(values.size());
+  // Little-endian on the wire: the raw tensors are copied as the (little-endian) host lays them out.
+  if (boxes) AddOutput(kOutputBoxes, "FP32", {m, 4}, RawOf(corners), response);
+  if (scores) AddOutput(kOutputScores, "FP32", {m}, RawOf(values), response);
+  if (classes) AddOutput(kOutputClasses, "INT32", {m}, RawOf(labels), response);
+  AddOutput(kOutputCounts, "INT32", {static_cast<int64_t>(counts.size())}, RawOf(counts), response);
+}
+
+Result<std::vector<std::vector<WireBox>>> ReadDetectionOutputs(const inference::ModelInferResponse& r, int64_t images,
+                                                               int64_t num_classes) {
+  // Each output's raw bytes, checked against its datatype and shape.
+  auto find = [&](const char* name, const char* datatype, size_t rank) -> Result<std::pair<const std::string*, std::vector<int64_t>>> {
+    for (int i = 0; i < r.outputs_size(); ++i) {
+      const auto& o = r.outputs(i);
+      if (o.name() != name) continue;
+      if (i >= r.raw_output_contents_size()) return DataLoss(std::string("the reply's '") + name + "' output has no raw contents");
+      if (o.datatype() != datatype || static_cast<size_t>(o.shape_size()) != rank) {
+        return DataLoss(std::string("the reply's '") + name + "' output is " + o.datatype() + " of rank " +
+                        std::to_string(o.shape_size()) + "; a detector's is " + datatype + " of rank " + std::to_string(rank));
+      }
+      std::vector<int64_t> shape(o.shape().begin(), o.shape().end());
+      uint64_t elements = 1;
+      for (int64_t d : shape) {
+        if (d < 0 || d > (int64_t{1} << 31)) return DataLoss(std::string("the reply's '") + name + "' output has a dimension of " + std::to_string(d));
+        elements *= static_cast<uint64_t>(d);
+      }
+      if (r.raw_output_contents(i).size() != elements * 4) {
+        return DataLoss(std::string("the reply's '") + name + "' output has " + std::to_string(r.raw_output_contents(i).size()) +
+                        " bytes; its shape [" + ShapeString(shape) + "] needs " + std::to_string(elements * 4));
+      }
+      return std::make_pair(&r.raw_output_contents(i), shape);
+    }
+    return DataLoss(std::string("the reply has no '") + name + "' output (is the server's model a detector?)");
+  };
+  SI_ASSIGN_OR_RETURN(auto counts, find(kOutputCounts, "INT32", 1));
+  SI_ASSIGN_OR_RETURN(auto boxes, find(kOutputBoxes, "FP32", 2));
+  SI_ASSIGN_OR_RETURN(auto scores, find(kOutputScores, "FP32", 1));
+  SI_ASSIGN_OR_RETURN(auto classes, find(kOutputClasses, "INT32", 1));
+  if (counts.second[0] != images) {
+    return DataLoss("the reply counts boxes for " + std::to_string(counts.second[0]) + " images; the request had " +
+                    std::to_string(images));
+  }
+  const int64_t m = scores.second[0];
+  if (boxes.second[0] != m || boxes.second[1] != 4 || classes.second[0] != m) {
+    return DataLoss("the reply's boxes [" + ShapeString(boxes.second) + "], scores [" + ShapeString(scores.second) +
+                    "] and classes [" + ShapeString(classes.second) + "] disagree");
+  }
+  auto at = [](const std::string* raw, int64_t i, auto zero) {
+    decltype(zero) v;
+    std::memcpy(&v, raw->data() + i * 4, 4);
+    return v;
+  };
+  std::vector<std::vector<WireBox>> out(static_cast<size_t>(images));
+  int64_t next = 0;
+  for (int64_t k = 0; k < images; ++k) {
+    const int32_t c = at(counts.first, k, int32_t{0});
+    if (c < 0 || c > m - next) {
+      return DataLoss("the reply's counts do not add up to its " + std::to_string(m) + " boxes (image " +
+                      std::to_string(k) + " claims " + std::to_string(c) + ")");
+    }
+    for (int32_t j = 0; j < c; ++j, ++next) {
+      WireBox b;
+      b.x0 = at(boxes.first, 4 * next, 0.0f);
+      b.y0 = at(boxes.first, 4 * next + 1, 0.0f);
+      b.x1 = at(boxes.first, 4 * next + 2, 0.0f);
+      b.y1 = at(boxes.first, 4 * next + 3, 0.0f);
+      b.score = at(scores.first, next, 0.0f);
+      b.label = at(classes.first, next, int32_t{0});
+      if (!std::isfinite(b.x0) || !std::isfinite(b.y0) || !std::isfinite(b.x1) || !std::isfinite(b.y1) ||
+          !std::isfinite(b.score)) {
+        return DataLoss("box " + std::to_string(next) + " of the reply has a non-finite value");
+      }
+      if (b.label < 0 || b.label >= num_classes) {
+        return DataLoss("box " + std::to_string(next) + " of the reply has class " + std::to_string(b.label) +
+                        "; the model has " + std::to_string(num_classes));
+      }
+      out[static_cast<size_t>(k)].push_back(b);
+    }
+  }
+  if (next != m) {
+    return DataLoss("the reply's counts add up to " + std::to_string(next) + " boxes, not its " + std::to_string(m));
+  }
+  return out;
 }
 
 std::string ShapeString(const std::vector<int64_t>& shape) {

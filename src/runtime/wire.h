@@ -35,6 +35,11 @@ inline constexpr char kInputImagePng[] = "image_png";  // BYTES [n]: one PNG ima
 inline constexpr char kInputImage[] = "image";         // UINT8 (0..255) or FP32 (0..1) [n, C, H, W] or [C, H, W]
 inline constexpr char kOutputScores[] = "scores";      // FP32 [n, classes]: softmax probabilities
 inline constexpr char kOutputClasses[] = "classes";    // BYTES [n, k]: "score:index:label", best first
+// A detector answers m boxes over the request's n images instead (docs/wire_protocol.md,
+// "Detections"): boxes FP32 [m, 4] (x0, y0, x1, y1 in the model input's pixels), scores FP32 [m],
+// classes INT32 [m] (class index), counts INT32 [n] (each image's boxes, in order: always sent).
+inline constexpr char kOutputBoxes[] = "boxes";
+inline constexpr char kOutputCounts[] = "counts";
 
 // Parameter keys (ModelMetadataResponse.parameters, ModelInferRequest/Response.parameters).
 namespace param {
@@ -53,6 +58,11 @@ inline constexpr char kTopK[] = "top_k";                         // request: int
 inline constexpr char kTimings[] = "timings";                    // request: bool, the stage breakdown below
 inline constexpr char kReply[] = "reply";                        // request: string "full" (default) | "top1"
 inline constexpr char kSessions[] = "sessions";                  // metadata: bool, session frames on streams
+inline constexpr char kTask[] = "task";                          // metadata: string classify | detect
+// A detector's request: the post-processing (detect/yolo.h); the metadata gives the defaults.
+inline constexpr char kScoreThreshold[] = "score_threshold";     // double in [0, 1]
+inline constexpr char kIouThreshold[] = "iou_threshold";         // double in (0, 1]: per-class NMS
+inline constexpr char kMaxDetections[] = "max_detections";       // int64 >= 1, per image
 // Response timings (microseconds, as measured inside the server for this request). server_us is
 // in every reply; the rest only when the request sets "timings" (they cost ~70 bytes a reply).
 inline constexpr char kServerUs[] = "server_us";    // receipt to reply
@@ -88,6 +98,9 @@ void SetParam(Params& params, const std::string& key, int64_t value);
 void SetParam(Params& params, const std::string& key, const std::string& value);
 void SetParam(Params& params, const std::string& key, bool value);
 std::optional<bool> BoolParam(const Params& params, const std::string& key);
+// A double_param (an int64_param is taken too: a client may write 1 for 1.0).
+std::optional<double> DoubleParam(const Params& params, const std::string& key);
+void SetParam(Params& params, const std::string& key, double value);
 
 // The compact reply (request parameter "reply": "top1"; docs/wire_protocol.md, "Sessions"): a
 // response whose only field is raw_output_contents[0] = server_us (varint), then per image the
@@ -100,6 +113,20 @@ std::string EncodeTop1Reply(const std::vector<Top1>& rows, int64_t server_us);
 // DATA_LOSS naming what is malformed (a varint that runs off the end or is over 63 bits, a
 // score cut off, no rows).
 Result<std::vector<Top1>> DecodeTop1Reply(const std::string& raw, int64_t* server_us);
+
+// A detector's reply (kOutputBoxes above). One box: corners in the model input's pixels.
+struct WireBox {
+  float x0 = 0, y0 = 0, x1 = 0, y1 = 0, score = 0;
+  int32_t label = 0;
+};
+// Appends the outputs (boxes, scores, classes as asked; counts always) for `images`, in order.
+void AddDetectionOutputs(const std::vector<std::vector<WireBox>>& images, bool boxes, bool scores, bool classes,
+                         inference::ModelInferResponse* response);
+// The boxes of each of `images` images back from a reply with all four outputs. DATA_LOSS naming
+// what is wrong: an output missing or of another type or shape, bytes that disagree with the
+// shape, counts that do not add up, a non-finite value, a class outside 0..num_classes-1.
+Result<std::vector<std::vector<WireBox>>> ReadDetectionOutputs(const inference::ModelInferResponse& response,
+                                                               int64_t images, int64_t num_classes);
 
 struct RequestLimits {
   uint64_t max_elements_per_input = uint64_t{1} << 24;  // image values or frames in one input

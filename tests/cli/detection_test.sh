@@ -78,9 +78,38 @@ if echo "$json" | grep -q '"task":"detect"' && echo "$json" | grep -qE '"ap50":[
    echo "$json" | grep -q '"images":24'; then
   ok "eval --pipeline on a detector's pipeline (AP through frames, bytes, float AP)"
 else bad "eval --pipeline on a detector: $json"; cat "$TMP/pe.err"; fi
+eval_ap50=$(echo "$json" | sed -n 's/.*"ap50":\([0-9.e-]*\).*/\1/p')
+
+# The detector's pipeline served: the node sends frames (a stream and unary calls) or PNGs and
+# scores the boxes it gets back with COCO's metric: the same AP as eval --pipeline's, within
+# batch-1 vs batched rounding.
 if "$BIN" version --json | grep -q '"runtime":true'; then
-  check_error "serving a detector's pipeline" "is a detector (task detect), but serving" "$BIN" serve \
-    --config "$TMP/det_ptq.yaml" --listen 127.0.0.1:0
+  . "$SRC/tests/runtime/serve_lib.sh"
+  "$BIN" serve --config "$TMP/det_ptq.yaml" --listen 127.0.0.1:0 --port-file "$TMP/port" --threads 1 >"$TMP/serve.log" 2>&1 &
+  SERVER_PID=$!
+  trap 'kill $SERVER_PID 2>/dev/null; rm -rf "$TMP"' EXIT
+  if wait_port "$TMP/port" $SERVER_PID server; then
+    ADDR=127.0.0.1:$(cat "$TMP/port")
+    for t in stream unary; do
+      node=$("$BIN" node --server "$ADDR" --pipeline "$TMP/det_ptq.yaml" --data "coco:$TMP/scenes" --transport $t \
+             --rate 1MB/s --json --quiet 2>"$TMP/node.err")
+      ap50=$(echo "$node" | sed -n 's/.*"ap50":\([0-9.e-]*\).*/\1/p')
+      if echo "$node" | grep -q '"task":"detect"' && echo "$node" | grep -q '"images":24' &&
+         echo "$node" | grep -qE '"reply_bytes_per_image":[1-9]' &&
+         awk -v a="$ap50" -v b="$eval_ap50" 'BEGIN { d = a - b; exit !(a != "" && d < 0.005 && d > -0.005) }'; then
+        ok "node $t: AP50 $ap50 from the server's boxes (eval --pipeline: $eval_ap50)"
+      else bad "node $t on a detector: $node (eval AP50 $eval_ap50)"; cat "$TMP/node.err"; fi
+    done
+    node=$("$BIN" node --server "$ADDR" --pipeline "$TMP/det_ptq.yaml" --data "coco:$TMP/scenes" --mode server-only \
+           --score-threshold 0.2 --json --quiet 2>"$TMP/node.err")
+    if echo "$node" | grep -q '"mode":"server-only"' && echo "$node" | grep -qE '"ap50":[0-9.e-]+' &&
+       echo "$node" | grep -q '"score_threshold":0.2'; then
+      ok "node server-only: PNGs of the letterboxed scenes, boxes back"
+    else bad "node server-only on a detector: $node"; cat "$TMP/node.err"; fi
+    check_error "a classifier's node at a detector's server" "is served as a detector (task detect), but this node" \
+      "$BIN" node --server "$ADDR" --pipeline "$SRC/models/fmnist_best.yaml" --served-model det_ptq --limit 1 --quiet
+  else cat "$TMP/serve.log"; bad "serve a detector's pipeline"; fi
+  kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null
 fi
 
 # The study on the detector: PTQ rows ranked by AP50, the input-image baselines, the report.

@@ -153,5 +153,42 @@ TEST(CocoEvalTest, BadInputIsNamed) {
   EXPECT_EQ(inf_box.status().code(), ErrorCode::kInvalidArgument);
 }
 
+TEST(CocoEvalTest, ScorerMapsLetterboxedBoxesBackAndScoresThem) {
+  // Two 100x50 images letterboxed to 64: scale 0.64, padded 16 pixels above and below.
+  data::CocoAnnotations coco;
+  coco.images = {{1, "a.png", 100, 50}, {2, "b.png", 100, 50}, {3, "c.png", 100, 50}};
+  coco.categories = {{7, "shirt"}, {9, "bag"}};
+  coco.annotations = {{1, 1, 9, 10, 10, 20, 20, 400, false}, {2, 2, 7, 50, 0, 50, 50, 2500, false}};
+  coco.by_image = {{1, {0}}, {2, {1}}};
+  coco.category_index = {{7, 0}, {9, 1}};
+  EXPECT_EQ(CocoScorer::Create(coco, 0, 3, "x.json").status().code(), ErrorCode::kMismatch);
+  auto scorer = CocoScorer::Create(coco, 2, 2, "x.json");  // the first two images only
+  ASSERT_TRUE(scorer.ok()) << scorer.status().ToString();
+  EXPECT_EQ(scorer->images(), 2);
+  const double s = 0.64, pad_y = 16;
+  auto in = [&](double x, double y, double w, double h, double score, int64_t label) {
+    return CocoScorer::InputBox{x * s, y * s + pad_y, (x + w) * s, (y + h) * s + pad_y, score, label};
+  };
+  ASSERT_TRUE(scorer->Add(0, s, 0, pad_y, {in(10, 10, 20, 20, 0.9, 1)}).ok());
+  // The second image's box reaches past the image's right edge and into the padding: clipped.
+  ASSERT_TRUE(scorer->Add(1, s, 0, pad_y, {in(50, -10, 60, 60, 0.8, 0), in(0, -20, 10, 10, 0.7, 0)}).ok());
+  ASSERT_EQ(scorer->detections().size(), 2u);  // the box wholly in the padding has no area left
+  const auto& d = scorer->detections()[1];
+  EXPECT_EQ(d.image_id, 2);
+  EXPECT_EQ(d.category_id, 7);
+  EXPECT_NEAR(d.box.x, 50, 1e-9);
+  EXPECT_NEAR(d.box.y, 0, 1e-9);
+  EXPECT_NEAR(d.box.w, 50, 1e-9);
+  EXPECT_NEAR(d.box.h, 50, 1e-9);
+  auto m = scorer->Score();
+  ASSERT_TRUE(m.ok());
+  EXPECT_NEAR(m->ap, 1.0, 1e-12);
+  EXPECT_EQ(m->images, 2);
+  auto out_of_range = scorer->Add(2, s, 0, pad_y, {});
+  EXPECT_NE(out_of_range.message().find("image 2 is outside the 2 images"), std::string::npos) << out_of_range.message();
+  auto bad_class = scorer->Add(0, s, 0, pad_y, {in(1, 1, 2, 2, 0.5, 2)});
+  EXPECT_NE(bad_class.message().find("has class 2; there are 2"), std::string::npos) << bad_class.message();
+}
+
 }  // namespace
 }  // namespace splitinfer::eval

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 namespace splitinfer::plan {
 namespace {
 
@@ -119,10 +121,10 @@ TEST(PlannerTest, AccuracyConstraintUsesMeasuredResults) {
   const auto& p = (*plans)[0];
   // early is excluded (80 %); late (now 120 measured bytes) is the fastest accurate choice.
   EXPECT_EQ(p.best.name, "late b2 tensor zstd");
-  EXPECT_DOUBLE_EQ(p.best.top1, 89.5);
+  EXPECT_DOUBLE_EQ(p.best.score, 89.5);
   EXPECT_DOUBLE_EQ(p.best.frame_bytes, 120.0);
   EXPECT_EQ(p.excluded_accuracy, 1);
-  EXPECT_EQ(p.server_only.top1, 90.0);  // the baselines carry the float model's accuracy
+  EXPECT_EQ(p.server_only.score, 90.0);  // the baselines carry the float model's accuracy
 
   o.min_accuracy = 95.0;  // nothing reaches it
   auto none = Plan(node, server, o, results);
@@ -344,7 +346,7 @@ TEST(PlannerTest, StreamTransportUsesSessionFramesAndItsOwnCosts) {
   m.bits = 2;
   m.granularity = "tensor";
   m.coder = "zstd";
-  m.top1 = 90;
+  m.score = 90;
   m.bytes_per_image = 120;
   EXPECT_DOUBLE_EQ(Find(EvaluateAll(node, server, 1e6, o, {m}), "late b2 tensor zstd").frame_bytes, 109);
   // Server-only still sends PNG in unary calls.
@@ -358,6 +360,56 @@ TEST(PlannerTest, StreamTransportUsesSessionFramesAndItsOwnCosts) {
   EXPECT_EQ(refused.status().code(), ErrorCode::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find("no session frame sizes"), std::string::npos)
       << refused.status().message();
+}
+
+// A detector's study is planned on AP50: the rows' metric is read and named in the plan, a
+// results file of the other task (or mixing both) is refused, and a detector's reply, when no
+// profile measured it, is the 100 boxes the node asks for.
+TEST(PlannerTest, ADetectorIsPlannedOnAp50) {
+  Profile node = Synthetic(1), server = Synthetic(0.1);
+  node.task = server.task = "detect";
+  EXPECT_EQ(MetricOf(node), "ap50");
+  const auto dir = std::filesystem::temp_directory_path() / "planner_ap50";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "results.jsonl")
+      << R"({"run":"float","method":"float","metric":"ap50","ap50":67.9,"bytes_per_image":0})" << "\n"
+      << R"({"run":"ptq_late","method":"ptq","split":"late","granularity":"tensor","coder":"zstd","bits":2,"metric":"ap50","ap50":66.5,"bytes_per_image":120})"
+      << "\n";
+  auto results = LoadResults((dir / "results.jsonl").string());
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  EXPECT_EQ((*results)[1].metric, "ap50");
+  EXPECT_DOUBLE_EQ((*results)[1].score, 66.5);
+  auto o = Options(1e5);
+  o.min_accuracy = 66;
+  auto plans = Plan(node, server, o, *results);
+  ASSERT_TRUE(plans.ok()) << plans.status().ToString();
+  const auto& p = (*plans)[0];
+  EXPECT_EQ(p.best.metric, "ap50");
+  EXPECT_DOUBLE_EQ(p.best_split.score, 66.5);
+  EXPECT_DOUBLE_EQ(p.server_only.score, 67.9);
+  EXPECT_DOUBLE_EQ(p.best.ToJson().at("ap50").get<double>(), p.best.score);
+  EXPECT_FALSE(p.best.ToJson().contains("top1"));
+  // Measured overheads: a detector's reply is what was measured (no per-class part).
+  node.transports["unary"].reply_bytes_per_class = 0;
+  node.transports["unary"].reply_overhead_bytes = 2500;
+  EXPECT_DOUBLE_EQ(Find(EvaluateAll(node, server, 1e6, Options(1e6), *results), "late b2 tensor zstd").reply_bytes, 2500);
+  node.transports["unary"].reply_overhead_bytes = -1;  // not measured: 100 boxes assumed
+  const Choice assumed = Find(EvaluateAll(node, server, 1e6, Options(1e6), *results), "late b2 tensor zstd");
+  EXPECT_FALSE(assumed.overheads_measured);
+  EXPECT_DOUBLE_EQ(assumed.reply_bytes, Options(1e6).assumed_detector_reply_bytes);
+
+  // A classifier's profile with a detector's results, and a file of both metrics.
+  auto wrong = Plan(Synthetic(1), Synthetic(0.1), o, *results);
+  EXPECT_EQ(wrong.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(wrong.status().message().find("measured in ap50, but toy is scored by top1"), std::string::npos)
+      << wrong.status().message();
+  std::ofstream(dir / "mixed.jsonl") << R"({"run":"float","method":"float","top1":90})" << "\n"
+                                     << R"({"run":"f","method":"float","metric":"ap50","ap50":60})" << "\n";
+  auto mixed = LoadResults((dir / "mixed.jsonl").string());
+  EXPECT_EQ(mixed.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(mixed.status().message().find("mixes rows measured in top1 and ap50"), std::string::npos)
+      << mixed.status().message();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

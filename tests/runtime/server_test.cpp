@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -17,6 +18,8 @@
 #include "codec/frame/session.h"
 #include "data/datasets.h"
 #include "data/transforms.h"
+#include "detect/yolo.h"
+#include "bottleneck/faces.h"
 #include "eval/pipeline_eval.h"
 #include "runtime/node.h"
 #include "runtime/proto/inference.grpc.pb.h"
@@ -561,6 +564,128 @@ TEST(ServerTest, SessionsOnAStream) {
   inference::ModelMetadataResponse md;
   ASSERT_TRUE(stub->ModelMetadata(&mctx, mq, &md).ok());
   EXPECT_EQ(BoolParam(md.parameters(), param::kSessions), std::optional<bool>(true));
+}
+
+// A detector served: boxes over the wire equal the detector's own decoding of the same frame,
+// the request's post-processing is honoured (also by a stream's session requests), and the
+// parameters of the other task are refused by name.
+const std::string kDetector = std::string(SPLITINFER_SOURCE_DIR) + "/models/scenes_best.yaml";
+
+TEST(ServerTest, DetectorAnswersBoxes) {
+  torch::NoGradGuard g;
+  auto pipeline = bottleneck::Pipeline::Load(kDetector, torch::kCPU);
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
+  const auto layout = detect::LayoutFor(pipeline->model_meta()).value();
+  // Scenes-like inputs: Fashion-MNIST test items at twice their size on a dark 128x128 canvas.
+  auto items = data::OpenDataset("fmnist", "", data::Split::kTest).value()->batch({0, 1, 2}).value().first;
+  std::vector<std::vector<uint8_t>> frames;
+  for (int64_t i = 0; i < 3; ++i) {
+    auto canvas = torch::full({1, 1, 128, 128}, 20, torch::kUInt8);
+    auto big = torch::upsample_nearest2d(items[i].unsqueeze(0).to(torch::kFloat), {56, 56}).to(torch::kUInt8);
+    canvas.index_put_({0, 0, torch::indexing::Slice(10 + 20 * i, 66 + 20 * i), torch::indexing::Slice(30, 86)}, big[0][0]);
+    auto f = pipeline->NodeFeatures(data::ToFloatNormalized(canvas, pipeline->normalization()));
+    frames.push_back(codec::EncodeFeature(pipeline->codec(), f[0]).value().frame);
+  }
+  // The reference: the same frame decoded and post-processed in this process.
+  bottleneck::ServerFace face(*pipeline);
+  auto local = [&](const std::vector<uint8_t>& frame, float threshold) {
+    auto decoded = face.Decode(frame.data(), frame.size()).value();
+    detect::PostProcessOptions post;
+    post.score_threshold = threshold;
+    return detect::PostProcess(face.Scores(decoded.unsqueeze(0)).value(), layout, post).value()[0];
+  };
+
+  ServerConfig c = BaseConfig();
+  c.pipelines = {kDetector, kPipeline};
+  auto server = StartOrDie(c);
+  ASSERT_TRUE(server);
+  auto stub = StubFor(server->port());
+  {
+    grpc::ClientContext ctx;
+    inference::ModelMetadataRequest mq;
+    mq.set_name("scenes_best");
+    inference::ModelMetadataResponse md;
+    ASSERT_TRUE(stub->ModelMetadata(&ctx, mq, &md).ok());
+    EXPECT_EQ(StringParam(md.parameters(), param::kTask), std::optional<std::string>("detect"));
+    EXPECT_EQ(DoubleParam(md.parameters(), param::kScoreThreshold), std::optional<double>(0.25));
+    std::vector<std::string> outputs;
+    for (const auto& o : md.outputs()) outputs.push_back(o.name() + ":" + o.datatype());
+    EXPECT_EQ(outputs, (std::vector<std::string>{"boxes:FP32", "scores:FP32", "classes:INT32", "counts:INT32"}));
+  }
+  // Two frames in one request at the evaluation's threshold: the boxes are the local ones.
+  auto request = [&](const std::vector<std::vector<uint8_t>>& f) {
+    auto q = FrameRequest(f, "scenes_best");
+    SetParam(*q.mutable_parameters(), param::kScoreThreshold, 0.001);
+    return q;
+  };
+  inference::ModelInferResponse r;
+  ASSERT_TRUE(Call(*stub, request({frames[0], frames[1]}), &r).ok());
+  auto got = ReadDetectionOutputs(r, 2, layout.num_classes);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  for (size_t i = 0; i < 2; ++i) {
+    const auto want = local(frames[i], 0.001f);
+    ASSERT_GT(want.size(), 0u);
+    ASSERT_EQ((*got)[i].size(), want.size()) << "image " << i;
+    for (size_t k = 0; k < want.size(); ++k) {
+      const auto& b = (*got)[i][k];
+      EXPECT_NEAR(b.x0, want[k].x, 1e-3);
+      EXPECT_NEAR(b.y1, want[k].y + want[k].h, 1e-3);
+      EXPECT_NEAR(b.score, want[k].score, 1e-5);
+      EXPECT_EQ(b.label, want[k].label);
+    }
+  }
+  // The serving default (0.25) and a cap per image.
+  inference::ModelInferResponse fewer;
+  auto q = FrameRequest({frames[2]}, "scenes_best");
+  ASSERT_TRUE(Call(*stub, q, &fewer).ok());
+  auto confident = ReadDetectionOutputs(fewer, 1, layout.num_classes).value()[0];
+  EXPECT_EQ(confident.size(), local(frames[2], 0.25f).size());
+  for (const auto& b : confident) EXPECT_GE(b.score, 0.25f);
+  SetParam(*q.mutable_parameters(), param::kScoreThreshold, 0.001);
+  SetParam(*q.mutable_parameters(), param::kMaxDetections, int64_t{3});
+  ASSERT_TRUE(Call(*stub, q, &fewer).ok());
+  EXPECT_EQ(ReadDetectionOutputs(fewer, 1, layout.num_classes).value()[0].size(), 3u);
+
+  // The other task's parameters and bad values, each named.
+  auto refused = [&](const std::function<void(inference::ModelInferRequest&)>& edit, const std::string& text,
+                     const std::string& model = "scenes_best") {
+    auto bad = FrameRequest({model == "scenes_best" ? frames[0] : Frames::Get().frames[0]}, model);
+    edit(bad);
+    ExpectError(Call(*stub, bad), grpc::StatusCode::INVALID_ARGUMENT, text);
+  };
+  refused([](auto& b) { SetParam(*b.mutable_parameters(), param::kTopK, int64_t{3}); }, "top_k is a classifier's parameter");
+  refused([](auto& b) { SetParam(*b.mutable_parameters(), param::kReply, std::string("top1")); },
+          "reply \"top1\" is a classifier's reply");
+  refused([](auto& b) { SetParam(*b.mutable_parameters(), param::kScoreThreshold, 1.5); },
+          "'score_threshold' = 1.500000 is outside [0.0, 1]");
+  refused([](auto& b) { SetParam(*b.mutable_parameters(), param::kIouThreshold, 0.0); }, "'iou_threshold' = 0.000000 is outside (0.0, 1]");
+  refused([](auto& b) { SetParam(*b.mutable_parameters(), param::kScoreThreshold, std::string("high")); },
+          "'score_threshold' must be a number");
+  refused([](auto& b) { SetParam(*b.mutable_parameters(), param::kMaxDetections, int64_t{0}); }, "'max_detections' must be");
+  refused([](auto& b) { b.add_outputs()->set_name("logits"); }, "this detector has 'boxes', 'scores', 'classes' and 'counts'");
+  refused([](auto& b) { SetParam(*b.mutable_parameters(), param::kScoreThreshold, 0.5); },
+          "are a detector's parameters; model 'fmnist_best' is a classifier", "fmnist_best");
+
+  // A stream: the opening request's threshold holds for the session requests after it.
+  auto session = codec::OpenSession(codec::ParseFrame(frames[0].data(), frames[0].size())->header).value();
+  grpc::ClientContext ctx;
+  auto stream = stub->ModelStreamInfer(&ctx);
+  ASSERT_TRUE(stream->Write(request({frames[0]})));
+  inference::ModelInferRequest follow;
+  auto v = codec::ParseFrame(frames[1].data(), frames[1].size()).value();
+  auto body = codec::WriteSessionFrame(session, v.side_info, v.side_info_size, v.payload, v.payload_size).value();
+  follow.add_raw_input_contents(std::string(body.begin(), body.end()));
+  ASSERT_TRUE(stream->Write(follow));
+  stream->WritesDone();
+  for (size_t i = 0; i < 2; ++i) {
+    inference::ModelStreamInferResponse sr;
+    ASSERT_TRUE(stream->Read(&sr));
+    ASSERT_TRUE(sr.error_message().empty()) << sr.error_message();
+    auto boxes = ReadDetectionOutputs(sr.infer_response(), 1, layout.num_classes);
+    ASSERT_TRUE(boxes.ok()) << boxes.status().ToString();
+    EXPECT_EQ((*boxes)[0].size(), local(frames[i], 0.001f).size()) << "answer " << i;
+  }
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 TEST(ServerTest, Top1ReplyRoundTripAndErrors) {

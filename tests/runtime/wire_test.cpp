@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+
 namespace splitinfer::runtime {
 namespace {
 
@@ -154,6 +157,62 @@ TEST(WireTest, OnlyCallsThatCanSucceedLaterAreRetried) {
   EXPECT_FALSE(Retryable(grpc::Status(StatusCode::INVALID_ARGUMENT, "FRAME_CRC_MISMATCH")));
   EXPECT_FALSE(Retryable(grpc::Status(StatusCode::DEADLINE_EXCEEDED, "")));
   EXPECT_FALSE(Retryable(grpc::Status::OK));
+}
+
+TEST(WireTest, DetectionsRoundTripAndMalformedRepliesAreNamed) {
+  const std::vector<std::vector<WireBox>> images = {
+      {{1, 2, 30, 40, 0.9f, 3}, {5, 6, 7, 8, 0.5f, 0}}, {}, {{0, 0, 128, 128, 0.01f, 9}}};
+  inference::ModelInferResponse r;
+  AddDetectionOutputs(images, true, true, true, &r);
+  ASSERT_EQ(r.outputs_size(), 4);
+  EXPECT_EQ(r.outputs(0).name(), "boxes");
+  EXPECT_EQ(r.outputs(0).shape(0), 3);
+  EXPECT_EQ(r.outputs(0).shape(1), 4);
+  EXPECT_EQ(r.outputs(2).datatype(), "INT32");
+  EXPECT_EQ(r.outputs(3).name(), "counts");
+  EXPECT_EQ(r.raw_output_contents(3).size(), 3u * 4);
+  auto back = ReadDetectionOutputs(r, 3, 10);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->size(), 3u);
+  ASSERT_EQ((*back)[0].size(), 2u);
+  EXPECT_TRUE((*back)[1].empty());
+  EXPECT_EQ((*back)[0][0].x1, 30);
+  EXPECT_EQ((*back)[0][0].y1, 40);
+  EXPECT_EQ((*back)[0][0].label, 3);
+  EXPECT_FLOAT_EQ((*back)[2][0].score, 0.01f);
+  // Only the outputs asked for, counts always.
+  inference::ModelInferResponse some;
+  AddDetectionOutputs(images, false, true, false, &some);
+  ASSERT_EQ(some.outputs_size(), 2);
+  EXPECT_EQ(some.outputs(1).name(), "counts");
+
+  auto expect = [](const inference::ModelInferResponse& bad, int64_t n, const std::string& text) {
+    auto s = ReadDetectionOutputs(bad, n, 10).status();
+    EXPECT_EQ(s.code(), ErrorCode::kDataLoss) << text;
+    EXPECT_NE(s.message().find(text), std::string::npos) << "'" << text << "' not in: " << s.message();
+  };
+  expect(some, 3, "no 'boxes' output");
+  expect(r, 2, "counts boxes for 3 images; the request had 2");
+  auto bump = [&](int output, size_t at, const void* value) {
+    inference::ModelInferResponse c = r;
+    std::memcpy(&(*c.mutable_raw_output_contents(output))[at], value, 4);
+    return c;
+  };
+  const int32_t many = 7, minus = -1, eleven = 10;
+  expect(bump(3, 0, &many), 3, "image 0 claims 7");
+  expect(bump(3, 0, &minus), 3, "image 0 claims -1");
+  const float nan = std::nanf("");
+  expect(bump(0, 4, &nan), 3, "box 0 of the reply has a non-finite value");
+  expect(bump(1, 8, &nan), 3, "box 2 of the reply has a non-finite value");
+  expect(bump(2, 4, &eleven), 3, "box 1 of the reply has class 10; the model has 10");
+  inference::ModelInferResponse short_raw = r;
+  short_raw.mutable_raw_output_contents(0)->pop_back();
+  expect(short_raw, 3, "'boxes' output has 47 bytes; its shape [3x4] needs 48");
+  inference::ModelInferResponse typed = r;
+  typed.mutable_outputs(2)->set_datatype("INT64");
+  expect(typed, 3, "'classes' output is INT64 of rank 1; a detector's is INT32 of rank 1");
+  const int32_t one = 1;  // counts 1, 0, 1: two of the three boxes
+  expect(bump(3, 0, &one), 3, "add up to 2 boxes, not its 3");
 }
 
 }  // namespace

@@ -186,9 +186,10 @@ Status RunPlan(const PlanArgs& a) {
     std::printf("%s\n", j.dump().c_str());
     return Status::Ok();
   }
+  const std::string label = plan::MetricOf(node) == "ap50" ? "AP50" : "top-1";
   std::printf("model %s; node: %s; server: %s%s\n", node.model.c_str(), node.machine.c_str(),
               server.machine.c_str(),
-              o.min_accuracy >= 0 ? (", top-1 >= " + std::to_string(o.min_accuracy).substr(0, 5) + " %").c_str() : "");
+              o.min_accuracy >= 0 ? (", " + label + " >= " + std::to_string(o.min_accuracy).substr(0, 5) + " %").c_str() : "");
   // Where the bytes around each frame come from: a profile made before they were counted gets
   // the shipped pipeline's unary overheads, and the output says so.
   const auto& first = plans.front().has_split ? plans.front().best_split : plans.front().server_only;
@@ -196,28 +197,28 @@ Status RunPlan(const PlanArgs& a) {
               first.overheads_measured ? "as the node profile measured them"
                                        : "assumed (the node profile did not count them)");
   auto pct = [](double v) { return v < 0 ? std::string("-") : std::to_string(v).substr(0, 5); };
-  std::printf("| MB/s | RTT ms | best | top-1 %% | bytes | best ms | x server-only | x node-only | best split | "
-              "its top-1 %% | its ms | server-only ms | node-only ms |\n");
+  std::printf("| MB/s | RTT ms | best | %s %% | bytes | best ms | x server-only | x node-only | best split | "
+              "its %s %% | its ms | server-only ms | node-only ms |\n", label.c_str(), label.c_str());
   std::printf("|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n");
   for (const auto& p : plans) {
     std::printf("| %g | %g | %s | %s | %.1f | %.2f | %.2f | %.2f | %s | %s | %s | %.2f | %.2f |\n", p.rate / 1e6,
                 p.rtt_s * 1e3,
-                p.best.name.c_str(), pct(p.best.top1).c_str(), p.best.frame_bytes, p.best.total_ms,
+                p.best.name.c_str(), pct(p.best.score).c_str(), p.best.frame_bytes, p.best.total_ms,
                 p.speedup_vs_server_only, p.speedup_vs_node_only, p.has_split ? p.best_split.name.c_str() : "-",
-                p.has_split ? pct(p.best_split.top1).c_str() : "-",
+                p.has_split ? pct(p.best_split.score).c_str() : "-",
                 p.has_split ? std::to_string(p.best_split.total_ms).substr(0, 6).c_str() : "-", p.server_only.total_ms,
                 p.node_only.total_ms);
   }
   std::printf("planned in %.1f ms\n", plan_ms);
   if (a.validate) {
-    std::printf("\n| MB/s | kind | configuration | predicted ms | measured median ms | p95 ms | error | top-1 %% | "
-                "node / encode / link / server ms, predicted | measured |\n");
+    std::printf("\n| MB/s | kind | configuration | predicted ms | measured median ms | p95 ms | error | %s %% | "
+                "node / encode / link / server ms, predicted | measured |\n", label.c_str());
     std::printf("|---:|---|---|---:|---:|---:|---:|---:|---|---|\n");
     for (const auto& v : validations) {
       std::printf("| %g | %s | %s | %.2f | %.2f | %.2f | %+.1f %% | %.2f | %.2f / %.2f / %.2f / %.2f | %.2f / %.2f / "
                   "%.2f / %.2f |\n",
                   v.rate / 1e6, v.kind.c_str(), v.name.c_str(), v.predicted_ms, v.measured_median_ms,
-                  v.measured_p95_ms, v.error_pct, v.top1, v.predicted_node_ms, v.predicted_encode_ms,
+                  v.measured_p95_ms, v.error_pct, v.score, v.predicted_node_ms, v.predicted_encode_ms,
                   v.predicted_link_ms, v.predicted_server_ms, v.measured_node_ms, v.measured_encode_ms,
                   v.measured_link_ms, v.measured_server_ms);
     }
@@ -259,7 +260,8 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
   planc->add_option("--rtt", pl->rtt, "round-trip time (default 10ms)");
   planc->add_option("--links", pl->links, "instead of --rates/--rtt: a links YAML (configs/devices/links.yaml)");
   planc->add_option("--bits", pl->bits, "only these bit widths, comma-separated (default: all profiled)");
-  planc->add_option("--min-accuracy", pl->min_accuracy, "only configurations with measured top-1 >= A percent");
+  planc->add_option("--min-accuracy", pl->min_accuracy,
+                   "only configurations whose measured top-1 (a detector: AP50) is >= A percent");
   planc->add_option("--results", pl->results, "the study's results.json: measured accuracy and bytes");
   planc->add_option("--plot", pl->plot, "write latency vs rate as SVG (gnuplot)");
   planc->add_option("--transport", pl->transport,

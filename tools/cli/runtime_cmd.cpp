@@ -111,8 +111,14 @@ Status RunNodeCmd(NodeArgs a) {
     std::printf("%s\n", r.ToJson().dump().c_str());
     return Status::Ok();
   }
-  std::printf("node %s: model %s%s%s, %lld images, top1 %.2f%%\n", r.mode.c_str(), r.model.c_str(),
-              r.server_address.empty() ? "" : " at ", r.server_address.c_str(), static_cast<long long>(r.images), r.top1);
+  std::printf("node %s: model %s%s%s, %lld images, ", r.mode.c_str(), r.model.c_str(),
+              r.server_address.empty() ? "" : " at ", r.server_address.c_str(), static_cast<long long>(r.images));
+  if (r.task == "detect") {
+    std::printf("AP50 %.4f, AP %.4f (%lld boxes at score >= %g)\n", r.coco.ap50, r.coco.ap,
+                static_cast<long long>(r.detections), r.score_threshold);
+  } else {
+    std::printf("top1 %.2f%%\n", r.top1);
+  }
   std::printf("  link %s, rtt %.1f ms; %.1f bytes per image (%.1f with the request around it, %.1f back); %lld "
               "retries\n",
               runtime::FormatRate(r.rate_bytes_per_s).c_str(), r.rtt_s * 1e3, r.frame_bytes_per_image,
@@ -216,6 +222,8 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
       ->check(CLI::IsMember({"stream", "unary"}));
   node->add_option("--retries", o.max_retries, "retries per request on UNAVAILABLE / RESOURCE_EXHAUSTED");
   node->add_option("--deadline", o.deadline_s, "seconds per request");
+  node->add_option("--score-threshold", o.score_threshold,
+                   "a detector's boxes scoring below this are not sent back (default 0.001, as eval scores AP)");
   node->add_flag("--json", node_args->json, "print one JSON object");
   node->add_flag("--quiet", node_args->quiet, "no progress bar");
 

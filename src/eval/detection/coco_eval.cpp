@@ -276,4 +276,52 @@ Result<CocoMetrics> EvaluateCoco(const std::vector<int64_t>& image_ids_in, const
   return out;
 }
 
+Result<CocoScorer> CocoScorer::Create(const data::CocoAnnotations& coco, int64_t n, int64_t num_classes,
+                                      const std::string& origin) {
+  if (static_cast<int64_t>(coco.categories.size()) != num_classes) {
+    return Mismatch(origin + " has " + std::to_string(coco.categories.size()) + " categories; the detector " +
+                    std::to_string(num_classes) + " classes");
+  }
+  const auto total = static_cast<int64_t>(coco.images.size());
+  if (n <= 0 || n > total) n = total;
+  CocoScorer s;
+  s.coco_ = &coco;
+  for (const auto& c : coco.categories) s.category_ids_.push_back(c.id);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t id = coco.images[static_cast<size_t>(i)].id;
+    s.image_ids_.push_back(id);
+    const auto it = coco.by_image.find(id);
+    if (it == coco.by_image.end()) continue;
+    for (size_t a : it->second) {
+      const auto& an = coco.annotations[a];
+      s.truths_.push_back({an.image_id, an.category_id, {an.x, an.y, an.w, an.h}, an.area, an.iscrowd});
+    }
+  }
+  return s;
+}
+
+Status CocoScorer::Add(int64_t index, double scale, double pad_x, double pad_y, const std::vector<InputBox>& boxes) {
+  if (index < 0 || index >= images()) {
+    return InvalidArgument("image " + std::to_string(index) + " is outside the " + std::to_string(images()) +
+                           " images being scored");
+  }
+  if (!(scale > 0) || !std::isfinite(scale)) return InvalidArgument("a letterbox scale must be > 0");
+  const auto& im = coco_->images[static_cast<size_t>(index)];
+  const auto w = static_cast<double>(im.width), h = static_cast<double>(im.height);
+  for (const auto& d : boxes) {
+    if (d.label < 0 || d.label >= static_cast<int64_t>(category_ids_.size())) {
+      return InvalidArgument("a detection of image " + std::to_string(index) + " has class " +
+                             std::to_string(d.label) + "; there are " + std::to_string(category_ids_.size()));
+    }
+    // Back from the letterboxed input to the image's own pixels, clipped to it.
+    const double x0 = std::clamp((d.x0 - pad_x) / scale, 0.0, w), y0 = std::clamp((d.y0 - pad_y) / scale, 0.0, h);
+    const double x1 = std::clamp((d.x1 - pad_x) / scale, 0.0, w), y1 = std::clamp((d.y1 - pad_y) / scale, 0.0, h);
+    if (!(x1 > x0) || !(y1 > y0)) continue;  // also drops NaN corners
+    detections_.push_back({im.id, category_ids_[static_cast<size_t>(d.label)], {x0, y0, x1 - x0, y1 - y0}, d.score});
+  }
+  return Status::Ok();
+}
+
+Result<CocoMetrics> CocoScorer::Score() const { return EvaluateCoco(image_ids_, category_ids_, truths_, detections_); }
+
 }  // namespace splitinfer::eval

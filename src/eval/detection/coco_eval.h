@@ -31,6 +31,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "core/status.h"
+#include "data/coco.h"
 
 namespace splitinfer::eval {
 
@@ -69,5 +70,36 @@ double BoxIou(const BoxXYWH& detection, const BoxXYWH& ground_truth, bool crowd)
 Result<CocoMetrics> EvaluateCoco(const std::vector<int64_t>& image_ids, const std::vector<int64_t>& category_ids,
                                  const std::vector<GroundTruthBox>& ground_truths,
                                  const std::vector<DetectionBox>& detections);
+
+// A detector's answers for the first images of a COCO annotation set, scored as above: `eval`
+// (the model in one process) and `node` (boxes from a server's replies) both collect through it,
+// so that the two score the same detections the same way. A box arrives in the letterboxed
+// input's pixels with the transform that made that input (x' = x * scale + pad) and a class
+// index; it is mapped back to the image's own pixels and clipped to it, as a COCO evaluator sees
+// it (a box left with no area is dropped).
+class CocoScorer {
+ public:
+  struct InputBox {
+    double x0 = 0, y0 = 0, x1 = 0, y1 = 0;  // corners in the letterboxed input's pixels
+    double score = 0;
+    int64_t label = 0;  // class index: the position of the category in the file
+  };
+  // The first `n` images of `coco` (all when n <= 0 or larger). MISMATCH when the detector's
+  // class count is not the file's category count.
+  static Result<CocoScorer> Create(const data::CocoAnnotations& coco, int64_t n, int64_t num_classes,
+                                   const std::string& origin);
+  // Image `index` (< images()) and the letterbox it went through. INVALID_ARGUMENT for an index
+  // out of range or a class index outside the categories.
+  Status Add(int64_t index, double scale, double pad_x, double pad_y, const std::vector<InputBox>& boxes);
+  Result<CocoMetrics> Score() const;
+  int64_t images() const { return static_cast<int64_t>(image_ids_.size()); }
+  const std::vector<DetectionBox>& detections() const { return detections_; }
+
+ private:
+  const data::CocoAnnotations* coco_ = nullptr;
+  std::vector<int64_t> image_ids_, category_ids_;
+  std::vector<GroundTruthBox> truths_;
+  std::vector<DetectionBox> detections_;
+};
 
 }  // namespace splitinfer::eval

@@ -11,32 +11,23 @@
 #include "eval/image_baseline.h"
 
 namespace splitinfer::eval {
-
+namespace {
+std::vector<CocoScorer::InputBox> ToInputBoxes(const std::vector<detect::Box>& boxes) {
+  std::vector<CocoScorer::InputBox> out;
+  out.reserve(boxes.size());
+  for (const auto& d : boxes) out.push_back({d.x, d.y, d.x + d.w, d.y + d.h, d.score, d.label});
+  return out;
+}
+}  // namespace
 
 Result<DetectorEvalResult> EvaluateDetector(const DetectorForward& forward, const data::CocoDetectionDataset& dataset,
                                             const models::CheckpointMeta& meta, const DetectorEvalOptions& options) {
   SI_ASSIGN_OR_RETURN(const detect::YoloLayout layout, detect::LayoutFor(meta));
   if (options.batch_size < 1) return InvalidArgument("batch size must be >= 1");
-  const auto& coco = dataset.annotations();
-  if (static_cast<int64_t>(coco.categories.size()) != layout.num_classes) {
-    return Mismatch(dataset.annotation_file() + " has " + std::to_string(coco.categories.size()) +
-                    " categories; the detector " + std::to_string(layout.num_classes) + " classes");
-  }
   const int64_t n = options.limit > 0 ? std::min(options.limit, dataset.size()) : dataset.size();
+  SI_ASSIGN_OR_RETURN(CocoScorer scorer,
+                      CocoScorer::Create(dataset.annotations(), n, layout.num_classes, dataset.annotation_file()));
   DetectorEvalResult r;
-  std::vector<int64_t> image_ids, category_ids;
-  std::vector<GroundTruthBox> truths;
-  for (const auto& c : coco.categories) category_ids.push_back(c.id);
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t id = coco.images[static_cast<size_t>(i)].id;
-    image_ids.push_back(id);
-    const auto it = coco.by_image.find(id);
-    if (it == coco.by_image.end()) continue;
-    for (size_t a : it->second) {
-      const auto& an = coco.annotations[a];
-      truths.push_back({an.image_id, an.category_id, {an.x, an.y, an.w, an.h}, an.area, an.iscrowd});
-    }
-  }
   const data::Normalization norm{meta.norm_mean, meta.norm_std};
   torch::NoGradGuard no_grad;
   ProgressBar bar(stderr, "eval", n, 30.0);
@@ -55,24 +46,15 @@ Result<DetectorEvalResult> EvaluateDetector(const DetectorForward& forward, cons
       SI_ASSIGN_OR_RETURN(const auto boxes, detect::PostProcess(out.to(torch::kCPU, torch::kFloat), layout, options.post));
       for (size_t b = 0; b < boxes.size(); ++b) {
         const auto& s = samples[b];
-        const auto& im = coco.images[static_cast<size_t>(begin) + b];
-        for (const auto& d : boxes[b]) {
-          // Back from the letterboxed input to the image's own pixels, clipped to it.
-          const double x0 = std::clamp((d.x - s.pad_x) / s.scale, 0.0, static_cast<double>(im.width));
-          const double y0 = std::clamp((d.y - s.pad_y) / s.scale, 0.0, static_cast<double>(im.height));
-          const double x1 = std::clamp((d.x + d.w - s.pad_x) / s.scale, 0.0, static_cast<double>(im.width));
-          const double y1 = std::clamp((d.y + d.h - s.pad_y) / s.scale, 0.0, static_cast<double>(im.height));
-          if (!(x1 > x0) || !(y1 > y0)) continue;
-          r.detections.push_back(
-              {im.id, coco.categories[static_cast<size_t>(d.label)].id, {x0, y0, x1 - x0, y1 - y0}, d.score});
-        }
+        SI_RETURN_IF_ERROR(scorer.Add(begin + static_cast<int64_t>(b), s.scale, s.pad_x, s.pad_y, ToInputBoxes(boxes[b])));
       }
-      if (options.progress) bar.update(end, end, std::to_string(r.detections.size()) + " detections");
+      if (options.progress) bar.update(end, end, std::to_string(scorer.detections().size()) + " detections");
     }
   } catch (const c10::Error& e) {
     return Internal(std::string("detector evaluation failed inside LibTorch: ") + e.what_without_backtrace());
   }
-  SI_ASSIGN_OR_RETURN(r.metrics, EvaluateCoco(image_ids, category_ids, truths, r.detections));
+  SI_ASSIGN_OR_RETURN(r.metrics, scorer.Score());
+  r.detections = scorer.detections();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.images = n;
   return r;

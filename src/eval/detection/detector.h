@@ -67,7 +67,8 @@ struct JpegMatch {
 Result<JpegMatch> JpegMatchingAp50(models::SplitModel& model, const data::CocoDetectionDataset& dataset,
                                    const models::CheckpointMeta& meta, double target_ap50, double tolerance,
                                    const DetectorEvalOptions& options,
-                                   const std::vector<int>& ladder = {95, 90, 85, 80, 75, 70, 60, 50, 40, 30, 20, 10});
+                                   const std::vector<int>& ladder = {100, 98, 96, 94, 92, 90, 85, 80, 75, 70, 60, 50,
+                                                                     40, 30, 20, 10});
 
 // COCO's results format: [{"image_id", "category_id", "bbox": [x, y, w, h], "score"}, ...].
 nlohmann::json DetectionsToCocoResults(const std::vector<DetectionBox>& detections);
