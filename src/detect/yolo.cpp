@@ -110,6 +110,18 @@ Result<std::vector<std::vector<Box>>> PostProcess(const torch::Tensor& output, c
         by_class[static_cast<size_t>(c)].push_back({x0, y0, x1 - x0, y1 - y0, score, c});
       }
     }
+    size_t candidates = 0;
+    for (const auto& boxes : by_class) candidates += boxes.size();
+    if (o.max_candidates > 0 && candidates > static_cast<size_t>(o.max_candidates)) {
+      // Only the best max_candidates go on (ties: the earlier class and cell first).
+      std::vector<Box> all;
+      all.reserve(candidates);
+      for (auto& boxes : by_class) all.insert(all.end(), boxes.begin(), boxes.end());
+      std::stable_sort(all.begin(), all.end(), [](const Box& a, const Box& b) { return a.score > b.score; });
+      all.resize(static_cast<size_t>(o.max_candidates));
+      for (auto& boxes : by_class) boxes.clear();
+      for (const Box& b : all) by_class[static_cast<size_t>(b.label)].push_back(b);
+    }
     auto& kept = out[static_cast<size_t>(i)];
     for (auto& boxes : by_class) {
       for (size_t k : Nms(boxes, o.iou_threshold)) kept.push_back(boxes[k]);

@@ -55,10 +55,15 @@ struct PostProcessOptions {
   float score_threshold = 0.001f;  // COCO evaluations keep low scores: AP needs the whole curve
   float iou_threshold = 0.45f;     // per-class NMS
   int64_t max_detections = 100;    // per image, COCO's maxDets
+  // Boxes over the threshold an image may take into NMS, best first (YOLOv5's max_nms): NMS is
+  // quadratic per class, and an untrained detector puts a quarter of a 416x416 input's 200,000
+  // (box, class) pairs over 0.25. A trained one stays far below it.
+  int64_t max_candidates = 30000;
 };
 
 // Per image: boxes with score = objectness x class probability over the threshold (one per
-// class a cell's anchor scores above it), per-class NMS, clipped to the input, best first.
+// class a cell's anchor scores above it; at most max_candidates, the best), per-class NMS,
+// clipped to the input, best first.
 Result<std::vector<std::vector<Box>>> PostProcess(const torch::Tensor& output, const YoloLayout& layout,
                                                   const PostProcessOptions& options);
 

@@ -221,7 +221,8 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
       ch.encode_ms = c.encode_ms;
       const CodecProfile* sc = FindCodec(server, s.name, c.bits, c.granularity, c.coder);
       ch.decode_ms = sc ? sc->decode_ms : c.decode_ms;
-      ch.server_ms = server.BlocksMs(s.block + 1, n, o.server_batch) * (o.server_batch == 1 ? server.stream_factor : 1.0);
+      ch.server_ms = server.BlocksMs(s.block + 1, n, o.server_batch) * (o.server_batch == 1 ? server.stream_factor : 1.0) +
+                     server.answer_ms;
       Finish(ch, rate, o, node, server);
       all.push_back(ch);
     }
@@ -248,7 +249,7 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
     ch.node_ms = pp.node_ms;
     ch.encode_ms = pp.encode_ms;
     ch.decode_ms = sp ? sp->decode_ms : pp.decode_ms;
-    ch.server_ms = sp ? sp->server_ms : pp.server_ms;
+    ch.server_ms = (sp ? sp->server_ms : pp.server_ms) + server.answer_ms;
     Finish(ch, rate, o, node, server);
     all.push_back(ch);
   }
@@ -258,13 +259,14 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
   so.score = float_score;
   so.encode_ms = node.png_encode_ms;
   so.decode_ms = server.png_decode_ms;
-  so.server_ms = server.BlocksMs(0, n, o.server_batch) * (o.server_batch == 1 ? server.stream_factor : 1.0);
+  so.server_ms = server.BlocksMs(0, n, o.server_batch) * (o.server_batch == 1 ? server.stream_factor : 1.0) +
+                 server.answer_ms;
   Finish(so, rate, o, node, server);
   all.push_back(so);
   Choice no;
   no.kind = no.name = "node-only";
   no.score = float_score;
-  no.node_ms = node.BlocksMs(0, n, 1) * node.stream_factor;
+  no.node_ms = node.BlocksMs(0, n, 1) * node.stream_factor + node.answer_ms;
   Finish(no, rate, o, node, server);
   all.push_back(no);
   for (auto& c : all) c.metric = metric;

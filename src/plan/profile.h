@@ -97,6 +97,11 @@ struct Profile {
   // The whole model answering a stream of different images (normalise, run, argmax) over the sum
   // of its blocks timed on one repeated input: the planner scales batch-1 block sums by it.
   double stream_factor = 1;
+  // What answering one image costs after the network, at batch 1: a classifier's top class, a
+  // detector's decoding, score threshold 0.25 and NMS (with random weights far more boxes pass
+  // than with trained ones). Paid by the side that runs the last block: the node for node-only,
+  // the server otherwise. 0 in profiles from before it was measured (a classifier's is ~0).
+  double answer_ms = 0;
   std::string calls_measured_with;
   std::string derived_from;           // for derived profiles: the measured profile and factors file
 

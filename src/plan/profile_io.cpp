@@ -75,6 +75,7 @@ Profile DeriveProfile(const Profile& m, const ScaleFactors& f) {
   }
   p.png_encode_ms *= factor("png");
   p.png_decode_ms *= factor("png");
+  p.answer_ms *= factor("other");  // scalar CPU code: decoding, sorting, NMS
   auto rpc = f.factors.find("rpc");
   for (auto& [name, t] : p.transports) {
     if (rpc != f.factors.end()) t.call_ms *= rpc->second;
@@ -150,6 +151,7 @@ Status SaveProfile(const std::string& path, const Profile& p) {
   }
   out << YAML::EndMap;
   out << YAML::Key << "stream_factor" << YAML::Value << p.stream_factor;
+  out << YAML::Key << "answer_ms" << YAML::Value << p.answer_ms;
   out << YAML::Key << "idle_slowdown" << YAML::Value << YAML::Flow << YAML::BeginMap;
   for (const auto& [gap, f] : p.idle_slowdown) out << YAML::Key << gap << YAML::Value << f;
   out << YAML::EndMap;
@@ -186,6 +188,7 @@ Result<Profile> LoadProfile(const std::string& path) {
     }
     SI_RETURN_IF_ERROR(top.get("input_shape", &p.input_shape));
     SI_RETURN_IF_ERROR(top.get("stream_factor", &p.stream_factor));
+    SI_RETURN_IF_ERROR(top.get("answer_ms", &p.answer_ms));
     top.allow({"blocks", "splits", "codecs", "pipelines", "png", "requests", "idle_slowdown"});
     SI_RETURN_IF_ERROR(top.finish());
     SI_ASSIGN_OR_RETURN(config::MapReader req, top.child("requests"));

@@ -516,17 +516,28 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
     client = std::make_unique<Client>(grpc::CreateCustomChannel(o.server, creds, args), o);
-    inference::ModelMetadataResponse md;
+  }
+  inference::ModelMetadataResponse md;
+  if (client) {
     SI_RETURN_IF_ERROR(client->Metadata(rep.model, &md));
     SI_RETURN_IF_ERROR(CheckHandshake(md, pipeline, o.mode == "split", streaming));
   }
   // What a request adds for the task: a classifier's stream asks for the top1 reply; a detector
   // asks for its post-processing (the stream's opening request sets it for the whole session).
+  // Only the settings that differ from the server's defaults (its metadata) cross the link: each
+  // costs ~30 bytes on every unary request.
   Params task_params;
   if (detector) {
-    SetParam(task_params, param::kScoreThreshold, static_cast<double>(post.score_threshold));
-    SetParam(task_params, param::kIouThreshold, static_cast<double>(post.iou_threshold));
-    SetParam(task_params, param::kMaxDetections, post.max_detections);
+    const auto& defaults = md.parameters();
+    if (DoubleParam(defaults, param::kScoreThreshold) != std::optional<double>(post.score_threshold)) {
+      SetParam(task_params, param::kScoreThreshold, static_cast<double>(post.score_threshold));
+    }
+    if (DoubleParam(defaults, param::kIouThreshold) != std::optional<double>(post.iou_threshold)) {
+      SetParam(task_params, param::kIouThreshold, static_cast<double>(post.iou_threshold));
+    }
+    if (IntParam(defaults, param::kMaxDetections) != std::optional<int64_t>(post.max_detections)) {
+      SetParam(task_params, param::kMaxDetections, post.max_detections);
+    }
   }
   std::unique_ptr<StreamSession> session;
   if (streaming) {

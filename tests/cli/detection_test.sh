@@ -143,9 +143,15 @@ check_error "a method not built for detectors" "method tcl on a detector" "$BIN"
 if "$BIN" profile --model "$DET" --batches 1 --bits 2 --coders none --repeats 1 --maps 2 --idle-gaps none \
      --threads 1 --call-ms 1 --out "$TMP/det_profile.yaml" >"$TMP/prof.out" 2>&1 &&
    grep -q '^model: yolov3_tiny' "$TMP/det_profile.yaml" && grep -q 'stage5' "$TMP/det_profile.yaml" &&
-   "$BIN" plan --node "$TMP/det_profile.yaml" --server "$TMP/det_profile.yaml" 2>&1 | grep -q 'node-only'; then
-  ok "profile and plan a detector"
-else bad "profile and plan a detector"; tail -3 "$TMP/prof.out"; fi
+   grep -q '^task: detect' "$TMP/det_profile.yaml" && grep -q '^answer_ms: ' "$TMP/det_profile.yaml" &&
+   "$BIN" plan --node "$TMP/det_profile.yaml" --server "$TMP/det_profile.yaml" --results "$TMP/dstudy/results.json" \
+     --min-accuracy 0 >"$TMP/plan.out" 2>&1 && grep -q '| best | AP50 % |' "$TMP/plan.out" &&
+   grep -qE '^\| 1 \| 10 \| .* \| [0-9]+\.[0-9]+ \| [0-9.]+ \| [0-9.]+ \|' "$TMP/plan.out"; then
+  ok "profile and plan a detector (on its study's AP50)"
+else bad "profile and plan a detector"; tail -3 "$TMP/prof.out"; cat "$TMP/plan.out"; fi
+check_error "a classifier's study planned for a detector" "measured in top1, but yolov3_tiny is scored by ap50" \
+  "$BIN" plan --node "$TMP/det_profile.yaml" --server "$TMP/det_profile.yaml" \
+  --results "$SRC/bench/results/fmnist_study/results.jsonl"
 
 # Errors.
 cat > "$TMP/study.yaml" <<YAML

@@ -111,6 +111,27 @@ TEST(YoloPostProcessTest, PerClassNmsScoresAndClipping) {
   }
 }
 
+// An untrained detector's flood of boxes: only the best max_candidates reach NMS.
+TEST(YoloPostProcessTest, OnlyTheBestCandidatesReachNms) {
+  const auto l = Small();
+  auto y = torch::zeros({1, 18, 20});  // every anchor of every cell: objectness and classes 0.5
+  y.select(1, Channel(2, 4)).fill_(3.0f);  // anchor 2 everywhere a little surer of itself
+  PostProcessOptions o;
+  o.score_threshold = 0.2f;
+  o.iou_threshold = 1.0f;  // keep overlapping boxes: only the cap decides
+  o.max_detections = 1000;
+  auto all = PostProcess(y, l, o);
+  ASSERT_TRUE(all.ok());
+  const size_t everything = (*all)[0].size();
+  EXPECT_GT(everything, 40u);
+  o.max_candidates = 7;
+  auto capped = PostProcess(y, l, o);
+  ASSERT_TRUE(capped.ok());
+  ASSERT_EQ((*capped)[0].size(), 7u);
+  const float best = (*all)[0][0].score;
+  for (const auto& b : (*capped)[0]) EXPECT_FLOAT_EQ(b.score, best);  // the surest anchor's
+}
+
 TEST(YoloPostProcessTest, NonFiniteOutputsNeverBecomeBoxes) {
   const auto l = Small();
   auto y = torch::full({1, 18, 20}, 10.0f);  // every cell and anchor scores high

@@ -412,5 +412,25 @@ TEST(PlannerTest, ADetectorIsPlannedOnAp50) {
   std::filesystem::remove_all(dir);
 }
 
+// The answer after the network (a detector's decoding and NMS) is paid by the side that runs the
+// last block: the node for node-only, the server for every other choice.
+TEST(PlannerTest, TheAnswerIsPaidWhereTheLastBlockRuns) {
+  Profile node = Synthetic(1), server = Synthetic(0.1);
+  const auto before = EvaluateAll(node, server, 1e6, Options(1e6), {});
+  node.answer_ms = 7;
+  server.answer_ms = 0.7;
+  const auto after = EvaluateAll(node, server, 1e6, Options(1e6), {});
+  for (const char* name : {"node-only", "server-only", "early b2 tensor zstd", "late b2 tensor zstd"}) {
+    const Choice b = Find(before, name), a = Find(after, name);
+    if (std::string(name) == "node-only") {
+      EXPECT_NEAR(a.node_ms - b.node_ms, 7, 1e-9);
+      EXPECT_NEAR(a.server_ms, b.server_ms, 1e-9);
+    } else {
+      EXPECT_NEAR(a.server_ms - b.server_ms, 0.7, 1e-9) << name;
+      EXPECT_NEAR(a.node_ms, b.node_ms, 1e-9) << name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace splitinfer::plan
