@@ -35,6 +35,13 @@ struct Model {
 
 Result<Model> LoadModel(const std::string& what, const models::ModelMetaFlags& flags) {
   SI_ASSIGN_OR_RETURN(models::OpenedModel opened, models::OpenModel(what, torch::kCPU, flags));
+  if (models::IsDetector(opened.meta)) {
+    // Out of scope of the detection work (issue 18): the kernels have no LeakyReLU, and the
+    // heads are scored by top-1 here.
+    return Unimplemented(what + " is a detector (" + opened.meta.model +
+                         "): its head (convolutions with LeakyReLU) has no low-bit form; run a detector's head with "
+                         "LibTorch (docs/head_format.md)");
+  }
   Model m;
   m.net = opened.net;
   m.ref = what;
