@@ -16,6 +16,8 @@
 #include "bottleneck/pipeline.h"
 #include "core/system.h"
 #include "data/datasets.h"
+#include "data/detection.h"
+#include "models/checkpoint.h"
 #include "data/transforms.h"
 #include "runtime/node.h"
 #include "runtime/proto/inference.grpc.pb.h"
@@ -55,13 +57,31 @@ Result<std::vector<LoadLevel>> RunLoad(const LoadOptions& o) {
     torch::NoGradGuard g;
     SI_ASSIGN_OR_RETURN(auto pipeline, bottleneck::Pipeline::Load(o.pipeline, torch::kCPU));
     model = pipeline.spec().name;
-    SI_ASSIGN_OR_RETURN(auto data, bottleneck::OpenDatasetFor(pipeline.model_meta(), o.data, data::Split::kTest));
-    const int64_t n = std::min<int64_t>(std::max<int64_t>(o.frames, 1), data->size());
-    std::vector<int64_t> idx(n);
-    for (int64_t i = 0; i < n; ++i) idx[i] = i;
-    SI_ASSIGN_OR_RETURN(auto batch, data->batch(idx));
+    // The first test images: a classifier's as its dataset gives them, a detector's letterboxed
+    // to its input (answered with boxes at the server's default threshold).
+    const bool detector = models::IsDetector(pipeline.model_meta());
+    torch::Tensor images;
+    if (detector) {
+      SI_ASSIGN_OR_RETURN(auto scenes,
+                          bottleneck::OpenDetectionDataFor(pipeline.model_meta(), o.data, data::Split::kTest, o.progress));
+      const int64_t n = std::min<int64_t>(std::max<int64_t>(o.frames, 1), scenes->size());
+      std::vector<torch::Tensor> list;
+      for (int64_t i = 0; i < n; ++i) {
+        SI_ASSIGN_OR_RETURN(auto sample, scenes->sample(i));
+        list.push_back(sample.image);
+      }
+      images = torch::stack(list);
+    } else {
+      SI_ASSIGN_OR_RETURN(auto data, bottleneck::OpenDatasetFor(pipeline.model_meta(), o.data, data::Split::kTest));
+      const int64_t n = std::min<int64_t>(std::max<int64_t>(o.frames, 1), data->size());
+      std::vector<int64_t> idx(n);
+      for (int64_t i = 0; i < n; ++i) idx[i] = i;
+      SI_ASSIGN_OR_RETURN(auto batch, data->batch(idx));
+      images = batch.first;
+    }
+    const int64_t n = images.size(0);
     bottleneck::NodeFace node(pipeline);
-    SI_ASSIGN_OR_RETURN(auto f, node.Features(data::ToFloatNormalized(batch.first, pipeline.normalization())));
+    SI_ASSIGN_OR_RETURN(auto f, node.Features(data::ToFloatNormalized(images, pipeline.normalization())));
     for (int64_t i = 0; i < n; ++i) {
       SI_ASSIGN_OR_RETURN(auto enc, node.Encode(f[i]));
       inference::ModelInferRequest q;
@@ -71,7 +91,7 @@ Result<std::vector<LoadLevel>> RunLoad(const LoadOptions& o) {
       in->set_datatype("BYTES");
       in->add_shape(1);
       in->mutable_contents()->add_bytes_contents(std::string(enc.frame.begin(), enc.frame.end()));
-      q.add_outputs()->set_name(kOutputScores);
+      if (!detector) q.add_outputs()->set_name(kOutputScores);
       requests.push_back(q.SerializeAsString());
     }
   }

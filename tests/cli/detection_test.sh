@@ -106,6 +106,10 @@ if "$BIN" version --json | grep -q '"runtime":true'; then
        echo "$node" | grep -q '"score_threshold":0.2'; then
       ok "node server-only: PNGs of the letterboxed scenes, boxes back"
     else bad "node server-only on a detector: $node"; cat "$TMP/node.err"; fi
+    if "$BIN" load --server "$ADDR" --pipeline "$TMP/det_ptq.yaml" --data "coco:$TMP/scenes" --concurrency 2 \
+         --duration 0.5 --json 2>/dev/null | grep -q '"errors":{},"ok":[1-9]'; then
+      ok "load: 2 clients sending a detector's frames, answered without errors"
+    else bad "load on a detector's pipeline"; fi
     check_error "a classifier's node at a detector's server" "is served as a detector (task detect), but this node" \
       "$BIN" node --server "$ADDR" --pipeline "$SRC/models/fmnist_best.yaml" --served-model det_ptq --limit 1 --quiet
   else cat "$TMP/serve.log"; bad "serve a detector's pipeline"; fi
