@@ -61,6 +61,10 @@ for d in dets:
     assert 0 <= d["score"] <= 1, d
 PY
 then ok "--detections-out writes COCO results"; else bad "--detections-out writes COCO results"; fi
+json=$("$BIN" eval --checkpoint "$DET" --data "coco:$TMP/scenes" --class-agnostic --json 2>/dev/null)
+if echo "$json" | grep -q '"class_agnostic":true' && echo "$json" | grep -qE '"ap50":[0-9.e-]+'; then
+  ok "eval --class-agnostic on a detector"
+else bad "eval --class-agnostic: $json"; fi
 # Without --data the detector reads the dataset its training config names.
 json=$("$BIN" eval --checkpoint "$DET" --json --limit 8 2>/dev/null)
 if echo "$json" | grep -q '"images":8'; then ok "eval on the detector's own dataset"; else bad "eval default data: $json"; fi

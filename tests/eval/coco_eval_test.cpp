@@ -153,6 +153,21 @@ TEST(CocoEvalTest, BadInputIsNamed) {
   EXPECT_EQ(inf_box.status().code(), ErrorCode::kInvalidArgument);
 }
 
+TEST(CocoEvalTest, ClassAgnosticScoringIgnoresTheNames) {
+  data::CocoAnnotations coco;
+  coco.images = {{1, "a.png", 64, 64}};
+  coco.categories = {{7, "shirt"}, {9, "bag"}};
+  coco.annotations = {{1, 1, 9, 10, 10, 20, 20, 400, false}};
+  coco.by_image = {{1, {0}}};
+  auto scorer = CocoScorer::Create(coco, 0, 2, "x.json");
+  ASSERT_TRUE(scorer.ok());
+  // The right box under the wrong name: a miss by class, a hit without classes.
+  ASSERT_TRUE(scorer->Add(0, 1, 0, 0, {{10, 10, 30, 30, 0.9, 0}}).ok());
+  EXPECT_NEAR(scorer->Score()->ap50, 0.0, 1e-12);
+  EXPECT_NEAR(scorer->Score(true)->ap50, 1.0, 1e-12);
+  EXPECT_EQ(scorer->detections()[0].category_id, 7);  // the detections keep their category
+}
+
 TEST(CocoEvalTest, ScorerMapsLetterboxedBoxesBackAndScoresThem) {
   // Two 100x50 images letterboxed to 64: scale 0.64, padded 16 pixels above and below.
   data::CocoAnnotations coco;

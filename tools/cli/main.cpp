@@ -86,7 +86,7 @@ struct EvalArgs {
   std::string pipeline;
   si::cli::ModelArgs model;
   std::string split, device = "cpu", data_dir, dump_features, detections_out;
-  bool json = false, progress = false;
+  bool json = false, progress = false, class_agnostic = false;
   int64_t limit = 0, batch_size = 500;
   int threads = 0;
 };
@@ -229,6 +229,7 @@ si::Status RunEvalDetector(const EvalArgs& a, si::models::OpenedModel& loaded,
   o.limit = a.limit;
   o.device = device;
   o.progress = a.progress;
+  o.class_agnostic = a.class_agnostic;
   net.set_eval();
   SI_ASSIGN_OR_RETURN(auto r, si::eval::EvaluateDetector(forward, *dataset, meta, o));
   if (!dumped.empty()) SI_RETURN_IF_ERROR(si::eval::SaveFeatures(a.dump_features, torch::cat(dumped)));
@@ -246,6 +247,7 @@ si::Status RunEvalDetector(const EvalArgs& a, si::models::OpenedModel& loaded,
                         {"images", r.images},
                         {"seconds", r.seconds},
                         {"metrics", r.metrics.ToJson()}};
+    if (a.class_agnostic) j["class_agnostic"] = true;
     j["ap"] = r.metrics.ap;
     j["ap50"] = r.metrics.ap50;
     if (!a.detections_out.empty()) j["detections_out"] = a.detections_out;
@@ -267,6 +269,9 @@ si::Status RunEval(const EvalArgs& a) {
       return si::InvalidArgument("--pipeline names the model and split itself; drop --model, --split and "
                                  "--dump-features");
     }
+    if (a.class_agnostic) {
+      return si::InvalidArgument("--class-agnostic scores a detector given with --model, not a pipeline");
+    }
     return RunEvalPipeline(a);
   }
   if (a.model.ref.empty()) return si::InvalidArgument("eval needs --model (a checkpoint, TorchScript file or zoo name) or --pipeline FILE");
@@ -282,6 +287,7 @@ si::Status RunEval(const EvalArgs& a) {
   const auto& meta = loaded.meta;
   if (si::models::IsDetector(meta)) return RunEvalDetector(a, loaded, split, device);
   if (!a.detections_out.empty()) return si::InvalidArgument("--detections-out is for detectors; " + a.model.ref + " is a classifier");
+  if (a.class_agnostic) return si::InvalidArgument("--class-agnostic is for detectors; " + a.model.ref + " is a classifier");
   SI_ASSIGN_OR_RETURN(auto dataset, si::bottleneck::OpenDatasetFor(meta, a.data_dir, si::data::Split::kTest));
   si::eval::EvalOptions options;
   options.batch_size = a.batch_size;
@@ -402,6 +408,8 @@ int main(int argc, char** argv) {
                    "detectors: coco:DIR or scenes:CONFIG (default: the model's)");
   eval->add_option("--detections-out", eval_args.detections_out,
                    "detectors: write the detections as COCO results JSON (image_id, category_id, bbox, score)");
+  eval->add_flag("--class-agnostic", eval_args.class_agnostic,
+                 "detectors: score every box as one category (COCOeval's useCats=0): finding objects, not naming them");
   eval->add_option("--limit", eval_args.limit, "evaluate only the first N test images");
   eval->add_option("--batch-size", eval_args.batch_size, "images per forward pass")->check(CLI::Range(1, 65536));
   eval->add_option("--threads", eval_args.threads, "CPU threads (0 = all cores)")->check(CLI::Range(0, 1024));

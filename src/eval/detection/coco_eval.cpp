@@ -322,6 +322,13 @@ Status CocoScorer::Add(int64_t index, double scale, double pad_x, double pad_y, 
   return Status::Ok();
 }
 
-Result<CocoMetrics> CocoScorer::Score() const { return EvaluateCoco(image_ids_, category_ids_, truths_, detections_); }
+Result<CocoMetrics> CocoScorer::Score(bool class_agnostic) const {
+  if (!class_agnostic) return EvaluateCoco(image_ids_, category_ids_, truths_, detections_);
+  auto truths = truths_;
+  auto detections = detections_;
+  for (auto& t : truths) t.category_id = 0;
+  for (auto& d : detections) d.category_id = 0;
+  return EvaluateCoco(image_ids_, {0}, truths, detections);
+}
 
 }  // namespace splitinfer::eval

@@ -91,7 +91,9 @@ class CocoScorer {
   // Image `index` (< images()) and the letterbox it went through. INVALID_ARGUMENT for an index
   // out of range or a class index outside the categories.
   Status Add(int64_t index, double scale, double pad_x, double pad_y, const std::vector<InputBox>& boxes);
-  Result<CocoMetrics> Score() const;
+  // With `class_agnostic`, every box and ground truth counts as one category (COCOeval's
+  // useCats = 0): how well the detector finds objects, whatever it calls them.
+  Result<CocoMetrics> Score(bool class_agnostic = false) const;
   int64_t images() const { return static_cast<int64_t>(image_ids_.size()); }
   const std::vector<DetectionBox>& detections() const { return detections_; }
 

@@ -53,7 +53,7 @@ Result<DetectorEvalResult> EvaluateDetector(const DetectorForward& forward, cons
   } catch (const c10::Error& e) {
     return Internal(std::string("detector evaluation failed inside LibTorch: ") + e.what_without_backtrace());
   }
-  SI_ASSIGN_OR_RETURN(r.metrics, scorer.Score());
+  SI_ASSIGN_OR_RETURN(r.metrics, scorer.Score(options.class_agnostic));
   r.detections = scorer.detections();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.images = n;

@@ -28,6 +28,7 @@ struct DetectorEvalOptions {
   int64_t limit = 0;  // 0 = every image of the split
   torch::Device device = torch::kCPU;
   bool progress = false;
+  bool class_agnostic = false;  // score as one category (CocoScorer::Score); detections keep theirs
   detect::PostProcessOptions post;
 };
 
