@@ -42,9 +42,28 @@ using nlohmann::json;
 const std::vector<std::string> kMethodOrder = {"float", "ptq", "tail", "tcl", "qat", "ae", "qcnet",
                                                "shared_ae", "per_point_ae", "input_png", "input_webp", "input_jpeg"};
 const std::vector<std::string> kCoderOrder = {"none", "lzma", "zstd", "cabac", "png", "webp"};  // then jpeg-qN
-// Byte budgets of the summary table: the link rates the study cares about make 32..256 bytes
-// per image the interesting range for 28x28 inputs.
-const double kBudgets[] = {32, 64, 128, 256};
+// Byte budgets of the summary table: powers of two from 32 bytes (or from the cheapest row's
+// size, for larger inputs) up to the cheapest input image, at least to 256 bytes: 32..256 (and
+// 512) for 28x28 inputs, 512..16384 for a detector's 128x128 scenes.
+std::vector<double> Budgets(const std::vector<ResultRow>& sorted) {
+  double cheapest = 0, input = 0;
+  for (const auto& r : sorted) {
+    if (!(r.bytes_per_image > 0)) continue;
+    if (r.method.rfind("input_", 0) == 0) {
+      if (input == 0 || r.bytes_per_image < input) input = r.bytes_per_image;
+    } else if (cheapest == 0 || r.bytes_per_image < cheapest) {
+      cheapest = r.bytes_per_image;
+    }
+  }
+  double lo = 32;
+  while (lo < cheapest && lo < 1e9) lo *= 2;
+  std::vector<double> budgets;
+  for (double b = lo; budgets.size() < 12 && (b <= 256 || b < 2 * input); b *= 2) {
+    budgets.push_back(b);
+    if (b >= input && b > 256) break;
+  }
+  return budgets;
+}
 // A bad JSON value is quoted in the error, cut to this many characters (a line can be long).
 constexpr size_t kMaxQuoted = 60;
 
@@ -255,7 +274,7 @@ std::string SummaryTable(const std::vector<ResultRow>& sorted) {
   md << "| budget | method | split | bits | coder | " << MetricLabel(sorted) << " | drop pp | bytes/image |\n"
      << "| --- | --- | --- | ---: | --- | ---: | ---: | ---: |\n";
   std::vector<std::pair<std::string, double>> lines;
-  for (double b : kBudgets) lines.emplace_back("<= " + Fixed(b, 0) + " B", b);
+  for (double b : Budgets(sorted)) lines.emplace_back("<= " + Fixed(b, 0) + " B", b);
   lines.emplace_back("overall", 0);
   for (const auto& [label, budget] : lines) {
     const ResultRow* r = Best(sorted, budget);

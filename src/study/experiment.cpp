@@ -185,6 +185,28 @@ Result<StudyConfig> LoadStudyConfig(const std::string& path) {
   return ParseStudyConfig(ss.str(), path);
 }
 
+namespace {
+// results.csv, results.json, report.md and plots/ from every row so far.
+Status WriteOutputs(const StudyOptions& options, const std::vector<ResultRow>& rows,
+                    const std::map<std::string, std::string>& finished_runs, const std::string& machine) {
+  SI_RETURN_IF_ERROR(WriteCsv((fs::path(options.out_dir) / "results.csv").string(), rows));
+  SI_RETURN_IF_ERROR(WriteJson((fs::path(options.out_dir) / "results.json").string(), rows));
+  ReportOptions ro;
+  ro.command = options.command;
+  // Every machine that made a run, with how many runs it made (a study may continue elsewhere).
+  std::map<std::string, int> per_machine;
+  for (const auto& [run, m] : finished_runs) ++per_machine[m];
+  if (per_machine.empty()) per_machine[machine] = 0;
+  ro.machine.clear();
+  for (const auto& [m, n] : per_machine) {
+    if (!ro.machine.empty()) ro.machine += "; ";
+    ro.machine += m;
+    if (per_machine.size() > 1) ro.machine += " (" + std::to_string(n) + " runs)";
+  }
+  return WriteReport(options.out_dir, rows, ro);
+}
+}  // namespace
+
 Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
   if (options.out_dir.empty()) return InvalidArgument("no output directory (--out DIR)");
   std::error_code ec;
@@ -196,6 +218,11 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
   }
   const std::string log_path = (fs::path(options.out_dir) / "results.jsonl").string();
   SI_ASSIGN_OR_RETURN(auto rows, ReadRows(log_path));
+  if (options.report_only) {  // the report of the rows so far (a study still running, say)
+    if (rows.empty()) return FailedPrecondition(log_path + " has no rows: run the study first");
+    const auto finished = ReadFinishedRuns((fs::path(options.out_dir) / "finished_runs.jsonl").string());
+    return WriteOutputs(options, rows, finished, "");
+  }
   std::set<std::string> done;
   for (const auto& r : rows) done.insert(r.run);
   auto append = [&](const ResultRow& r) -> Status {
@@ -395,21 +422,7 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
     SI_RETURN_IF_ERROR(WriteCsv((fs::path(options.out_dir) / "results.csv").string(), rows));
   }
   bar.finish("done");
-  SI_RETURN_IF_ERROR(WriteCsv((fs::path(options.out_dir) / "results.csv").string(), rows));
-  SI_RETURN_IF_ERROR(WriteJson((fs::path(options.out_dir) / "results.json").string(), rows));
-  ReportOptions ro;
-  ro.command = options.command;
-  // Every machine that made a run, with how many runs it made (a study may continue elsewhere).
-  std::map<std::string, int> per_machine;
-  for (const auto& [run, m] : finished_runs) ++per_machine[m];
-  if (per_machine.empty()) per_machine[machine] = 0;
-  ro.machine.clear();
-  for (const auto& [m, n] : per_machine) {
-    if (!ro.machine.empty()) ro.machine += "; ";
-    ro.machine += m;
-    if (per_machine.size() > 1) ro.machine += " (" + std::to_string(n) + " runs)";
-  }
-  return WriteReport(options.out_dir, rows, ro);
+  return WriteOutputs(options, rows, finished_runs, machine);
 }
 
 }  // namespace splitinfer::study

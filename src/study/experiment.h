@@ -67,6 +67,7 @@ struct StudyOptions {
   bool progress = true;
   int threads = 0;
   std::string only;  // run only runs whose name contains this (empty = all)
+  bool report_only = false;  // write results.csv/json, report.md and plots from the rows so far; run nothing
 };
 
 Status RunStudy(const StudyConfig& config, const StudyOptions& options);

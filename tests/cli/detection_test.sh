@@ -142,6 +142,13 @@ if "$BIN" experiment --config "$TMP/dstudy.yaml" --out "$TMP/dstudy" --threads 1
    grep -q 'AP50 %' "$TMP/dstudy/report.md"; then
   ok "a detector's study: PTQ, QCNet and autoencoder (YOLO loss) rows by AP50, PNG/WebP/JPEG baselines, report"
 else bad "a detector's study"; cat "$TMP/dstudy.out"; head -3 "$TMP/dstudy/results.csv"; fi
+rm -f "$TMP/dstudy/report.md"
+if "$BIN" experiment --config "$TMP/dstudy.yaml" --out "$TMP/dstudy" --report-only >/dev/null 2>&1 &&
+   grep -q '| overall | ' "$TMP/dstudy/report.md"; then
+  ok "experiment --report-only writes the report of the rows so far"
+else bad "experiment --report-only"; fi
+check_error "--report-only before any row" "has no rows: run the study first" "$BIN" experiment \
+  --config "$TMP/dstudy.yaml" --out "$TMP/empty_study" --report-only
 printf 'model: %s\ndata: {dataset: coco, dir: %s}\nruns: [{name: a, method: tcl, split: stage1, bits: 2}]\n' "$DET" \
   "$TMP/scenes" > "$TMP/dstudy_tail.yaml"
 check_error "a method not built for detectors" "method tcl on a detector" "$BIN" experiment \

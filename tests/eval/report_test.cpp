@@ -419,6 +419,23 @@ TEST(WriteReportTest, FailingGnuplotIsInternalNamingTheScript) {
   EXPECT_NE(s.message().find("undefined variable"), std::string::npos) << s.message();
 }
 
+// The budgets follow the study's sizes: from the cheapest row up to the cheapest input image
+// (a detector's scenes are kilobytes, Fashion-MNIST's frames tens of bytes).
+TEST(WriteReportTest, BudgetsSpanTheStudysSizes) {
+  const ScopedDir tmp;
+  std::vector<ResultRow> rows = {Row("float", "float", "", 0, "", "none", 67.9, 0),
+                                 Row("ptq_a", "ptq", "stage4", 2, "tensor", "cabac", 64.2, 648),
+                                 Row("ptq_b", "ptq", "stage4", 4, "tensor", "cabac", 67.4, 1171),
+                                 Row("input_png", "input_png", "", 0, "", "png", 67.9, 11376)};
+  ASSERT_TRUE(WriteReport(tmp.path().string(), rows, {}).ok());
+  const std::string md = Slurp(tmp.path() / "report.md");
+  EXPECT_EQ(md.find("| <= 512 B |"), std::string::npos) << md;  // nothing is that small
+  EXPECT_NE(md.find("| <= 1024 B | ptq | stage4 | 2 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| <= 2048 B | ptq | stage4 | 4 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| <= 16384 B |"), std::string::npos) << md;  // past the input image
+  EXPECT_EQ(md.find("| <= 32768 B |"), std::string::npos) << md;
+}
+
 TEST(WriteReportTest, EmptyStudyStillWritesAReport) {
   const ScopedDir tmp;
   const fs::path& dir = tmp.path();

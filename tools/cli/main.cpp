@@ -187,6 +187,7 @@ si::Status RunEvalPipeline(const EvalArgs& a) {
 
 struct StudyArgs {
   std::string config, out, device = "cpu", only;
+  bool report_only = false;
   int threads = 0;
 };
 
@@ -199,6 +200,7 @@ si::Status RunExperiment(const StudyArgs& a, const std::string& command) {
   o.command = command;
   o.threads = a.threads;
   o.only = a.only;
+  o.report_only = a.report_only;
   SI_RETURN_IF_ERROR(si::study::RunStudy(config, o));
   std::printf("study written to %s (results.csv, results.json, report.md, plots/)\n", a.out.c_str());
   return si::Status::Ok();
@@ -430,6 +432,8 @@ int main(int argc, char** argv) {
   experiment->add_option("--device", study_args.device, "cpu | cuda | cuda:N");
   experiment->add_option("--threads", study_args.threads, "CPU threads (0 = all cores)")->check(CLI::Range(0, 1024));
   experiment->add_option("--only", study_args.only, "run only the runs whose name contains this text");
+  experiment->add_flag("--report-only", study_args.report_only,
+                       "write the report, tables and plots from the results in --out so far; run nothing");
 
   bool version_json = false;
   auto* version = app.add_subcommand("version", "this build: optional parts, LibTorch, the BLAS loaded, GPUs");
