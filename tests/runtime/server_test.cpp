@@ -93,6 +93,14 @@ grpc::Status Call(inference::GRPCInferenceService::Stub& stub, const inference::
   return stub.ModelInfer(&ctx, q, r ? r : &local);
 }
 
+grpc::Status MetadataOf(inference::GRPCInferenceService::Stub& stub, const std::string& model,
+                        inference::ModelMetadataResponse* r) {
+  grpc::ClientContext ctx;
+  inference::ModelMetadataRequest q;
+  q.set_name(model);
+  return stub.ModelMetadata(&ctx, q, r);
+}
+
 void ExpectError(const grpc::Status& s, grpc::StatusCode code, const std::string& text) {
   EXPECT_EQ(s.error_code(), code) << s.error_message();
   EXPECT_NE(s.error_message().find(text), std::string::npos) << "'" << text << "' not in: " << s.error_message();
@@ -206,11 +214,8 @@ TEST(ServerTest, MetadataIsTheHandshake) {
   auto server = StartOrDie(BaseConfig());
   ASSERT_TRUE(server);
   auto stub = StubFor(server->port());
-  grpc::ClientContext ctx;
-  inference::ModelMetadataRequest q;
-  q.set_name("fmnist_best");
   inference::ModelMetadataResponse r;
-  ASSERT_TRUE(stub->ModelMetadata(&ctx, q, &r).ok());
+  ASSERT_TRUE(MetadataOf(*stub, "fmnist_best", &r).ok());
   EXPECT_EQ(r.platform(), "splitinfer_libtorch");
   EXPECT_EQ(StringParam(r.parameters(), "split").value(), "stage3");
   EXPECT_EQ(StringParam(r.parameters(), "codec").value(), "cabac");
@@ -601,11 +606,8 @@ TEST(ServerTest, DetectorAnswersBoxes) {
   ASSERT_TRUE(server);
   auto stub = StubFor(server->port());
   {
-    grpc::ClientContext ctx;
-    inference::ModelMetadataRequest mq;
-    mq.set_name("scenes_best");
     inference::ModelMetadataResponse md;
-    ASSERT_TRUE(stub->ModelMetadata(&ctx, mq, &md).ok());
+    ASSERT_TRUE(MetadataOf(*stub, "scenes_best", &md).ok());
     EXPECT_EQ(StringParam(md.parameters(), param::kTask), std::optional<std::string>("detect"));
     EXPECT_EQ(DoubleParam(md.parameters(), param::kScoreThreshold), std::optional<double>(0.25));
     std::vector<std::string> outputs;
