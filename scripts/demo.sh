@@ -3,7 +3,7 @@
 # frame size on all 10,000 Fashion-MNIST test images; then a real server on loopback and the node
 # sending real frames over an emulated 1 MB/s link with 10 ms RTT, against sending the PNG image
 # (server-only) and running everything on the node (node-only). Writes runs/demo/e2e.{md,json}.
-# Then the same for detection: the shipped detector's pipeline (models/scenes_best.yaml) on the
+# Then the same for detection: the shipped detection pipeline (models/scenes_best.yaml) on the
 # 2,000 test scenes, boxes back over the wire and COCO AP at the node (runs/demo/detect/).
 #   DEMO_IMAGES=10000 make demo   the end-to-end runs over the whole test set (default 2000)
 set -euo pipefail
@@ -78,8 +78,9 @@ end_to_end "$PIPELINE" "$OUT" "Fashion-MNIST test images" --limit "$IMAGES"
 echo
 
 # Detection: the same path with boxes as the answer.
-echo "-- detection: the shipped detector (models/yolo_scenes.pt, YOLOv3-tiny at width 8) split after stage4,"
-echo "   4-bit features in a cabac frame; the server decodes, runs the rest, decodes boxes and answers them."
+echo "-- detection: the shipped detector (models/yolo_scenes.pt, YOLOv3-tiny at width 8) split after stage3,"
+echo "   an encoder to a 2-bit latent in a cabac frame; the server decodes it, runs its fine-tuned rest,"
+echo "   decodes boxes and answers them (docs/results.md, the detection study)."
 echo "   The 2,000 test scenes are made once from configs/data/scenes.yaml into the cache (about a minute)."
 mkdir -p "$OUT/detect"
 echo "\$ $BIN eval --pipeline $DETECT_PIPELINE --json"

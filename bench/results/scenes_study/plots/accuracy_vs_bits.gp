@@ -9,6 +9,7 @@ set xtics 1
 set grid
 set key outside right top
 plot '/work/main/bench/results/scenes_study/plots/accuracy_vs_bits.dat' index 0 using 1:2 with linespoints pt 7 ps 1.1 title 'ptq' noenhanced, \
-     '/work/main/bench/results/scenes_study/plots/accuracy_vs_bits.dat' index 1 using 1:2 with linespoints pt 7 ps 1.1 title 'qcnet' noenhanced, \
+     '/work/main/bench/results/scenes_study/plots/accuracy_vs_bits.dat' index 1 using 1:2 with linespoints pt 7 ps 1.1 title 'ae' noenhanced, \
+     '/work/main/bench/results/scenes_study/plots/accuracy_vs_bits.dat' index 2 using 1:2 with linespoints pt 7 ps 1.1 title 'qcnet' noenhanced, \
      67.89431666 with lines dt 2 lw 1.5 lc rgb 'black' title 'float model (67.89 %)' noenhanced
 unset output

@@ -9,9 +9,10 @@ set format x '%g'
 set grid
 set key outside right top
 plot '/work/main/bench/results/scenes_study/plots/accuracy_vs_bytes.dat' index 0 using 1:2 with points pt 7 ps 1.1 title 'ptq' noenhanced, \
-     '/work/main/bench/results/scenes_study/plots/accuracy_vs_bytes.dat' index 1 using 1:2 with points pt 7 ps 1.1 title 'qcnet' noenhanced, \
-     '/work/main/bench/results/scenes_study/plots/accuracy_vs_bytes.dat' index 2 using 1:2 with points pt 5 ps 1.6 title 'input_png' noenhanced, \
-     '/work/main/bench/results/scenes_study/plots/accuracy_vs_bytes.dat' index 3 using 1:2 with points pt 5 ps 1.6 title 'input_webp' noenhanced, \
-     '/work/main/bench/results/scenes_study/plots/accuracy_vs_bytes.dat' index 4 using 1:2 with points pt 5 ps 1.6 title 'input_jpeg' noenhanced, \
+     '/work/main/bench/results/scenes_study/plots/accuracy_vs_bytes.dat' index 1 using 1:2 with points pt 7 ps 1.1 title 'ae' noenhanced, \
+     '/work/main/bench/results/scenes_study/plots/accuracy_vs_bytes.dat' index 2 using 1:2 with points pt 7 ps 1.1 title 'qcnet' noenhanced, \
+     '/work/main/bench/results/scenes_study/plots/accuracy_vs_bytes.dat' index 3 using 1:2 with points pt 5 ps 1.6 title 'input_png' noenhanced, \
+     '/work/main/bench/results/scenes_study/plots/accuracy_vs_bytes.dat' index 4 using 1:2 with points pt 5 ps 1.6 title 'input_webp' noenhanced, \
+     '/work/main/bench/results/scenes_study/plots/accuracy_vs_bytes.dat' index 5 using 1:2 with points pt 5 ps 1.6 title 'input_jpeg' noenhanced, \
      67.89431666 with lines dt 2 lw 1.5 lc rgb 'black' title 'float model (67.89 %)' noenhanced
 unset output
