@@ -164,6 +164,9 @@ if "$BIN" profile --model "$DET" --batches 1 --bits 2 --coders none --repeats 1 
    grep -qE '^\| 1 \| 10 \| .* \| [0-9]+\.[0-9]+ \| [0-9.]+ \| [0-9.]+ \|' "$TMP/plan.out"; then
   ok "profile and plan a detector (on its study's AP50)"
 else bad "profile and plan a detector"; tail -3 "$TMP/prof.out"; cat "$TMP/plan.out"; fi
+check_error "results of two tasks in one plan" "is measured in ap50, $SRC/bench/results/fmnist_study/results.jsonl in top1" \
+  "$BIN" plan --node "$TMP/det_profile.yaml" --server "$TMP/det_profile.yaml" \
+  --results "$SRC/bench/results/fmnist_study/results.jsonl" --results "$TMP/dstudy/results.json"
 check_error "quantize-head on a detector" "is a detector (yolov3_tiny): its head (convolutions with LeakyReLU) has no low-bit form" \
   "$BIN" quantize-head --model "$DET" --split stage1 --out "$TMP/det.sihead"
 check_error "a classifier's study planned for a detector" "measured in top1, but yolov3_tiny is scored by ap50" \

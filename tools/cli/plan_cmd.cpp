@@ -84,8 +84,9 @@ Status RunProfile(ProfileArgs a) {
 }
 
 struct PlanArgs {
-  std::string node, server, rates = "1,2,5,10", rtt = "10ms", links, bits, results, plot, checkpoint, data,
+  std::string node, server, rates = "1,2,5,10", rtt = "10ms", links, bits, plot, checkpoint, data,
       work_dir = "runs/plan", transport = "unary";
+  std::vector<std::string> results;  // --results, repeatable
   double min_accuracy = -1;
   int64_t images = 200;
   bool json = false, validate = false, hot = false;
@@ -154,9 +155,16 @@ Status RunPlan(const PlanArgs& a) {
   o.min_accuracy = a.min_accuracy;
   o.idle_slowdown = !a.hot;
   o.transport = a.transport;
+  // Several files read as one (a study's, and a shipped pipeline's own rows beside it); all in
+  // one metric.
   std::vector<plan::MeasuredAccuracy> results;
-  if (!a.results.empty()) {
-    SI_ASSIGN_OR_RETURN(results, plan::LoadResults(a.results));
+  for (const auto& path : a.results) {
+    SI_ASSIGN_OR_RETURN(auto more, plan::LoadResults(path));
+    if (!results.empty() && !more.empty() && more.front().metric != results.front().metric) {
+      return InvalidArgument(path + " is measured in " + more.front().metric + ", " + a.results.front() + " in " +
+                                 results.front().metric + "; give results of one study's task");
+    }
+    results.insert(results.end(), more.begin(), more.end());
   }
   SI_ASSIGN_OR_RETURN(auto plans, plan::Plan(node, server, o, results));
   const double plan_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -262,7 +270,9 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
   planc->add_option("--bits", pl->bits, "only these bit widths, comma-separated (default: all profiled)");
   planc->add_option("--min-accuracy", pl->min_accuracy,
                    "only configurations whose measured top-1 (a detector: AP50) is >= A percent");
-  planc->add_option("--results", pl->results, "the study's results.json: measured accuracy and bytes");
+  planc->add_option("--results", pl->results,
+                    "the study's results.json: measured accuracy and bytes (repeatable: e.g. also a shipped "
+                    "pipeline's models/NAME/results.jsonl)");
   planc->add_option("--plot", pl->plot, "write latency vs rate as SVG (gnuplot)");
   planc->add_option("--transport", pl->transport,
                     "how the node calls the server for split choices: unary (default) or stream (a session on "
