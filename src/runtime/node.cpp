@@ -30,6 +30,7 @@
 #include "runtime/wire.h"
 #include "data/detection.h"
 #include "detect/yolo.h"
+#include "runtime/detections.h"
 #include "models/checkpoint.h"
 
 namespace splitinfer::runtime {
@@ -576,7 +577,7 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
         if (detector) {
           // Decoding and NMS are part of a detector's answer: timed with its compute.
           SI_ASSIGN_OR_RETURN(const auto found, detect::PostProcess(out.to(torch::kFloat32), *detector, post));
-          for (const auto& b : found[0]) boxes.push_back({b.x, b.y, b.x + b.w, b.y + b.h, b.score, static_cast<int32_t>(b.label)});
+          boxes = ToWireBoxes(found[0]);
         } else {
           predicted = out.argmax(1).item<int64_t>();
         }

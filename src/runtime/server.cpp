@@ -30,6 +30,7 @@
 #include "bottleneck/faces.h"
 #include "bottleneck/pipeline.h"
 #include "detect/yolo.h"
+#include "runtime/detections.h"
 #include "models/device.h"
 #include "core/system.h"
 #include "data/transforms.h"
@@ -552,12 +553,8 @@ Status InferenceCore::Finish(Pending& p, inference::ModelInferResponse* response
     // Decoding and NMS here, so that boxes, not the raw heads, cross the link back.
     SI_ASSIGN_OR_RETURN(const auto images,
                         detect::PostProcess(torch::stack(rows).to(torch::kFloat32), *m->detector, p.post));
-    std::vector<std::vector<WireBox>> wire(images.size());
-    for (size_t i = 0; i < images.size(); ++i) {
-      for (const auto& b : images[i]) {
-        wire[i].push_back({b.x, b.y, b.x + b.w, b.y + b.h, b.score, static_cast<int32_t>(b.label)});
-      }
-    }
+    std::vector<std::vector<WireBox>> wire;
+    for (const auto& image : images) wire.push_back(ToWireBoxes(image));
     response->set_model_name(m->name);
     response->set_model_version("1");
     response->set_id(p.id);
