@@ -7,7 +7,8 @@
 
 #include <torch/torch.h>
 
-#include "codec/codec_bench.h"
+#include "bottleneck/codec_bench.h"
+#include "bottleneck/faces.h"
 #include "codec/feature_codec.h"
 #include "codec/lossless/cabac.h"
 #include "codec/pack/pack.h"
@@ -58,7 +59,7 @@ struct Fixture {
 
 // Calibrates on 8 synthetic maps, measures on 8 others.
 Fixture Make(const Shape& s, int bits, codec::CoderId coder, uint8_t frame_version = codec::kFrameVersion) {
-  auto all = codec::SyntheticFeatures(16, s.dims, /*seed=*/77);
+  auto all = splitinfer::bottleneck::SyntheticFeatures(16, s.dims, /*seed=*/77);
   codec::QuantSpec spec;
   spec.bits = bits;
   auto quant = codec::Calibrate(spec, all.slice(0, 0, 8)).value();
@@ -80,13 +81,13 @@ void BM_Encode(benchmark::State& state, Shape s, int bits, Coder coder) {
   auto f = Make(s, bits, coder.id, coder.frame_version);
   double bytes = 0, order0 = 0;
   for (int i = 0; i < f.maps.size(0); ++i) {
-    auto e = codec::EncodeFeature(f.codec, f.maps[i]).value();
+    auto e = splitinfer::bottleneck::CodecFace(f.codec).Encode(f.maps[i]).value();
     bytes += static_cast<double>(e.frame.size());
     order0 += codec::Order0Bytes(e.symbols.data(), e.symbols.size(), bits);
   }
   int64_t i = 0;
   for (auto _ : state) {
-    auto e = codec::EncodeFeature(f.codec, f.maps[i++ % f.maps.size(0)]);
+    auto e = splitinfer::bottleneck::CodecFace(f.codec).Encode(f.maps[i++ % f.maps.size(0)]);
     benchmark::DoNotOptimize(e);
   }
   state.counters["frame_bytes"] = bytes / static_cast<double>(f.maps.size(0));
@@ -96,11 +97,11 @@ void BM_Encode(benchmark::State& state, Shape s, int bits, Coder coder) {
 void BM_Decode(benchmark::State& state, Shape s, int bits, Coder coder) {
   auto f = Make(s, bits, coder.id, coder.frame_version);
   std::vector<std::vector<uint8_t>> frames;
-  for (int i = 0; i < f.maps.size(0); ++i) frames.push_back(codec::EncodeFeature(f.codec, f.maps[i]).value().frame);
+  for (int i = 0; i < f.maps.size(0); ++i) frames.push_back(splitinfer::bottleneck::CodecFace(f.codec).Encode(f.maps[i]).value().frame);
   size_t i = 0;
   for (auto _ : state) {
     const auto& fr = frames[i++ % frames.size()];
-    auto d = codec::DecodeFeature(f.codec, fr.data(), fr.size());
+    auto d = splitinfer::bottleneck::CodecFace(f.codec).Decode(fr.data(), fr.size());
     benchmark::DoNotOptimize(d);
   }
 }

@@ -7,6 +7,14 @@
 
 namespace splitinfer::bottleneck {
 
+Result<codec::EncodedFeature> CodecFace::Encode(const torch::Tensor& map) const {
+  return codec::EncodeFeature(*codec_, map);
+}
+
+Result<torch::Tensor> CodecFace::Decode(const uint8_t* frame, size_t size) const {
+  return codec::DecodeFeature(*codec_, frame, size, limits_);
+}
+
 Result<torch::Tensor> NodeFace::Features(const torch::Tensor& images) {
   try {
     if (!head_) return p_->NodeFeatures(images.to(p_->device())).to(torch::kCPU).contiguous();
@@ -31,11 +39,11 @@ Result<torch::Tensor> NodeFace::FeaturesFromHead(const torch::Tensor& head_outpu
 }
 
 Result<codec::EncodedFeature> NodeFace::Encode(const torch::Tensor& map, const codec::FeatureCodec* other) const {
-  return codec::EncodeFeature(other ? *other : p_->codec(), map);
+  return CodecFace(other ? *other : p_->codec()).Encode(map);
 }
 
 Result<torch::Tensor> ServerFace::Decode(const uint8_t* frame, size_t size) const {
-  return codec::DecodeFeature(p_->codec(), frame, size, limits_);
+  return CodecFace(p_->codec(), limits_).Decode(frame, size);
 }
 
 Result<torch::Tensor> ServerFace::Decode(const uint8_t* frame, size_t size,

@@ -6,8 +6,13 @@
 //   ServerFace  frames -> codec^-1 -> compensator / decoder -> tail -> the task's result (class
 //               scores today)
 //
+//   CodecFace   one map <-> one frame under one codec, with no model: the step both faces share,
+//               and the whole path for the codec's own tools (`splitinfer codec encode/decode/
+//               bench`, the codec benchmarks), which take maps from a file or a generator
+//
 // Every command that turns images into frames or frames into answers goes through these (node,
-// server, load, eval --pipeline, eval-head --pipeline, profile), so the frame path exists once.
+// server, load, eval --pipeline, eval-head --pipeline, profile), and every frame is written and
+// read through CodecFace, so the frame path exists once.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +28,22 @@
 #include "core/status.h"
 
 namespace splitinfer::bottleneck {
+
+class CodecFace {
+ public:
+  explicit CodecFace(const codec::FeatureCodec& codec, codec::FrameLimits limits = {})
+      : codec_(&codec), limits_(limits) {}
+
+  // One map (the quantizer's dims) -> one frame and its symbols.
+  Result<codec::EncodedFeature> Encode(const torch::Tensor& map) const;
+  // One frame -> the dequantized map (CPU); the frame parser's codes for a damaged frame,
+  // MISMATCH for a frame of another codec.
+  Result<torch::Tensor> Decode(const uint8_t* frame, size_t size) const;
+
+ private:
+  const codec::FeatureCodec* codec_;
+  codec::FrameLimits limits_;
+};
 
 class NodeFace {
  public:

@@ -11,7 +11,7 @@
 #include <torch/torch.h>
 #include <yaml-cpp/yaml.h>
 
-#include "codec/codec_bench.h"
+#include "bottleneck/codec_bench.h"
 #include "codec/frame/session.h"
 #include "codec/lossless/lossless.h"
 #include "core/progress.h"
@@ -325,14 +325,14 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
         for (const auto& coder : o.coders) {
           SI_ASSIGN_OR_RETURN(const codec::CoderId coder_id, codec::CoderFromName(coder));
           if (!codec::CoderBuiltIn(coder_id)) continue;  // lzma without liblzma: said once below
-          codec::CodecBenchOptions co;
+          bottleneck::CodecBenchOptions co;
           co.spec.bits = bits;
           SI_ASSIGN_OR_RETURN(co.spec.granularity, codec::GranularityFromName(gran));
           co.spec.clip = codec::ClipMethod::kMse;
           co.spec.range = features.min().item<float>() < 0 ? codec::RangeKind::kSymmetric : codec::RangeKind::kZeroBased;
           co.coder = coder_id;
           co.repeats = 1;
-          SI_ASSIGN_OR_RETURN(auto r, codec::RunCodecBench(features, co));
+          SI_ASSIGN_OR_RETURN(auto r, bottleneck::RunCodecBench(features, co));
           p.codecs.push_back({s.name, bits, gran, coder, r.encode_ms, r.decode_ms, r.frame_bytes, r.session_frame_bytes});
         }
       }

@@ -3,7 +3,7 @@
 //
 //   ModelInfer / ModelStreamInfer
 //     -> auth (bearer token) -> in-flight limit -> parse + validate inputs (wire.h)
-//     -> frames: DecodeFeature per frame | images: PNG/UINT8/FP32 -> normalised tensor
+//     -> frames: ServerFace::Decode per frame | images: PNG/UINT8/FP32 -> normalised tensor
 //     -> Batcher (per model: max_batch, max_wait) -> server-side network -> softmax, top-k
 //
 // InferenceCore is the whole request path without sockets, so tests can drive it directly;

@@ -74,6 +74,31 @@ step "eval --dump-features at layer1" "feature [64,8,8]" "$BIN" eval --model "$M
 grep -q '"shape": *\[ *20, *64, *8, *8 *\]' "$TMP/layer1.f32.json" && [ "$(stat -c %s "$TMP/layer1.f32")" -eq $((20 * 64 * 8 * 8 * 4)) ] &&
   { pass=$((pass + 1)); echo "ok   dumped features are 20x64x8x8 float32"; } ||
   { fail=$((fail + 1)); echo "FAIL dumped features:"; cat "$TMP/layer1.f32.json"; ls -l "$TMP/layer1.f32"; }
+# The codec's own commands on those features (README "Using it"): one map to a frame file and
+# back. The decoded map is checked here against the dumped one, independently of the codec's own
+# error report: every value within half a quantization step of its clipped original.
+step "codec calibrate on the dumped features" "calibrated 4-bit tensor quantizer on 20 maps" "$BIN" codec calibrate \
+  --input "$TMP/layer1.f32" --bits 4 --out "$TMP/q.json"
+step "codec encode map 3" "(cabac, 4 bit)" "$BIN" codec encode --input "$TMP/layer1.f32" --index 3 --quant "$TMP/q.json" \
+  --coder cabac --out "$TMP/x.frame"
+bytes=$(sed -n 's/^\([0-9]*\) bytes.*/\1/p' "$TMP/out")
+step "codec decode the frame" "decoded ${bytes}-byte frame -> [64,8,8]" "$BIN" codec decode --input "$TMP/x.frame" \
+  --quant "$TMP/q.json" --out "$TMP/x.f32"
+if [ "$(stat -c %s "$TMP/x.frame")" = "$bytes" ] && $PY - "$TMP" <<'EOF'
+import json, sys
+import numpy as np
+d = sys.argv[1]
+q = json.load(open(d + "/q.json"))
+lo, hi = np.float32(q["lo"][0]), np.float32(q["hi"][0])
+orig = np.fromfile(d + "/layer1.f32", dtype=np.float32).reshape(20, 64, 8, 8)[3]
+got = np.fromfile(d + "/x.f32", dtype=np.float32).reshape(64, 8, 8)
+step = (hi - lo) / 15
+err = np.abs(got - np.clip(orig, lo, hi)).max()
+sys.exit(0 if err <= step / 2 + 1e-5 and got.std() > 0 else 1)
+EOF
+then pass=$((pass + 1)); echo "ok   the decoded map is the dumped map within half a 4-bit step"
+else fail=$((fail + 1)); echo "FAIL codec round trip: frame $(stat -c %s "$TMP/x.frame") B, printed $bytes"; head -c 400 "$TMP/q.json"; fi
+step "codec bench on the dumped features" '"coder":"cabac"' "$BIN" codec bench --input "$TMP/layer1.f32" --bits 4 --json
 # The low-bit head of the scripted ResNet-18 (stem as four blocks, BasicBlocks with downsample).
 step "quantize-head up to layer2" '"float_graph_error"' "$BIN" quantize-head --model "$M" --split layer2 \
   --data "imagefolder:$D" --calibration 64 --out "$TMP/r18_layer2.sihead" --json

@@ -10,7 +10,8 @@
 #include <torch/torch.h>
 
 #include "bottleneck/pipeline.h"
-#include "codec/codec_bench.h"
+#include "bottleneck/codec_bench.h"
+#include "bottleneck/faces.h"
 #include "codec/feature_codec.h"
 #include "core/system.h"
 #include "data/dataset.h"
@@ -124,7 +125,7 @@ Status RunEncode(const EncodeArgs& a) {
   }
   codec::FeatureCodec c{q, coder, {}, a.pipeline_id};
   c.coder_options.level = a.level;
-  SI_ASSIGN_OR_RETURN(codec::EncodedFeature e, codec::EncodeFeature(c, f));
+  SI_ASSIGN_OR_RETURN(codec::EncodedFeature e, bottleneck::CodecFace(c).Encode(f));
   std::ofstream out(a.out, std::ios::binary);
   out.write(reinterpret_cast<const char*>(e.frame.data()), static_cast<std::streamsize>(e.frame.size()));
   if (!out) return IoError("cannot write " + a.out);
@@ -140,7 +141,7 @@ Status RunDecode(const DecodeArgs& a) {
   SI_ASSIGN_OR_RETURN(codec::QuantParams q, LoadQuant(a.quant));
   SI_ASSIGN_OR_RETURN(std::vector<uint8_t> frame, ReadBinaryFile(a.input, "frame file", codec::FrameLimits{}.max_frame_bytes));
   codec::FeatureCodec c{q, codec::CoderId::kNone, {}, a.pipeline_id};
-  SI_ASSIGN_OR_RETURN(torch::Tensor f, codec::DecodeFeature(c, frame.data(), frame.size()));
+  SI_ASSIGN_OR_RETURN(torch::Tensor f, bottleneck::CodecFace(c).Decode(frame.data(), frame.size()));
   SI_RETURN_IF_ERROR(eval::SaveFeatures(a.out, f));
   std::printf("decoded %zu-byte frame -> %s %s\n", frame.size(), nlohmann::json(f.sizes().vec()).dump().c_str(),
               a.out.c_str());
@@ -156,7 +157,7 @@ struct BenchArgs {
 };
 Status RunBench(const BenchArgs& a) {
   models::ConfigureThreads(1);  // the node's budget: one core
-  codec::CodecBenchOptions o;
+  bottleneck::CodecBenchOptions o;
   SI_ASSIGN_OR_RETURN(o.spec, ToSpec(a.spec));
   SI_ASSIGN_OR_RETURN(o.coder, codec::CoderFromName(a.coder));
   o.coder_options.level = a.level;
@@ -168,9 +169,9 @@ Status RunBench(const BenchArgs& a) {
     if (a.limit > 0 && f.size(0) > a.limit) f = f.slice(0, 0, a.limit);
   } else {
     SI_ASSIGN_OR_RETURN(auto shape, ParseShape(a.shape, "--shape"));
-    f = codec::SyntheticFeatures(2 * a.maps, shape, /*seed=*/1234);
+    f = bottleneck::SyntheticFeatures(2 * a.maps, shape, /*seed=*/1234);
   }
-  SI_ASSIGN_OR_RETURN(codec::CodecBenchResult r, codec::RunCodecBench(f, o));
+  SI_ASSIGN_OR_RETURN(bottleneck::CodecBenchResult r, bottleneck::RunCodecBench(f, o));
   if (a.json) {
     std::printf("%s\n", r.ToJson().dump().c_str());
   } else {

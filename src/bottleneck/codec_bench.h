@@ -1,4 +1,4 @@
-// The measurement behind `splitinfer codec bench`: frame bytes, order-0 entropy, encode and
+// The measurement behind `splitinfer codec bench` and `profile`'s codec rows: frame bytes, order-0 entropy, encode and
 // decode time (median over maps, one thread) and the reconstruction error, for one quantizer
 // and coder on real features (a dump from `splitinfer eval --dump-features`) or on synthetic
 // post-ReLU maps.
@@ -11,19 +11,20 @@
 #include <torch/types.h>
 
 #include "codec/feature_codec.h"
+#include "core/status.h"
 
-namespace splitinfer::codec {
+namespace splitinfer::bottleneck {
 
 // Spatially correlated, channel-scaled, ReLU-sparse maps [n, c, h, w] that look like early
 // CNN activations (about half zeros, smooth blobs), from a fixed seed.
 torch::Tensor SyntheticFeatures(int64_t n, const std::vector<int64_t>& shape, uint64_t seed);
 
 struct CodecBenchOptions {
-  QuantSpec spec;
-  CoderId coder = CoderId::kCabac;
-  CoderOptions coder_options;
+  codec::QuantSpec spec;
+  codec::CoderId coder = codec::CoderId::kCabac;
+  codec::CoderOptions coder_options;
   int repeats = 5;  // timing repeats per map; the median over all runs is reported
-  uint8_t frame_version = kFrameVersion;  // 1: cabac's layout 1, to compare with version 2
+  uint8_t frame_version = codec::kFrameVersion;  // 1: cabac's layout 1, to compare with version 2
 };
 
 struct CodecBenchResult {
@@ -44,4 +45,4 @@ struct CodecBenchResult {
 // For kCabacTrained the context model is trained on the calibration half too.
 Result<CodecBenchResult> RunCodecBench(const torch::Tensor& features, const CodecBenchOptions& options);
 
-}  // namespace splitinfer::codec
+}  // namespace splitinfer::bottleneck
