@@ -20,7 +20,7 @@ PACKAGES=(
   # real data
   dataset-fashion-mnist
   # codecs
-  zlib1g-dev liblzma-dev libzstd-dev libpng-dev
+  zlib1g-dev liblzma-dev libzstd-dev libpng-dev libturbojpeg0-dev
   # transport and metrics
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
   # the independent Python client in tools/python (docs/wire_protocol.md, and a test)

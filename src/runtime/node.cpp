@@ -26,6 +26,9 @@
 #include "data/datasets.h"
 #include "data/transforms.h"
 #include "runtime/png.h"
+#if SPLITINFER_WITH_JPEG
+#include "runtime/jpeg.h"
+#endif
 #include "runtime/proto/inference.grpc.pb.h"
 #include "runtime/wire.h"
 #include "data/detection.h"
@@ -67,7 +70,7 @@ nlohmann::json NodeReport::ToJsonCommon() const {
   auto stats = [](const LatencyStats& s) {
     return nlohmann::json{{"median_ms", s.median_ms}, {"p95_ms", s.p95_ms}, {"mean_ms", s.mean_ms}};
   };
-  return {{"mode", mode},
+  nlohmann::json j = {{"mode", mode},
           {"task", task},
           {"model", model},
           {"server", server_address},
@@ -87,6 +90,11 @@ nlohmann::json NodeReport::ToJsonCommon() const {
             {"transmit", stats(transmit)},
             {"server", stats(server)},
             {"total", stats(total)}}}};
+  if (mode == "server-only") {
+    j["image_format"] = image_format;
+    if (image_format == "jpeg") j["jpeg_quality"] = jpeg_quality;
+  }
+  return j;
 }
 
 namespace {
@@ -421,6 +429,15 @@ Result<int64_t> TopClass(const inference::ModelInferResponse& r) {
   return DataLoss("the server's reply has no 'scores' output");
 }
 
+// The server-only path's image, as the node sends it: PNG, or JPEG at the asked quality.
+Result<std::vector<uint8_t>> EncodeImage(const NodeOptions& o, const torch::Tensor& chw_u8) {
+  const int c = static_cast<int>(chw_u8.size(0)), h = static_cast<int>(chw_u8.size(1)), w = static_cast<int>(chw_u8.size(2));
+#if SPLITINFER_WITH_JPEG
+  if (o.image_format == "jpeg") return EncodeJpeg(chw_u8.data_ptr<uint8_t>(), c, h, w, o.jpeg_quality);
+#endif
+  return EncodePng(chw_u8.data_ptr<uint8_t>(), c, h, w);
+}
+
 }  // namespace
 
 Result<NodeReport> RunNode(const NodeOptions& o) {
@@ -428,6 +445,18 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
     return InvalidArgument("unknown mode '" + o.mode + "'; use split, server-only or node-only");
   }
   if (o.pipeline.empty()) return InvalidArgument("the node needs --pipeline FILE (the pipeline YAML it runs)");
+  if (o.image_format != "png" && o.image_format != "jpeg") {
+    return InvalidArgument("unknown image format '" + o.image_format + "'; use png or jpeg");
+  }
+  if (o.image_format == "jpeg") {
+#if !SPLITINFER_WITH_JPEG
+    return FailedPrecondition("--image-format jpeg: this build has no JPEG (libturbojpeg); install libturbojpeg0-dev "
+                              "and rebuild");
+#endif
+    if (o.jpeg_quality < 1 || o.jpeg_quality > 100) {
+      return InvalidArgument("--jpeg-quality " + std::to_string(o.jpeg_quality) + " is outside 1..100");
+    }
+  }
   if (o.transport != "stream" && o.transport != "unary") {
     return InvalidArgument("unknown transport '" + o.transport + "'; use stream or unary");
   }
@@ -506,6 +535,8 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
   NodeReport rep;
   rep.task = detector ? "detect" : "classify";
   rep.mode = o.mode;
+  rep.image_format = o.image_format;
+  rep.jpeg_quality = o.jpeg_quality;
   rep.model = o.model_name.empty() ? spec.name : o.model_name;
   rep.server_address = o.mode == "node-only" ? "" : o.server;
   rep.rate_bytes_per_s = o.link.rate_bytes_per_s;
@@ -641,10 +672,9 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
         } else {
           t1 = Clock::now();
           const auto img = example.first[0].contiguous();
-          SI_ASSIGN_OR_RETURN(auto png, EncodePng(img.data_ptr<uint8_t>(), static_cast<int>(img.size(0)),
-                                                  static_cast<int>(img.size(1)), static_cast<int>(img.size(2))));
-          frame_bytes += static_cast<double>(png.size());
-          AddBytesInput(q, kInputImagePng, png);
+          SI_ASSIGN_OR_RETURN(auto bytes, EncodeImage(o, img));
+          frame_bytes += static_cast<double>(bytes.size());
+          AddBytesInput(q, o.image_format == "jpeg" ? kInputImageJpeg : kInputImagePng, bytes);
         }
         const auto t2 = Clock::now();
         // What the link carries: the serialised message and gRPC's 5-byte message prefix

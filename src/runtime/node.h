@@ -33,6 +33,10 @@ struct NodeOptions {
   std::string data_dir;  // with data fmnist (or the older fmnist-test): its files, if not Debian's
   int64_t limit = 0;                 // images (0 = all)
   std::string mode = "split";        // split | server-only | node-only
+  // server-only: how the image travels: "png" (lossless) or "jpeg" (as a camera sends it, at
+  // jpeg_quality 1-100)
+  std::string image_format = "png";
+  int jpeg_quality = 90;
   LinkOptions link;
   int threads = 1;  // LibTorch threads for the node's compute
   // Split mode: run the head with the low-bit kernels from this head file (quantize-head)
@@ -62,6 +66,8 @@ double PercentileMs(std::vector<double>& seconds, double q);
 
 struct NodeReport {
   std::string mode, task, model, server_address;
+  std::string image_format;  // server-only: png | jpeg (with jpeg_quality)
+  int jpeg_quality = 0;
   int64_t images = 0, correct = 0;
   double top1 = 0;  // a classifier's
   // A detector's: COCO's metrics over the images sent (AP50, AP as fractions), boxes returned.

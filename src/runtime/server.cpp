@@ -35,6 +35,9 @@
 #include "core/system.h"
 #include "data/transforms.h"
 #include "runtime/png.h"
+#if SPLITINFER_WITH_JPEG
+#include "runtime/jpeg.h"
+#endif
 #include "runtime/proto/inference.grpc.pb.h"
 
 namespace fs = std::filesystem;
@@ -46,7 +49,11 @@ namespace splitinfer::runtime {
 namespace {
 
 const std::string kFrameInputName = kInputFrame;
-
+#if SPLITINFER_WITH_JPEG
+constexpr bool kJpegBuiltIn = true;
+#else
+constexpr bool kJpegBuiltIn = false;
+#endif
 
 }  // namespace
 
@@ -255,6 +262,9 @@ Status InferenceCore::Metadata(const inference::ModelMetadataRequest& request,
   image.insert(image.end(), m->input_shape.begin(), m->input_shape.end());
   add(response->mutable_inputs(), kInputFrame, "BYTES", {-1});
   add(response->mutable_inputs(), kInputImagePng, "BYTES", {-1});
+#if SPLITINFER_WITH_JPEG
+  add(response->mutable_inputs(), kInputImageJpeg, "BYTES", {-1});
+#endif
   add(response->mutable_inputs(), kInputImage, "UINT8", image);
   const auto classes = static_cast<int64_t>(m->labels.size());
   auto* p = response->mutable_parameters();
@@ -400,7 +410,7 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
     }
   }
   if (request.inputs_size() != 1 && !session_request) {
-    return InvalidArgument("a request has exactly one input ('frame', 'image_png' or 'image'), got " +
+    return InvalidArgument("a request has exactly one input ('frame', 'image_png', 'image_jpeg' or 'image'), got " +
                            std::to_string(request.inputs_size()));
   }
   // A session request names no input: its one raw entry is a frame.
@@ -419,7 +429,10 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
   if (session_request) {
     elements.emplace_back(request.raw_input_contents(0));
     n = 1;
-  } else if (input == kInputFrame || input == kInputImagePng) {
+  } else if (input == kInputImageJpeg && !kJpegBuiltIn) {
+    return FailedPrecondition("input 'image_jpeg': this server was built without JPEG (libturbojpeg); install "
+                              "libturbojpeg0-dev and rebuild, or send 'image_png'");
+  } else if (input == kInputFrame || input == kInputImagePng || input == kInputImageJpeg) {
     SI_ASSIGN_OR_RETURN(elements, BytesInput(request, 0, config_.limits));
     n = static_cast<int64_t>(elements.size());
   } else if (input == kInputImage) {
@@ -436,8 +449,8 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
                                std::to_string(config_.limits.max_batch) + " per request");
     }
   } else {
-    return InvalidArgument("unknown input '" + input + "'; use 'frame' (BYTES), 'image_png' (BYTES) or 'image' "
-                           "(UINT8/FP32)");
+    return InvalidArgument("unknown input '" + input + "'; use 'frame' (BYTES), 'image_png' (BYTES), 'image_jpeg' "
+                           "(BYTES) or 'image' (UINT8/FP32)");
   }
   if (n == 0) return InvalidArgument("input '" + input + "' holds no images");
   const int64_t now_in_flight = in_flight_.fetch_add(n) + n;
@@ -484,6 +497,26 @@ Result<std::shared_ptr<InferenceCore::Pending>> InferenceCore::Begin(const infer
         auto t = torch::from_blob(px.data(), {c, h, w}, torch::kUInt8).clone();
         items.push_back(normalise(t));
       }
+    } else if (input == kInputImageJpeg) {
+#if SPLITINFER_WITH_JPEG
+      kind = kKindImage;
+      for (size_t i = 0; i < elements.size(); ++i) {
+        const auto& e = elements[i];
+        bytes += static_cast<double>(e.size());
+        // The header first: the size is checked before a pixel buffer is allocated.
+        auto info = PeekJpeg(e);
+        if (!info.ok()) return Status(info.status().code(), "image_jpeg " + std::to_string(i) + ": " + info.status().message());
+        if (info->width != w || info->height != h) {
+          return InvalidArgument("image_jpeg " + std::to_string(i) + " is " + std::to_string(info->width) + "x" +
+                                 std::to_string(info->height) + "; this model takes " + std::to_string(w) + "x" +
+                                 std::to_string(h));
+        }
+        auto px = DecodeJpeg(e, static_cast<int>(c), static_cast<int>(h), static_cast<int>(w));
+        if (!px.ok()) return Status(px.status().code(), "image_jpeg " + std::to_string(i) + ": " + px.status().message());
+        auto t = torch::from_blob(px->data(), {c, h, w}, torch::kUInt8).clone();
+        items.push_back(normalise(t));
+      }
+#endif
     } else {
       kind = kKindImage;
       bytes = static_cast<double>(numeric.bytes.size());

@@ -32,6 +32,7 @@ inline constexpr char kPlatform[] = "splitinfer_libtorch";
 // Input and output tensor names.
 inline constexpr char kInputFrame[] = "frame";         // BYTES [n]: one splitinfer frame per element
 inline constexpr char kInputImagePng[] = "image_png";  // BYTES [n]: one PNG image per element
+inline constexpr char kInputImageJpeg[] = "image_jpeg";  // BYTES [n]: one JPEG image per element
 inline constexpr char kInputImage[] = "image";         // UINT8 (0..255) or FP32 (0..1) [n, C, H, W] or [C, H, W]
 inline constexpr char kOutputScores[] = "scores";      // FP32 [n, classes]: softmax probabilities
 inline constexpr char kOutputClasses[] = "classes";    // BYTES [n, k]: "score:index:label", best first

@@ -1,5 +1,9 @@
 // Server and node in one process on loopback: the shipped pipeline, real frames, real gRPC.
 #include "runtime/server.h"
+#include "runtime/png.h"
+#if SPLITINFER_WITH_JPEG
+#include "runtime/jpeg.h"
+#endif
 
 #include <gtest/gtest.h>
 
@@ -164,6 +168,57 @@ TEST(ServerTest, NodeRunsEveryModeOverLoopback) {
       << metrics.substr(0, 2000);
   EXPECT_NE(metrics.find("splitinfer_batch_size_count"), std::string::npos);
 }
+
+#if SPLITINFER_WITH_JPEG
+inference::ModelInferRequest JpegRequest(const std::vector<uint8_t>& bytes) {
+  inference::ModelInferRequest q;
+  q.set_model_name("fmnist_best");
+  auto* in = q.add_inputs();
+  in->set_name("image_jpeg");
+  in->set_datatype("BYTES");
+  in->add_shape(1);
+  in->mutable_contents()->add_bytes_contents(std::string(bytes.begin(), bytes.end()));
+  return q;
+}
+
+// Server-only as a camera sends it: the node's JPEG is answered as its PNG is, with the same
+// classes but for JPEG's loss; a request whose image_jpeg is not a JPEG of the model's size is
+// refused naming the element and what is wrong, and holds nothing after.
+TEST(ServerTest, JpegImagesAreAnsweredAndBadOnesNamed) {
+  auto server = StartOrDie(BaseConfig());
+  ASSERT_TRUE(server);
+  auto o = NodeFor(server->port(), "server-only", 40);
+  o.image_format = "jpeg";
+  o.jpeg_quality = 90;
+  auto jpeg = RunNode(o);
+  ASSERT_TRUE(jpeg.ok()) << jpeg.status().ToString();
+  auto png = RunNode(NodeFor(server->port(), "server-only", 40));
+  ASSERT_TRUE(png.ok()) << png.status().ToString();
+  EXPECT_EQ(jpeg->images, 40);
+  EXPECT_GE(jpeg->top1, png->top1 - 7.5);  // at most 3 of 40 answers changed by JPEG's loss
+  EXPECT_GT(jpeg->frame_bytes_per_image, 100.0);
+  EXPECT_EQ(jpeg->ToJson()["image_format"], "jpeg");
+  EXPECT_EQ(jpeg->ToJson()["jpeg_quality"], 90);
+
+  auto stub = StubFor(server->port());
+  std::vector<uint8_t> grey(28 * 28, 90), small(16 * 16, 90);
+  const auto good = EncodeJpeg(grey.data(), 1, 28, 28, 90).value();
+  EXPECT_TRUE(Call(*stub, JpegRequest(good)).ok());
+  const auto as_png = EncodePng(grey.data(), 1, 28, 28).value();
+  ExpectError(Call(*stub, JpegRequest(as_png)), grpc::StatusCode::INVALID_ARGUMENT,
+              "image_jpeg 0: an image_jpeg element is not a JPEG file");
+  ExpectError(Call(*stub, JpegRequest(EncodeJpeg(small.data(), 1, 16, 16, 90).value())),
+              grpc::StatusCode::INVALID_ARGUMENT, "image_jpeg 0 is 16x16; this model takes 28x28");
+  const std::vector<uint8_t> cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(good.size() - 40));
+  ExpectError(Call(*stub, JpegRequest(cut)), grpc::StatusCode::INVALID_ARGUMENT, "image_jpeg 0: corrupt JPEG");
+  EXPECT_EQ(server->core().in_flight(), 0);
+
+  o.jpeg_quality = 0;
+  EXPECT_EQ(RunNode(o).status().message(), "--jpeg-quality 0 is outside 1..100");
+  o.image_format = "webp";
+  EXPECT_EQ(RunNode(o).status().message(), "unknown image format 'webp'; use png or jpeg");
+}
+#endif
 
 // A pipeline on the cabac-trained coder: its context model is a file beside the YAML, frames
 // shrink, and the handshake refuses a node whose model differs (its frames would decode to other

@@ -41,6 +41,9 @@
 #ifndef SPLITINFER_WITH_OPENCV
 #define SPLITINFER_WITH_OPENCV 0
 #endif
+#ifndef SPLITINFER_WITH_JPEG
+#define SPLITINFER_WITH_JPEG 0
+#endif
 
 namespace si = splitinfer;
 
@@ -352,6 +355,7 @@ si::Status RunVersion(bool json) {
       {"image_folders", SPLITINFER_WITH_OPENCV != 0},
       {"lzma", si::codec::CoderBuiltIn(si::codec::CoderId::kLzma)},
       {"png", SPLITINFER_WITH_PNG != 0},
+      {"jpeg", SPLITINFER_WITH_JPEG != 0},
   };
   if (json) {
     nlohmann::json j = {{"version", SPLITINFER_VERSION_STRING},

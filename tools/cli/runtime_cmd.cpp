@@ -208,6 +208,9 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
   node->add_option("--limit", o.limit, "only the first N images");
   node->add_option("--mode", o.mode, "split | server-only | node-only")
       ->check(CLI::IsMember({"split", "server-only", "node-only"}));
+  node->add_option("--image-format", o.image_format,
+                   "server-only: send each image as png (lossless, the default) or jpeg (as a camera sends it)");
+  node->add_option("--jpeg-quality", o.jpeg_quality, "with --image-format jpeg: quality 1-100 (default 90)");
   node->add_option("--rate", node_args->rate, "emulated link rate: 1MB/s, 500kB/s, 10Mbit/s, none");
   node->add_option("--rtt", node_args->rtt, "emulated round-trip time: 10ms, 0.1s");
   node->add_option("--threads", o.threads, "LibTorch threads for the node's compute")->check(CLI::Range(1, 1024));
