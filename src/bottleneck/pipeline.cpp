@@ -2,6 +2,7 @@
 
 #include "config/yaml_reader.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -15,12 +16,23 @@
 #include "codec/lossless/cabac.h"
 #include "core/bytes.h"
 #include "core/system.h"
+#include "models/zoo/zoo.h"
 
 namespace splitinfer::bottleneck {
 namespace fs = std::filesystem;
 
+namespace {
+// A model named by the zoo ("resnet50": random weights from the zoo's seed) rather than a file
+// beside the pipeline: kept as a name wherever the pipeline file lives.
+bool IsZooName(const std::string& p, const std::string& base_dir) {
+  if (p.find('/') != std::string::npos || fs::exists(fs::path(base_dir) / p)) return false;
+  const auto names = models::ModelNames();
+  return std::find(names.begin(), names.end(), p) != names.end();
+}
+}  // namespace
+
 std::string PipelineSpec::Resolve(const std::string& p) const {
-  if (p.empty() || fs::path(p).is_absolute() || base_dir.empty()) return p;
+  if (p.empty() || fs::path(p).is_absolute() || base_dir.empty() || IsZooName(p, base_dir)) return p;
   return (fs::path(base_dir) / p).lexically_normal().string();
 }
 
@@ -30,7 +42,7 @@ PipelineSpec PipelineSpec::RebasedTo(const std::string& dir) const {
   for (std::string* p : {&out.model, &out.server_model, &out.bottleneck, &out.compensator, &out.quantizer,
                          &out.reference_model, &out.cabac_model}) {
     // Resolve gives a path usable from here; absolute, it can be made relative to anywhere.
-    if (!p->empty()) *p = fs::absolute(Resolve(*p)).lexically_normal().lexically_relative(base).string();
+    if (!p->empty() && !IsZooName(*p, base_dir)) *p = fs::absolute(Resolve(*p)).lexically_normal().lexically_relative(base).string();
   }
   out.base_dir = dir;
   return out;

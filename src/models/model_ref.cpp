@@ -236,6 +236,11 @@ Result<OpenedModel> OpenModel(const std::string& ref, const torch::Device& devic
   SI_RETURN_IF_ERROR(CheckFlagsAgree(flags));
   if (kind == ModelKind::kZoo) {
     const ZooDefaults zoo = DefaultsFor(ref);
+    // Random weights from a fixed seed: a node and a server that both open "resnet50" (a
+    // pipeline naming the zoo, as `plan --validate` writes them for a profiled zoo model) must
+    // hold the same weights, or the server's tail would read another head's features and the
+    // quantizer calibrated on one would not fit the other.
+    torch::manual_seed(kZooWeightSeed);
     SI_ASSIGN_OR_RETURN(m.native, CreateModel(ref, zoo.options));
     m.meta.model = ref;
     m.meta.options = zoo.options;

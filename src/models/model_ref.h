@@ -1,7 +1,7 @@
 // Model references: what every command's --model names, resolved in one place.
 //
-//   a zoo name          resnet50, resnet_fmnist   the architecture with random weights (for
-//                                                  bytes and latency; no accuracy)
+//   a zoo name          resnet50, resnet_fmnist   the architecture with random weights from a
+//                                                  fixed seed (for bytes and latency; no accuracy)
 //   a checkpoint        runs/r/checkpoint.pt       written by `splitinfer train` or a method:
 //                                                  native weights + metadata in the archive
 //   a TorchScript chain r18.pt                     a scripted module whose forward runs its
@@ -15,6 +15,7 @@
 // beside the file. A chain with none of these is refused with the three ways to give it.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,11 @@ Result<std::vector<double>> ParseNumberList(const std::string& flag, const std::
 // "--classes": a count ("10": classes named 0..9), a file with one name per line, or names
 // separated by commas ("cat,dog").
 Result<std::vector<std::string>> ParseClassNames(const std::string& text);
+
+// A zoo name opens with random weights drawn after torch::manual_seed(kZooWeightSeed) (so it
+// reseeds LibTorch's global generator): every process that opens the same name gets the same
+// network.
+inline constexpr uint64_t kZooWeightSeed = 20261207;
 
 struct OpenedModel {
   ModelKind kind = ModelKind::kZoo;

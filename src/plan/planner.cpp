@@ -255,10 +255,12 @@ std::vector<Choice> EvaluateAll(const Profile& node, const Profile& server, doub
   }
   Choice so;
   so.kind = so.name = "server-only";
-  so.frame_bytes = node.png_bytes;
-  so.score = float_score;
-  so.encode_ms = node.png_encode_ms;
-  so.decode_ms = server.png_decode_ms;
+  const bool jpeg = o.image_format == "jpeg";
+  if (jpeg) so.name = "server-only jpeg q" + std::to_string(node.jpeg_quality);
+  so.frame_bytes = jpeg ? node.jpeg_bytes : node.png_bytes;
+  so.score = float_score;  // JPEG's loss is not measured here
+  so.encode_ms = jpeg ? node.jpeg_encode_ms : node.png_encode_ms;
+  so.decode_ms = jpeg ? server.jpeg_decode_ms : server.png_decode_ms;
   so.server_ms = server.BlocksMs(0, n, o.server_batch) * (o.server_batch == 1 ? server.stream_factor : 1.0) +
                  server.answer_ms;
   Finish(so, rate, o, node, server);
@@ -319,6 +321,18 @@ Result<std::vector<RatePlan>> Plan(const Profile& node, const Profile& server, c
       return FailedPrecondition("the profile of " + p->model + " on " + p->machine +
                                 " has no PNG measurement (made by a build without libpng), so the server-only "
                                 "baseline cannot be planned: profile it with a build that has libpng");
+    }
+  }
+  if (o.image_format != "png" && o.image_format != "jpeg") {
+    return InvalidArgument("--image-format " + o.image_format + ": server-only sends png or jpeg");
+  }
+  if (o.image_format == "jpeg") {
+    for (const Profile* p : {&node, &server}) {
+      if (!(p->jpeg_bytes > 0)) {
+        return FailedPrecondition("the profile of " + p->model + " on " + p->machine +
+                                  " has no JPEG measurement (made before 2026-12-07 or by a build without "
+                                  "libturbojpeg): remake it, or plan server-only as png");
+      }
     }
   }
   if (o.transport != "unary" && o.transport != "stream") {

@@ -54,6 +54,9 @@ struct PlanOptions {
   // time, the server's per-request work and the bytes around each frame are the profile's
   // measurements for that transport (Profile::transports).
   std::string transport = "unary";
+  // How server-only choices send the image: "png" (lossless) or "jpeg" (as a camera does, at the
+  // node profile's jpeg quality; both profiles must have measured JPEG).
+  std::string image_format = "png";
   // Only for profiles that did not count bytes (TransportProfile::BytesMeasured() false: made
   // before 2026-12-07, or without a pipeline to serve): the shipped pipeline's unary overheads
   // as measured then (docs/wire_protocol.md "Bytes on the link": a request beyond its frame

@@ -31,6 +31,9 @@
 #include "models/zoo/zoo.h"
 #if SPLITINFER_WITH_PNG
 #include "runtime/png.h"
+#if SPLITINFER_WITH_JPEG
+#include "runtime/jpeg.h"
+#endif
 #endif
 #if SPLITINFER_WITH_RUNTIME
 #include "runtime/node.h"
@@ -411,6 +414,29 @@ Result<Profile> MeasureProfile(const ProfileOptions& o) {
   p.png_encode_ms = Median(enc);
   p.png_decode_ms = Median(dec);
   p.png_bytes = bytes / static_cast<double>(images_u8.size(0));
+#if SPLITINFER_WITH_JPEG
+  // The same images as a camera's JPEG.
+  enc.clear();
+  dec.clear();
+  bytes = 0;
+  for (int64_t i = 0; i < images_u8.size(0); ++i) {
+    const auto img = images_u8[i].contiguous();
+    const auto t0 = Clock::now();
+    SI_ASSIGN_OR_RETURN(auto jpeg, runtime::EncodeJpeg(img.data_ptr<uint8_t>(), static_cast<int>(c), static_cast<int>(h),
+                                                       static_cast<int>(w), o.jpeg_quality));
+    const auto t1 = Clock::now();
+    SI_ASSIGN_OR_RETURN(auto back, runtime::DecodeJpeg(std::string_view(reinterpret_cast<const char*>(jpeg.data()), jpeg.size()),
+                                                       static_cast<int>(c), static_cast<int>(h), static_cast<int>(w)));
+    const auto t2 = Clock::now();
+    enc.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    dec.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+    bytes += static_cast<double>(jpeg.size());
+  }
+  p.jpeg_quality = o.jpeg_quality;
+  p.jpeg_encode_ms = Median(enc);
+  p.jpeg_decode_ms = Median(dec);
+  p.jpeg_bytes = bytes / static_cast<double>(images_u8.size(0));
+#endif
 #else
   // Without libpng the profile has no server-only baseline: bytes 0, which the planner reads
   // as "not profiled" (it plans no server-only choice from such a profile).

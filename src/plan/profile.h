@@ -86,6 +86,10 @@ struct Profile {
   std::vector<CodecProfile> codecs;
   std::vector<PipelineProfile> pipelines;
   double png_encode_ms = 0, png_decode_ms = 0, png_bytes = 0;
+  // The server-only path as a camera sends it: the image as JPEG at jpeg_quality. 0 bytes: not
+  // measured (a build without libturbojpeg, or a profile made before 2026-12-07).
+  int jpeg_quality = 0;
+  double jpeg_encode_ms = 0, jpeg_decode_ms = 0, jpeg_bytes = 0;
   // Idle gap (ms) -> the whole model's batch-1 time after that long idle / back to back. A node
   // that waits on the link, and a server that waits for the next frame, start each image cold
   // (caches, TLB, clocks): on the 2-vCPU VM the model is ~1.3x slower after 10 ms idle and
@@ -119,6 +123,7 @@ struct ProfileOptions {
   std::vector<int64_t> batches = {1, 8, 32};
   int warmup = 3, repeats = 10;
   int64_t codec_maps = 16;            // feature maps per codec cell (half calibrate, half measure)
+  int jpeg_quality = 90;              // the server-only path's JPEG (a camera's q90)
   std::vector<int> bits = {1, 2, 4, 8};
   std::vector<std::string> granularities = {"tensor", "channel"};
   std::vector<std::string> coders = {"none", "lzma", "zstd", "cabac"};

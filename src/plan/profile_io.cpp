@@ -75,6 +75,8 @@ Profile DeriveProfile(const Profile& m, const ScaleFactors& f) {
   }
   p.png_encode_ms *= factor("png");
   p.png_decode_ms *= factor("png");
+  p.jpeg_encode_ms *= factor("png");  // an image codec as PNG is: no device factor of its own
+  p.jpeg_decode_ms *= factor("png");
   p.answer_ms *= factor("other");  // scalar CPU code: decoding, sorting, NMS
   auto rpc = f.factors.find("rpc");
   for (auto& [name, t] : p.transports) {
@@ -138,6 +140,11 @@ Status SaveProfile(const std::string& path, const Profile& p) {
   out << YAML::Key << "png" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "encode_ms" << YAML::Value
       << p.png_encode_ms << YAML::Key << "decode_ms" << YAML::Value << p.png_decode_ms << YAML::Key << "bytes"
       << YAML::Value << p.png_bytes << YAML::EndMap;
+  if (p.jpeg_bytes > 0) {
+    out << YAML::Key << "jpeg" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "quality" << YAML::Value
+        << p.jpeg_quality << YAML::Key << "encode_ms" << YAML::Value << p.jpeg_encode_ms << YAML::Key << "decode_ms"
+        << YAML::Value << p.jpeg_decode_ms << YAML::Key << "bytes" << YAML::Value << p.jpeg_bytes << YAML::EndMap;
+  }
   out << YAML::Key << "requests" << YAML::Value << YAML::BeginMap << YAML::Key << "measured_with" << YAML::Value
       << p.calls_measured_with;
   for (const auto& [name, t] : p.transports) {
@@ -189,7 +196,7 @@ Result<Profile> LoadProfile(const std::string& path) {
     SI_RETURN_IF_ERROR(top.get("input_shape", &p.input_shape));
     SI_RETURN_IF_ERROR(top.get("stream_factor", &p.stream_factor));
     SI_RETURN_IF_ERROR(top.get("answer_ms", &p.answer_ms));
-    top.allow({"blocks", "splits", "codecs", "pipelines", "png", "requests", "idle_slowdown"});
+    top.allow({"blocks", "splits", "codecs", "pipelines", "png", "jpeg", "requests", "idle_slowdown"});
     SI_RETURN_IF_ERROR(top.finish());
     SI_ASSIGN_OR_RETURN(config::MapReader req, top.child("requests"));
     SI_RETURN_IF_ERROR(req.get("measured_with", &p.calls_measured_with));
@@ -273,6 +280,15 @@ Result<Profile> LoadProfile(const std::string& path) {
     p.png_encode_ms = root["png"]["encode_ms"].as<double>();
     p.png_decode_ms = root["png"]["decode_ms"].as<double>();
     p.png_bytes = root["png"]["bytes"].as<double>();
+    if (const YAML::Node j = root["jpeg"]) {
+      p.jpeg_quality = j["quality"].as<int>();
+      p.jpeg_encode_ms = j["encode_ms"].as<double>();
+      p.jpeg_decode_ms = j["decode_ms"].as<double>();
+      p.jpeg_bytes = j["bytes"].as<double>();
+      if (p.jpeg_quality < 1 || p.jpeg_quality > 100 || !(p.jpeg_bytes > 0)) {
+        return InvalidArgument(path + ": jpeg needs quality 1..100 and bytes > 0");
+      }
+    }
     if (!(p.stream_factor > 0)) return InvalidArgument(path + ": stream_factor must be > 0");
     if (root["idle_slowdown"]) {
       for (const auto& kv : root["idle_slowdown"]) {

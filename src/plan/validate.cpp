@@ -64,7 +64,9 @@ Result<std::string> PtqPipeline(const Choice& c, const ValidateOptions& o) {
   std::ofstream(fs::path(o.work_dir) / (stem + ".quant.json")) << codec::ToJson(quant).dump(1) << "\n";
   bottleneck::PipelineSpec s;
   s.name = stem;
-  s.model = fs::absolute(o.checkpoint).string();
+  // A file by its absolute path (the server may run elsewhere in the tree); a zoo name as it is
+  // (random weights from the zoo's fixed seed: the same in every process).
+  s.model = fs::exists(o.checkpoint) ? fs::absolute(o.checkpoint).string() : o.checkpoint;
   s.split = c.split;
   s.quantizer = stem + ".quant.json";
   s.coder = c.coder;
@@ -74,12 +76,14 @@ Result<std::string> PtqPipeline(const Choice& c, const ValidateOptions& o) {
 
 }  // namespace
 
-Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, const ValidateOptions& o) {
+namespace {
+
+// Every pipeline the plans need, by choice name.
+Result<std::map<std::string, std::string>> PipelinesFor(const std::vector<RatePlan>& plans, const ValidateOptions& o) {
   if (o.checkpoint.empty()) return InvalidArgument("--validate needs --checkpoint FILE (the profiled model)");
   std::error_code ec;
   fs::create_directories(o.work_dir, ec);
   if (ec) return IoError("cannot create " + o.work_dir + ": " + ec.message());
-  // Every pipeline the plans need, served by one server.
   std::map<std::string, std::string> file_of;  // choice name -> pipeline file
   for (const auto& p : plans) {
     if (!p.has_split) continue;
@@ -100,11 +104,35 @@ Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, con
     any.name = "baseline";
     SI_ASSIGN_OR_RETURN(file_of[any.name], PtqPipeline(any, o));
   }
-  runtime::ServerConfig sc;
-  for (const auto& [name, file] : file_of) sc.pipelines.push_back(file);
-  sc.listen = "127.0.0.1:0";
-  sc.threads = o.threads;
-  SI_ASSIGN_OR_RETURN(auto server, runtime::Server::Start(sc));
+  return file_of;
+}
+
+}  // namespace
+
+Result<std::string> PrepareServer(const std::vector<RatePlan>& plans, const ValidateOptions& o) {
+  SI_ASSIGN_OR_RETURN(auto file_of, PipelinesFor(plans, o));
+  const fs::path config = fs::path(o.work_dir) / "server.yaml";
+  std::ofstream out(config);
+  out << "# written by splitinfer plan --validate --prepare: serve with `splitinfer serve --config " << config.string()
+      << "`\npipelines:\n";
+  for (const auto& [name, file] : file_of) out << "  - " << fs::absolute(file).string() << "\n";
+  out << "threads: " << o.threads << "\n";
+  if (!out) return IoError("cannot write " + config.string());
+  return config.string();
+}
+
+Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, const ValidateOptions& o) {
+  SI_ASSIGN_OR_RETURN(auto file_of, PipelinesFor(plans, o));
+  std::unique_ptr<runtime::Server> server;
+  std::string address = o.server;
+  if (address.empty()) {
+    runtime::ServerConfig sc;
+    for (const auto& [name, file] : file_of) sc.pipelines.push_back(file);
+    sc.listen = "127.0.0.1:0";
+    sc.threads = o.threads;
+    SI_ASSIGN_OR_RETURN(server, runtime::Server::Start(sc));
+    address = "127.0.0.1:" + std::to_string(server->port());
+  }
   std::vector<Validation> out;
   for (const auto& p : plans) {
     // The best split (whether or not a baseline beats it) and both baselines.
@@ -112,7 +140,7 @@ Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, con
     if (p.has_split) choices.insert(choices.begin(), &p.best_split);
     for (const Choice* c : choices) {
       runtime::NodeOptions no;
-      no.server = "127.0.0.1:" + std::to_string(server->port());
+      no.server = address;
       no.pipeline = c->kind == "split" || c->kind == "pipeline" ? file_of.at(c->name) : file_of.begin()->second;
       no.mode = c->kind == "server-only" ? "server-only" : c->kind == "node-only" ? "node-only" : "split";
       no.threads = o.threads;
@@ -121,6 +149,8 @@ Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, con
       // The transport the plan modelled (its call cost and bytes are the profile's for it);
       // server-only sends PNG in unary calls either way.
       no.transport = o.transport;
+      no.image_format = o.image_format;
+      no.jpeg_quality = o.jpeg_quality;
       // Warm-up: first calls pay for connection set-up and allocator growth.
       no.limit = 20;
       SI_RETURN_IF_ERROR(runtime::RunNode(no).status());
@@ -153,11 +183,16 @@ Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, con
       out.push_back(v);
     }
   }
-  server->Shutdown(5);
+  if (server) server->Shutdown(5);
   return out;
 }
 
 #else  // !SPLITINFER_WITH_RUNTIME
+
+Result<std::string> PrepareServer(const std::vector<RatePlan>&, const ValidateOptions&) {
+  return Unimplemented("plan --validate --prepare writes pipelines for the runtime, which this build lacks: install "
+                       "libgrpc++-dev, protobuf-compiler-grpc, prometheus-cpp-dev and libpng-dev, then rebuild");
+}
 
 Result<std::vector<Validation>> Validate(const std::vector<RatePlan>&, const ValidateOptions&) {
   return Unimplemented("plan --validate runs the choices through the runtime, which this build lacks: install "

@@ -1,6 +1,9 @@
 // plan/validate: `splitinfer plan --validate`. The chosen configurations run through the real
-// runtime (an in-process server on loopback, the node with the link emulated at each rate) and
-// the measured median end-to-end latency is set beside the prediction.
+// runtime (the node here, with the link emulated at each rate, against an in-process server on
+// loopback or a running `serve` of the same pipelines) and the measured median end-to-end
+// latency is set beside the prediction. Against a running server the node and the server can sit
+// on other cores, another machine, or (bench/throttled_split.sh) a node slowed by a CPU quota:
+// `plan --validate --prepare` writes the pipelines and the server config to start it with.
 //
 // A plain-PTQ choice becomes a pipeline here: the profiled checkpoint, the split, a quantizer
 // calibrated (min-MSE clip) on training images, the coder. A trained pipeline is used as is.
@@ -17,12 +20,15 @@
 namespace splitinfer::plan {
 
 struct ValidateOptions {
-  std::string checkpoint;     // the profiled model's checkpoint (.pt)
+  std::string checkpoint;     // the profiled model (a model reference: checkpoint, TorchScript file or zoo name)
   std::string data;           // a dataset reference (bottleneck::OpenDatasetFor; "" = the model's own)
   std::string work_dir;       // where generated pipelines go
   int64_t images = 200;       // test images per configuration (the first ones; after a warm-up of 20)
   int threads = 1;            // node and server threads (as profiled)
   std::string transport = "unary";  // the plan's (PlanOptions::transport): split choices are run so
+  std::string server;               // "" = an in-process server; HOST:PORT = a running serve of PrepareServer's config
+  std::string image_format = "png";  // server-only choices: png or jpeg (PlanOptions::image_format)
+  int jpeg_quality = 90;
   bool progress = true;
 };
 
@@ -39,6 +45,11 @@ struct Validation {
   double score = 0;             // the metric in percent, measured on the validated images
   nlohmann::json ToJson() const;
 };
+
+// Writes the pipelines the plans' choices need (a plain-PTQ choice calibrated here; a trained
+// pipeline as it is) and a server config serving them all, `server.yaml` in work_dir; returns its
+// path. `splitinfer serve --config` it to validate against a server started apart.
+Result<std::string> PrepareServer(const std::vector<RatePlan>& plans, const ValidateOptions& options);
 
 // Each plan carries its own rate and RTT.
 Result<std::vector<Validation>> Validate(const std::vector<RatePlan>& plans, const ValidateOptions& options);

@@ -58,6 +58,50 @@ TEST(PlannerTest, AProfileWithoutPngIsRefused) {
   EXPECT_NE(plans.status().message().find("without libpng"), std::string::npos) << plans.status().message();
 }
 
+// Server-only as a camera sends it: the image as JPEG, at the node profile's quality, with its
+// measured bytes and times in place of PNG's; a profile without JPEG is refused by name. The
+// profile file keeps the JPEG measurement, and a device's derivation scales it as PNG's.
+TEST(PlannerTest, ServerOnlyAsJpeg) {
+  Profile node = Synthetic(1), server = Synthetic(0.1);
+  PlanOptions o = Options(1e6);
+  o.image_format = "jpeg";
+  auto refused = Plan(node, server, o, {});
+  EXPECT_EQ(refused.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("has no JPEG measurement"), std::string::npos) << refused.status().message();
+  for (Profile* p : {&node, &server}) {
+    p->jpeg_quality = 90;
+    p->jpeg_encode_ms = 0.5 * (p == &node ? 1 : 0.1);
+    p->jpeg_decode_ms = 0.25 * (p == &node ? 1 : 0.1);
+    p->jpeg_bytes = 1000;
+  }
+  const auto png = Find(EvaluateAll(node, server, 1e6, Options(1e6), {}), "server-only");
+  const auto jpeg = Find(EvaluateAll(node, server, 1e6, o, {}), "server-only jpeg q90");
+  EXPECT_DOUBLE_EQ(jpeg.frame_bytes, 1000);
+  EXPECT_DOUBLE_EQ(jpeg.encode_ms, 0.5);
+  EXPECT_DOUBLE_EQ(jpeg.decode_ms, 0.025);
+  // 4000 fewer bytes at 1 MB/s and cheaper coding than PNG's 3 ms + 0.4 ms.
+  EXPECT_NEAR(png.total_ms - jpeg.total_ms, 4.0 + (3 - 0.5) + (0.4 - 0.025), 1e-9);
+  auto plans = Plan(node, server, o, {});
+  ASSERT_TRUE(plans.ok()) << plans.status().ToString();
+  EXPECT_EQ(plans->front().server_only.name, "server-only jpeg q90");
+  o.image_format = "webp";
+  EXPECT_EQ(Plan(node, server, o, {}).status().code(), ErrorCode::kInvalidArgument);
+
+  const auto dir = std::filesystem::temp_directory_path() / ("si_plan_jpeg_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  ASSERT_TRUE(SaveProfile((dir / "p.yaml").string(), node).ok());
+  auto back = LoadProfile((dir / "p.yaml").string());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->jpeg_quality, 90);
+  EXPECT_DOUBLE_EQ(back->jpeg_bytes, 1000);
+  EXPECT_DOUBLE_EQ(back->jpeg_decode_ms, 0.25);
+  std::ofstream(dir / "f.yaml") << "name: slow-board\nsource: test factors\nfactors: {png: 3}\n";
+  auto f = LoadScaleFactors((dir / "f.yaml").string());
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_DOUBLE_EQ(DeriveProfile(*back, *f).jpeg_encode_ms, 1.5);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(PlannerTest, LatencyModelMatchesAHandComputedAnswer) {
   const Profile node = Synthetic(1), server = Synthetic(0.1);
   const auto all = EvaluateAll(node, server, 1e6, Options(1e6), {});

@@ -85,11 +85,11 @@ Status RunProfile(ProfileArgs a) {
 
 struct PlanArgs {
   std::string node, server, rates = "1,2,5,10", rtt = "10ms", links, bits, plot, checkpoint, data,
-      work_dir = "runs/plan", transport = "unary";
+      work_dir = "runs/plan", transport = "unary", image_format = "png", validate_server;
   std::vector<std::string> results;  // --results, repeatable
   double min_accuracy = -1;
   int64_t images = 200;
-  bool json = false, validate = false, hot = false;
+  bool json = false, validate = false, hot = false, prepare = false;
   int threads = 1;
 };
 
@@ -155,6 +155,7 @@ Status RunPlan(const PlanArgs& a) {
   o.min_accuracy = a.min_accuracy;
   o.idle_slowdown = !a.hot;
   o.transport = a.transport;
+  o.image_format = a.image_format;
   // Several files read as one (a study's, and a shipped pipeline's own rows beside it); all in
   // one metric.
   std::vector<plan::MeasuredAccuracy> results;
@@ -177,6 +178,15 @@ Status RunPlan(const PlanArgs& a) {
     vo.images = a.images;
     vo.threads = a.threads;
     vo.transport = o.transport;
+    vo.image_format = o.image_format;
+    vo.jpeg_quality = node.jpeg_quality;
+    vo.server = a.validate_server;
+    if (a.prepare) {
+      SI_ASSIGN_OR_RETURN(const std::string config, plan::PrepareServer(plans, vo));
+      std::printf("pipelines for the plan's choices written; start the server with\n  splitinfer serve --config %s\n"
+                  "then validate against it with the same plan command and --server HOST:PORT\n", config.c_str());
+      return Status::Ok();
+    }
     vo.progress = !a.json;
     SI_ASSIGN_OR_RETURN(validations, plan::Validate(plans, vo));
   }
@@ -201,7 +211,7 @@ Status RunPlan(const PlanArgs& a) {
   // Where the bytes around each frame come from: a profile made before they were counted gets
   // the shipped pipeline's unary overheads, and the output says so.
   const auto& first = plans.front().has_split ? plans.front().best_split : plans.front().server_only;
-  std::printf("transport %s (server-only: png); request/reply overheads %s\n", o.transport.c_str(),
+  std::printf("transport %s (server-only: %s); request/reply overheads %s\n", o.transport.c_str(), o.image_format.c_str(),
               first.overheads_measured ? "as the node profile measured them"
                                        : "assumed (the node profile did not count them)");
   auto pct = [](double v) { return v < 0 ? std::string("-") : std::to_string(v).substr(0, 5); };
@@ -250,7 +260,9 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
   profile->add_option("--bits", pa->bits, "codec bit widths (default 1,2,4,8)");
   profile->add_option("--coders", pa->coders, "codec coders (default none,lzma,zstd,cabac)");
   profile->add_option("--repeats", pa->o.repeats, "timed runs per batch size (median)")->check(CLI::Range(1, 10000));
-  profile->add_option("--maps", pa->o.codec_maps, "images the codec and PNG are measured on")->check(CLI::Range(2, 100000));
+  profile->add_option("--maps", pa->o.codec_maps, "images the codec, PNG and JPEG are measured on")->check(CLI::Range(2, 100000));
+  profile->add_option("--jpeg-quality", pa->o.jpeg_quality, "the server-only path's JPEG quality (default 90, a camera's)")
+      ->check(CLI::Range(1, 100));
   profile->add_option("--pipeline", pa->o.pipelines, "trained pipeline YAML to measure as a whole (repeatable)");
   profile->add_option("--call-ms", pa->o.call_ms,
                       "per-request call cost in ms to record instead of measuring it (required by a build "
@@ -278,6 +290,10 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
                     "how the node calls the server for split choices: unary (default) or stream (a session on "
                     "ModelStreamInfer, top-1 replies); the profiles' measurements of it are used")
       ->check(CLI::IsMember({"unary", "stream"}));
+  planc->add_option("--image-format", pl->image_format,
+                    "how server-only sends the image: png (default) or jpeg (as a camera does; the profiles' JPEG "
+                    "measurements at the node profile's quality)")
+      ->check(CLI::IsMember({"png", "jpeg"}));
   planc->add_flag("--hot", pl->hot, "ignore the profiles' idle slowdown (compute times as timed back to back)");
   planc->add_flag("--validate", pl->validate, "run the choices through the real runtime and compare");
   planc->add_option("--model,--checkpoint", pl->checkpoint,
@@ -286,6 +302,13 @@ std::function<Status()> AddPlanCommands(CLI::App& app, std::function<bool()>* se
                     "with --validate: the images (fmnist, imagefolder:DIR, tinyimagenet:DIR; default: the model's)");
   planc->add_option("--images", pl->images, "with --validate: images per configuration")->check(CLI::Range(1, 100000));
   planc->add_option("--work-dir", pl->work_dir, "with --validate: where generated pipelines go");
+  planc->add_flag("--prepare", pl->prepare,
+                  "with --validate: only write the choices' pipelines and a server config (WORK_DIR/server.yaml) "
+                  "to start `serve` with, apart (another core, a machine, a quota), then validate with "
+                  "--validate-server");
+  planc->add_option("--validate-server", pl->validate_server,
+                    "with --validate: HOST:PORT of a running serve of WORK_DIR/server.yaml (default: an in-process "
+                    "server)");
   planc->add_option("--threads", pl->threads, "with --validate: node and server threads (as profiled)");
   planc->add_flag("--json", pl->json, "print one JSON object");
 
