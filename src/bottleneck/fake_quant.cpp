@@ -13,13 +13,18 @@ torch::Tensor FakeQuantize(const torch::Tensor& x, const torch::Tensor& lo, cons
   const double max_q = static_cast<double>((1 << bits) - 1);
   // A floor on the span keeps a collapsing learned clip from dividing by zero.
   auto span = (hi - lo).clamp_min(1e-6);
-  auto step = span / max_q;
+  // The codec's own float operations in its order (quantize.cpp: Inverse, QuantizeOne,
+  // LevelTable): v = (x - lo) * ((L-1) / span), q = floor(v + 0.5), x' = lo + q * (span / (L-1)).
+  // Dividing by the step instead rounds differently at exact bin edges, and there one element
+  // lands a whole step away from what the server will see.
+  auto inv = torch::full({}, static_cast<float>(max_q), span.options()) / span;
+  auto step = span / static_cast<float>(max_q);
   // torch::min/max with tensors pass the gradient to whichever side is selected: PACT's
   // gradient for the clip comes from the elements that were clipped.
   auto xc = torch::max(torch::min(x, hi), lo);
-  // floor(v + 0.5) as in the codec (round-half-up rather than torch's half-to-even).
-  auto v = (xc - lo) / step;
-  auto q = v + (torch::floor(v + 0.5) - v).detach();
+  auto v = (xc - lo) * inv;
+  // Round half up as the codec does (torch::round is half-to-even); straight-through gradient.
+  auto q = v + (torch::floor(v + 0.5f) - v).detach();
   return lo + q * step;
 }
 
