@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The seeds' headline as a measured run (issue 19, item 6): ResNet-50 split between a node slowed
 # to a Raspberry-Pi-4-class speed and an unthrottled server, on real photographs, at 1, 2, 5 and
-# 10 MB/s, against server-only (JPEG as a camera sends it, and PNG) and node-only, each beside
-# the planner's prediction.
+# 10 MB/s (and 0.1, 0.2 MB/s, where the crossing is), against server-only (JPEG as a camera sends
+# it, and PNG) and node-only, each beside the planner's prediction.
 #
 #   sudo bench/throttled_split.sh build/tools/cli/splitinfer OUT [IMAGES]
 #
@@ -60,12 +60,12 @@ model_ms() { sed -n 's/.*resnet50: \([0-9.]*\) ms back to back.*/\1/p' "$1" | ta
 target=$(awk '/^blocks:/{b=1;next} /^[a-z]/{b=0} b && /ms: *\{1:/{sub(/.*\{1: */,"");sub(/[,}].*/,"");s+=$0} END{printf "%.1f", s}' "$PI4")
 fast=$(model_ms server_profile.log)
 quota=$(awk -v f="$fast" -v t="$target" -v p=$PERIOD_US 'BEGIN{printf "%d", p*f/t}')
-: > calibration.txt
 if [ -s quota.txt ]; then
   # The node profile was made inside this quota: keep it (a new calibration would land elsewhere:
   # the same quota gives a few percent either way from run to run).
   quota=$(cat quota.txt)
 else
+  : > calibration.txt
   for round in 1 2; do
     set_quota "$quota"
     in_node "$BIN" bench head --checkpoint resnet50 --split layer4 --impl torch --runs 5 --threads 1 --json > head.json
@@ -82,7 +82,7 @@ echo "quota $quota us per $PERIOD_US us" | tee -a calibration.txt
 echo "node profile: $(model_ms node_profile.log) ms back to back inside the quota" | tee -a calibration.txt
 
 # 4. Plans, the pipelines they pick, one server serving them all, and the measured runs.
-PLAN=(plan --node node.yaml --server server.yaml --rates 1,2,5,10 --rtt 10ms --transport unary)
+PLAN=(plan --node node.yaml --server server.yaml --rates 0.1,0.2,1,2,5,10 --rtt 10ms --transport unary)
 for fmt in jpeg png; do
   "$BIN" "${PLAN[@]}" --image-format $fmt > plan_$fmt.txt
   "$BIN" "${PLAN[@]}" --image-format $fmt --validate --prepare --checkpoint resnet50 --data "imagefolder:$PHOTOS" \

@@ -170,6 +170,20 @@ step "plan with the study's accuracy" "best" "$BIN" plan --node "$TMP/profile.ya
 step "plan --validate through the real runtime" "| 1 | split | " "$BIN" plan --node "$TMP/profile.yaml" \
   --server "$TMP/profile.yaml" --rates 1 --rtt 10ms --validate --model "$M" --data "imagefolder:$D" --images 20 \
   --threads 1 --work-dir "$TMP/validate"
+# The same validation against a server started apart (on another core, machine, or outside the
+# node's CPU quota: bench/throttled_split.sh), with server-only sent as a camera's JPEG.
+if "$BIN" version --json | grep -q '"jpeg":true'; then
+  PLAN=(plan --node "$TMP/profile.yaml" --server "$TMP/profile.yaml" --rates 1 --rtt 10ms --image-format jpeg --validate
+        --model "$M" --data "imagefolder:$D" --threads 1 --work-dir "$TMP/apart")
+  step "plan --validate --prepare writes a server config" "splitinfer serve --config $TMP/apart/server.yaml" \
+    "$BIN" "${PLAN[@]}" --prepare
+  "$BIN" serve --config "$TMP/apart/server.yaml" --listen 127.0.0.1:0 --port-file "$TMP/port2" > "$TMP/serve2.log" 2>&1 &
+  SERVER_PID=$!
+  wait_port "$TMP/port2" $SERVER_PID server || { cat "$TMP/serve2.log"; exit 1; }
+  step "plan --validate against that server, server-only as JPEG" "| 1 | server-only | server-only jpeg q90 |" \
+    "$BIN" "${PLAN[@]}" --validate-server "127.0.0.1:$(cat "$TMP/port2")" --images 10
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null; SERVER_PID=""
+fi
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
