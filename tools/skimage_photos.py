@@ -44,6 +44,9 @@ def main():
         s = min(w, h)
         img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
         img = img.resize((a.size, a.size), Image.LANCZOS)
+        # Some of skimage's photos carry an ICC profile that libpng calls incorrect: written
+        # again, every reader warns about it once per image. The pixels are sRGB either way.
+        img.info.pop("icc_profile", None)
         for split in ("train", "test"):
             d = os.path.join(a.out, split, "0")
             os.makedirs(d, exist_ok=True)
