@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <regex>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -128,6 +129,9 @@ std::string RowProblem(const ResultRow& r) {
     if (!std::isfinite(v) || v < 0 || v > 100) {
       return "key \"" + key + "\" must be a percentage in [0, 100]";
     }
+  }
+  if (r.holdout_score != -1 && !(std::isfinite(r.holdout_score) && r.holdout_score >= 0 && r.holdout_score <= 100)) {
+    return "key \"holdout_" + r.metric + "\" must be a percentage in [0, 100]";
   }
   if (r.metric == "ap50" && !(std::isfinite(r.ap) && r.ap >= 0 && r.ap <= 100)) {
     return "key \"ap\" must be a percentage in [0, 100]";
@@ -400,6 +404,132 @@ std::string MethodsVsInput(const std::vector<ResultRow>& sorted) {
   return md.str();
 }
 
+// ---------------------------------------------------------------- settings, seeds, held-out choice
+
+}  // namespace
+
+std::string SettingOf(const std::string& run) {
+  // "tcl_b2_s3_recal" -> "tcl_b2_recal": the seed tag the study's `seed: [...]` lists add.
+  static const std::regex kSeed("_s[0-9]+(?=_|$)");
+  return std::regex_replace(run, kSeed, "");
+}
+
+namespace {
+
+// One setting (a run without its seed tag) with one coder: its rows, one per seed.
+struct Setting {
+  std::string name, method, split, granularity, coder;
+  int bits = 0;
+  std::vector<const ResultRow*> rows;
+  double Mean(double ResultRow::*field) const {
+    double sum = 0;
+    for (const ResultRow* r : rows) sum += r->*field;
+    return sum / static_cast<double>(rows.size());
+  }
+  double Min(double ResultRow::*field) const {
+    double v = rows[0]->*field;
+    for (const ResultRow* r : rows) v = std::min(v, r->*field);
+    return v;
+  }
+  double Max(double ResultRow::*field) const {
+    double v = rows[0]->*field;
+    for (const ResultRow* r : rows) v = std::max(v, r->*field);
+    return v;
+  }
+  bool HasHoldout() const {
+    return std::all_of(rows.begin(), rows.end(), [](const ResultRow* r) { return r->holdout_score >= 0; });
+  }
+};
+
+// Every trained or quantized setting with the coder that sends it in the fewest bytes (the
+// coder is lossless: accuracy is the same with each).
+std::vector<Setting> Settings(const std::vector<ResultRow>& sorted) {
+  std::map<std::pair<std::string, std::string>, Setting> by_key;
+  std::vector<std::pair<std::string, std::string>> order;
+  for (const auto& r : sorted) {
+    if (r.method == "float" || IsInputBaseline(r.method) || r.bytes_per_image <= 0) continue;
+    const auto key = std::make_pair(SettingOf(r.run), r.coder);
+    auto [it, fresh] = by_key.try_emplace(key);
+    if (fresh) {
+      it->second = Setting{key.first, r.method, r.split, r.granularity, r.coder, r.bits, {}};
+      order.push_back(key);
+    }
+    it->second.rows.push_back(&r);
+  }
+  std::map<std::string, Setting> best;  // per setting: the fewest mean bytes
+  std::vector<std::string> names;
+  for (const auto& key : order) {
+    const Setting& s = by_key.at(key);
+    auto it = best.find(s.name);
+    if (it == best.end()) {
+      names.push_back(s.name);
+      best.emplace(s.name, s);
+    } else if (s.Mean(&ResultRow::bytes_per_image) < it->second.Mean(&ResultRow::bytes_per_image)) {
+      it->second = s;
+    }
+  }
+  std::vector<Setting> out;
+  for (const auto& n : names) out.push_back(best.at(n));
+  return out;
+}
+
+// "93.12 ± 0.21" (mean ± half the range) for several seeds, "93.12" for one.
+std::string Spread(const Setting& s, double ResultRow::*field) {
+  std::string text = Fixed(s.Mean(field), 2);
+  if (s.rows.size() > 1) text += " ± " + Fixed((s.Max(field) - s.Min(field)) / 2, 2);
+  return text;
+}
+
+// Repeated settings: mean and spread over their seeds.
+std::string SeedTable(const std::vector<Setting>& settings, const std::string& metric) {
+  std::ostringstream md;
+  md << "| setting | method | split | bits | coder | seeds | " << metric << " % mean ± half-range | min | max | held-out % | bytes/image |\n"
+     << "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const auto& s : settings) {
+    if (s.rows.size() < 2) continue;
+    md << "| " << Cell(s.name) << " | " << Cell(s.method) << " | " << Cell(s.split) << " | " << BitsCell(s.bits) << " | "
+       << Cell(s.coder) << " | " << s.rows.size() << " | " << Spread(s, &ResultRow::score) << " | "
+       << Fixed(s.Min(&ResultRow::score), 2) << " | " << Fixed(s.Max(&ResultRow::score), 2) << " | "
+       << (s.HasHoldout() ? Spread(s, &ResultRow::holdout_score) : "-") << " | "
+       << Fixed(s.Mean(&ResultRow::bytes_per_image), 1) << " |\n";
+  }
+  return md.str();
+}
+
+// Per method and bit width, the setting with the best mean held-out score (fewer bytes on a
+// tie), and its test score: the test set is read once per chosen setting.
+std::string HoldoutChoiceTable(const std::vector<Setting>& settings, const std::string& metric) {
+  std::map<std::pair<std::string, int>, const Setting*> chosen;
+  std::vector<std::pair<std::string, int>> order;
+  for (const auto& s : settings) {
+    if (!s.HasHoldout()) continue;
+    const auto key = std::make_pair(s.method, s.bits);
+    auto it = chosen.find(key);
+    if (it == chosen.end()) {
+      order.push_back(key);
+      chosen[key] = &s;
+      continue;
+    }
+    const double a = s.Mean(&ResultRow::holdout_score), b = it->second->Mean(&ResultRow::holdout_score);
+    if (a > b || (a == b && s.Mean(&ResultRow::bytes_per_image) < it->second->Mean(&ResultRow::bytes_per_image))) {
+      it->second = &s;
+    }
+  }
+  std::ostringstream md;
+  md << "| method | bits | chosen setting | split | granularity | coder | seeds | held-out % | test " << metric
+     << " % | drop pp | bytes/image |\n"
+     << "| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const auto& key : order) {
+    const Setting& s = *chosen.at(key);
+    const double drop = s.Mean(&ResultRow::float_score) - s.Mean(&ResultRow::score);
+    md << "| " << Cell(s.method) << " | " << BitsCell(s.bits) << " | " << Cell(s.name) << " | " << Cell(s.split) << " | "
+       << Cell(s.granularity) << " | " << Cell(s.coder) << " | " << s.rows.size() << " | "
+       << Spread(s, &ResultRow::holdout_score) << " | " << Spread(s, &ResultRow::score) << " | " << Fixed(drop, 2)
+       << " | " << Fixed(s.Mean(&ResultRow::bytes_per_image), 1) << " |\n";
+  }
+  return md.str();
+}
+
 // "Top-1 accuracy" or "AP50": plot titles and axes.
 std::string MetricTitle(const std::vector<ResultRow>& rows) {
   return !rows.empty() && rows[0].metric == "ap50" ? "AP50" : "Top-1 accuracy";
@@ -599,6 +729,7 @@ nlohmann::json ToJson(const ResultRow& r) {
           {"server_params", r.server_params},
           {"train_seconds", r.train_seconds},
           {"pipeline", r.pipeline}};
+  if (r.holdout_score >= 0) j["holdout_" + r.metric] = r.holdout_score;
   if (r.metric != "top1") {  // rows of classifiers keep the keys they always had
     j["metric"] = r.metric;
     j["ap"] = r.ap;
@@ -625,6 +756,7 @@ Result<ResultRow> RowFromJson(const nlohmann::json& j, const std::string& origin
   SI_RETURN_IF_ERROR(GetDouble(j, r.metric.c_str(), true, &r.score, origin));
   SI_RETURN_IF_ERROR(GetDouble(j, float_key.c_str(), true, &r.float_score, origin));
   SI_RETURN_IF_ERROR(GetDouble(j, "ap", r.metric == "ap50", &r.ap, origin));
+  SI_RETURN_IF_ERROR(GetDouble(j, ("holdout_" + r.metric).c_str(), false, &r.holdout_score, origin));
   SI_RETURN_IF_ERROR(GetDouble(j, "bytes_per_image", true, &r.bytes_per_image, origin));
   SI_RETURN_IF_ERROR(GetInt(j, "images", true, &r.images, origin));
   SI_RETURN_IF_ERROR(GetDouble(j, "header_bytes", false, &r.header_bytes, origin));
@@ -700,10 +832,12 @@ Status WriteCsv(const std::string& path, const std::vector<ResultRow>& rows) {
     if (r.metric != metric) return InvalidArgument("rows of two metrics (" + metric + ", " + r.metric + ") in one table");
   }
   const bool detection = metric != "top1";
+  // A study with a held-out split gets its column last (empty where a row has no score there).
+  const bool holdout = std::any_of(rows.begin(), rows.end(), [](const ResultRow& r) { return r.holdout_score >= 0; });
   std::ostringstream csv;
   csv << "run,method,split,bits,granularity,coder," << metric << ",float_" << metric
       << ",bytes_per_image,header_bytes,order0_bytes,images,node_params,server_params,train_seconds,pipeline"
-      << (detection ? ",ap" : "") << "\n";
+      << (detection ? ",ap" : "") << (holdout ? ",holdout_" + metric : "") << "\n";
   for (const auto& r : rows) {
     csv << CsvField(r.run) << ',' << CsvField(r.method) << ',' << CsvField(r.split) << ',' << r.bits << ','
         << CsvField(r.granularity) << ',' << CsvField(r.coder) << ',' << Num(r.score) << ',' << Num(r.float_score)
@@ -711,6 +845,7 @@ Status WriteCsv(const std::string& path, const std::vector<ResultRow>& rows) {
         << r.images << ',' << r.node_params << ',' << r.server_params << ',' << Num(r.train_seconds) << ','
         << CsvField(r.pipeline);
     if (detection) csv << ',' << Num(r.ap);
+    if (holdout) csv << ',' << (r.holdout_score >= 0 ? Num(r.holdout_score) : "");
     csv << '\n';
   }
   return WriteFile(path, csv.str());
@@ -739,6 +874,20 @@ Status WriteReport(const std::string& out_dir, const std::vector<ResultRow>& row
      << " minus the row's, in percentage points; bytes are per image on the wire, frame header included.\n\n";
   md << "## Best accuracy per byte budget\n\n" << SummaryTable(sorted) << "\n";
   md << "## Each method against sending the input image\n\n" << MethodsVsInput(sorted) << "\n";
+  const std::vector<Setting> settings = Settings(sorted);
+  const std::string short_metric = detection ? "AP50" : "top-1";
+  if (std::any_of(settings.begin(), settings.end(), [](const Setting& s) { return s.HasHoldout(); })) {
+    md << "## Settings chosen on the held-out training images\n\n"
+       << "Per method and bit width, the setting with the best mean score on the held-out training images "
+          "(data.holdout; none of them trained or calibrated any run), and its score on the test set.\n\n"
+       << HoldoutChoiceTable(settings, short_metric) << "\n";
+  }
+  if (std::any_of(settings.begin(), settings.end(), [](const Setting& s) { return s.rows.size() > 1; })) {
+    md << "## Repeated with several seeds\n\n"
+       << "Each setting's rows over its seeds (runs named NAME_s<seed>), with the coder that sends it in the "
+          "fewest bytes.\n\n"
+       << SeedTable(settings, short_metric) << "\n";
+  }
   md << "## All results\n\n" << FullTable(sorted) << "\n";
 
   md << "## Plots\n\n";

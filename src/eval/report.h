@@ -31,6 +31,9 @@ struct ResultRow {
   std::string metric = "top1";
   double score = 0;         // percent on the full test set
   double float_score = 0;   // the float model's (percent), for the "drop" column; 0 = unknown
+  // The metric on the study's held-out training images (data.holdout), for choosing settings
+  // without the test set; key holdout_<metric> in the files; -1 = not measured (no key).
+  double holdout_score = -1;
   double ap = -1;           // detectors: COCO AP@[.50:.95] in percent; -1 = not a detector
   double bytes_per_image = 0;  // mean frame bytes on the wire, header included
   double header_bytes = 0;     // mean header + side-info bytes per frame
@@ -41,6 +44,10 @@ struct ResultRow {
   double train_seconds = 0;
   std::string pipeline;        // path of the pipeline YAML for trained cells ("" if none)
 };
+
+// The setting a row's run repeats with other seeds: the run name without the "_s<seed>" tag
+// that a study's `seed: [...]` list adds ("tcl_b2_s3_recal" -> "tcl_b2_recal").
+std::string SettingOf(const std::string& run);
 
 // One JSON object whose keys are the field names above.
 nlohmann::json ToJson(const ResultRow& r);

@@ -41,17 +41,19 @@ namespace {
 
 std::string Scalar(const YAML::Node& n) { return n.as<std::string>(); }
 
-// Expands `split`, `bits` and `granularity` lists of one run node into one node per combination.
+// Expands `split`, `bits`, `granularity` and `seed` lists of one run node into one node per
+// combination (a list of seeds repeats the run: NAME_s1, NAME_s2, ...).
 std::vector<std::pair<std::string, YAML::Node>> Expand(const std::string& name, const YAML::Node& run) {
   std::vector<std::pair<std::string, YAML::Node>> out{{name, YAML::Clone(run)}};
-  for (const char* key : {"split", "bits", "granularity"}) {
+  for (const char* key : {"split", "bits", "granularity", "seed"}) {
     if (!run[key] || !run[key].IsSequence()) continue;
     std::vector<std::pair<std::string, YAML::Node>> next;
     for (const auto& [n, node] : out) {
       for (const auto& v : run[key]) {
         YAML::Node copy = YAML::Clone(node);
         copy[key] = YAML::Clone(v);
-        const std::string tag = std::string(key) == "bits" ? "b" + Scalar(v) : Scalar(v);
+        const std::string k = key;
+        const std::string tag = k == "bits" ? "b" + Scalar(v) : k == "seed" ? "s" + Scalar(v) : Scalar(v);
         next.emplace_back(n + "_" + tag, copy);
       }
     }
@@ -261,6 +263,16 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
     SI_ASSIGN_OR_RETURN(test_set, train::OpenSplit(data_config, data::Split::kTest));
     SI_RETURN_IF_ERROR(bottleneck::CheckDatasetFits(base.meta, *test_set));
   }
+  // Held-out training images (data.holdout): every pipeline is scored on them too, so that a
+  // setting can be chosen there and reported once on the test set.
+  std::unique_ptr<data::Dataset> holdout_set;
+  if (data_config.holdout > 0) {
+    if (detector) {
+      return Unimplemented("data.holdout on a detector's study is not built yet (" + config.model +
+                           "); remove the key");
+    }
+    SI_ASSIGN_OR_RETURN(holdout_set, train::OpenHoldout(data_config));
+  }
   data::Normalization norm{base.meta.norm_mean, base.meta.norm_std};
   const int64_t test_limit = config.data.limit_test;
   auto row_for = [&](const std::string& run, const std::string& method) {
@@ -300,6 +312,10 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
       SI_ASSIGN_OR_RETURN(auto ev, Evaluate(*base.net, *test_set, norm, std::nullopt, eo));
       r.score = ev.top1;
       r.images = ev.images;
+      if (holdout_set) {
+        SI_ASSIGN_OR_RETURN(auto held, Evaluate(*base.net, *holdout_set, norm, std::nullopt, eo));
+        r.holdout_score = held.top1;
+      }
       std::fprintf(stderr, "study: float model top-1 %.2f%% on %lld images\n", ev.top1,
                    static_cast<long long>(ev.images));
     }
@@ -392,6 +408,13 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
       SI_ASSIGN_OR_RETURN(auto ev, detector ? EvaluateDetectorPipeline(pipeline, *detection_test, po)
                                             : EvaluatePipeline(pipeline, *test_set, po));
       const double score = detector ? 100.0 * std::max(0.0, ev.detection->ap50) : ev.top1;
+      double holdout_score = -1;
+      if (holdout_set) {  // the accuracy does not depend on the lossless coder: one pass
+        PipelineEvalOptions ho = po;
+        ho.extra_coders.clear();
+        SI_ASSIGN_OR_RETURN(auto held, EvaluatePipeline(pipeline, *holdout_set, ho));
+        holdout_score = held.top1;
+      }
       for (const auto& cb : ev.coders) {
         if (std::find(config.coders.begin(), config.coders.end(), cb.coder) == config.coders.end()) continue;
         ResultRow r = row_for(name, run->method.method);
@@ -401,6 +424,7 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
         r.granularity = codec::GranularityName(pipeline.codec().quant.spec.granularity);
         r.coder = cb.coder;
         r.score = score;
+        r.holdout_score = holdout_score;
         r.float_score = float_score;
         r.bytes_per_image = cb.bytes_per_image;
         r.header_bytes = cb.header_bytes;

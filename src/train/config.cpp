@@ -32,11 +32,16 @@ Status ReadDataConfig(config::MapReader& data, DataConfig* out) {
   SI_RETURN_IF_ERROR(data.get("dir", &out->dir));
   SI_RETURN_IF_ERROR(data.get("limit_train", &out->limit_train));
   SI_RETURN_IF_ERROR(data.get("limit_test", &out->limit_test));
+  SI_RETURN_IF_ERROR(data.get("holdout", &out->holdout));
   SI_RETURN_IF_ERROR(data.get("image_size", &out->image_size));
   SI_RETURN_IF_ERROR(data.get("resize", &out->resize));
   SI_RETURN_IF_ERROR(data.get("resize_size", &out->resize_size));
   SI_RETURN_IF_ERROR(data.finish());
   const std::string& origin = data.origin();
+  if (out->holdout < 0) {
+    return OutOfRange(origin + ": " + data.qualified("holdout") + " = " + std::to_string(out->holdout) +
+                      " must be >= 0 (training images kept out for choosing settings; 0 = none)");
+  }
   if (!out->resize.empty()) {
     SI_RETURN_IF_ERROR(OneOf(origin, data.qualified("resize"), out->resize, {"center_crop", "stretch"}));
   }
@@ -184,6 +189,8 @@ nlohmann::json ToJson(const TrainConfig& c) {
       {"threads", c.threads},
       {"init_checkpoint", c.init_checkpoint},
   };
+  // Only when set: a state written before the key existed still matches its config.
+  if (c.data.holdout > 0) j["data"]["holdout"] = c.data.holdout;
   if (c.detect.given) {
     const auto& a = c.detect.augment;
     j["detect"] = {{"anchors", c.detect.anchors},         {"min_scale", a.min_scale},

@@ -31,6 +31,9 @@ struct DataConfig {
   std::string dir;                 // empty = the dataset's default location
   int64_t limit_train = 0;         // 0 = all (small values for tests and smoke runs)
   int64_t limit_test = 0;
+  // Training images kept out of training and calibration, to choose settings on without
+  // looking at the test set (OpenHoldout); the same images for every run and machine. 0 = none.
+  int64_t holdout = 0;
   int64_t image_size = 0;          // folder datasets: resize to this square size (0 = 224/64 default)
   // Folder datasets: how images of another size reach image_size (data::ResizePolicy's names;
   // "" = the model's, else center_crop) and center_crop's shorter side (0 = the model's, else

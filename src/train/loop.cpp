@@ -1,6 +1,8 @@
 #include "train/loop.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <random>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -84,30 +86,84 @@ std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch) {
 }
 
 namespace {
-// Limits a dataset for smoke runs and tests without copying folder datasets.
-class LimitedDataset : public data::Dataset {
+// Some examples of another dataset, in the given order: the first N (smoke runs and tests), or
+// the part of the training set a held-out split leaves for training (or keeps out). A view:
+// folder datasets are not copied.
+class SubsetDataset : public data::Dataset {
  public:
-  LimitedDataset(std::unique_ptr<data::Dataset> inner, int64_t limit)
-      : inner_(std::move(inner)), n_(limit > 0 ? std::min(limit, inner_->size()) : inner_->size()) {}
-  int64_t size() const override { return n_; }
-  Result<torch::Tensor> image(int64_t i) const override { return inner_->image(i); }
-  int64_t label(int64_t i) const override { return inner_->label(i); }
+  SubsetDataset(std::shared_ptr<data::Dataset> inner, std::vector<int64_t> indices)
+      : inner_(std::move(inner)), indices_(std::move(indices)) {}
+  int64_t size() const override { return static_cast<int64_t>(indices_.size()); }
+  Result<torch::Tensor> image(int64_t i) const override {
+    if (i < 0 || i >= size()) return OutOfRange(Outside(i));
+    return inner_->image(indices_[i]);
+  }
+  int64_t label(int64_t i) const override { return inner_->label(indices_.at(i)); }
   std::vector<std::string> class_names() const override { return inner_->class_names(); }
   std::vector<int64_t> image_shape() const override { return inner_->image_shape(); }
   std::string name() const override { return inner_->name(); }
   Result<std::pair<torch::Tensor, torch::Tensor>> batch(const std::vector<int64_t>& idx) const override {
+    std::vector<int64_t> mapped;
+    mapped.reserve(idx.size());
     for (int64_t i : idx) {
-      if (i < 0 || i >= n_) return OutOfRange("example index " + std::to_string(i) + " outside 0.." + std::to_string(n_ - 1));
+      if (i < 0 || i >= size()) return OutOfRange(Outside(i));
+      mapped.push_back(indices_[i]);
     }
-    return inner_->batch(idx);
+    return inner_->batch(mapped);
   }
 
  private:
-  std::unique_ptr<data::Dataset> inner_;
-  int64_t n_;
+  std::string Outside(int64_t i) const {
+    return "example index " + std::to_string(i) + " outside 0.." + std::to_string(size() - 1);
+  }
+  std::shared_ptr<data::Dataset> inner_;
+  std::vector<int64_t> indices_;
 };
 
+std::vector<int64_t> FirstN(int64_t n) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = i;
+  return v;
+}
+
+Result<std::unique_ptr<data::Dataset>> OpenImages(const DataConfig& c, data::Split split) {
+  data::ImageOptions images;
+  images.height = c.height > 0 ? c.height : c.image_size;
+  images.width = c.width > 0 ? c.width : c.image_size;
+  images.channels = c.channels;
+  if (!c.resize.empty()) {
+    SI_ASSIGN_OR_RETURN(images.resize, data::ResizePolicyFromName(c.resize));
+  }
+  images.resize_size = c.resize_size;
+  return data::OpenDataset(c.dataset, c.dir, split, images);
+}
+
+// The training set split in two by c.holdout: {kept for training, held out}, each in index order.
+Result<std::pair<std::vector<int64_t>, std::vector<int64_t>>> SplitTraining(const DataConfig& c, int64_t n) {
+  if (c.holdout >= n) {
+    return OutOfRange("data.holdout = " + std::to_string(c.holdout) + " is not below the training set's " +
+                      std::to_string(n) + " images; hold out fewer");
+  }
+  std::vector<bool> held(static_cast<size_t>(n), false);
+  for (int64_t i : HeldOutIndices(n, c.holdout)) held[static_cast<size_t>(i)] = true;
+  std::pair<std::vector<int64_t>, std::vector<int64_t>> out;
+  for (int64_t i = 0; i < n; ++i) (held[static_cast<size_t>(i)] ? out.second : out.first).push_back(i);
+  return out;
+}
 }  // namespace
+
+std::vector<int64_t> HeldOutIndices(int64_t n, int64_t count) {
+  // Fisher-Yates with mt19937_64, whose output the standard fixes (std::shuffle's algorithm is
+  // the library's own): the same images on every machine and compiler.
+  std::vector<int64_t> p = FirstN(n);
+  std::mt19937_64 gen(kHoldoutSeed);
+  for (int64_t i = n - 1; i > 0; --i) {
+    std::swap(p[static_cast<size_t>(i)], p[static_cast<size_t>(gen() % static_cast<uint64_t>(i + 1))]);
+  }
+  p.resize(static_cast<size_t>(std::max<int64_t>(0, std::min(count, n))));
+  std::sort(p.begin(), p.end());
+  return p;
+}
 
 DataConfig SizedFor(DataConfig c, const models::CheckpointMeta& meta) {
   if (c.image_size == 0 && meta.input_shape.size() == 3) {
@@ -123,18 +179,23 @@ DataConfig SizedFor(DataConfig c, const models::CheckpointMeta& meta) {
 }
 
 Result<std::unique_ptr<data::Dataset>> OpenSplit(const DataConfig& c, data::Split split) {
-  data::ImageOptions images;
-  images.height = c.height > 0 ? c.height : c.image_size;
-  images.width = c.width > 0 ? c.width : c.image_size;
-  images.channels = c.channels;
-  if (!c.resize.empty()) {
-    SI_ASSIGN_OR_RETURN(images.resize, data::ResizePolicyFromName(c.resize));
-  }
-  images.resize_size = c.resize_size;
-  SI_ASSIGN_OR_RETURN(auto d, data::OpenDataset(c.dataset, c.dir, split, images));
+  SI_ASSIGN_OR_RETURN(std::unique_ptr<data::Dataset> d, OpenImages(c, split));
   const int64_t limit = split == data::Split::kTrain ? c.limit_train : c.limit_test;
-  return std::unique_ptr<data::Dataset>(std::make_unique<LimitedDataset>(std::move(d), limit));
+  if (split == data::Split::kTrain && c.holdout > 0) {
+    SI_ASSIGN_OR_RETURN(auto parts, SplitTraining(c, d->size()));
+    std::vector<int64_t> kept = std::move(parts.first);
+    if (limit > 0 && limit < static_cast<int64_t>(kept.size())) kept.resize(static_cast<size_t>(limit));
+    return std::unique_ptr<data::Dataset>(std::make_unique<SubsetDataset>(std::move(d), std::move(kept)));
+  }
+  if (limit <= 0 || limit >= d->size()) return d;
+  return std::unique_ptr<data::Dataset>(std::make_unique<SubsetDataset>(std::move(d), FirstN(limit)));
 }
 
+Result<std::unique_ptr<data::Dataset>> OpenHoldout(const DataConfig& c) {
+  if (c.holdout <= 0) return FailedPrecondition("no held-out images: set data.holdout to how many training images to keep out");
+  SI_ASSIGN_OR_RETURN(std::unique_ptr<data::Dataset> d, OpenImages(c, data::Split::kTrain));
+  SI_ASSIGN_OR_RETURN(auto parts, SplitTraining(c, d->size()));
+  return std::unique_ptr<data::Dataset>(std::make_unique<SubsetDataset>(std::move(d), std::move(parts.second)));
+}
 
 }  // namespace splitinfer::train

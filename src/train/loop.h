@@ -33,7 +33,16 @@ std::string Fixed(double v, int digits);
 std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch);
 
 // The configured dataset split, limited to limit_train / limit_test examples when those are > 0.
+// With c.holdout > 0 the training split leaves the held-out images out (before the limit).
 Result<std::unique_ptr<data::Dataset>> OpenSplit(const DataConfig& c, data::Split split);
+// The c.holdout training images kept out of training, for choosing settings without the test
+// set; FAILED_PRECONDITION when c.holdout is 0, OUT_OF_RANGE when it is not below the training
+// set's size.
+Result<std::unique_ptr<data::Dataset>> OpenHoldout(const DataConfig& c);
+// Which `count` of `n` training images are held out (sorted): a fixed draw, the same for every
+// run, method, machine and compiler.
+inline constexpr uint64_t kHoldoutSeed = 20261207;
+std::vector<int64_t> HeldOutIndices(int64_t n, int64_t count);
 
 // `c` with folder images read as the model reads them: at its input's C x H x W (when
 // c.image_size is 0, the default), so a model made at 32x32 reads its folder at 32x32, and with

@@ -62,7 +62,8 @@ std::set<std::string> KeysOf(const std::string& method) {
     add({"latent_channels", "downsample", "finetune_head", "finetune_tail", "recon_weight", "warmup_epochs"});
   } else {  // shared_ae, per_point_ae
     add({"points", "bits", "bit_widths", "calibration_images"}), add(training);
-    add({"latent_channels", "downsample", "shared_width", "recon_weight", "warmup_epochs"});
+    add({"latent_channels", "downsample", "recon_weight", "warmup_epochs"});
+    add({method == "per_point_ae" ? "point_width" : "shared_width"});
   }
   return keys;
 }
@@ -105,6 +106,7 @@ Result<MethodConfig> ParseMethodConfig(const std::string& text, const std::strin
   SI_RETURN_IF_ERROR(r.get("recon_weight", &c.recon_weight));
   SI_RETURN_IF_ERROR(r.get("warmup_epochs", &c.warmup_epochs));
   SI_RETURN_IF_ERROR(r.get("shared_width", &c.shared_width));
+  SI_RETURN_IF_ERROR(r.get("point_width", &c.point_width));
   SI_RETURN_IF_ERROR(r.get("compensator_hidden", &c.compensator_hidden));
   SI_RETURN_IF_ERROR(r.get("seed", &c.seed));
   SI_RETURN_IF_ERROR(r.finish());  // a key no method reads
@@ -158,6 +160,7 @@ Result<MethodConfig> ParseMethodConfig(const std::string& text, const std::strin
   if (c.latent_channels < 1 || c.shared_width < 1 || c.compensator_hidden < 1) {
     return InvalidArgument(origin + ": latent_channels, shared_width and compensator_hidden must be >= 1");
   }
+  if (c.point_width < 0) return InvalidArgument(origin + ": point_width must be >= 0 (0 = each point's channels)");
   for (int b : c.bit_widths) {
     if (b < 1 || b > 8) return InvalidArgument(origin + ": bit_widths entries must be 1..8");
   }
@@ -168,7 +171,7 @@ Result<MethodConfig> ParseMethodConfig(const std::string& text, const std::strin
 }
 
 nlohmann::json ToJson(const MethodConfig& c) {
-  return {{"method", c.method},
+  nlohmann::json j = {{"method", c.method},
           {"split", c.split},
           {"points", c.points},
           {"bits", c.bits},
@@ -199,6 +202,9 @@ nlohmann::json ToJson(const MethodConfig& c) {
           {"shared_width", c.shared_width},
           {"compensator_hidden", c.compensator_hidden},
           {"seed", c.seed}};
+  // Only when set: runs made before the key existed keep their identity (and resume).
+  if (c.point_width > 0) j["point_width"] = c.point_width;
+  return j;
 }
 
 // ------------------------------------------------------------------------------ machinery
@@ -355,12 +361,21 @@ PipelineSpec BaseSpec(const Ctx& ctx, const std::string& split) {
   return s;
 }
 
+// What a run's states and done.json are bound to: its settings, and the held-out split when
+// there is one (a run trained on every training image is not one that held 5,000 out). Absent
+// when 0, so that runs made before the key existed still resume.
+nlohmann::json RunIdentity(const MethodConfig& c, const MethodInputs& in) {
+  nlohmann::json j = ToJson(c);
+  if (in.data.holdout > 0) j["data_holdout"] = in.data.holdout;
+  return j;
+}
+
 Status RunStage(Ctx& ctx, const Stage& stage) {
   if (stage.epochs == 0) return Status::Ok();
   const MethodConfig& c = ctx.c;
   auto optimizer = MakeOptimizer(c.optimizer, stage.params);
   const std::string state_path = OutPath(ctx, stage.name + ".state.pt");
-  const EpochState epoch_state{state_path, "root", ToJson(c).dump(), "delete " + ctx.in.out_dir + " to retrain"};
+  const EpochState epoch_state{state_path, "root", RunIdentity(c, ctx.in).dump(), "delete " + ctx.in.out_dir + " to retrain"};
   SI_ASSIGN_OR_RETURN(const int64_t start, LoadEpochState(epoch_state, *stage.root, *optimizer, ctx.in.device));
   const int64_t n = ctx.train_set->size();
   const int64_t steps_per_epoch = (n + c.batch_size - 1) / c.batch_size;
@@ -569,6 +584,16 @@ Result<std::vector<PipelineSpec>> Tcl(Ctx& ctx) {
   }
   auto lo = torch::tensor(levels.lo).reshape(shape).to(ctx.in.device);
   auto hi = torch::tensor(levels.hi).reshape(shape).to(ctx.in.device).set_requires_grad(c.tcl_learn_levels);
+  // Where TCL is meant to act: the split features' mean squared distance to their nearest level
+  // (in steps, ClusteringLoss) on the calibration images, before and after (issue 20, item 2).
+  auto level_distance = [&](const std::function<torch::Tensor(const torch::Tensor&)>& head) -> Result<double> {
+    SI_ASSIGN_OR_RETURN(auto f, Collect(ctx, head));
+    torch::NoGradGuard g;
+    return bottleneck::ClusteringLoss(f.to(lo.device()), lo, hi.detach(), c.bits).item<double>();
+  };
+  SI_ASSIGN_OR_RETURN(const double distance_before, level_distance([&](const torch::Tensor& x) {
+                        return ctx.teacher.net->head(x, ctx.split);
+                      }));
   SI_ASSIGN_OR_RETURN(auto model, LoadCopy(ctx));
   Bundle root;
   root->hold("model", model->state_module());
@@ -599,6 +624,20 @@ Result<std::vector<PipelineSpec>> Tcl(Ctx& ctx) {
   };
   SI_RETURN_IF_ERROR(RunStage(ctx, stage));
   model->set_eval();
+  SI_ASSIGN_OR_RETURN(const double distance_after, level_distance([&](const torch::Tensor& x) {
+                        return model->head(x, ctx.split);
+                      }));
+  SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "level_distance.json"),
+                               {{"before", distance_before},
+                                {"after", distance_after},
+                                {"unit", "mean squared distance to the nearest level, in quantizer steps"},
+                                {"levels", c.tcl_learn_levels ? "learned with the loss (after: the learned range)"
+                                                              : "calibrated on the float model's features"},
+                                {"images", std::min(c.calibration_images, ctx.train_set->size())}}));
+  if (ctx.in.progress) {
+    std::fprintf(stderr, "%s: features' distance to the %d-bit levels %.4f -> %.4f steps^2\n", ctx.name.c_str(), c.bits,
+                 distance_before, distance_after);
+  }
   // Two pipelines from the one fine-tuned model, so the study shows which PTQ suits TCL:
   //   NAME        plain PTQ with exactly the levels the features were pulled onto (for region
   //               granularity, whose ranges the loss did not target, recalibrated instead);
@@ -715,8 +754,8 @@ Result<std::vector<PipelineSpec>> Ae(Ctx& ctx) {
   return std::vector<PipelineSpec>{s};
 }
 
-// One SharedAutoencoder over `points` (shared_ae), or one per point (per_point_ae: width = the
-// point's channels, trained alone). Head and tail stay frozen, so every point keeps serving the
+// One SharedAutoencoder over `points` (shared_ae), or one per point (per_point_ae: width =
+// point_width, or the point's channels, trained alone). Head and tail stay frozen, so every point keeps serving the
 // shipped model; bit widths are drawn per batch so any of them works at run time.
 Result<std::vector<PipelineSpec>> SharedAe(Ctx& ctx, bool per_point) {
   const MethodConfig& c = ctx.c;
@@ -744,7 +783,7 @@ Result<std::vector<PipelineSpec>> SharedAe(Ctx& ctx, bool per_point) {
   for (const auto& group : groups) {
     bottleneck::SharedAutoencoderOptions o;
     for (size_t i : group) o.points.push_back({points[i].split.name, points[i].channels});
-    o.width = per_point ? points[group[0]].channels : c.shared_width;
+    o.width = !per_point ? c.shared_width : c.point_width > 0 ? c.point_width : points[group[0]].channels;
     o.latent_channels = c.latent_channels;
     o.bit_widths = c.bit_widths;
     bottleneck::SharedAutoencoder sae(o);
@@ -802,7 +841,7 @@ Result<MethodOutput> RunMethod(const MethodConfig& c, const MethodInputs& in) {
   fs::create_directories(in.out_dir, ec);
   if (ec) return IoError("cannot create " + in.out_dir + ": " + ec.message());
   const std::string done_path = (fs::path(in.out_dir) / "done.json").string();
-  const std::string config_text = ToJson(c).dump();
+  const std::string config_text = RunIdentity(c, in).dump();
   if (fs::exists(done_path)) {
     std::ifstream f(done_path);
     auto j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
@@ -825,6 +864,10 @@ Result<MethodOutput> RunMethod(const MethodConfig& c, const MethodInputs& in) {
     if (c.method != "ptq" && c.method != "qcnet" && c.method != "tail" && c.method != "ae") {
       return Unimplemented("method " + c.method + " on a detector (" + in.base_checkpoint +
                            ") is not built yet; ptq, tail, qcnet and ae are");
+    }
+    if (in.data.holdout > 0) {
+      return Unimplemented("data.holdout on a detector's data is not built yet (" + in.base_checkpoint +
+                           "); hold images out by giving the training annotations fewer images");
     }
     SI_ASSIGN_OR_RETURN(auto images, bottleneck::OpenDetectionDataFor(teacher.meta, in.data.dataset + ":" + in.data.dir,
                                                                        data::Split::kTrain, in.progress));
@@ -883,7 +926,7 @@ Result<MethodOutput> RunMethod(const MethodConfig& c, const MethodInputs& in) {
     }
   }
   out.train_seconds = seconds;
-  SI_RETURN_IF_ERROR(WriteJson(done_path, {{"config", ToJson(c)}, {"pipelines", names}, {"train_seconds", seconds}}));
+  SI_RETURN_IF_ERROR(WriteJson(done_path, {{"config", RunIdentity(c, in)}, {"pipelines", names}, {"train_seconds", seconds}}));
   return out;
 }
 

@@ -61,6 +61,9 @@ struct MethodConfig {
   double recon_weight = 1.0;
   int64_t warmup_epochs = 1;  // ae: reconstruction-only epochs; qcnet: compensator-only epochs
   int64_t shared_width = 96;
+  // per_point_ae: 0 = each point's autoencoder as wide as the point's channels; N = adapters to
+  // N channels and a core that wide, shared_ae's design with one per point (its fair baseline).
+  int64_t point_width = 0;
   int64_t compensator_hidden = 64;
 
   uint64_t seed = 0;

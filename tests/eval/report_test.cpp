@@ -117,6 +117,7 @@ void ExpectSameRow(const ResultRow& a, const ResultRow& b) {
   EXPECT_EQ(a.server_params, b.server_params);
   EXPECT_EQ(a.train_seconds, b.train_seconds);
   EXPECT_EQ(a.pipeline, b.pipeline);
+  EXPECT_EQ(a.holdout_score, b.holdout_score);
 }
 
 // A small study: float reference, PTQ over bits and coders at two splits, TCL, a shared
@@ -272,6 +273,35 @@ TEST(ExportTest, CsvQuotesFieldsWithCommasAndQuotes) {
             "\"a,b\",ptq,stem,2,tensor,lzma,90.5,91.25,41.25,12.0,0.1,10000,0,0,0.0,\"say \"\"hi\"\"\"\n");
 }
 
+// A study with a held-out split scores every row there too: holdout_top1 in the log and the
+// JSON, a last CSV column (empty for rows without it); rows without the key read as unmeasured.
+TEST(ExportTest, HeldOutScoresRoundTripAndGetTheirColumn) {
+  const ScopedDir tmp;
+  const fs::path& dir = tmp.path();
+  ResultRow r = Row("tcl_b2_s1", "tcl", "stem", 2, "tensor", "cabac", 92.5, 500);
+  r.holdout_score = 93.75;
+  const ResultRow plain = Row("input_png", "input_png", "", 0, "", "png", 91.25, 350);
+  const std::string log = (dir / "results.jsonl").string();
+  ASSERT_TRUE(AppendRow(log, r).ok());
+  ASSERT_TRUE(AppendRow(log, plain).ok());
+  auto back = ReadRows(log);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->size(), 2u);
+  ExpectSameRow((*back)[0], r);
+  EXPECT_EQ((*back)[1].holdout_score, -1);
+  EXPECT_EQ(ToJson(r)["holdout_top1"], 93.75);
+  EXPECT_FALSE(ToJson(plain).contains("holdout_top1"));
+  ASSERT_TRUE(WriteCsv((dir / "r.csv").string(), {r, plain}).ok());
+  const std::string csv = Slurp(dir / "r.csv");
+  EXPECT_NE(csv.find(",pipeline,holdout_top1\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find(",93.75\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("input_png,input_png,,0,,png,91.25,91.25,350.0,12.0,280.0,10000,0,0,0.0,,\n"), std::string::npos) << csv;
+  r.holdout_score = 101;
+  auto bad = AppendRow(log, r);
+  EXPECT_EQ(bad.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("holdout_top1"), std::string::npos);
+}
+
 // A detector's rows carry its metric: AP50 in the keys and columns named after it, AP@[.50:.95]
 // beside it; rows from before metrics read as top-1; one table holds one metric.
 TEST(ExportTest, DetectorRowsAreNamedByTheirMetric) {
@@ -374,6 +404,51 @@ TEST(WriteReportTest, TablesAndPlots) {
   const std::string dat = Slurp(dir / "plots" / "accuracy_vs_bytes.dat");
   EXPECT_NE(dat.find("ptq_stem_b2 lzma"), std::string::npos) << dat;
   EXPECT_EQ(dat.find("ptq_stem_b2 none"), std::string::npos) << dat;
+}
+
+TEST(SettingOfTest, DropsOnlyTheSeedTag) {
+  EXPECT_EQ(SettingOf("tcl_b2_s3_recal"), "tcl_b2_recal");
+  EXPECT_EQ(SettingOf("tcl_b2_s3"), "tcl_b2");
+  EXPECT_EQ(SettingOf("qcnet_b1_stem"), "qcnet_b1_stem");      // "_stem" is not a seed
+  EXPECT_EQ(SettingOf("shared_ae_stage1_b2"), "shared_ae_stage1_b2");
+}
+
+// Three seeds of one setting, two of another, one PTQ row, each with held-out scores: the
+// report chooses per method and bit width on the held-out mean and reports the test mean.
+TEST(WriteReportTest, SeedsAreAveragedAndSettingsChosenOnHeldOutImages) {
+  const ScopedDir tmp;
+  std::vector<ResultRow> rows;
+  auto add = [&](const std::string& run, const std::string& coder, double test, double held, double bytes) {
+    ResultRow r = Row(run, "tcl", "stem", 2, "tensor", coder, test, bytes);
+    r.holdout_score = held;
+    rows.push_back(r);
+  };
+  add("tcl_l50_b2_s1", "zstd", 90.0, 91.0, 100);
+  add("tcl_l50_b2_s1", "cabac", 90.0, 91.0, 80);  // the cheaper coder stands for the setting
+  add("tcl_l50_b2_s2", "cabac", 91.0, 92.0, 82);
+  add("tcl_l50_b2_s3", "cabac", 92.0, 93.0, 84);
+  add("tcl_l500_b2_s1", "cabac", 95.0, 90.0, 80);  // best on the test set, worse held out
+  add("tcl_l500_b2_s2", "cabac", 95.0, 90.5, 80);
+  ResultRow ptq = Row("ptq_stem_b2_tensor", "ptq", "stem", 2, "tensor", "cabac", 89.0, 90);
+  ptq.holdout_score = 89.5;
+  rows.push_back(ptq);
+  ReportOptions o;
+  o.plots = false;
+  ASSERT_TRUE(WriteReport(tmp.path().string(), rows, o).ok());
+  const std::string md = Slurp(tmp.path() / "report.md");
+  EXPECT_NE(md.find("| tcl | 2 | tcl_l50_b2 | stem | tensor | cabac | 3 | 92.00 ± 1.00 | 91.00 ± 1.00 | 0.25 | 82.0 |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| ptq | 2 | ptq_stem_b2_tensor | stem | tensor | cabac | 1 | 89.50 | 89.00 | 2.25 | 90.0 |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| tcl_l500_b2 | tcl | stem | 2 | cabac | 2 | 95.00 ± 0.00 | 95.00 | 95.00 | 90.25 ± 0.25 | 80.0 |"),
+            std::string::npos) << md;
+  EXPECT_EQ(md.find("| ptq_stem_b2_tensor | ptq | stem | 2 | cabac | 1 |"), std::string::npos) << md;  // one seed: not repeated
+  // Without held-out scores or seeds, neither section appears.
+  const ScopedDir plain;
+  ASSERT_TRUE(WriteReport(plain.path().string(), SyntheticRows(), o).ok());
+  const std::string md2 = Slurp(plain.path() / "report.md");
+  EXPECT_EQ(md2.find("held-out training images"), std::string::npos);
+  EXPECT_EQ(md2.find("Repeated with several seeds"), std::string::npos);
 }
 
 TEST(WriteReportTest, PlotsOffWritesNoSvg) {

@@ -237,6 +237,16 @@ TEST_F(MethodsTest, TclMovesTheActivationsOntoTheLevelsAndTheControlDoesNot) {
   // Measured: TCL 0.0403 -> 0.0181, control 0.0403 -> 0.0373.
   EXPECT_LT(after, 0.6 * before);
   EXPECT_GT(control_after, 0.85 * control_before);
+  // Each run reports the same measure itself, on its calibration (training) images.
+  auto reported = [](const std::string& run) {
+    std::ifstream f(fs::path(Inputs(run).out_dir) / "level_distance.json");
+    return nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+  };
+  const auto t = reported("tcl_tensor"), k = reported("tcl_control");
+  ASSERT_TRUE(t.is_object() && k.is_object());
+  EXPECT_DOUBLE_EQ(t["before"].get<double>(), k["before"].get<double>());  // one base model, one calibration
+  EXPECT_LT(t["after"].get<double>(), 0.6 * t["before"].get<double>());
+  EXPECT_GT(k["after"].get<double>(), 0.85 * k["before"].get<double>());
 }
 
 // QAT against plain PTQ with the same quantizer (1 bit, one range for the tensor, after the stem).
@@ -343,6 +353,28 @@ TEST(MethodConfigTest, KeysOfAnotherMethodAreRefused) {
   EXPECT_EQ(ParseMethodConfig("method: ptq\nepochs: 3", "r").status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(ParseMethodConfig("method: tail\nlatent_channels: 4", "r").status().code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(ParseMethodConfig("method: tcl\nsplit: stem\nbits: 2\ntcl_lambda: 50\nepochs: 1", "r").ok());
+}
+
+// per_point_ae's fair baseline for shared_ae: point_width gives each point's autoencoder the
+// shared one's width (adapters and core); it is that method's key only, and it changes the run's
+// identity only when set, so runs made before it existed still resume.
+TEST(MethodConfigTest, PointWidthIsPerPointAeOnly) {
+  auto fair = ParseMethodConfig("method: per_point_ae\npoints: [stage1, stage2]\npoint_width: 96", "r");
+  ASSERT_TRUE(fair.ok()) << fair.status().ToString();
+  EXPECT_EQ(fair->point_width, 96);
+  EXPECT_EQ(ToJson(*fair)["point_width"], 96);
+  auto plain = ParseMethodConfig("method: per_point_ae\npoints: [stage1]", "r");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(ToJson(*plain).contains("point_width"));
+  auto shared = ParseMethodConfig("method: shared_ae\npoints: [stage1]\npoint_width: 96", "run s");
+  EXPECT_NE(shared.status().message().find("key 'point_width' does nothing for method shared_ae"), std::string::npos)
+      << shared.status().message();
+  auto per_point_shared = ParseMethodConfig("method: per_point_ae\npoints: [stage1]\nshared_width: 96", "run p");
+  EXPECT_NE(per_point_shared.status().message().find("point_width"), std::string::npos)
+      << per_point_shared.status().message();
+  EXPECT_NE(ParseMethodConfig("method: per_point_ae\npoints: [stage1]\npoint_width: -1", "r").status().message().find(
+                ">= 0"),
+            std::string::npos);
 }
 
 }  // namespace
