@@ -3,7 +3,8 @@
 // server exactly that); protobuf parses it, then every input goes through BytesInput (frames and
 // PNGs: contents or Triton's length-prefixed raw form) and NumericInputAt (UINT8/FP32 images,
 // raw or typed), and every BYTES element through PeekPng and, when its header says 28x28 or
-// smaller, DecodePng. Each must return a status or a result that keeps its promises: as many
+// smaller, DecodePng (and, where libturbojpeg is built in, PeekJpeg and DecodeJpeg up to 32x32:
+// image_jpeg). Each must return a status or a result that keeps its promises: as many
 // elements as the shape says, within the limits; numeric bytes exactly prod(shape) x the
 // element size; a decoded PNG exactly the size asked for.
 #include <cstdint>
@@ -13,6 +14,9 @@
 #include <google/protobuf/stubs/logging.h>
 
 #include "fuzz_fail.h"
+#if SPLITINFER_FUZZ_JPEG
+#include "runtime/jpeg.h"
+#endif
 #include "runtime/png.h"
 #include "runtime/proto/inference.pb.h"
 #include "runtime/wire.h"
@@ -54,6 +58,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (overflow || elements->size() != declared) Fail("BytesInput: element count differs from the shape", Status::Ok());
       if (elements->size() > limits.max_elements_per_input) Fail("BytesInput: over the element limit", Status::Ok());
       for (std::string_view e : *elements) {
+#if SPLITINFER_FUZZ_JPEG
+        // image_jpeg: the header first, then pixels only for a small image of the size it states.
+        auto jpeg = PeekJpeg(e);
+        ExpectMessage(jpeg.status());
+        if (jpeg.ok() && jpeg->width > 0 && jpeg->height > 0 && jpeg->width <= 32 && jpeg->height <= 32) {
+          for (int channels : {1, 3}) {
+            auto px = DecodeJpeg(e, channels, jpeg->height, jpeg->width);
+            ExpectMessage(px.status());
+            if (px.ok() && px->size() != static_cast<size_t>(jpeg->width) * jpeg->height * channels) {
+              Fail("DecodeJpeg: pixel count differs from the size asked for", Status::Ok());
+            }
+          }
+        }
+#endif
         auto info = PeekPng(e);
         ExpectMessage(info.status());
         if (!info.ok() || info->width == 0 || info->height == 0 || info->width > 28 || info->height > 28) continue;
