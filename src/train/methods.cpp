@@ -51,10 +51,12 @@ std::set<std::string> KeysOf(const std::string& method) {
   auto add = [&keys](const std::set<std::string>& more) { keys.insert(more.begin(), more.end()); };
   if (method == "ptq") {
     add(quant);
-  } else if (method == "tail" || method == "qat") {
+  } else if (method == "tail") {
+    add(quant), add(training), add({"feature_kd_weight"});
+  } else if (method == "qat") {
     add(quant), add(training);
   } else if (method == "qcnet") {
-    add(quant), add(training), add({"warmup_epochs", "compensator_hidden", "finetune_tail"});
+    add(quant), add(training), add({"warmup_epochs", "compensator_hidden", "finetune_tail", "feature_kd_weight"});
   } else if (method == "tcl") {
     add(quant), add(training), add({"tcl_lambda", "tcl_schedule", "tcl_learn_levels"});
   } else if (method == "ae") {
@@ -98,6 +100,7 @@ Result<MethodConfig> ParseMethodConfig(const std::string& text, const std::strin
   SI_RETURN_IF_ERROR(r.get("finetune_tail", &c.finetune_tail));
   SI_RETURN_IF_ERROR(r.get("kd_weight", &c.kd_weight));
   SI_RETURN_IF_ERROR(r.get("kd_temperature", &c.kd_temperature));
+  SI_RETURN_IF_ERROR(r.get("feature_kd_weight", &c.feature_kd_weight));
   SI_RETURN_IF_ERROR(r.get("tcl_lambda", &c.tcl_lambda));
   SI_RETURN_IF_ERROR(r.get("tcl_schedule", &tcl_schedule));
   SI_RETURN_IF_ERROR(r.get("tcl_learn_levels", &c.tcl_learn_levels));
@@ -161,6 +164,7 @@ Result<MethodConfig> ParseMethodConfig(const std::string& text, const std::strin
     return InvalidArgument(origin + ": latent_channels, shared_width and compensator_hidden must be >= 1");
   }
   if (c.point_width < 0) return InvalidArgument(origin + ": point_width must be >= 0 (0 = each point's channels)");
+  if (!(c.feature_kd_weight >= 0)) return InvalidArgument(origin + ": feature_kd_weight must be >= 0");
   for (int b : c.bit_widths) {
     if (b < 1 || b > 8) return InvalidArgument(origin + ": bit_widths entries must be 1..8");
   }
@@ -204,6 +208,7 @@ nlohmann::json ToJson(const MethodConfig& c) {
           {"seed", c.seed}};
   // Only when set: runs made before the key existed keep their identity (and resume).
   if (c.point_width > 0) j["point_width"] = c.point_width;
+  if (c.feature_kd_weight > 0) j["feature_kd_weight"] = c.feature_kd_weight;
   return j;
 }
 
@@ -534,6 +539,8 @@ Result<std::vector<PipelineSpec>> Tail(Ctx& ctx, bool with_compensator) {
       params.push_back(p);
     }
   }
+  double feature_sum = 0;
+  int64_t feature_steps = 0;
   Stage joint{"finetune", c.epochs, params, root.get(),
               [&] {
                 model->set_eval();
@@ -546,9 +553,36 @@ Result<std::vector<PipelineSpec>> Tail(Ctx& ctx, bool with_compensator) {
                   torch::NoGradGuard g;
                   std::tie(f, d) = dequantized(x);
                 }
-                auto logits = model->tail(with_compensator ? comp->forward(d) : d, ctx.split);
-                return std::make_pair(TaskLoss(ctx, logits, y, teacher_logits(f)), logits);
+                torch::Tensor h = with_compensator ? comp->forward(d) : d;
+                if (c.feature_kd_weight <= 0) {
+                  auto logits = model->tail(h, ctx.split);
+                  return std::make_pair(TaskLoss(ctx, logits, y, teacher_logits(f)), logits);
+                }
+                // Block by block beside the float model on the float features: the distance
+                // after each block but the last, relative to the float features' mean square.
+                torch::Tensor t = f, feature = torch::zeros({}, f.options());
+                for (int64_t b = cut; b < nblocks; ++b) {
+                  h = model->run_blocks(h, b, b + 1);
+                  if (b + 1 == nblocks) break;
+                  {
+                    torch::NoGradGuard g;
+                    t = ctx.teacher.net->run_blocks(t, b, b + 1);
+                  }
+                  feature = feature + F::mse_loss(h, t) / (t.pow(2).mean() + 1e-8);
+                }
+                feature = feature / std::max<int64_t>(nblocks - cut - 1, 1);
+                feature_sum += feature.item<double>();
+                ++feature_steps;
+                auto loss = TaskLoss(ctx, h, y, teacher_logits(f)) + c.feature_kd_weight * feature;
+                return std::make_pair(loss, h);
               }};
+  if (c.feature_kd_weight > 0) {
+    joint.epoch_info = [&] {
+      nlohmann::json j = {{"feature_kd", feature_sum / std::max<int64_t>(feature_steps, 1)}};
+      feature_sum = 0, feature_steps = 0;
+      return j;
+    };
+  }
   SI_RETURN_IF_ERROR(RunStage(ctx, joint));
   PipelineSpec s = BaseSpec(ctx, c.split);
   s.quantizer = "quant.json";

@@ -8,6 +8,8 @@
 //   qat          whole model fine-tuned through fake quantization with a learned clip (STE)
 //   ae           an autoencoder at the split (quantized latent, STE), + tail (and head) fine-tune
 //   qcnet        a server-side compensator: reconstruction first, then with the tail on CE
+//                (feature_kd_weight > 0, tail and qcnet: also the float model's features after
+//                every tail block as targets)
 //   shared_ae    one autoencoder for several split points, bit width drawn per batch
 //   per_point_ae the same architecture trained for one point at a time (shared_ae's baseline)
 //
@@ -48,6 +50,10 @@ struct MethodConfig {
   bool finetune_head = false;  // ae: also train the node's head
   bool finetune_tail = true;   // ae / qcnet: train the tail together with the new module
   double kd_weight = 0.0;      // distillation from the float model's logits
+  // tail / qcnet: distillation from the float model's features after every tail block but the
+  // last (the server's blocks see the float features there), each MSE relative to the float
+  // features' mean square, so that one weight means the same at every block.
+  double feature_kd_weight = 0.0;
   double kd_temperature = 4.0;
 
   // tcl

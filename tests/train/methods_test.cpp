@@ -150,6 +150,30 @@ TEST_F(MethodsTest, QcnetKeepsTheNodeExactlyAsItWas) {
   EXPECT_GT(Evaluate(out->pipelines[0]).top1, 20.0);
 }
 
+// QCNet with feature distillation: the server's blocks are pulled toward the float model's
+// features after every tail block, and the run logs that distance per epoch; it must fall.
+TEST_F(MethodsTest, QcnetFeatureDistillationPullsTheTailTowardTheFloatFeatures) {
+  auto out = RunMethod(Config("method: qcnet\nsplit: stem\nbits: 1\nwarmup_epochs: 1\nkd_weight: 1.0\n"
+                              "feature_kd_weight: 10"),
+                       Inputs("qcnet_fkd"));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  std::ifstream in(fs::path(Inputs("qcnet_fkd").out_dir) / "log.jsonl");
+  std::vector<double> feature;
+  for (std::string l; std::getline(in, l);) {
+    auto j = nlohmann::json::parse(l);
+    if (j["stage"] == "finetune") feature.push_back(j.at("feature_kd").get<double>());
+  }
+  ASSERT_EQ(feature.size(), 2u);
+  std::printf("feature distillation: relative MSE to the float features %.4f -> %.4f\n", feature[0], feature[1]);
+  EXPECT_LT(feature[1], feature[0]);
+  EXPECT_GT(Evaluate(out->pipelines[0]).top1, 20.0);
+  // Only tail and qcnet take it; it is part of the run's identity only when set.
+  EXPECT_NE(ParseMethodConfig("method: tcl\nfeature_kd_weight: 1", "r").status().message().find("feature_kd_weight"),
+            std::string::npos);
+  EXPECT_FALSE(ToJson(Config("method: qcnet\nsplit: stem\nbits: 1")).contains("feature_kd_weight"));
+  EXPECT_EQ(ParseMethodConfig("method: qcnet\nfeature_kd_weight: -1", "r").status().code(), ErrorCode::kInvalidArgument);
+}
+
 TEST_F(MethodsTest, TclPullsFeaturesOntoTheLevels) {
   auto out = RunMethod(Config("method: tcl\nsplit: stem\nbits: 2\ntcl_lambda: 5\ntcl_schedule: exponential"),
                        Inputs("tcl"));
