@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <regex>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +17,7 @@
 #include <iterator>
 #include <map>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <system_error>
 #include <utility>

@@ -5,6 +5,7 @@
 #include <random>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "data/datasets.h"
@@ -27,6 +28,33 @@ void SetLearningRate(torch::optim::Optimizer& opt, double lr) {
   for (auto& group : opt.param_groups()) group.options().set_lr(lr);
 }
 
+namespace {
+// Settings that may change between a run and its resumption: how many threads the CPU uses
+// (another machine, another core count) changes no result a resumed run depends on.
+const char* const kResumableKeys[] = {"threads"};
+
+// "" when a state written under `saved` may resume under `now`; else the top-level keys that
+// differ (settings written as JSON objects), or "" with differs = true for other text.
+std::string SettingsDiffer(const std::string& saved, const std::string& now, bool* differs) {
+  *differs = false;
+  if (saved == now) return "";
+  *differs = true;
+  auto a = nlohmann::json::parse(saved, nullptr, /*allow_exceptions=*/false);
+  auto b = nlohmann::json::parse(now, nullptr, /*allow_exceptions=*/false);
+  if (!a.is_object() || !b.is_object()) return "";
+  for (const char* k : kResumableKeys) a.erase(k), b.erase(k);
+  std::string keys;
+  for (const auto& [k, v] : b.items()) {
+    if (!a.contains(k) || a[k] != v) keys += (keys.empty() ? "" : ", ") + k;
+  }
+  for (const auto& [k, v] : a.items()) {
+    if (!b.contains(k)) keys += (keys.empty() ? "" : ", ") + k;
+  }
+  *differs = !keys.empty();
+  return keys;
+}
+}  // namespace
+
 Result<int64_t> LoadEpochState(const EpochState& s, torch::nn::Module& module, torch::optim::Optimizer& opt,
                                const torch::Device& device) {
   if (!std::filesystem::exists(s.path)) return int64_t{0};
@@ -38,8 +66,11 @@ Result<int64_t> LoadEpochState(const EpochState& s, torch::nn::Module& module, t
         !done.isInt()) {
       return DataLoss(s.path + " is not a splitinfer training state; " + s.start_over);
     }
-    if (saved_config.toStringRef() != s.config) {
-      return Mismatch(s.path + " was written with other settings; " + s.start_over);
+    bool differs = false;
+    const std::string keys = SettingsDiffer(saved_config.toStringRef(), s.config, &differs);
+    if (differs) {
+      return Mismatch(s.path + " was written with other settings" + (keys.empty() ? "" : " (" + keys + ")") + "; " +
+                      s.start_over);
     }
     torch::serialize::InputArchive module_archive, opt_archive;
     if (!state.try_read(s.module_key, module_archive) || !state.try_read("optimizer", opt_archive)) {

@@ -127,7 +127,7 @@ if "$BIN" quantize-head --checkpoint "$CKPT" --split stage1 --wbits 2 --abits 8 
    grep -q "resuming after epoch 1" "$TMP/ft2.out" && grep -q '"convs":3' "$TMP/ft.json" && [ -s "$TMP/ft.sihead" ] &&
    ! "$BIN" quantize-head --checkpoint "$CKPT" --split stage1 --wbits 4 --abits 8 --group 2 --calibration 8 \
      --finetune 2 --limit-train 128 --out "$TMP/ft.sihead" > "$TMP/ft3.out" 2>&1 &&
-   grep -q "MISMATCH: .*ft.sihead.state.pt was written with other settings; delete it to start over" "$TMP/ft3.out"; then
+   grep -q "MISMATCH: .*ft.sihead.state.pt was written with other settings (wbits); delete it to start over" "$TMP/ft3.out"; then
   pass=$((pass + 1)); echo "ok   quantize-head --finetune (and resume)"
 else
   fail=$((fail + 1)); echo "FAIL quantize-head --finetune:"; cat "$TMP/ft.out" "$TMP/ft.json" "$TMP/ft2.out" "$TMP/ft3.out" 2>/dev/null

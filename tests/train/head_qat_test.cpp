@@ -99,7 +99,7 @@ TEST_F(HeadQatTest, StateFromOtherSettingsIsRefused) {
   o.stop_after_epochs = 0;
   auto r = FinetuneHead(g, o);
   ASSERT_EQ(r.status().code(), ErrorCode::kMismatch) << r.status().ToString();
-  EXPECT_NE(r.status().message().find("other settings; delete it to start over"), std::string::npos)
+  EXPECT_NE(r.status().message().find("other settings (wbits); delete it to start over"), std::string::npos)
       << r.status().message();
 
   std::ofstream(o.state_path, std::ios::trunc) << "not a state";

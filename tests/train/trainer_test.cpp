@@ -105,6 +105,12 @@ TEST_F(TrainerTest, ResumeWithAnotherConfigIsRefused) {
   auto r = Train(other, opts);
   ASSERT_EQ(r.status().code(), ErrorCode::kMismatch);
   EXPECT_NE(r.status().message().find("--restart"), std::string::npos);
+  EXPECT_NE(r.status().message().find("(optimizer)"), std::string::npos) << r.status().message();  // what changed
+  // Another thread count is another machine, not another run: it resumes.
+  auto more_threads = Tiny();
+  more_threads.threads = Tiny().threads + 1;
+  auto resumed = Train(more_threads, opts);
+  EXPECT_TRUE(resumed.ok()) << resumed.status().ToString();
 }
 
 TEST_F(TrainerTest, ClassCountMismatchIsInvalidArgument) {
