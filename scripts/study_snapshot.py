@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Copies a running study's logs to a folder that can be committed, keeping only what a later
-session can build on: the rows of finished runs (finished_runs.jsonl) and the rows without a
-trained pipeline (the float model, the input-image baselines). A run cut off mid-way is left out
+session can build on: the rows of finished runs (finished_runs.jsonl), the rows without a
+trained pipeline (the float model, the input-image baselines) and finished runs' small
+measurement files (runs/<run>/level_distance.json). A run cut off mid-way is left out
 and is trained again in full where the study goes on (src/study/experiment.h).
 
   python3 scripts/study_snapshot.py RUN_DIR OUT_DIR
@@ -41,6 +42,13 @@ def main():
     with open(os.path.join(out_dir, "results.jsonl"), "w") as f:
         f.writelines(kept)
     shutil.copyfile(os.path.join(run_dir, "finished_runs.jsonl"), os.path.join(out_dir, "finished_runs.jsonl"))
+    # The small per-run measurements a finished run writes beside its pipelines (TCL's
+    # level_distance.json), which the docs quote; the trained weights stay behind.
+    for run in finished:
+        src = os.path.join(run_dir, "runs", run, "level_distance.json")
+        if os.path.exists(src):
+            os.makedirs(os.path.join(out_dir, "runs", run), exist_ok=True)
+            shutil.copyfile(src, os.path.join(out_dir, "runs", run, "level_distance.json"))
     # report.md is written once, when every run has finished: then the tables go too.
     if os.path.exists(os.path.join(run_dir, "report.md")) and dropped == 0:
         for name in ("results.csv", "results.json", "report.md"):
