@@ -17,8 +17,11 @@ torch::Tensor FakeQuantize(const torch::Tensor& x, const torch::Tensor& lo, cons
   // LevelTable): v = (x - lo) * ((L-1) / span), q = floor(v + 0.5), x' = lo + q * (span / (L-1)).
   // Dividing by the step instead rounds differently at exact bin edges, and there one element
   // lands a whole step away from what the server will see.
-  auto inv = torch::full({}, static_cast<float>(max_q), span.options()) / span;
-  auto step = span / static_cast<float>(max_q);
+  // Both divisions tensor by tensor: with a scalar divisor CUDA's kernel multiplies by its
+  // reciprocal instead, a last-bit difference from the codec's (hi - lo) / (L - 1).
+  auto levels = torch::full({}, static_cast<float>(max_q), span.options());
+  auto inv = levels / span;
+  auto step = span / levels;
   // torch::min/max with tensors pass the gradient to whichever side is selected: PACT's
   // gradient for the clip comes from the elements that were clipped.
   auto xc = torch::max(torch::min(x, hi), lo);

@@ -409,8 +409,8 @@ std::string MethodsVsInput(const std::vector<ResultRow>& sorted) {
 }  // namespace
 
 std::string SettingOf(const std::string& run) {
-  // "tcl_b2_s3_recal" -> "tcl_b2_recal": the seed tag the study's `seed: [...]` lists add.
-  static const std::regex kSeed("_s[0-9]+(?=_|$)");
+  // "tcl_b2_seed3_recal" -> "tcl_b2_recal": the seed tag the study's `seed: [...]` lists add.
+  static const std::regex kSeed("_seed[0-9]+(?=_|$)");
   return std::regex_replace(run, kSeed, "");
 }
 
@@ -879,12 +879,13 @@ Status WriteReport(const std::string& out_dir, const std::vector<ResultRow>& row
   if (std::any_of(settings.begin(), settings.end(), [](const Setting& s) { return s.HasHoldout(); })) {
     md << "## Settings chosen on the held-out training images\n\n"
        << "Per method and bit width, the setting with the best mean score on the held-out training images "
-          "(data.holdout; none of them trained or calibrated any run), and its score on the test set.\n\n"
+          "(data.holdout: no run's fine-tuning or calibration used them; the base model's own training may "
+          "have, see its checkpoint's train_config), and its score on the test set.\n\n"
        << HoldoutChoiceTable(settings, short_metric) << "\n";
   }
   if (std::any_of(settings.begin(), settings.end(), [](const Setting& s) { return s.rows.size() > 1; })) {
     md << "## Repeated with several seeds\n\n"
-       << "Each setting's rows over its seeds (runs named NAME_s<seed>), with the coder that sends it in the "
+       << "Each setting's rows over its seeds (runs named NAME_seed<N>), with the coder that sends it in the "
           "fewest bytes.\n\n"
        << SeedTable(settings, short_metric) << "\n";
   }

@@ -45,8 +45,9 @@ struct ResultRow {
   std::string pipeline;        // path of the pipeline YAML for trained cells ("" if none)
 };
 
-// The setting a row's run repeats with other seeds: the run name without the "_s<seed>" tag
-// that a study's `seed: [...]` list adds ("tcl_b2_s3_recal" -> "tcl_b2_recal").
+// The setting a row's run repeats with other seeds: the run name without the "_seed<N>" tag
+// that a study's `seed: [...]` list adds ("tcl_b2_seed3_recal" -> "tcl_b2_recal"). A distinct
+// word, so that run names of their own such as "ae_s3" (a split called s3) are left alone.
 std::string SettingOf(const std::string& run);
 
 // One JSON object whose keys are the field names above.

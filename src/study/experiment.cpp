@@ -42,7 +42,7 @@ namespace {
 std::string Scalar(const YAML::Node& n) { return n.as<std::string>(); }
 
 // Expands `split`, `bits`, `granularity` and `seed` lists of one run node into one node per
-// combination (a list of seeds repeats the run: NAME_s1, NAME_s2, ...).
+// combination (a list of seeds repeats the run: NAME_seed1, NAME_seed2, ...).
 std::vector<std::pair<std::string, YAML::Node>> Expand(const std::string& name, const YAML::Node& run) {
   std::vector<std::pair<std::string, YAML::Node>> out{{name, YAML::Clone(run)}};
   for (const char* key : {"split", "bits", "granularity", "seed"}) {
@@ -53,7 +53,7 @@ std::vector<std::pair<std::string, YAML::Node>> Expand(const std::string& name, 
         YAML::Node copy = YAML::Clone(node);
         copy[key] = YAML::Clone(v);
         const std::string k = key;
-        const std::string tag = k == "bits" ? "b" + Scalar(v) : k == "seed" ? "s" + Scalar(v) : Scalar(v);
+        const std::string tag = k == "bits" ? "b" + Scalar(v) : k == "seed" ? "seed" + Scalar(v) : Scalar(v);
         next.emplace_back(n + "_" + tag, copy);
       }
     }

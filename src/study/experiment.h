@@ -23,7 +23,7 @@
 //   runs:
 //     - {name: tcl, method: tcl, split: stem, bits: [1, 2, 3], epochs: 3, tcl_lambda: 1.0}
 //   (run keys: see train/methods.h; split, bits, granularity and seed may be lists: seed: [1, 2, 3]
-//   repeats a run with three seeds, NAME_s1 .. NAME_s3)
+//   repeats a run with three seeds, NAME_seed1 .. NAME_seed3)
 //
 // The model's task sets the metric every row, table and plot ranks by (eval/report.h): top-1
 // for a classifier; AP50 (x 100) and AP for a detector, whose data is a detection dataset
@@ -59,7 +59,7 @@ struct StudyConfig {
 };
 
 // Unknown keys are INVALID_ARGUMENT naming them; list values expand into one run per
-// combination, named <name>_<split>_b<bits>_<granularity>_s<seed> for the keys that were lists.
+// combination, named <name>_<split>_b<bits>_<granularity>_seed<N> for the keys that were lists.
 Result<StudyConfig> ParseStudyConfig(const std::string& yaml_text, const std::string& origin);
 Result<StudyConfig> LoadStudyConfig(const std::string& path);
 

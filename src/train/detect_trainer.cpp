@@ -118,6 +118,10 @@ Result<TrainResult> TrainDetector(const TrainConfig& config, const TrainOptions&
                          "from a splitinfer detector checkpoint");
   }
 
+  if (config.data.holdout > 0) {
+    return Unimplemented("data.holdout for a detector's training is not built yet (" + config.data.dataset +
+                         "); hold images out by giving the training annotations fewer images");
+  }
   const data::DatasetRef ref{config.data.dataset, config.data.dir};
   const int64_t side = meta.input_shape[1], channels = meta.input_shape[0];
   SI_ASSIGN_OR_RETURN(auto train_set, data::OpenDetectionDataset(ref, data::Split::kTrain, side, channels, options.progress));

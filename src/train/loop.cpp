@@ -30,7 +30,8 @@ void SetLearningRate(torch::optim::Optimizer& opt, double lr) {
 
 namespace {
 // Settings that may change between a run and its resumption: how many threads the CPU uses
-// (another machine, another core count) changes no result a resumed run depends on.
+// (another machine, another core count). It changes the order of float reductions, so such a
+// resumed run is not bit-identical to an uninterrupted one, but it is the same training.
 const char* const kResumableKeys[] = {"threads"};
 
 // "" when a state written under `saved` may resume under `now`; else the top-level keys that

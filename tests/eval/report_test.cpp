@@ -278,7 +278,7 @@ TEST(ExportTest, CsvQuotesFieldsWithCommasAndQuotes) {
 TEST(ExportTest, HeldOutScoresRoundTripAndGetTheirColumn) {
   const ScopedDir tmp;
   const fs::path& dir = tmp.path();
-  ResultRow r = Row("tcl_b2_s1", "tcl", "stem", 2, "tensor", "cabac", 92.5, 500);
+  ResultRow r = Row("tcl_b2_seed1", "tcl", "stem", 2, "tensor", "cabac", 92.5, 500);
   r.holdout_score = 93.75;
   const ResultRow plain = Row("input_png", "input_png", "", 0, "", "png", 91.25, 350);
   const std::string log = (dir / "results.jsonl").string();
@@ -407,9 +407,11 @@ TEST(WriteReportTest, TablesAndPlots) {
 }
 
 TEST(SettingOfTest, DropsOnlyTheSeedTag) {
-  EXPECT_EQ(SettingOf("tcl_b2_s3_recal"), "tcl_b2_recal");
-  EXPECT_EQ(SettingOf("tcl_b2_s3"), "tcl_b2");
+  EXPECT_EQ(SettingOf("tcl_b2_seed3_recal"), "tcl_b2_recal");
+  EXPECT_EQ(SettingOf("tcl_b2_seed3"), "tcl_b2");
   EXPECT_EQ(SettingOf("qcnet_b1_stem"), "qcnet_b1_stem");      // "_stem" is not a seed
+  EXPECT_EQ(SettingOf("ae_s3"), "ae_s3");                      // a run of the scenes study: split s3
+  EXPECT_EQ(SettingOf("ae_s3_seed2"), "ae_s3");
   EXPECT_EQ(SettingOf("shared_ae_stage1_b2"), "shared_ae_stage1_b2");
 }
 
@@ -423,12 +425,12 @@ TEST(WriteReportTest, SeedsAreAveragedAndSettingsChosenOnHeldOutImages) {
     r.holdout_score = held;
     rows.push_back(r);
   };
-  add("tcl_l50_b2_s1", "zstd", 90.0, 91.0, 100);
-  add("tcl_l50_b2_s1", "cabac", 90.0, 91.0, 80);  // the cheaper coder stands for the setting
-  add("tcl_l50_b2_s2", "cabac", 91.0, 92.0, 82);
-  add("tcl_l50_b2_s3", "cabac", 92.0, 93.0, 84);
-  add("tcl_l500_b2_s1", "cabac", 95.0, 90.0, 80);  // best on the test set, worse held out
-  add("tcl_l500_b2_s2", "cabac", 95.0, 90.5, 80);
+  add("tcl_l50_b2_seed1", "zstd", 90.0, 91.0, 100);
+  add("tcl_l50_b2_seed1", "cabac", 90.0, 91.0, 80);  // the cheaper coder stands for the setting
+  add("tcl_l50_b2_seed2", "cabac", 91.0, 92.0, 82);
+  add("tcl_l50_b2_seed3", "cabac", 92.0, 93.0, 84);
+  add("tcl_l500_b2_seed1", "cabac", 95.0, 90.0, 80);  // best on the test set, worse held out
+  add("tcl_l500_b2_seed2", "cabac", 95.0, 90.5, 80);
   ResultRow ptq = Row("ptq_stem_b2_tensor", "ptq", "stem", 2, "tensor", "cabac", 89.0, 90);
   ptq.holdout_score = 89.5;
   rows.push_back(ptq);

@@ -52,9 +52,9 @@ runs:
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->data.holdout, 5000);
   ASSERT_EQ(c->runs.size(), 6u);
-  EXPECT_EQ(c->runs[0].name, "tcl_b1_s1");
+  EXPECT_EQ(c->runs[0].name, "tcl_b1_seed1");
   EXPECT_EQ(c->runs[0].method.seed, 1u);
-  EXPECT_EQ(c->runs[5].name, "tcl_b2_s3");
+  EXPECT_EQ(c->runs[5].name, "tcl_b2_seed3");
   EXPECT_EQ(c->runs[5].method.seed, 3u);
   EXPECT_EQ(c->runs[5].method.bits, 2);
   auto negative = ParseStudyConfig("model: m\ndata: {holdout: -1}\n", "s.yaml");
@@ -88,8 +88,8 @@ TEST(StudyConfigTest, ShippedStudyConfigParses) {
   const auto named = [&](const std::string& name) {
     return std::any_of(methods->runs.begin(), methods->runs.end(), [&](const StudyRun& r) { return r.name == name; });
   };
-  EXPECT_TRUE(named("qcnet_b1_channel_s1"));
-  EXPECT_TRUE(named("per_point_ae_w96_s1"));
+  EXPECT_TRUE(named("qcnet_b1_channel_seed1"));
+  EXPECT_TRUE(named("per_point_ae_w96_seed1"));
 }
 
 // The whole study on a tiny model: rows for every cell and coder, the report, and a rerun that
