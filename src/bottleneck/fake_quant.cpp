@@ -11,8 +11,10 @@ torch::Tensor RoundSte(const torch::Tensor& v) { return v + (torch::round(v) - v
 torch::Tensor FakeQuantize(const torch::Tensor& x, const torch::Tensor& lo, const torch::Tensor& hi, int bits) {
   TORCH_CHECK(bits >= 1 && bits <= 8, "FakeQuantize: bits must be 1..8, got ", bits);
   const double max_q = static_cast<double>((1 << bits) - 1);
-  // A floor on the span keeps a collapsing learned clip from dividing by zero.
-  auto span = (hi - lo).clamp_min(1e-6);
+  // The codec maps a range no wider than kTinyRange (1e-12) to its lower end (its Inverse is 0
+  // there); the same here, and the clamp only keeps that branch's unused division finite.
+  auto span = hi - lo;
+  auto live = span > 1e-12;
   // The codec's own float operations in its order (quantize.cpp: Inverse, QuantizeOne,
   // LevelTable): v = (x - lo) * ((L-1) / span), q = floor(v + 0.5), x' = lo + q * (span / (L-1)).
   // Dividing by the step instead rounds differently at exact bin edges, and there one element
@@ -20,7 +22,7 @@ torch::Tensor FakeQuantize(const torch::Tensor& x, const torch::Tensor& lo, cons
   // Both divisions tensor by tensor: with a scalar divisor CUDA's kernel multiplies by its
   // reciprocal instead, a last-bit difference from the codec's (hi - lo) / (L - 1).
   auto levels = torch::full({}, static_cast<float>(max_q), span.options());
-  auto inv = levels / span;
+  auto inv = torch::where(live, levels / span.clamp_min(1e-12), torch::zeros_like(span));
   auto step = span / levels;
   // torch::min/max with tensors pass the gradient to whichever side is selected: PACT's
   // gradient for the clip comes from the elements that were clipped.
@@ -75,6 +77,40 @@ double ClusteringWeight(LambdaSchedule schedule, double lambda, double t) {
     case LambdaSchedule::kStep: return lambda * std::min(1.0, std::floor(t * 4.0) / 3.0);
   }
   return lambda;
+}
+
+Result<RangeTensors> ToRangeTensors(const codec::QuantParams& q, size_t feature_rank, const torch::Device& device) {
+  if (q.spec.params_in_frame) return InvalidArgument("dynamic ranges (params_in_frame) have no fixed range to train");
+  std::vector<int64_t> shape{1};
+  if (q.spec.granularity == codec::Granularity::kChannel) {
+    shape.push_back(static_cast<int64_t>(q.lo.size()));
+    for (size_t i = 1; i < feature_rank; ++i) shape.push_back(1);
+  } else if (q.spec.granularity != codec::Granularity::kTensor) {
+    return InvalidArgument("ranges of region tiles do not broadcast over a feature; use tensor or channel granularity");
+  }
+  if (q.lo.size() != q.hi.size() || q.lo.empty()) return InvalidArgument("the quantizer has no ranges");
+  auto lo = torch::tensor(q.lo).reshape(shape).to(device);
+  auto hi = torch::tensor(q.hi).reshape(shape).to(device);
+  return RangeTensors{lo, hi};
+}
+
+Status SetRanges(const RangeTensors& r, codec::QuantParams* q) {
+  auto lo = r.lo.detach().to(torch::kCPU).to(torch::kFloat).contiguous().reshape({-1});
+  auto hi = r.hi.detach().to(torch::kCPU).to(torch::kFloat).contiguous().reshape({-1});
+  if (static_cast<size_t>(lo.numel()) != q->lo.size() || static_cast<size_t>(hi.numel()) != q->hi.size()) {
+    return InvalidArgument("learned ranges: " + std::to_string(hi.numel()) + " for a quantizer of " +
+                           std::to_string(q->hi.size()) + " regions");
+  }
+  for (int64_t i = 0; i < lo.numel(); ++i) {
+    const float l = lo.data_ptr<float>()[i], h = hi.data_ptr<float>()[i];
+    if (!std::isfinite(l) || !std::isfinite(h) || !(h >= l)) {
+      return InvalidArgument("learned range " + std::to_string(i) + " is [" + std::to_string(l) + ", " +
+                             std::to_string(h) + "]: not a range (lower the learning rate)");
+    }
+  }
+  q->lo.assign(lo.data_ptr<float>(), lo.data_ptr<float>() + lo.numel());
+  q->hi.assign(hi.data_ptr<float>(), hi.data_ptr<float>() + hi.numel());
+  return Status::Ok();
 }
 
 LearnedClipImpl::LearnedClipImpl(double init_hi) {

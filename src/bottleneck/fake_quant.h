@@ -17,6 +17,7 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include "codec/quantize/quantize.h"
 #include "core/status.h"
 
 namespace splitinfer::bottleneck {
@@ -28,6 +29,17 @@ torch::Tensor RoundSte(const torch::Tensor& v);
 // Gradients: identity to x inside the range, zero outside; to hi (and lo) through the clamp
 // (PACT) and through the step size (LSQ).
 torch::Tensor FakeQuantize(const torch::Tensor& x, const torch::Tensor& lo, const torch::Tensor& hi, int bits);
+
+// A static per-tensor or per-channel quantizer's ranges as tensors that broadcast over a batch
+// of features [N, C, ...] of `feature_rank` dims per image (shape {1} or {1, C, 1, ...}), on
+// `device`; INVALID_ARGUMENT for dynamic ranges and region tiles (they do not broadcast).
+struct RangeTensors {
+  torch::Tensor lo, hi;
+};
+Result<RangeTensors> ToRangeTensors(const codec::QuantParams& q, size_t feature_rank, const torch::Device& device);
+// The ranges written back (learned ones), same layout; INVALID_ARGUMENT when the counts differ
+// or a range is reversed or not finite (lo == hi is a dead region the codec maps to lo).
+Status SetRanges(const RangeTensors& r, codec::QuantParams* q);
 
 // TCL: mean over elements of the squared distance from x to its nearest level of the b-bit grid
 // over [lo, hi] (values beyond the range: distance to the end level), in units of the grid's

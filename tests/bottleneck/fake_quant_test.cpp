@@ -32,6 +32,46 @@ TEST(FakeQuantTest, ForwardEqualsTheCodecsReconstruction) {
   }
 }
 
+// Per-channel affine ranges through ToRangeTensors, one channel dead (lo == hi, which the codec
+// maps to its lower end) and one whose span is below a millionth: still the codec's bit for bit.
+TEST(FakeQuantTest, PerChannelAffineRangesEqualTheCodecsToo) {
+  for (uint32_t seed : {testing::TestSeed(), 7u}) {
+    torch::manual_seed(seed);
+    auto x = torch::randn({3, 5, 4, 4}) * 2 - 0.5;
+    x.select(1, 3).fill_(0.25);                                   // a dead channel
+    x.select(1, 4).copy_(0.5 + torch::rand({3, 4, 4}) * 4e-7);     // a nearly dead one
+    for (int bits : {1, 2, 4, 8}) {
+      codec::QuantSpec spec;
+      spec.bits = bits;
+      spec.range = codec::RangeKind::kAffine;
+      spec.granularity = codec::Granularity::kChannel;
+      auto params = codec::Calibrate(spec, x);
+      ASSERT_TRUE(params.ok()) << params.status().ToString();
+      auto expected = codec::SimulateBatch(*params, x);
+      ASSERT_TRUE(expected.ok());
+      auto r = ToRangeTensors(*params, 3, torch::kCPU);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(r->hi.sizes(), (std::vector<int64_t>{1, 5, 1, 1}));
+      auto got = FakeQuantize(x, r->lo, r->hi, bits);
+      EXPECT_EQ((got - *expected).abs().max().item<float>(), 0.0f) << "bits " << bits << " seed " << seed;
+      // Written back unchanged, and a reversed learned range is refused by name.
+      codec::QuantParams back = *params;
+      ASSERT_TRUE(SetRanges(*r, &back).ok());
+      EXPECT_EQ(back.hi, params->hi);
+      RangeTensors reversed{r->lo, r->lo - 1};
+      auto refused = SetRanges(reversed, &back);
+      ASSERT_FALSE(refused.ok());
+      EXPECT_NE(refused.message().find("not a range"), std::string::npos);
+    }
+  }
+  codec::QuantSpec region;
+  region.granularity = codec::Granularity::kRegion;
+  region.region[0] = 1, region.region[1] = 2, region.region[2] = 2;
+  auto p = codec::Calibrate(region, torch::rand({2, 2, 4, 4}));
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(ToRangeTensors(*p, 3, torch::kCPU).status().code(), ErrorCode::kInvalidArgument);
+}
+
 TEST(FakeQuantTest, StraightThroughInsideTheRangeAndPactGradientForTheClip) {
   auto x = torch::tensor({0.1f, 0.4f, 0.9f, 3.0f}).set_requires_grad(true);
   auto hi = torch::full({}, 1.0f).set_requires_grad(true);
