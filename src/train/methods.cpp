@@ -52,11 +52,12 @@ std::set<std::string> KeysOf(const std::string& method) {
   if (method == "ptq") {
     add(quant);
   } else if (method == "tail") {
-    add(quant), add(training), add({"feature_kd_weight"});
+    add(quant), add(training), add({"feature_kd_weight", "learn_quantizer"});
   } else if (method == "qat") {
     add(quant), add(training);
   } else if (method == "qcnet") {
-    add(quant), add(training), add({"warmup_epochs", "compensator_hidden", "finetune_tail", "feature_kd_weight"});
+    add(quant), add(training), add({"warmup_epochs", "compensator_hidden", "finetune_tail", "feature_kd_weight",
+                                    "learn_quantizer"});
   } else if (method == "tcl") {
     add(quant), add(training), add({"tcl_lambda", "tcl_schedule", "tcl_learn_levels"});
   } else if (method == "ae") {
@@ -101,6 +102,7 @@ Result<MethodConfig> ParseMethodConfig(const std::string& text, const std::strin
   SI_RETURN_IF_ERROR(r.get("kd_weight", &c.kd_weight));
   SI_RETURN_IF_ERROR(r.get("kd_temperature", &c.kd_temperature));
   SI_RETURN_IF_ERROR(r.get("feature_kd_weight", &c.feature_kd_weight));
+  SI_RETURN_IF_ERROR(r.get("learn_quantizer", &c.learn_quantizer));
   SI_RETURN_IF_ERROR(r.get("tcl_lambda", &c.tcl_lambda));
   SI_RETURN_IF_ERROR(r.get("tcl_schedule", &tcl_schedule));
   SI_RETURN_IF_ERROR(r.get("tcl_learn_levels", &c.tcl_learn_levels));
@@ -165,6 +167,11 @@ Result<MethodConfig> ParseMethodConfig(const std::string& text, const std::strin
   }
   if (c.point_width < 0) return InvalidArgument(origin + ": point_width must be >= 0 (0 = each point's channels)");
   if (!(c.feature_kd_weight >= 0)) return InvalidArgument(origin + ": feature_kd_weight must be >= 0");
+  if (c.learn_quantizer && (c.quant.granularity == codec::Granularity::kRegion ||
+                            c.quant.reconstruction == codec::Reconstruction::kCentroid)) {
+    return InvalidArgument(origin + ": learn_quantizer learns level ranges per tensor or per channel; it does not "
+                           "combine with region granularity or centroid reconstruction");
+  }
   for (int b : c.bit_widths) {
     if (b < 1 || b > 8) return InvalidArgument(origin + ": bit_widths entries must be 1..8");
   }
@@ -209,6 +216,7 @@ nlohmann::json ToJson(const MethodConfig& c) {
   // Only when set: runs made before the key existed keep their identity (and resume).
   if (c.point_width > 0) j["point_width"] = c.point_width;
   if (c.feature_kd_weight > 0) j["feature_kd_weight"] = c.feature_kd_weight;
+  if (c.learn_quantizer) j["learn_quantizer"] = true;
   return j;
 }
 
@@ -240,7 +248,8 @@ struct BundleImpl : torch::nn::Module {
   void hold(const std::string& name, std::shared_ptr<torch::nn::Module> module) {
     register_module(name, std::move(module));
   }
-  void hold_param(const std::string& name, const torch::Tensor& t) { register_parameter(name, t); }
+  // Whether it trains stays as the caller set it (register_parameter would switch it on).
+  void hold_param(const std::string& name, const torch::Tensor& t) { register_parameter(name, t, t.requires_grad()); }
 };
 TORCH_MODULE(Bundle);
 
@@ -496,6 +505,15 @@ Result<std::vector<PipelineSpec>> Tail(Ctx& ctx, bool with_compensator) {
                         return ctx.teacher.net->head(x, ctx.split);
                       }));
   SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "quant.json"), codec::ToJson(quant)));
+  // learn_quantizer: the node's ranges (and so its thresholds: at 1 bit the one threshold is
+  // the range's midpoint) learned with the server's parts on the task loss, through the fake
+  // quantizer, which is the codec's reconstruction bit for bit. A node-side change.
+  bottleneck::RangeTensors learned;
+  if (c.learn_quantizer) {
+    SI_ASSIGN_OR_RETURN(learned, bottleneck::ToRangeTensors(quant, ctx.split_shape.size(), ctx.in.device));
+    learned.hi.set_requires_grad(true);
+    if (quant.spec.range == codec::RangeKind::kAffine) learned.lo.set_requires_grad(true);
+  }
   SI_ASSIGN_OR_RETURN(auto model, LoadCopy(ctx));
   const int64_t cut = ctx.split.block + 1, nblocks = model->num_blocks();
   Freeze(*model->state_module());
@@ -507,6 +525,7 @@ Result<std::vector<PipelineSpec>> Tail(Ctx& ctx, bool with_compensator) {
     comp->to(ctx.in.device);
     root->hold("compensator", comp);
   }
+  if (c.learn_quantizer) root->hold_param("quantizer_lo", learned.lo), root->hold_param("quantizer_hi", learned.hi);
   auto dequantized = [&](const torch::Tensor& x) {
     auto f = ctx.teacher.net->head(x, ctx.split);  // frozen: teacher and node are the same
     return std::make_pair(f, codec::SimulateBatch(quant, f).value());
@@ -516,6 +535,11 @@ Result<std::vector<PipelineSpec>> Tail(Ctx& ctx, bool with_compensator) {
       torch::NoGradGuard g;
       return ctx.teacher.net->tail(f, ctx.split);
     };
+  };
+  // What the server's parts see in the joint stage: the codec's reconstruction, or with
+  // learn_quantizer the fake quantizer over the ranges being learned (gradient to them).
+  auto server_input = [&](const torch::Tensor& f, const torch::Tensor& d) {
+    return c.learn_quantizer ? bottleneck::FakeQuantize(f, learned.lo, learned.hi, c.bits) : d;
   };
   if (with_compensator) {
     // QCNet stage 1: the compensator learns to reconstruct the float features.
@@ -533,12 +557,20 @@ Result<std::vector<PipelineSpec>> Tail(Ctx& ctx, bool with_compensator) {
   }
   std::vector<torch::Tensor> params;
   if (with_compensator) params = comp->parameters();
+  if (c.learn_quantizer) {
+    params.push_back(learned.hi);
+    if (learned.lo.requires_grad()) params.push_back(learned.lo);
+  }
   if (c.finetune_tail || !with_compensator) {
     for (auto& p : BlockParams(*model, cut, nblocks)) {
       p.set_requires_grad(true);
       params.push_back(p);
     }
   }
+  // A classifier's tail runs block by block when the float model's features are a target or its
+  // logits are (then its blocks run once for both, and the features' distance is logged either
+  // way, so a run without feature distillation is the control of one with it).
+  const bool blockwise = c.feature_kd_weight > 0 || (c.kd_weight > 0 && !ctx.detector);
   double feature_sum = 0;
   int64_t feature_steps = 0;
   Stage joint{"finetune", c.epochs, params, root.get(),
@@ -553,30 +585,36 @@ Result<std::vector<PipelineSpec>> Tail(Ctx& ctx, bool with_compensator) {
                   torch::NoGradGuard g;
                   std::tie(f, d) = dequantized(x);
                 }
-                torch::Tensor h = with_compensator ? comp->forward(d) : d;
-                if (c.feature_kd_weight <= 0) {
+                torch::Tensor h = server_input(f, d);
+                if (with_compensator) h = comp->forward(h);
+                if (!blockwise) {
                   auto logits = model->tail(h, ctx.split);
                   return std::make_pair(TaskLoss(ctx, logits, y, teacher_logits(f)), logits);
                 }
                 // Block by block beside the float model on the float features: the distance
-                // after each block but the last, relative to the float features' mean square.
+                // after each block but the last, relative to the float features' mean square
+                // (logged, and a loss term when feature_kd_weight > 0). The float model's last
+                // block gives the distillation's teacher logits, so it runs once per step.
                 torch::Tensor t = f, feature = torch::zeros({}, f.options());
                 for (int64_t b = cut; b < nblocks; ++b) {
                   h = model->run_blocks(h, b, b + 1);
-                  if (b + 1 == nblocks) break;
+                  if (b + 1 == nblocks && c.kd_weight <= 0) break;
                   {
                     torch::NoGradGuard g;
                     t = ctx.teacher.net->run_blocks(t, b, b + 1);
                   }
-                  feature = feature + F::mse_loss(h, t) / (t.pow(2).mean() + 1e-8);
+                  if (b + 1 == nblocks) break;
+                  auto hb = c.feature_kd_weight > 0 ? h : h.detach();
+                  feature = feature + F::mse_loss(hb, t) / (t.pow(2).mean() + 1e-8);
                 }
                 feature = feature / std::max<int64_t>(nblocks - cut - 1, 1);
                 feature_sum += feature.item<double>();
                 ++feature_steps;
-                auto loss = TaskLoss(ctx, h, y, teacher_logits(f)) + c.feature_kd_weight * feature;
+                auto loss = TaskLoss(ctx, h, y, [t] { return t; });
+                if (c.feature_kd_weight > 0) loss = loss + c.feature_kd_weight * feature;
                 return std::make_pair(loss, h);
               }};
-  if (c.feature_kd_weight > 0) {
+  if (blockwise) {
     joint.epoch_info = [&] {
       nlohmann::json j = {{"feature_kd", feature_sum / std::max<int64_t>(feature_steps, 1)}};
       feature_sum = 0, feature_steps = 0;
@@ -584,6 +622,10 @@ Result<std::vector<PipelineSpec>> Tail(Ctx& ctx, bool with_compensator) {
     };
   }
   SI_RETURN_IF_ERROR(RunStage(ctx, joint));
+  if (c.learn_quantizer) {
+    SI_RETURN_IF_ERROR(bottleneck::SetRanges(learned, &quant));
+    SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "quant.json"), codec::ToJson(quant)));
+  }
   PipelineSpec s = BaseSpec(ctx, c.split);
   s.quantizer = "quant.json";
   if (c.finetune_tail || !with_compensator) {
@@ -608,26 +650,22 @@ Result<std::vector<PipelineSpec>> Tcl(Ctx& ctx) {
   codec::QuantSpec level_spec = c.quant;
   if (level_spec.granularity == codec::Granularity::kRegion) level_spec.granularity = codec::Granularity::kTensor;
   level_spec.reconstruction = codec::Reconstruction::kLevel;
-  SI_ASSIGN_OR_RETURN(auto levels, CalibrateWith(ctx, level_spec, [&](const torch::Tensor& x) {
+  // The float model's features of the calibration images, collected once: they fix the levels
+  // and give the "before" distance.
+  SI_ASSIGN_OR_RETURN(auto float_features, Collect(ctx, [&](const torch::Tensor& x) {
                         return ctx.teacher.net->head(x, ctx.split);
                       }));
-  std::vector<int64_t> shape{1};
-  if (level_spec.granularity == codec::Granularity::kChannel) {
-    shape.push_back(static_cast<int64_t>(levels.lo.size()));
-    for (size_t i = 1; i < ctx.split_shape.size(); ++i) shape.push_back(1);
-  }
-  auto lo = torch::tensor(levels.lo).reshape(shape).to(ctx.in.device);
-  auto hi = torch::tensor(levels.hi).reshape(shape).to(ctx.in.device).set_requires_grad(c.tcl_learn_levels);
+  SI_ASSIGN_OR_RETURN(auto levels, codec::Calibrate(level_spec, float_features));
+  SI_ASSIGN_OR_RETURN(auto range, bottleneck::ToRangeTensors(levels, ctx.split_shape.size(), ctx.in.device));
+  auto lo = range.lo;
+  auto hi = range.hi.set_requires_grad(c.tcl_learn_levels);
   // Where TCL is meant to act: the split features' mean squared distance to their nearest level
   // (in steps, ClusteringLoss) on the calibration images, before and after (issue 20, item 2).
-  auto level_distance = [&](const std::function<torch::Tensor(const torch::Tensor&)>& head) -> Result<double> {
-    SI_ASSIGN_OR_RETURN(auto f, Collect(ctx, head));
+  auto level_distance = [&](const torch::Tensor& f) {
     torch::NoGradGuard g;
     return bottleneck::ClusteringLoss(f.to(lo.device()), lo, hi.detach(), c.bits).item<double>();
   };
-  SI_ASSIGN_OR_RETURN(const double distance_before, level_distance([&](const torch::Tensor& x) {
-                        return ctx.teacher.net->head(x, ctx.split);
-                      }));
+  const double distance_before = level_distance(float_features);
   SI_ASSIGN_OR_RETURN(auto model, LoadCopy(ctx));
   Bundle root;
   root->hold("model", model->state_module());
@@ -658,9 +696,11 @@ Result<std::vector<PipelineSpec>> Tcl(Ctx& ctx) {
   };
   SI_RETURN_IF_ERROR(RunStage(ctx, stage));
   model->set_eval();
-  SI_ASSIGN_OR_RETURN(const double distance_after, level_distance([&](const torch::Tensor& x) {
+  // The fine-tuned model's features, collected once: the "after" distance and the recalibration.
+  SI_ASSIGN_OR_RETURN(auto tuned_features, Collect(ctx, [&](const torch::Tensor& x) {
                         return model->head(x, ctx.split);
                       }));
+  const double distance_after = level_distance(tuned_features);
   SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "level_distance.json"),
                                {{"before", distance_before},
                                 {"after", distance_after},
@@ -676,15 +716,12 @@ Result<std::vector<PipelineSpec>> Tcl(Ctx& ctx) {
   //   NAME        plain PTQ with exactly the levels the features were pulled onto (for region
   //               granularity, whose ranges the loss did not target, recalibrated instead);
   //   NAME_recal  plain PTQ calibrated afresh on the fine-tuned features (the configured clip).
-  SI_ASSIGN_OR_RETURN(auto recal, CalibrateWith(ctx, c.quant, [&](const torch::Tensor& x) {
-                        return model->head(x, ctx.split);
-                      }));
+  SI_ASSIGN_OR_RETURN(auto recal, codec::Calibrate(c.quant, tuned_features));
   codec::QuantParams quant = recal;
   if (c.quant.granularity != codec::Granularity::kRegion) {
     quant = levels;
     quant.spec.reconstruction = codec::Reconstruction::kLevel;
-    auto learned_hi = hi.detach().to(torch::kCPU).to(torch::kFloat).contiguous().reshape({-1});
-    quant.hi.assign(learned_hi.data_ptr<float>(), learned_hi.data_ptr<float>() + learned_hi.numel());
+    SI_RETURN_IF_ERROR(bottleneck::SetRanges({lo, hi}, &quant));
   }
   SI_ASSIGN_OR_RETURN(auto specs, FineTunedModelPipeline(ctx, *model, quant));
   SI_RETURN_IF_ERROR(WriteJson(OutPath(ctx, "quant_recal.json"), codec::ToJson(recal)));

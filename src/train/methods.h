@@ -55,6 +55,10 @@ struct MethodConfig {
   // features' mean square, so that one weight means the same at every block.
   double feature_kd_weight = 0.0;
   double kd_temperature = 4.0;
+  // tail / qcnet: the node's quantizer ranges (per tensor or per channel; at 1 bit the threshold
+  // is the range's midpoint) learned with the server's parts on the task loss, starting from the
+  // calibrated ones. This changes the node's quantizer, so a study names it as its own variant.
+  bool learn_quantizer = false;
 
   // tcl
   double tcl_lambda = 1.0;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <numeric>
@@ -151,27 +152,79 @@ TEST_F(MethodsTest, QcnetKeepsTheNodeExactlyAsItWas) {
 }
 
 // QCNet with feature distillation: the server's blocks are pulled toward the float model's
-// features after every tail block, and the run logs that distance per epoch; it must fall.
+// features after every tail block. Every run that distils the logits logs that distance per
+// epoch, so the same run without the term is the control: the term must make it fall and end
+// below the control's.
 TEST_F(MethodsTest, QcnetFeatureDistillationPullsTheTailTowardTheFloatFeatures) {
-  auto out = RunMethod(Config("method: qcnet\nsplit: stem\nbits: 1\nwarmup_epochs: 1\nkd_weight: 1.0\n"
-                              "feature_kd_weight: 10"),
-                       Inputs("qcnet_fkd"));
+  const std::string common = "method: qcnet\nsplit: stem\nbits: 1\nwarmup_epochs: 1\nkd_weight: 1.0";
+  auto feature_distance = [](const std::string& dir) {
+    std::ifstream in(fs::path(dir) / "log.jsonl");
+    std::vector<double> feature;
+    for (std::string l; std::getline(in, l);) {
+      auto j = nlohmann::json::parse(l);
+      if (j["stage"] == "finetune") feature.push_back(j.at("feature_kd").get<double>());
+    }
+    return feature;
+  };
+  auto out = RunMethod(Config(common + "\nfeature_kd_weight: 10"), Inputs("qcnet_fkd"));
   ASSERT_TRUE(out.ok()) << out.status().ToString();
-  std::ifstream in(fs::path(Inputs("qcnet_fkd").out_dir) / "log.jsonl");
-  std::vector<double> feature;
-  for (std::string l; std::getline(in, l);) {
-    auto j = nlohmann::json::parse(l);
-    if (j["stage"] == "finetune") feature.push_back(j.at("feature_kd").get<double>());
-  }
-  ASSERT_EQ(feature.size(), 2u);
-  std::printf("feature distillation: relative MSE to the float features %.4f -> %.4f\n", feature[0], feature[1]);
-  EXPECT_LT(feature[1], feature[0]);
+  auto control = RunMethod(Config(common), Inputs("qcnet_fkd_control"));
+  ASSERT_TRUE(control.ok()) << control.status().ToString();
+  auto with = feature_distance(Inputs("qcnet_fkd").out_dir);
+  auto without = feature_distance(Inputs("qcnet_fkd_control").out_dir);
+  ASSERT_EQ(with.size(), 2u);
+  ASSERT_EQ(without.size(), 2u);
+  std::printf("relative MSE to the float features: with the term %.4f -> %.4f, without %.4f -> %.4f\n", with[0],
+              with[1], without[0], without[1]);
+  EXPECT_LT(with[1], with[0]);
+  EXPECT_LT(with[1], 0.8 * without[1]);
   EXPECT_GT(Evaluate(out->pipelines[0]).top1, 20.0);
   // Only tail and qcnet take it; it is part of the run's identity only when set.
   EXPECT_NE(ParseMethodConfig("method: tcl\nfeature_kd_weight: 1", "r").status().message().find("feature_kd_weight"),
             std::string::npos);
   EXPECT_FALSE(ToJson(Config("method: qcnet\nsplit: stem\nbits: 1")).contains("feature_kd_weight"));
   EXPECT_EQ(ParseMethodConfig("method: qcnet\nfeature_kd_weight: -1", "r").status().code(), ErrorCode::kInvalidArgument);
+}
+
+// learn_quantizer: the node's per-channel ranges move with the task loss, the pipeline carries
+// the learned ones, and what the server decodes from real frames is the fake quantizer's output
+// over them bit for bit (so what was trained is what runs).
+TEST_F(MethodsTest, QcnetLearnsTheNodesQuantizerWhenAsked) {
+  auto out = RunMethod(Config("method: qcnet\nsplit: stem\nbits: 1\ngranularity: channel\nwarmup_epochs: 1\n"
+                              "kd_weight: 1.0\nlearn_quantizer: true\nlr: 0.01"),
+                       Inputs("qcnet_learnq"));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  auto spec = bottleneck::LoadPipelineSpec(out->pipelines[0]).value();
+  std::ifstream qf(spec.Resolve(spec.quantizer));
+  auto learned = codec::QuantParamsFromJson(nlohmann::json::parse(qf), "quant.json").value();
+  // The calibration it started from, as PTQ makes it.
+  auto ptq = RunMethod(Config("method: ptq\nsplit: stem\nbits: 1\ngranularity: channel"), Inputs("ptq_b1_channel"));
+  ASSERT_TRUE(ptq.ok()) << ptq.status().ToString();
+  auto ptq_spec = bottleneck::LoadPipelineSpec(ptq->pipelines[0]).value();
+  std::ifstream pf(ptq_spec.Resolve(ptq_spec.quantizer));
+  auto calibrated = codec::QuantParamsFromJson(nlohmann::json::parse(pf), "quant.json").value();
+  ASSERT_EQ(learned.hi.size(), 8u);
+  ASSERT_EQ(calibrated.hi.size(), 8u);
+  double moved = 0;
+  for (size_t i = 0; i < 8; ++i) moved = std::max(moved, std::fabs(double(learned.hi[i]) - calibrated.hi[i]));
+  EXPECT_GT(moved, 1e-3) << "no range moved";
+  EXPECT_EQ(learned.lo, calibrated.lo);  // zero-based ranges: only the upper ends learn
+  // Real frames decode to FakeQuantize over the learned ranges.
+  auto p = bottleneck::Pipeline::Load(out->pipelines[0], torch::kCPU).value();
+  torch::NoGradGuard g;
+  auto x = torch::randn({2, 1, 28, 28});
+  auto f = p.NodeFeatures(x);
+  auto r = bottleneck::ToRangeTensors(learned, 3, torch::kCPU).value();
+  auto expected = bottleneck::FakeQuantize(f, r.lo, r.hi, 1);
+  auto simulated = codec::SimulateBatch(learned, f).value();
+  EXPECT_EQ((simulated - expected).abs().max().item<float>(), 0.0f);
+  EXPECT_GT(Evaluate(out->pipelines[0]).top1, 20.0);
+  EXPECT_EQ(ToJson(Config("method: qcnet\nsplit: stem\nbits: 1\nlearn_quantizer: true")).at("learn_quantizer"), true);
+  auto centroid = ParseMethodConfig("method: qcnet\nlearn_quantizer: true\nreconstruction: centroid", "r");
+  ASSERT_FALSE(centroid.ok());
+  EXPECT_NE(centroid.status().message().find("centroid"), std::string::npos);
+  EXPECT_NE(ParseMethodConfig("method: tcl\nlearn_quantizer: true", "r").status().message().find("learn_quantizer"),
+            std::string::npos);
 }
 
 TEST_F(MethodsTest, TclPullsFeaturesOntoTheLevels) {
