@@ -30,6 +30,8 @@ class Dataset {
   virtual int64_t size() const = 0;
   // uint8 [C, H, W]; the label is in [0, num_classes()).
   virtual Result<torch::Tensor> image(int64_t index) const = 0;
+  // Precondition: 0 <= index < size() (callers index by the dataset's own size; image() and
+  // batch() are the checked entry points for indices from outside).
   virtual int64_t label(int64_t index) const = 0;
   virtual std::vector<std::string> class_names() const = 0;
   virtual std::vector<int64_t> image_shape() const = 0;  // {C, H, W}

@@ -426,15 +426,12 @@ struct Setting {
     for (const ResultRow* r : rows) sum += r->*field;
     return sum / static_cast<double>(rows.size());
   }
-  double Min(double ResultRow::*field) const {
-    double v = rows[0]->*field;
-    for (const ResultRow* r : rows) v = std::min(v, r->*field);
-    return v;
-  }
-  double Max(double ResultRow::*field) const {
-    double v = rows[0]->*field;
-    for (const ResultRow* r : rows) v = std::max(v, r->*field);
-    return v;
+  // The smallest and largest of a field over the seeds.
+  std::pair<double, double> Extent(double ResultRow::*field) const {
+    const auto [lo, hi] = std::minmax_element(rows.begin(), rows.end(), [field](const ResultRow* a, const ResultRow* b) {
+      return a->*field < b->*field;
+    });
+    return {(*lo)->*field, (*hi)->*field};
   }
   bool HasHoldout() const {
     return std::all_of(rows.begin(), rows.end(), [](const ResultRow* r) { return r->holdout_score >= 0; });
@@ -476,7 +473,10 @@ std::vector<Setting> Settings(const std::vector<ResultRow>& sorted) {
 // "93.12 ± 0.21" (mean ± half the range) for several seeds, "93.12" for one.
 std::string Spread(const Setting& s, double ResultRow::*field) {
   std::string text = Fixed(s.Mean(field), 2);
-  if (s.rows.size() > 1) text += " ± " + Fixed((s.Max(field) - s.Min(field)) / 2, 2);
+  if (s.rows.size() > 1) {
+    const auto [lo, hi] = s.Extent(field);
+    text += " ± " + Fixed((hi - lo) / 2, 2);
+  }
   return text;
 }
 
@@ -489,7 +489,7 @@ std::string SeedTable(const std::vector<Setting>& settings, const std::string& m
     if (s.rows.size() < 2) continue;
     md << "| " << Cell(s.name) << " | " << Cell(s.method) << " | " << Cell(s.split) << " | " << BitsCell(s.bits) << " | "
        << Cell(s.coder) << " | " << s.rows.size() << " | " << Spread(s, &ResultRow::score) << " | "
-       << Fixed(s.Min(&ResultRow::score), 2) << " | " << Fixed(s.Max(&ResultRow::score), 2) << " | "
+       << Fixed(s.Extent(&ResultRow::score).first, 2) << " | " << Fixed(s.Extent(&ResultRow::score).second, 2) << " | "
        << (s.HasHoldout() ? Spread(s, &ResultRow::holdout_score) : "-") << " | "
        << Fixed(s.Mean(&ResultRow::bytes_per_image), 1) << " |\n";
   }
@@ -652,11 +652,11 @@ Plot BytesPerCoder(const std::vector<ResultRow>& rows) {
   return p;
 }
 
-// Writes NAME.dat and NAME.gp under plot_dir (absolute); returns the script's path.
+// Writes NAME.dat and NAME.gp under plot_dir; returns the script's path. The script names its
+// files without a folder (RunGnuplot runs it from its own).
 Result<std::string> WritePlotFiles(const fs::path& plot_dir, const Plot& p) {
   const std::string dat = (plot_dir / (p.name + ".dat")).string();
   const std::string gp = (plot_dir / (p.name + ".gp")).string();
-  const std::string svg = (plot_dir / (p.name + ".svg")).string();
   std::ostringstream data;
   data << "# " << p.caption << ": one block per series (gnuplot 'index'), columns x y\n";
   for (size_t i = 0; i < p.series.size(); ++i) {
@@ -672,15 +672,14 @@ Result<std::string> WritePlotFiles(const fs::path& plot_dir, const Plot& p) {
   SI_RETURN_IF_ERROR(WriteFile(dat, data.str()));
 
   std::ostringstream script;
-  // Absolute paths, so the script works from any working directory (and we never chdir).
-  script << "# Re-plot with: gnuplot " << gp << "\n"
+  script << "# Re-plot from this folder with: gnuplot " << p.name << ".gp\n"
          << "set terminal svg size 900,600 dynamic enhanced\n"
-         << "set output " << GnuplotQuote(svg) << "\n"
+         << "set output " << GnuplotQuote(p.name + ".svg") << "\n"
          << p.setup;
   std::vector<std::string> items;
   for (size_t i = 0; i < p.series.size(); ++i) {
     // noenhanced: method names like shared_ae would otherwise print with a subscript.
-    items.push_back(GnuplotQuote(dat) + " index " + std::to_string(i) + " using 1:2 with " + p.series[i].style +
+    items.push_back(GnuplotQuote(p.name + ".dat") + " index " + std::to_string(i) + " using 1:2 with " + p.series[i].style +
                     " title " + GnuplotQuote(p.series[i].title) + " noenhanced");
   }
   if (p.hline) {
@@ -697,7 +696,9 @@ Result<std::string> WritePlotFiles(const fs::path& plot_dir, const Plot& p) {
 }  // namespace
 
 Status RunGnuplot(const std::string& gnuplot, const std::string& script, const std::string& svg) {
-  SI_ASSIGN_OR_RETURN(ProgramResult run, RunProgram({gnuplot, script}));
+  const fs::path path = fs::absolute(script);
+  SI_ASSIGN_OR_RETURN(ProgramResult run, RunProgram({gnuplot, "-e", "cd " + GnuplotQuote(path.parent_path().string()),
+                                                     path.filename().string()}));
   if (run.exit_code != 0) {
     const std::string how = run.exit_code > 0 ? "exit code " + std::to_string(run.exit_code) : "killed by a signal";
     std::string output = run.output;

@@ -107,8 +107,10 @@ Status WriteReport(const std::string& out_dir, const std::vector<ResultRow>& row
 // from data (titles, machine names, paths), so that nothing in it is read as gnuplot commands.
 std::string GnuplotQuote(const std::string& s);
 
-// Runs `gnuplot script` (no shell between) and checks that it wrote `svg`. INTERNAL with
-// gnuplot's output when it fails.
+// Runs gnuplot on `script` from the script's own folder (no shell between: `gnuplot -e "cd
+// 'DIR'" NAME.gp`), so scripts name their data and output by file name alone and a folder of
+// plots can be moved or committed and re-plotted there with `gnuplot NAME.gp`. Checks that it
+// wrote `svg`; INTERNAL with gnuplot's output when it fails.
 Status RunGnuplot(const std::string& gnuplot, const std::string& script, const std::string& svg);
 
 }  // namespace splitinfer::eval

@@ -1,6 +1,7 @@
 #include "train/loop.h"
 
 #include <algorithm>
+#include <cassert>
 #include <filesystem>
 #include <random>
 
@@ -130,7 +131,10 @@ class SubsetDataset : public data::Dataset {
     if (i < 0 || i >= size()) return OutOfRange(Outside(i));
     return inner_->image(indices_[i]);
   }
-  int64_t label(int64_t i) const override { return inner_->label(indices_.at(i)); }
+  int64_t label(int64_t i) const override {
+    assert(i >= 0 && i < size());  // the interface's precondition (data/dataset.h)
+    return inner_->label(indices_[static_cast<size_t>(i)]);
+  }
   std::vector<std::string> class_names() const override { return inner_->class_names(); }
   std::vector<int64_t> image_shape() const override { return inner_->image_shape(); }
   std::string name() const override { return inner_->name(); }

@@ -12,6 +12,8 @@
 #include <system_error>
 #include <vector>
 
+#include "core/system.h"
+
 namespace splitinfer::eval {
 namespace {
 
@@ -404,6 +406,15 @@ TEST(WriteReportTest, TablesAndPlots) {
   const std::string dat = Slurp(dir / "plots" / "accuracy_vs_bytes.dat");
   EXPECT_NE(dat.find("ptq_stem_b2 lzma"), std::string::npos) << dat;
   EXPECT_EQ(dat.find("ptq_stem_b2 none"), std::string::npos) << dat;
+  // The scripts name their files without a folder, so a moved (or committed) folder re-plots.
+  EXPECT_EQ(Slurp(dir / "plots" / "accuracy_vs_bits.gp").find(dir.string()), std::string::npos);
+  const fs::path moved = dir / "moved plots";
+  fs::rename(dir / "plots", moved);
+  fs::remove(moved / "accuracy_vs_bits.svg");
+  const auto gnuplot = FindOnPath("gnuplot");
+  ASSERT_TRUE(gnuplot.has_value());
+  auto replot = RunGnuplot(*gnuplot, (moved / "accuracy_vs_bits.gp").string(), (moved / "accuracy_vs_bits.svg").string());
+  EXPECT_TRUE(replot.ok()) << replot.ToString();
 }
 
 TEST(SettingOfTest, DropsOnlyTheSeedTag) {

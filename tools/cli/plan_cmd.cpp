@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -117,13 +118,16 @@ Status WritePlot(const std::string& svg, const plan::Profile& node, const plan::
   if (!d) return IoError("cannot write " + dat);
   // Everything taken from the profiles or the command line is quoted for gnuplot, and gnuplot is
   // run without a shell: a machine name or a path cannot become a command.
+  // By file name: RunGnuplot runs it from its folder, so the three files can move together.
+  const auto name = [](const std::string& path) { return std::filesystem::path(path).filename().string(); };
   std::ofstream g(gp);
-  g << "set terminal svg size 800,500 dynamic\nset output " << eval::GnuplotQuote(svg) << "\n"
+  g << "# Re-plot from this folder with: gnuplot " << name(gp) << "\n"
+    << "set terminal svg size 800,500 dynamic\nset output " << eval::GnuplotQuote(name(svg)) << "\n"
     << "set logscale x\nset xlabel 'link rate (MB/s)'\nset ylabel 'end-to-end latency (ms)'\n"
     << "set title " << eval::GnuplotQuote(node.model + ": node " + node.machine + ", server " + server.machine)
     << " noenhanced\n"
     << "set key top right\nset grid\n"
-    << "plot " << eval::GnuplotQuote(dat) << " using 1:2 with lines lw 2 title 'node-only', "
+    << "plot " << eval::GnuplotQuote(name(dat)) << " using 1:2 with lines lw 2 title 'node-only', "
     << "'' using 1:3 with lines lw 2 title 'server-only', '' using 1:4 with lines lw 2 title 'best split'\n";
   g.close();
   if (!g) return IoError("cannot write " + gp);
