@@ -267,6 +267,7 @@ Result<HeadBenchReport> BenchHead(const HeadBenchOptions& o) {
                       " up to " + o.split);
     }
     SI_ASSIGN_OR_RETURN(auto head, kernels::QuantizedHead::Prepare(graph, o.path));
+    SI_RETURN_IF_ERROR(head.SetThreads(o.threads));
     r.kernel_path = kernels::KernelPathName(head.path());
     if (impl == kernels::HeadImpl::kAuto) {
       SI_RETURN_IF_ERROR(head.Tune());

@@ -150,10 +150,11 @@ constexpr int TileRows(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12
 // channels with 12-pixel tiles, so that a block's weights stay in L1 where 64 channels' do not,
 // were no faster on the EPYC VM for ResNet-18's 128-channel layers.)
 template <int NV>
-SI_DIRECT void DirectBlock(const DirectConv& cv, const uint8_t* padded, const float* residual, int block, float* out) {
+SI_DIRECT void DirectBlock(const DirectConv& cv, const uint8_t* padded, const float* residual, int block, int first,
+                           int end, float* out) {
   constexpr int RB = TileRows(NV);
   const ConvShape& s = cv.shape;
-  const int ow = s.out_width(), pixels = static_cast<int>(s.pixels()), oc = s.out_channels;
+  const int ow = s.out_width(), pixels = std::min(end, static_cast<int>(s.pixels())), oc = s.out_channels;
   const int wp = s.in_width + 2 * s.padding, oc0 = block * kBlock;
   const int8_t* bw = cv.weights.data() + static_cast<size_t>(block) * s.regions() * cv.quads * kQuadBytes;
   alignas(64) float sums[RB * kBlock];
@@ -165,8 +166,8 @@ SI_DIRECT void DirectBlock(const DirectConv& cv, const uint8_t* padded, const fl
     to.masks[v] = static_cast<__mmask16>((1u << left) - 1);
   }
   // The first pixel's position, stepped along instead of divided out per row.
-  int oy = 0, ox = 0;
-  for (int p0 = 0; p0 < pixels; p0 += RB) {
+  int oy = first / ow, ox = first % ow;
+  for (int p0 = first; p0 < pixels; p0 += RB) {
     const int n = std::min(RB, pixels - p0);
     for (int r = 0; r < RB; ++r) {
       if (r < n) {
@@ -184,22 +185,65 @@ SI_DIRECT void DirectBlock(const DirectConv& cv, const uint8_t* padded, const fl
   }
 }
 
-SI_DIRECT void RunDirectX86(const DirectConv& cv, const uint8_t* padded, const float* residual, float* out) {
-  for (int b = 0; b < cv.blocks; ++b) {
-    const int left = cv.shape.out_channels - b * kBlock;
-    if (left > 48)
-      DirectBlock<4>(cv, padded, residual, b, out);
-    else if (left > 32)
-      DirectBlock<3>(cv, padded, residual, b, out);
-    else if (left > 16)
-      DirectBlock<2>(cv, padded, residual, b, out);
-    else
-      DirectBlock<1>(cv, padded, residual, b, out);
+// Pixels [first, end) of one 64-channel block.
+SI_DIRECT void DirectBlockRange(const DirectConv& cv, const uint8_t* padded, const float* residual, int b, int first,
+                                int end, float* out) {
+  const int left = cv.shape.out_channels - b * kBlock;
+  if (left > 48)
+    DirectBlock<4>(cv, padded, residual, b, first, end, out);
+  else if (left > 32)
+    DirectBlock<3>(cv, padded, residual, b, first, end, out);
+  else if (left > 16)
+    DirectBlock<2>(cv, padded, residual, b, first, end, out);
+  else
+    DirectBlock<1>(cv, padded, residual, b, first, end, out);
+}
+
+// Below this many multiply-adds a conv runs on the calling thread alone: waking the workers
+// costs tens of microseconds, as much as such a conv takes (the Fashion-MNIST head's convs).
+constexpr double kParallelMacs = 4e6;
+
+// Each 64-channel block's pixels in chunks of whole tiles (48 pixels: a multiple of every tile
+// height), one task per (block, chunk); every output is written by one task, as with one thread.
+SI_DIRECT void RunDirectX86(const DirectConv& cv, const uint8_t* padded, const float* residual, float* out,
+                            ThreadPool* pool) {
+  const int pixels = static_cast<int>(cv.shape.pixels());
+  const double macs = static_cast<double>(pixels) * cv.shape.out_channels * cv.shape.regions() * cv.quads * 4;
+  if (pool == nullptr || pool->threads() == 1 || macs < kParallelMacs) {
+    for (int b = 0; b < cv.blocks; ++b) DirectBlockRange(cv, padded, residual, b, 0, pixels, out);
+    return;
   }
+  constexpr int kChunkUnit = 48;
+  const int units = (pixels + kChunkUnit - 1) / kChunkUnit;
+  const int chunks = std::min(units, pool->threads());
+  const int per = (units + chunks - 1) / chunks * kChunkUnit;
+  pool->ParallelFor(cv.blocks * chunks, [&](int task) {
+    const int b = task / chunks, first = task % chunks * per;
+    DirectBlockRange(cv, padded, residual, b, first, std::min(pixels, first + per), out);
+  });
 }
 
 // Quantizes the interior of the padded buffer; the border is already written.
-SI_DIRECT void QuantizeInteriorX86(const DirectConv& cv, const float* x, bool nchw, uint8_t* dst) {
+// Below this many values a row loop (quantizing a conv's input, a max-pool) stays on the calling
+// thread: waking the workers would cost more than it saves.
+constexpr double kParallelValues = 1e5;
+
+// fn(y0, y1) over rows [0, rows) in as many even bands as the pool has threads (each band
+// written by one thread: the result is one thread's); on the calling thread alone when there
+// is no pool or the work is small.
+template <typename Fn>
+void RowParallel(ThreadPool* pool, int rows, double work, const Fn& fn) {
+  if (pool == nullptr || pool->threads() == 1 || work < kParallelValues || rows < 2) {
+    fn(0, rows);
+    return;
+  }
+  const int bands = std::min(rows, pool->threads());
+  pool->ParallelFor(bands, [&](int b) { fn(rows * b / bands, rows * (b + 1) / bands); });
+}
+
+// Quantizes rows [y_begin, y_end) of the padded buffer's interior; the border is already written.
+SI_DIRECT void QuantizeInteriorX86(const DirectConv& cv, const float* x, bool nchw, int y_begin, int y_end,
+                                   uint8_t* dst) {
   const ConvShape& s = cv.shape;
   const int h = s.in_height, w = s.in_width, c = s.in_channels, wp = w + 2 * s.padding;
   const int gs = s.group_size, regions = s.regions();
@@ -211,7 +255,7 @@ SI_DIRECT void QuantizeInteriorX86(const DirectConv& cv, const float* x, bool nc
     // NHWC in, no padding channels, whole vectors of channels: a row of the map is w * C
     // contiguous values, and so is the padded buffer's interior row; channel c0 of each step
     // cycles through the row's pixels.
-    for (int y = 0; y < h; ++y) {
+    for (int y = y_begin; y < y_end; ++y) {
       const float* src = x + static_cast<size_t>(y) * w * c;
       uint8_t* d = pixel(y, 0);
       int c0 = 0;
@@ -226,7 +270,7 @@ SI_DIRECT void QuantizeInteriorX86(const DirectConv& cv, const float* x, bool nc
   }
   if (!nchw && gs == cv.gs4) {
     // NHWC in, no padding channels: C4 == C, 16 channels per step.
-    for (int y = 0; y < h; ++y)
+    for (int y = y_begin; y < y_end; ++y)
       for (int xx = 0; xx < w; ++xx) {
         const float* src = x + (static_cast<size_t>(y) * w + xx) * c;
         uint8_t* d = pixel(y, xx);
@@ -246,7 +290,7 @@ SI_DIRECT void QuantizeInteriorX86(const DirectConv& cv, const float* x, bool nc
     alignas(16) int8_t pack[16];
     for (int k = 0; k < 16; ++k) pack[k] = static_cast<int8_t>(k < 4 * cv.c4 ? (k / cv.c4) * 4 + k % cv.c4 : -1);
     const __m512i packer = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(pack)));
-    for (int y = 0; y < h; ++y)
+    for (int y = y_begin; y < y_end; ++y)
       for (int x0 = 0; x0 < w; x0 += 16) {
         const int len = std::min(16, w - x0);
         const __mmask16 m = static_cast<__mmask16>((1u << len) - 1);
@@ -279,7 +323,7 @@ SI_DIRECT void QuantizeInteriorX86(const DirectConv& cv, const float* x, bool nc
     return;
   }
   // Anything else (padding channels inside several regions): one value at a time.
-  for (int y = 0; y < h; ++y)
+  for (int y = y_begin; y < y_end; ++y)
     for (int xx = 0; xx < w; ++xx) {
       uint8_t* d = pixel(y, xx);
       for (int ch = 0; ch < c; ++ch) {
@@ -308,21 +352,39 @@ SI_DIRECT_INLINE void MaxRun(const float* src, size_t step, int lo, int hi, int 
 
 // Separable, as MaxPool2dInto: the window max along each input row first (into `rows`,
 // [H][OW][C]), then down the columns, k + k maxima per output instead of k * k.
-SI_DIRECT void MaxPoolNhwcX86(const float* in, int c, int h, int w, int kernel, int stride, int padding, float* o) {
-  const int oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1;
-  thread_local std::vector<float> rows;
-  rows.resize(static_cast<size_t>(h) * ow * c);
-  for (int iy = 0; iy < h; ++iy)
+// Input rows [y0, y1): each row's window maxima along x, into rows [H][OW][C].
+SI_DIRECT void MaxPoolRowsX86(const float* in, int c, int w, int ow, int kernel, int stride, int padding, int y0, int y1,
+                              float* rows) {
+  for (int iy = y0; iy < y1; ++iy)
     for (int x = 0; x < ow; ++x) {
       const int x0 = std::max(0, x * stride - padding), x1 = std::min(w, x * stride - padding + kernel);
       MaxRun(in + static_cast<size_t>(iy) * w * c, static_cast<size_t>(c), x0, x1, c,
-             rows.data() + (static_cast<size_t>(iy) * ow + x) * c);
+             rows + (static_cast<size_t>(iy) * ow + x) * c);
     }
-  for (int y = 0; y < oh; ++y) {
+}
+
+// Output rows [y_begin, y_end): the maxima of `rows` down each window's column.
+SI_DIRECT void MaxPoolColumnsX86(const float* rows, int c, int h, int ow, int kernel, int stride, int padding,
+                                 int y_begin, int y_end, float* out) {
+  float* o = out + static_cast<size_t>(y_begin) * ow * c;
+  for (int y = y_begin; y < y_end; ++y) {
     const int y0 = std::max(0, y * stride - padding), y1 = std::min(h, y * stride - padding + kernel);
-    for (int x = 0; x < ow; ++x, o += c)
-      MaxRun(rows.data() + static_cast<size_t>(x) * c, static_cast<size_t>(ow) * c, y0, y1, c, o);
+    for (int x = 0; x < ow; ++x, o += c) MaxRun(rows + static_cast<size_t>(x) * c, static_cast<size_t>(ow) * c, y0, y1, c, o);
   }
+}
+
+void MaxPoolNhwcX86(const float* in, int c, int h, int w, int kernel, int stride, int padding, float* out,
+                    ThreadPool* pool) {
+  const int oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1;
+  thread_local std::vector<float> row_buffer;  // the calling thread's; its tasks share it
+  row_buffer.resize(static_cast<size_t>(h) * ow * c);
+  float* rows = row_buffer.data();
+  RowParallel(pool, h, static_cast<double>(h) * ow * c * kernel, [&](int y0, int y1) {
+    MaxPoolRowsX86(in, c, w, ow, kernel, stride, padding, y0, y1, rows);
+  });
+  RowParallel(pool, oh, static_cast<double>(oh) * ow * c * kernel, [&](int y0, int y1) {
+    MaxPoolColumnsX86(rows, c, h, ow, kernel, stride, padding, y0, y1, out);
+  });
 }
 
 // 16 rows of 16 floats transposed in registers: r[k] becomes column k (unpacks of 32- and 64-bit
@@ -354,10 +416,11 @@ SI_DIRECT_INLINE void Transpose16(__m512 r[16]) {
 
 // NhwcToNchw in 16 x 16 blocks (16 pixels of 16 channels in, 16 channel rows of 16 pixels out);
 // the channel and pixel tails through masks.
-SI_DIRECT void NhwcToNchwX86(const float* in, int c, size_t plane, float* out) {
+// Pixels [first, end) of the plane (first a multiple of 16).
+SI_DIRECT void NhwcToNchwX86(const float* in, int c, size_t plane, size_t first, size_t end, float* out) {
   __m512 r[16];
-  for (size_t p0 = 0; p0 < plane; p0 += 16) {
-    const int np = static_cast<int>(std::min<size_t>(16, plane - p0));
+  for (size_t p0 = first; p0 < end; p0 += 16) {
+    const int np = static_cast<int>(std::min<size_t>(16, end - p0));
     const __mmask16 pixel_mask = np == 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << np) - 1);
     for (int c0 = 0; c0 < c; c0 += 16) {
       const int nc = std::min(16, c - c0);
@@ -461,7 +524,8 @@ Result<DirectConv> PrepareDirectConv(const ConvShape& s, const std::vector<int8_
   return cv;
 }
 
-void QuantizePaddedNhwc(const DirectConv& cv, const float* x, bool nchw, std::vector<uint8_t>* padded) {
+void QuantizePaddedNhwc(const DirectConv& cv, const float* x, bool nchw, std::vector<uint8_t>* padded,
+                        ThreadPool* pool) {
   const ConvShape& s = cv.shape;
   const int hp = s.in_height + 2 * s.padding, wp = s.in_width + 2 * s.padding;
   // + 4: a row quad's last bytes may lie past the last pixel (their weights are 0, but the
@@ -478,33 +542,38 @@ void QuantizePaddedNhwc(const DirectConv& cv, const float* x, bool nchw, std::ve
     }
   }
 #ifdef SI_DIRECT_X86
-  QuantizeInteriorX86(cv, x, nchw, d);
+  RowParallel(pool, s.in_height, static_cast<double>(s.in_height) * s.in_width * s.in_channels,
+              [&](int y0, int y1) { QuantizeInteriorX86(cv, x, nchw, y0, y1, d); });
 #else
   (void)x;
   (void)nchw;
+  (void)pool;
 #endif
 }
 
 void RunDirectConv(const DirectConv& cv, const std::vector<uint8_t>& padded, const float* residual,
-                   std::vector<float>* out) {
+                   std::vector<float>* out, ThreadPool* pool) {
   out->resize(cv.shape.output_size());
 #ifdef SI_DIRECT_X86
-  RunDirectX86(cv, padded.data(), residual, out->data());
+  RunDirectX86(cv, padded.data(), residual, out->data(), pool);
 #else
   (void)padded;
   (void)residual;
+  (void)pool;
 #endif
 }
 
-void MaxPoolNhwc(const float* in, int c, int h, int w, int kernel, int stride, int padding, std::vector<float>* out) {
+void MaxPoolNhwc(const float* in, int c, int h, int w, int kernel, int stride, int padding, std::vector<float>* out,
+                 ThreadPool* pool) {
   const int oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1;
   out->resize(static_cast<size_t>(oh) * ow * c);
 #ifdef SI_DIRECT_X86
   if (DirectConvAvailable()) {
-    MaxPoolNhwcX86(in, c, h, w, kernel, stride, padding, out->data());
+    MaxPoolNhwcX86(in, c, h, w, kernel, stride, padding, out->data(), pool);
     return;
   }
 #endif
+  (void)pool;  // the portable loop below runs on the calling thread
   float* o = out->data();
   for (int y = 0; y < oh; ++y)
     for (int x = 0; x < ow; ++x, o += c) {
@@ -519,14 +588,19 @@ void MaxPoolNhwc(const float* in, int c, int h, int w, int kernel, int stride, i
     }
 }
 
-void NhwcToNchw(const float* in, int c, int h, int w, float* out) {
+void NhwcToNchw(const float* in, int c, int h, int w, float* out, ThreadPool* pool) {
   const size_t plane = static_cast<size_t>(h) * w;
 #ifdef SI_DIRECT_X86
   if (DirectConvAvailable()) {
-    NhwcToNchwX86(in, c, plane, out);
+    // Bands of whole 16-pixel blocks, one per thread.
+    const int blocks = static_cast<int>((plane + 15) / 16);
+    RowParallel(pool, blocks, static_cast<double>(plane) * c, [&](int b0, int b1) {
+      NhwcToNchwX86(in, c, plane, static_cast<size_t>(b0) * 16, std::min(plane, static_cast<size_t>(b1) * 16), out);
+    });
     return;
   }
 #endif
+  (void)pool;
   // Channel by channel: strided reads, sequential writes (which the other order makes strided).
   for (int k = 0; k < c; ++k)
     for (size_t p = 0; p < plane; ++p) out[k * plane + p] = in[p * c + k];

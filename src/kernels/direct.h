@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/parallel.h"
 #include "kernels/qconv.h"
 
 namespace splitinfer::kernels {
@@ -58,17 +59,23 @@ Result<DirectConv> PrepareDirectConv(const ConvShape& shape, const std::vector<i
                                      const std::vector<float>& bias, int abits, bool relu);
 
 // The input of a conv, quantized into its padded NHWC buffer (resized; reuses capacity).
-// `nchw`: the values are [C][H][W] (the head's input) instead of [H][W][C].
-void QuantizePaddedNhwc(const DirectConv& conv, const float* x, bool nchw, std::vector<uint8_t>* padded);
+// `nchw`: the values are [C][H][W] (the head's input) instead of [H][W][C]. A pool splits a
+// large input's rows among its threads.
+void QuantizePaddedNhwc(const DirectConv& conv, const float* x, bool nchw, std::vector<uint8_t>* padded,
+                        ThreadPool* pool = nullptr);
 
 // out [OH][OW][OC] (resized) = the conv of the padded codes, requantized, plus `residual`
-// ([OH][OW][OC] or null), then the ReLU if the conv has one.
+// ([OH][OW][OC] or null), then the ReLU if the conv has one. With a pool of several threads
+// a conv of at least a few million multiply-adds splits its pixels among them (the same
+// result bit for bit); null or one thread: the calling thread alone.
 void RunDirectConv(const DirectConv& conv, const std::vector<uint8_t>& padded, const float* residual,
-                   std::vector<float>* out);
+                   std::vector<float>* out, ThreadPool* pool = nullptr);
 
-// Max-pool of an [H][W][C] map (square window; zero padding counts as -inf).
-void MaxPoolNhwc(const float* in, int c, int h, int w, int kernel, int stride, int padding, std::vector<float>* out);
-// [H][W][C] -> [C][H][W].
-void NhwcToNchw(const float* in, int c, int h, int w, float* out);
+// Max-pool of an [H][W][C] map (square window; zero padding counts as -inf); a pool splits a
+// large map's rows among its threads.
+void MaxPoolNhwc(const float* in, int c, int h, int w, int kernel, int stride, int padding, std::vector<float>* out,
+                 ThreadPool* pool = nullptr);
+// [H][W][C] -> [C][H][W] (a pool splits a large map's pixels among its threads).
+void NhwcToNchw(const float* in, int c, int h, int w, float* out, ThreadPool* pool = nullptr);
 
 }  // namespace splitinfer::kernels

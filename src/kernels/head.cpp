@@ -426,18 +426,27 @@ Result<Tensor3> QuantizedHead::RunDirect(const Tensor3& input) const {
     const HeadOp& op = graph_.ops[i];
     const Tensor3& in = shapes[static_cast<size_t>(op.input)];
     if (op.kind == HeadOpKind::kMaxPool) {
-      MaxPoolNhwc(reg(op.input), in.c, in.h, in.w, op.pool_kernel, op.pool_stride, op.pool_padding, &regs[i + 1]);
+      MaxPoolNhwc(reg(op.input), in.c, in.h, in.w, op.pool_kernel, op.pool_stride, op.pool_padding, &regs[i + 1],
+                  pool_.get());
       continue;
     }
     const DirectConv& dc = direct_convs_[i];
-    QuantizePaddedNhwc(dc, op.input == 0 ? input.data.data() : reg(op.input), op.input == 0, &padded);
-    RunDirectConv(dc, padded, op.residual >= 0 ? reg(op.residual) : nullptr, &regs[i + 1]);
+    QuantizePaddedNhwc(dc, op.input == 0 ? input.data.data() : reg(op.input), op.input == 0, &padded, pool_.get());
+    RunDirectConv(dc, padded, op.residual >= 0 ? reg(op.residual) : nullptr, &regs[i + 1], pool_.get());
   }
   const Tensor3& last = shapes[n];
   Tensor3 out{last.c, last.h, last.w, {}};
   out.data.resize(static_cast<size_t>(last.h) * last.w * last.c);
-  NhwcToNchw(regs[n].data(), last.c, last.h, last.w, out.data.data());
+  NhwcToNchw(regs[n].data(), last.c, last.h, last.w, out.data.data(), pool_.get());
   return out;
+}
+
+Status QuantizedHead::SetThreads(int threads) {
+  if (threads < 1 || threads > 256) {
+    return InvalidArgument("head threads: " + std::to_string(threads) + " is outside 1..256");
+  }
+  pool_ = threads == 1 ? nullptr : std::make_shared<ThreadPool>(threads);
+  return Status::Ok();
 }
 
 Result<Tensor3> QuantizedHead::Run(const Tensor3& input, HeadImpl impl) const {

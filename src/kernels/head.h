@@ -18,12 +18,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 #include "kernels/direct.h"
 #include "kernels/lut.h"
+#include "kernels/parallel.h"
 #include "kernels/qconv.h"
 #include "kernels/qgemm.h"
 
@@ -131,6 +133,11 @@ class QuantizedHead {
   // kInt8 runs the whole head on the direct NHWC kernel (direct.h): VNNI and every op a
   // quantized conv or a max-pool.
   bool direct() const { return direct_; }
+  // Threads for the direct kernel's larger convolutions (direct.h: RunDirectConv), the caller
+  // being one of them; 1 (the default) runs on the calling thread alone. The other paths run
+  // on one thread. Copies of this head share its threads. INVALID_ARGUMENT outside 1..256.
+  Status SetThreads(int threads);
+  int threads() const { return pool_ ? pool_->threads() : 1; }
 
  private:
   HeadGraph graph_;
@@ -146,6 +153,7 @@ class QuantizedHead {
   std::vector<DirectConv> direct_convs_;
   std::vector<Tensor3> reg_shapes_;  // every register's dimensions (no data), for RunDirect
   bool direct_ = false;
+  std::shared_ptr<ThreadPool> pool_;  // SetThreads; null: one thread
   Result<Tensor3> RunDirect(const Tensor3& input) const;
   std::vector<ConvTiming> timings_;                // from Tune
 };

@@ -492,6 +492,7 @@ Result<NodeReport> RunNode(const NodeOptions& o) {
                       pipeline.model_meta().model + " split at " + pipeline.split().name);
     }
     SI_ASSIGN_OR_RETURN(auto head, kernels::QuantizedHead::Prepare(std::move(graph)));
+    if (o.threads > 1) SI_RETURN_IF_ERROR(head.SetThreads(o.threads));
     // auto: time both kernels per conv once, before the first image (milliseconds).
     if (lowbit_impl == kernels::HeadImpl::kAuto) SI_RETURN_IF_ERROR(head.Tune());
     lowbit = std::move(head);

@@ -38,7 +38,7 @@ struct NodeOptions {
   std::string image_format = "png";
   int jpeg_quality = 90;
   LinkOptions link;
-  int threads = 1;  // LibTorch threads for the node's compute
+  int threads = 1;  // threads for the node's compute (LibTorch's, and the low-bit head's direct kernel)
   // Split mode: run the head with the low-bit kernels from this head file (quantize-head)
   // instead of LibTorch; the encoder (if any), codec and frame are unchanged.
   std::string lowbit_head;

@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <random>
+#include <thread>
 #include <tuple>
 
 #include "conv_test_util.h"
@@ -268,6 +270,77 @@ TEST(HeadTest, DirectNhwcPathAgreesBitForBit) {
       EXPECT_EQ(0, std::memcmp(a->data.data(), b->data.data(), a->data.size() * sizeof(float)));
     }
   }
+  }
+}
+
+// The pool runs every task of a loop exactly once, loop after loop (a worker that wakes late
+// must not run a task of the next loop with the last one's function), and two callers sharing
+// one pool each get their own loop.
+TEST(ThreadPoolTest, EveryTaskRunsOnceInEveryLoop) {
+  ThreadPool pool(3);
+  EXPECT_EQ(pool.threads(), 3);
+  auto loops = [&pool](int n, int tasks) {
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(tasks));
+    for (int loop = 0; loop < n; ++loop) {
+      pool.ParallelFor(tasks, [&](int t) { hits[static_cast<size_t>(t)].fetch_add(1, std::memory_order_relaxed); });
+    }
+    int wrong = 0;
+    for (auto& h : hits) wrong += h.load() != n;
+    return wrong;
+  };
+  EXPECT_EQ(loops(500, 7), 0);
+  EXPECT_EQ(loops(50, 1000), 0);
+  int other = -1;
+  std::thread second([&] { other = loops(300, 5); });
+  EXPECT_EQ(loops(300, 9), 0);
+  second.join();
+  EXPECT_EQ(other, 0);
+  ThreadPool alone(1);  // no workers: the caller runs every task
+  int sum = 0;
+  alone.ParallelFor(4, [&](int t) { sum += t; });
+  EXPECT_EQ(sum, 6);
+}
+
+// Convolutions large enough to be split among threads (a few million multiply-adds: RGB 64x64
+// in, as a small ResNet stem; 130 output channels, so the last 64-channel block has 2), on 3
+// threads, equal one thread's bit for bit, image after image.
+TEST(HeadTest, DirectPathOnSeveralThreadsAgreesBitForBit) {
+  std::mt19937 rng(TestSeed());
+  HeadGraph g;
+  g.model = "threads";
+  g.split = "b1";
+  g.in_channels = 3;
+  g.in_height = g.in_width = 64;
+  g.ops.push_back(Conv("stem", 0, 3, 64, 64, 64, 7, 2, true, rng));                     // r1: 64x32x32
+  g.ops.push_back(MaxPool(1, 3, 2, 1));                                                 // r2: 64x16x16
+  g.ops.push_back(Conv("b1.conv1", 2, 64, 16, 16, 64, 3, 1, true, rng));                // r3
+  g.ops.push_back(Conv("b1.conv2", 3, 64, 16, 16, 64, 3, 1, true, rng, /*residual=*/2));  // r4
+  g.ops.push_back(Conv("b2.conv1", 4, 64, 16, 16, 130, 3, 1, true, rng));               // r5: 130x16x16
+  std::vector<Tensor3> calib;
+  for (int i = 0; i < 2; ++i) calib.push_back(RandomTensor(3, 64, 64, rng));
+  QuantizeOptions o;
+  o.wbits = 8;
+  o.abits = 8;
+  ASSERT_TRUE(QuantizeGraph(g, calib, o).ok());
+  auto one = QuantizedHead::Prepare(g);
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  EXPECT_EQ(one->SetThreads(0).code(), ErrorCode::kInvalidArgument);
+  QuantizedHead three = *one;
+  ASSERT_TRUE(three.SetThreads(3).ok());
+  EXPECT_EQ(three.threads(), 3);
+  EXPECT_EQ(one->threads(), 1);
+  if (!one->direct()) GTEST_SKIP() << "no AVX-512 VNNI: the direct kernel (the threaded path) does not run here";
+  for (int k = 0; k < 3; ++k) {
+    const Tensor3 x = RandomTensor(3, 64, 64, rng, -2.f, 2.f);
+    auto a = one->Run(x, HeadImpl::kInt8), b = three.Run(x, HeadImpl::kInt8);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_EQ(a->data.size(), 130u * 16 * 16);
+    EXPECT_EQ(0, std::memcmp(a->data.data(), b->data.data(), a->data.size() * sizeof(float))) << "image " << k;
+    if (k == 0) {
+      auto ref = one->Run(x, HeadImpl::kReference);
+      ASSERT_TRUE(ref.ok());
+      EXPECT_EQ(0, std::memcmp(ref->data.data(), b->data.data(), ref->data.size() * sizeof(float)));
+    }
   }
 }
 

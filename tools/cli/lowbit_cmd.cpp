@@ -73,7 +73,7 @@ std::function<Status()> AddLowbitCommands(CLI::App& app, std::function<bool()>* 
   bh->add_option("--input", a->b.input, "CxHxW, e.g. 1x28x28 or 3x224x224 (must be the model's input)");
   bh->add_option("--kernel-path", a->kernel_path, "the kernels' SIMD path: auto, portable, avx2, avx512, neon, neondot")
       ->check(CLI::IsMember({"auto", "portable", "avx2", "avx512", "neon", "neondot"}));
-  bh->add_option("--threads", a->b.threads, "threads (LibTorch; the kernels use one)")->check(CLI::Range(1, 1024));
+  bh->add_option("--threads", a->b.threads, "threads (LibTorch, and the direct int8 kernel's larger convolutions; the other kernel paths use one)")->check(CLI::Range(1, 1024));
   bh->add_option("--runs", a->b.runs, "timed runs (median, p95)")->check(CLI::Range(1, 1000000));
   bh->add_flag("--json", a->json, "print one JSON object");
 

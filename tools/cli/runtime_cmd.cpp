@@ -213,7 +213,7 @@ std::function<Status()> AddRuntimeCommands(CLI::App& app, std::function<bool()>*
   node->add_option("--jpeg-quality", o.jpeg_quality, "with --image-format jpeg: quality 1-100 (default 90)");
   node->add_option("--rate", node_args->rate, "emulated link rate: 1MB/s, 500kB/s, 10Mbit/s, none");
   node->add_option("--rtt", node_args->rtt, "emulated round-trip time: 10ms, 0.1s");
-  node->add_option("--threads", o.threads, "LibTorch threads for the node's compute")->check(CLI::Range(1, 1024));
+  node->add_option("--threads", o.threads, "threads for the node's compute (LibTorch; --head lowbit: its direct kernel)")->check(CLI::Range(1, 1024));
   node->add_option("--head", node_args->head, "run the head as `lowbit FILE` (a quantize-head file) instead of LibTorch")
       ->expected(2);
   node->add_option("--head-impl", o.lowbit_impl, "with --head lowbit: int8 | lut | auto (the faster per conv, timed at start)");
