@@ -535,10 +535,14 @@ void QuantizePaddedNhwc(const DirectConv& cv, const float* x, bool nchw, std::ve
   if (s.padding > 0) {
     // The border: every channel's padding code (its region's zero point).
     auto fill = [&](int y, int x) { std::memcpy(d + (static_cast<size_t>(y) * wp + x) * cv.c4, cv.pad_codes.data(), cv.c4); };
+    // Only the border's pixels are visited (a 224x224 input has 50,176 interior ones).
     for (int y = 0; y < hp; ++y) {
       const bool edge_row = y < s.padding || y >= s.padding + s.in_height;
-      for (int x = 0; x < wp; ++x)
-        if (edge_row || x < s.padding || x >= s.padding + s.in_width) fill(y, x);
+      if (edge_row) {
+        for (int x = 0; x < wp; ++x) fill(y, x);
+        continue;
+      }
+      for (int x = 0; x < s.padding; ++x) fill(y, x), fill(y, wp - 1 - x);
     }
   }
 #ifdef SI_DIRECT_X86
