@@ -880,8 +880,10 @@ Status WriteReport(const std::string& out_dir, const std::vector<ResultRow>& row
   if (std::any_of(settings.begin(), settings.end(), [](const Setting& s) { return s.HasHoldout(); })) {
     md << "## Settings chosen on the held-out training images\n\n"
        << "Per method and bit width, the setting with the best mean score on the held-out training images "
-          "(data.holdout: no run's fine-tuning or calibration used them; the base model's own training may "
-          "have, see its checkpoint's train_config), and its score on the test set.\n\n"
+          "(data.holdout: no run's fine-tuning or calibration used them; "
+       << (options.holdout_note.empty() ? "the base model's own training may have, see its checkpoint's train_config"
+                                        : options.holdout_note)
+       << "), and its score on the test set.\n\n"
        << HoldoutChoiceTable(settings, short_metric) << "\n";
   }
   if (std::any_of(settings.begin(), settings.end(), [](const Setting& s) { return s.rows.size() > 1; })) {

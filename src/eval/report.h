@@ -80,6 +80,9 @@ struct ReportOptions {
   std::string title = "Rate-accuracy study";
   std::string command;      // the exact command that produced it, printed at the top of report.md
   std::string machine;      // e.g. "2-core x86-64 CPU, no GPU" (printed)
+  // Whether the base model saw the held-out images (study/experiment.h: HeldOutNote); empty:
+  // "may have".
+  std::string holdout_note;
   bool plots = true;
 };
 

@@ -187,14 +187,28 @@ Result<StudyConfig> LoadStudyConfig(const std::string& path) {
   return ParseStudyConfig(ss.str(), path);
 }
 
+std::string HeldOutNote(const StudyConfig& config) {
+  if (config.data.holdout <= 0) return "";
+  const std::string n = std::to_string(config.data.holdout);
+  auto meta = models::ReadCheckpointMeta(config.model);
+  if (!meta.ok()) return "whether the base model's own training used them is not recorded (" + config.model + " is no checkpoint)";
+  const auto data = meta->train_config.value("data", nlohmann::json::object());
+  if (data.value("dataset", std::string()) == config.data.dataset && data.value("holdout", int64_t{0}) == config.data.holdout) {
+    return "the base model was trained with the same " + n + " images held out (its checkpoint's train_config), so no part of any row has seen them";
+  }
+  return "the base model's own training used them: its checkpoint's train_config holds no data.holdout of " + n;
+}
+
 namespace {
 // results.csv, results.json, report.md and plots/ from every row so far.
 Status WriteOutputs(const StudyOptions& options, const std::vector<ResultRow>& rows,
-                    const std::map<std::string, std::string>& finished_runs, const std::string& machine) {
+                    const std::map<std::string, std::string>& finished_runs, const std::string& machine,
+                    const std::string& holdout_note) {
   SI_RETURN_IF_ERROR(WriteCsv((fs::path(options.out_dir) / "results.csv").string(), rows));
   SI_RETURN_IF_ERROR(WriteJson((fs::path(options.out_dir) / "results.json").string(), rows));
   ReportOptions ro;
   ro.command = options.command;
+  ro.holdout_note = holdout_note;
   // Every machine that made a run, with how many runs it made (a study may continue elsewhere).
   std::map<std::string, int> per_machine;
   for (const auto& [run, m] : finished_runs) ++per_machine[m];
@@ -223,7 +237,7 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
   if (options.report_only) {  // the report of the rows so far (a study still running, say)
     if (rows.empty()) return FailedPrecondition(log_path + " has no rows: run the study first");
     const auto finished = ReadFinishedRuns((fs::path(options.out_dir) / "finished_runs.jsonl").string());
-    return WriteOutputs(options, rows, finished, "");
+    return WriteOutputs(options, rows, finished, "", HeldOutNote(config));
   }
   std::set<std::string> done;
   for (const auto& r : rows) done.insert(r.run);
@@ -446,7 +460,7 @@ Status RunStudy(const StudyConfig& config, const StudyOptions& options) {
     SI_RETURN_IF_ERROR(WriteCsv((fs::path(options.out_dir) / "results.csv").string(), rows));
   }
   bar.finish("done");
-  return WriteOutputs(options, rows, finished_runs, machine);
+  return WriteOutputs(options, rows, finished_runs, machine, HeldOutNote(config));
 }
 
 }  // namespace splitinfer::study

@@ -75,4 +75,10 @@ struct StudyOptions {
 
 Status RunStudy(const StudyConfig& config, const StudyOptions& options);
 
+// What report.md says of the base model and the held-out images (empty without data.holdout):
+// whether the base checkpoint was itself trained with the same images held out (its
+// train_config's dataset and data.holdout; the draw depends only on those), so that settings
+// chosen on them were chosen on images no part of any row has seen.
+std::string HeldOutNote(const StudyConfig& config);
+
 }  // namespace splitinfer::study

@@ -176,6 +176,39 @@ runs:
   std::ifstream report_in(dir / "study" / "report.md");
   std::string report((std::istreambuf_iterator<char>(report_in)), std::istreambuf_iterator<char>());
   EXPECT_NE(report.find(MachineDescription()), std::string::npos);
+  // The base trained on all its images: the held-out choice says so.
+  EXPECT_NE(report.find("its checkpoint's train_config holds no data.holdout of 300"), std::string::npos) << report;
+  fs::remove_all(dir);
+}
+
+// Whether the base held the study's images out is read from its checkpoint: the same count of
+// the same dataset (the draw depends on nothing else), another count, no holdout, no checkpoint.
+TEST(StudyTest, HeldOutNoteSaysWhetherTheBaseHeldTheImagesOut) {
+  const fs::path dir = fs::temp_directory_path() / ("si_study_note_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  train::TrainConfig tc;
+  tc.model.options = {10, 1, /*width=*/4, /*depth=*/1};
+  tc.data.limit_train = 256;
+  tc.data.limit_test = 100;
+  tc.data.holdout = 100;
+  tc.epochs = 1;
+  tc.batch_size = 64;
+  tc.threads = 1;
+  train::TrainOptions to;
+  to.out_dir = (dir / "base").string();
+  to.progress = false;
+  auto base = train::Train(tc, to);
+  ASSERT_TRUE(base.ok()) << base.status().ToString();
+  auto note = [&](const std::string& model, const std::string& data) {
+    auto c = ParseStudyConfig("model: " + model + "\ndata: " + data + "\ncoders: [none]\n", "note");
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? HeldOutNote(*c) : std::string("?");
+  };
+  EXPECT_NE(note(base->checkpoint, "{holdout: 100}").find("trained with the same 100 images held out"),
+            std::string::npos);
+  EXPECT_NE(note(base->checkpoint, "{holdout: 50}").find("holds no data.holdout of 50"), std::string::npos);
+  EXPECT_EQ(note(base->checkpoint, "{limit_test: 100}"), "");
+  EXPECT_NE(note("resnet18", "{holdout: 100}").find("not recorded"), std::string::npos);
   fs::remove_all(dir);
 }
 
