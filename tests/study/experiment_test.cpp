@@ -92,22 +92,30 @@ TEST(StudyConfigTest, ShippedStudyConfigParses) {
   EXPECT_TRUE(named("per_point_ae_w96_seed1"));
 }
 
+// A one-epoch resnet_fmnist of `width` on the first limit_train training images (holdout:
+// that many training images kept out of it, as data.holdout), one thread, in `dir`.
+Result<train::TrainResult> TrainTinyBase(const fs::path& dir, int width, int64_t limit_train, int64_t limit_test,
+                                         int64_t holdout = 0) {
+  train::TrainConfig tc;
+  tc.model.options = {10, 1, width, /*depth=*/1};
+  tc.data.limit_train = limit_train;
+  tc.data.limit_test = limit_test;
+  tc.data.holdout = holdout;
+  tc.epochs = 1;
+  tc.batch_size = 64;
+  tc.threads = 1;
+  train::TrainOptions to;
+  to.out_dir = dir.string();
+  to.progress = false;
+  return train::Train(tc, to);
+}
+
 // The whole study on a tiny model: rows for every cell and coder, the report, and a rerun that
 // resumes instead of repeating work.
 TEST(StudyTest, RunsWritesTheReportAndResumes) {
   const fs::path dir = fs::temp_directory_path() / ("si_study_" + std::to_string(::getpid()));
   fs::remove_all(dir);
-  train::TrainConfig tc;
-  tc.model.options = {10, 1, /*width=*/8, /*depth=*/1};
-  tc.data.limit_train = 1024;
-  tc.data.limit_test = 200;
-  tc.epochs = 1;
-  tc.batch_size = 64;
-  tc.threads = 1;
-  train::TrainOptions to;
-  to.out_dir = (dir / "base").string();
-  to.progress = false;
-  auto base = train::Train(tc, to);
+  auto base = TrainTinyBase(dir / "base", /*width=*/8, /*limit_train=*/1024, /*limit_test=*/200);
   ASSERT_TRUE(base.ok()) << base.status().ToString();
 
   auto config = ParseStudyConfig("model: " + base->checkpoint + R"(
@@ -186,18 +194,7 @@ runs:
 TEST(StudyTest, HeldOutNoteSaysWhetherTheBaseHeldTheImagesOut) {
   const fs::path dir = fs::temp_directory_path() / ("si_study_note_" + std::to_string(::getpid()));
   fs::remove_all(dir);
-  train::TrainConfig tc;
-  tc.model.options = {10, 1, /*width=*/4, /*depth=*/1};
-  tc.data.limit_train = 256;
-  tc.data.limit_test = 100;
-  tc.data.holdout = 100;
-  tc.epochs = 1;
-  tc.batch_size = 64;
-  tc.threads = 1;
-  train::TrainOptions to;
-  to.out_dir = (dir / "base").string();
-  to.progress = false;
-  auto base = train::Train(tc, to);
+  auto base = TrainTinyBase(dir / "base", /*width=*/4, /*limit_train=*/256, /*limit_test=*/100, /*holdout=*/100);
   ASSERT_TRUE(base.ok()) << base.status().ToString();
   auto note = [&](const std::string& model, const std::string& data) {
     auto c = ParseStudyConfig("model: " + model + "\ndata: " + data + "\ncoders: [none]\n", "note");
